@@ -1,0 +1,79 @@
+// llama.cpp on the embedded default: workers are `ggml-rpc-server` (one RPC device each), the
+// leader is `llama-server --rpc w1,w2,…` serving the OpenAI API, holding the first layers itself.
+import { createHash } from 'node:crypto';
+import type { InferenceService } from '../../spec/schema.js';
+import type { ServiceTemplate } from '../../runtime/service-template.js';
+import { groupEnv } from '../../runtime/service-template.js';
+import type { Endpoint, GroupRef, GroupTemplate, MemberTemplate } from '../../runtime/types.js';
+import type { LlamaBinaries } from './build.js';
+import { offloadArgs, splitLayers } from './layers.js';
+
+export interface LlamaCppModel {
+  path: string;
+  layers: number;
+}
+
+/** CPU quantity ("2", "500m", 1.5) → whole threads, at least 1. */
+export function threadsFor(cpu: string | number | undefined): number | undefined {
+  if (cpu === undefined) return undefined;
+  const n = typeof cpu === 'number' ? cpu : cpu.endsWith('m') ? Number(cpu.slice(0, -1)) / 1000 : Number(cpu);
+  return Math.max(1, Math.ceil(n));
+}
+
+export function llamaCppServiceTemplate(service: InferenceService, model: LlamaCppModel, binaries: LlamaBinaries): ServiceTemplate {
+  const { spec } = service;
+  const size = spec.parallelism.nodes;
+  const split = splitLayers(model.layers, size); // throws a clear error when it cannot work
+  const threads = threadsFor(spec.resources.cpu);
+  const hash = createHash('sha256')
+    .update(JSON.stringify({ spec: { ...spec, replicas: undefined }, model: model.path, commit: binaries.commit }))
+    .digest('hex')
+    .slice(0, 12);
+
+  const render = (_group: GroupRef, endpoints: Endpoint[]): GroupTemplate => {
+    const env = (index: number) => ({ ...spec.env, ...spec.engine.env, ...groupEnv(endpoints, index) });
+    const threadArgs = threads === undefined ? [] : ['--threads', String(threads)];
+    const workers: MemberTemplate[] = endpoints.slice(1).map((endpoint, i) => ({
+      index: i + 1,
+      role: 'worker',
+      endpoint,
+      command: binaries.rpcServer,
+      // Bound to the member's own address only: the RPC protocol is unauthenticated.
+      args: ['--host', endpoint.host, '--port', String(endpoint.port), ...threadArgs],
+      env: env(i + 1),
+      ...(threads === undefined ? {} : { cpu: threads }),
+      readiness: { kind: 'tcp' },
+    }));
+    const leaderEndpoint = endpoints[0]!;
+    const rpc = workers.length > 0 ? ['--rpc', workers.map((w) => `${w.endpoint.host}:${w.endpoint.port}`).join(',')] : [];
+    const leader: MemberTemplate = {
+      index: 0,
+      role: 'leader',
+      endpoint: leaderEndpoint,
+      command: binaries.llamaServer,
+      args: [
+        '--model', model.path,
+        '--alias', spec.model.servedName,
+        '--host', leaderEndpoint.host,
+        '--port', String(leaderEndpoint.port),
+        ...rpc,
+        ...offloadArgs(split),
+        '--fit', 'off', // the split above is the plan; never let llama.cpp re-plan it
+        '--log-verbosity', '4', // logs each device's share of the model at load
+        '--no-webui',
+        ...threadArgs,
+        ...spec.engine.args,
+      ],
+      env: env(0),
+      ...(threads === undefined ? {} : { cpu: threads }),
+      readiness: { kind: 'http', path: '/health' },
+    };
+    return {
+      members: [leader, ...workers],
+      startupPolicy: spec.startupPolicy ?? 'WorkersReady',
+      restartPolicy: spec.restartPolicy,
+      hash,
+    };
+  };
+  return { name: service.metadata.name, servedName: spec.model.servedName, replicas: spec.replicas, size, hash, render };
+}

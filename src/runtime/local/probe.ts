@@ -1,0 +1,32 @@
+// Readiness probes, as a kubelet runs them: an HTTP GET that must answer 200, or a TCP connect.
+import { connect } from 'node:net';
+import type { Endpoint, Probe } from '../types.js';
+
+const PROBE_TIMEOUT_MS = 1000;
+
+export async function probe(endpoint: Endpoint, spec: Probe): Promise<boolean> {
+  return spec.kind === 'http' ? httpProbe(endpoint, spec.path) : tcpProbe(endpoint);
+}
+
+async function httpProbe({ host, port }: Endpoint, path: string): Promise<boolean> {
+  try {
+    const res = await fetch(`http://${host}:${port}${path}`, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
+    await res.arrayBuffer();
+    return res.status === 200;
+  } catch {
+    return false;
+  }
+}
+
+function tcpProbe({ host, port }: Endpoint): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(PROBE_TIMEOUT_MS, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}

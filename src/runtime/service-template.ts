@@ -1,0 +1,23 @@
+// What the reconciler needs to know about a service: how many groups, how large, and how to
+// render one group's members once the platform has given them addresses.
+import type { Endpoint, GroupRef, GroupTemplate } from './types.js';
+
+export interface ServiceTemplate {
+  name: string;
+  servedName: string;
+  replicas: number;
+  /** Members per group (leader + workers). */
+  size: number;
+  /** Identifies everything the groups run; a new hash rolls the groups over one by one. */
+  hash: string;
+  render(group: GroupRef, endpoints: Endpoint[]): GroupTemplate;
+}
+
+/** The environment every member gets, as LeaderWorkerSet sets it. */
+export function groupEnv(endpoints: Endpoint[], index: number): Record<string, string> {
+  return {
+    LWS_LEADER_ADDRESS: endpoints[0]!.host,
+    LWS_GROUP_SIZE: String(endpoints.length),
+    LWS_WORKER_INDEX: String(index),
+  };
+}

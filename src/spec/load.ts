@@ -1,0 +1,93 @@
+// Reads InferenceService files (YAML or JSON, several documents per file allowed) and reports
+// every problem at once, each with its file and path.
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import type { z } from 'zod';
+import { InferenceServiceSchema, type InferenceService } from './schema.js';
+
+export interface LoadedService {
+  service: InferenceService;
+  file: string;
+  /** Absolute model path for file:// sources; undefined for built-in sources. */
+  modelPath?: string;
+}
+
+export class SpecError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.join('\n'));
+  }
+}
+
+/** Formats zod issues as `path.to.field: message`, one per problem. */
+export function formatIssues(issues: z.core.$ZodIssue[]): string[] {
+  const out: string[] = [];
+  for (const issue of issues) {
+    const path = issue.path.map(String);
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) out.push(`${[...path, key].join('.')}: unknown field`);
+    } else if (issue.code === 'invalid_type' && (issue as { input?: unknown }).input === undefined) {
+      out.push(`${path.join('.') || '(document)'}: required`);
+    } else {
+      out.push(`${path.join('.') || '(document)'}: ${issue.message}`);
+    }
+  }
+  return out;
+}
+
+/** Validates one parsed document; problems are path-qualified. */
+export function validateDocument(doc: unknown): { service?: InferenceService; problems: string[] } {
+  const result = InferenceServiceSchema.safeParse(doc);
+  if (!result.success) return { problems: formatIssues(result.error.issues) };
+  return { service: result.data, problems: [] };
+}
+
+/** Loads and validates every document of every file; throws SpecError listing all problems. */
+export function loadServices(files: string[]): LoadedService[] {
+  const problems: string[] = [];
+  const loaded: LoadedService[] = [];
+  for (const file of files) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      problems.push(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+      continue;
+    }
+    const docs = parseAllDocuments(text);
+    const list = Array.isArray(docs) ? docs : [docs];
+    list.forEach((doc, i) => {
+      const where = list.length > 1 ? `${file}[${i}]` : file;
+      if (doc.errors.length > 0) {
+        for (const e of doc.errors) problems.push(`${where}: invalid YAML: ${e.message.split('\n')[0]}`);
+        return;
+      }
+      const data = doc.toJS();
+      if (data === null || data === undefined) return; // empty document, e.g. a trailing '---'
+      const { service, problems: found } = validateDocument(data);
+      problems.push(...found.map((p) => `${where}: ${p}`));
+      if (!service) return;
+      const entry: LoadedService = { service, file };
+      const source = service.spec.model.source;
+      if (source.startsWith('file://')) {
+        const raw = source.slice('file://'.length);
+        entry.modelPath = isAbsolute(raw) ? raw : resolve(dirname(file), raw);
+        if (!existsSync(entry.modelPath)) problems.push(`${where}: spec.model.source: file not found: ${entry.modelPath}`);
+      }
+      loaded.push(entry);
+    });
+  }
+  const seen = new Map<string, string>();
+  for (const { service, file } of loaded) {
+    const { name } = service.metadata;
+    const served = service.spec.model.servedName;
+    if (seen.has(`name:${name}`)) problems.push(`${file}: metadata.name: "${name}" is also used in ${seen.get(`name:${name}`)}`);
+    if (seen.has(`model:${served}`)) problems.push(`${file}: spec.model.servedName: "${served}" is also served by ${seen.get(`model:${served}`)}`);
+    seen.set(`name:${name}`, file);
+    seen.set(`model:${served}`, file);
+  }
+  if (files.length === 0) problems.push('no InferenceService file given');
+  else if (loaded.length === 0 && problems.length === 0) problems.push(`${files.join(', ')}: no InferenceService document found`);
+  if (problems.length > 0) throw new SpecError(problems);
+  return loaded;
+}

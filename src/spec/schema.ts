@@ -1,0 +1,134 @@
+// The InferenceService: one schema (zod) for the CLI, the Kubernetes CRD and the control API;
+// `inferenceServiceJsonSchema()` emits it as JSON Schema for the latter two.
+import { z } from 'zod';
+
+export const API_VERSION = 'tandem.dev/v1alpha1';
+export const ENGINE_TYPES = ['llamacpp', 'vllm', 'sglang'] as const;
+export const RESTART_POLICIES = ['RecreateGroupOnPodRestart', 'None'] as const;
+export const STARTUP_POLICIES = ['LeaderCreated', 'LeaderReady', 'WorkersReady'] as const;
+/** Set by Tandem on every member; a spec may not set them. */
+export const GROUP_ENV = ['LWS_LEADER_ADDRESS', 'LWS_GROUP_SIZE', 'LWS_WORKER_INDEX'] as const;
+
+const count = (min: number) => {
+  const error = `must be an integer ≥ ${min}`;
+  return z.int({ error }).min(min, { error });
+};
+const text = (what: string) => z.string({ error: `must be ${what}` }).min(1, { error: `must be ${what}` });
+// Kubernetes resource.Quantity, as users write it.
+const quantity = z
+  .union([z.number().nonnegative(), z.string()], { error: 'must be a quantity such as 2, "500m" or "16Gi"' })
+  .refine((q) => typeof q === 'number' || /^\d+(\.\d+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$/.test(q), {
+    error: 'must be a quantity such as 2, "500m" or "16Gi"',
+  });
+const envName = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const env = z
+  .record(z.string(), z.union([z.string(), z.number(), z.boolean()], { error: 'must be a string, number or boolean' }), {
+    error: 'must be a map of variable names to values',
+  })
+  .default({})
+  .superRefine((vars, ctx) => {
+    for (const name of Object.keys(vars)) {
+      if (!envName.test(name)) ctx.addIssue({ code: 'custom', path: [name], message: 'is not a valid environment variable name' });
+      else if ((GROUP_ENV as readonly string[]).includes(name)) {
+        ctx.addIssue({ code: 'custom', path: [name], message: 'is set by Tandem for every group member and cannot be overridden' });
+      }
+    }
+  })
+  .transform((vars) => Object.fromEntries(Object.entries(vars).map(([k, v]) => [k, String(v)])));
+
+export const InferenceServiceSchema = z
+  .object({
+    apiVersion: z.literal(API_VERSION, { error: `must be "${API_VERSION}"` }),
+    kind: z.literal('InferenceService', { error: 'must be "InferenceService"' }),
+    metadata: z
+      .object({
+        name: z
+          .string({ error: 'must be a name of lower-case letters, digits and "-" (at most 40)' })
+          .regex(/^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$/, {
+            error: 'must be a name of lower-case letters, digits and "-" (at most 40), starting with a letter',
+          }),
+        labels: z.record(z.string(), z.string()).optional(),
+      })
+      .strict(),
+    spec: z
+      .object({
+        model: z
+          .object({
+            /** The name clients put in `model`. */
+            servedName: text('a non-empty model name'),
+            /** llama.cpp: file://PATH.gguf (relative paths from the spec's folder) or tandem://tiny-llama. */
+            source: text('a model source such as file://models/m.gguf'),
+          })
+          .strict(),
+        engine: z
+          .object({
+            type: z.enum(ENGINE_TYPES, { error: `must be one of ${ENGINE_TYPES.join(', ')}` }),
+            /** Extra engine arguments, appended to the leader's command line. */
+            args: z.array(z.string(), { error: 'must be a list of strings' }).default([]),
+            /** Extra environment for the engine processes (every member). */
+            env,
+          })
+          .strict(),
+        parallelism: z
+          .object({
+            /** Group size: the leader and nodes − 1 workers. */
+            nodes: count(1).default(1),
+            tensor: count(1).optional(),
+            pipeline: count(1).optional(),
+          })
+          .strict()
+          .default({ nodes: 1 }),
+        replicas: count(0).default(1),
+        restartPolicy: z.enum(RESTART_POLICIES, { error: `must be one of ${RESTART_POLICIES.join(', ')}` }).default('RecreateGroupOnPodRestart'),
+        /** When to start which member; defaults to the engine's need (llama.cpp: WorkersReady). */
+        startupPolicy: z.enum(STARTUP_POLICIES, { error: `must be one of ${STARTUP_POLICIES.join(', ')}` }).optional(),
+        /** Per node, the same for the leader and every worker. */
+        resources: z
+          .object({
+            cpu: quantity.optional(),
+            memory: quantity.optional(),
+            gpu: count(0).default(0),
+          })
+          .strict()
+          .default({ gpu: 0 }),
+        /** Environment for every member (e.g. NCCL_*). */
+        env,
+      })
+      .strict(),
+  })
+  .strict()
+  .superRefine((svc, ctx) => {
+    const { engine, parallelism: p, model, resources } = svc.spec;
+    const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+    if (engine.type === 'llamacpp') {
+      if (p.tensor !== undefined && p.tensor !== 1) {
+        issue(['spec', 'parallelism', 'tensor'], 'must be 1 for llamacpp: llama.cpp splits a model across nodes by layers (pipeline), not tensors');
+      }
+      if (p.pipeline !== undefined && p.pipeline !== p.nodes) {
+        issue(['spec', 'parallelism', 'pipeline'], `must equal spec.parallelism.nodes (${p.nodes}) for llamacpp: each node holds one stage`);
+      }
+      if (!/^(file:\/\/.+\.gguf|tandem:\/\/tiny-llama)$/.test(model.source)) {
+        issue(['spec', 'model', 'source'], 'must be file://PATH.gguf or tandem://tiny-llama for llamacpp');
+      }
+      if (svc.spec.startupPolicy !== undefined && svc.spec.startupPolicy !== 'WorkersReady') {
+        issue(['spec', 'startupPolicy'], 'must be WorkersReady for llamacpp: llama-server aborts unless every RPC worker accepts connections');
+      }
+    } else {
+      const gpus = p.nodes * Math.max(1, resources.gpu);
+      const tp = p.tensor ?? Math.max(1, resources.gpu);
+      const pp = p.pipeline ?? p.nodes;
+      if (tp * pp !== gpus) {
+        issue(['spec', 'parallelism'], `tensor × pipeline (${tp} × ${pp}) must equal the group's GPUs (${p.nodes} nodes × ${Math.max(1, resources.gpu)})`);
+      }
+    }
+  });
+
+export type InferenceServiceInput = z.input<typeof InferenceServiceSchema>;
+export type InferenceService = z.output<typeof InferenceServiceSchema>;
+export type EngineType = (typeof ENGINE_TYPES)[number];
+export type StartupPolicy = (typeof STARTUP_POLICIES)[number];
+export type RestartPolicy = (typeof RESTART_POLICIES)[number];
+
+export function inferenceServiceJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(InferenceServiceSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+}
