@@ -1,0 +1,89 @@
+// Shared by the tests: specs built in code, the embedded default started on real processes.
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { validateDocument } from '../src/spec/load.js';
+import type { InferenceServiceInput } from '../src/spec/schema.js';
+import { prepareServices } from '../src/engine/prepare.js';
+import { LocalPlatform } from '../src/runtime/local/platform.js';
+import { Reconciler, type ServiceSnapshot } from '../src/runtime/reconciler.js';
+import { silentProgress } from '../src/util/progress.js';
+
+export function tinySpec(name: string, spec: Partial<InferenceServiceInput['spec']> = {}): InferenceServiceInput {
+  return {
+    apiVersion: 'tandem.dev/v1alpha1',
+    kind: 'InferenceService',
+    metadata: { name },
+    spec: {
+      model: { servedName: `${name}-model`, source: 'tandem://tiny-llama' },
+      engine: { type: 'llamacpp' },
+      resources: { cpu: 1 },
+      ...spec,
+    },
+  };
+}
+
+export interface Running {
+  reconciler: Reconciler;
+  platform: LocalPlatform;
+  logDir: string;
+  stop(): Promise<void>;
+}
+
+/** Starts services on the local platform and waits until every group is Ready. */
+export async function startServices(specs: InferenceServiceInput[], readyTimeoutMs = 60_000): Promise<Running> {
+  const loaded = specs.map((doc) => {
+    const { service, problems } = validateDocument(doc);
+    if (!service) throw new Error(problems.join('\n'));
+    return { service, file: '(test)' };
+  });
+  const templates = await prepareServices(loaded, silentProgress);
+  const logDir = mkdtempSync(join(tmpdir(), 'tandem-test-logs-'));
+  const platform = new LocalPlatform({ logDir });
+  const reconciler = new Reconciler(platform, templates);
+  reconciler.start();
+  const running: Running = { reconciler, platform, logDir, stop: () => reconciler.stop() };
+  try {
+    await reconciler.waitFor(allReady, readyTimeoutMs);
+  } catch (err) {
+    await running.stop();
+    throw err;
+  }
+  return running;
+}
+
+export function allReady(services: ServiceSnapshot[]): boolean {
+  return services.every((s) => s.groups.length === s.replicas && s.groups.every((g) => g.phase === 'Ready'));
+}
+
+export function leaderUrl(running: Running, service: string, replica = 0): string {
+  const group = running.reconciler.snapshot().find((s) => s.name === service)?.groups.find((g) => g.replica === replica);
+  if (!group) throw new Error(`no group ${service}/${replica}`);
+  return `http://${group.leader.host}:${group.leader.port}`;
+}
+
+/** Greedy completion straight from a leader's llama-server. */
+export async function complete(baseUrl: string, prompt: string, maxTokens = 24): Promise<string> {
+  const res = await fetch(`${baseUrl}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ prompt, max_tokens: maxTokens, temperature: 0, seed: 1 }),
+    signal: AbortSignal.timeout(30_000),
+  });
+  if (res.status !== 200) throw new Error(`${baseUrl}: HTTP ${res.status}: ${await res.text()}`);
+  const body = (await res.json()) as { choices: { text: string }[] };
+  return body.choices[0]!.text;
+}
+
+export function readLog(running: Running, service: string, replica: number, member: number): string {
+  return readFileSync(running.platform.logPath({ service, replica }, member), 'utf8');
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
