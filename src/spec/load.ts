@@ -37,7 +37,7 @@ export function formatIssues(issues: z.core.$ZodIssue[]): string[] {
 
 /** Validates one parsed document; problems are path-qualified. */
 export function validateDocument(doc: unknown): { service?: InferenceService; problems: string[] } {
-  const result = InferenceServiceSchema.safeParse(doc);
+  const result = InferenceServiceSchema.safeParse(doc, { reportInput: true });
   if (!result.success) return { problems: formatIssues(result.error.issues) };
   return { service: result.data, problems: [] };
 }
