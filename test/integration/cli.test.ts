@@ -1,0 +1,89 @@
+// The `tandem` command as a user runs it: a real process, real signals.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isAlive } from '../helpers.js';
+
+const root = join(fileURLToPath(import.meta.url), '../../../..');
+const tandem = join(root, 'bin', 'tandem.js');
+const env = (state: string) => ({ ...process.env, TANDEM_STATE: state });
+
+const BAD = `apiVersion: tandem.dev/v1alpha1
+kind: InferenceService
+metadata: {name: Bad_Name}
+spec:
+  model: {servedName: m, source: "hf://x"}
+  engine: {type: llamacpp, argz: []}
+  parallelism: {nodes: 0}
+`;
+
+test('an invalid spec: every problem with its path, exit code 2, nothing started', () => {
+  const state = mkdtempSync(join(tmpdir(), 'tandem-cli-'));
+  const file = join(state, 'bad.yaml');
+  writeFileSync(file, BAD);
+  for (const command of ['validate', 'up']) {
+    const run = spawnSync(process.execPath, [tandem, command, file], { env: env(state), encoding: 'utf8', timeout: 30_000 });
+    assert.equal(run.status, 2, `${command}: ${run.stderr}`);
+    assert.deepEqual(run.stderr.trim().split('\n').sort(), [
+      `${file}: metadata.name: must be a name of lower-case letters, digits and "-" (at most 40), starting with a letter`,
+      `${file}: spec.engine.argz: unknown field`,
+      `${file}: spec.model.source: must be file://PATH.gguf or tandem://tiny-llama for llamacpp`,
+      `${file}: spec.parallelism.nodes: must be an integer ≥ 1`,
+    ]);
+  }
+  assert.ok(!existsSync(join(state, 'logs')), 'a member was started');
+});
+
+test('unknown commands and options are usage errors; every command has --help', () => {
+  assert.equal(spawnSync(process.execPath, [tandem, 'frobnicate'], { encoding: 'utf8' }).status, 2);
+  assert.equal(spawnSync(process.execPath, [tandem, 'validate', '--nope'], { encoding: 'utf8' }).status, 2);
+  for (const command of ['up', 'validate', 'prepare', 'schema', 'version']) {
+    const run = spawnSync(process.execPath, [tandem, command, '--help'], { encoding: 'utf8' });
+    assert.equal(run.status, 0);
+    assert.match(run.stdout, /^Usage: tandem /);
+  }
+});
+
+test('tandem up runs the example, and SIGTERM leaves no process behind', async () => {
+  const state = mkdtempSync(join(tmpdir(), 'tandem-cli-'));
+  const child = spawn(process.execPath, [tandem, 'up', join(root, 'examples', 'tiny-2node.yaml')], { env: env(state), stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  try {
+    const deadline = Date.now() + 60_000;
+    while ((out.match(/group ready/g) ?? []).length < 2) {
+      assert.ok(Date.now() < deadline, `not ready in time:\n${out}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const members = childrenOf(child.pid!);
+    assert.equal(members.length, 4, '2 replicas × 2 members');
+    assert.match(out, /tiny\s+1\s+1 worker\s+127\.\d+\.\d+\.2:\d+\s+Ready/);
+    assert.ok(readdirSync(join(state, 'logs', 'tiny')).length === 2);
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0, out);
+    for (const pid of members) assert.equal(isAlive(pid), false, `member ${pid} left running`);
+    assert.match(out, /stopped; no process left running/);
+  } finally {
+    child.kill('SIGKILL');
+  }
+});
+
+/** Pids whose parent is `pid`, from /proc. */
+function childrenOf(pid: number): number[] {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        return readFileSync(`/proc/${d}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')[1] === String(pid);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
