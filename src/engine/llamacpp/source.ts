@@ -22,7 +22,7 @@ export function findBundle(): string {
     if (existsSync(candidate)) return candidate;
     const parent = dirname(dir);
     if (parent === dir) {
-      throw new Error('node-llama-cpp is not installed (its llama/gitRelease.bundle holds the llama.cpp source): run `npm ci`');
+      throw new Error('node-llama-cpp is not installed (its llama/gitRelease.bundle holds the llama.cpp source): run `npm install`');
     }
     dir = parent;
   }
