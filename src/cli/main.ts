@@ -14,6 +14,7 @@ import { Reconciler } from '../runtime/reconciler.js';
 import { stateDir } from '../util/paths.js';
 import { stderrProgress } from '../util/progress.js';
 import { statusTable } from './status-table.js';
+import { gatewayFor } from '../gateway/attach.js';
 
 const USAGE: Record<string, string> = {
   tandem: `tandem: run large language models that span several machines
@@ -28,13 +29,16 @@ Commands:
   version          print versions
 
 Run 'tandem <command> --help' for a command's options.`,
-  up: `Usage: tandem up FILE… [--log-dir DIR]
+  up: `Usage: tandem up FILE… [--port N] [--host H] [--log-dir DIR]
 
 Starts every group of every InferenceService in FILE… on this machine (each member a local process
-on its own loopback address), keeps them running (a group whose member dies is recreated), and
-shows their status. Ctrl-C (or SIGTERM) stops every process it started.
+on its own loopback address), keeps them running (a group whose member dies is recreated), serves
+every model behind one OpenAI-compatible endpoint, and shows their status. Ctrl-C (or SIGTERM)
+stops every process it started.
 
 Options:
+  --port N        the gateway's port (default 8080)
+  --host H        the gateway's address (default 127.0.0.1; 0.0.0.0 to listen wider)
   --log-dir DIR   where member logs go (default: $TANDEM_STATE/logs, ./.tandem/logs)`,
   validate: `Usage: tandem validate FILE…
 
@@ -50,16 +54,20 @@ Prints the InferenceService JSON Schema (the same schema the Kubernetes CRD uses
   version: `Usage: tandem version`,
 };
 
+class UsageError extends Error {}
+
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(join(fileURLToPath(import.meta.url), '../../../../package.json'), 'utf8')) as { version: string };
   return pkg.version;
 }
 
-async function up(files: string[], logDir: string): Promise<void> {
+async function up(files: string[], logDir: string, host: string, port: number): Promise<void> {
   const loaded = loadServices(files);
   const templates = await prepareServices(loaded, stderrProgress);
   const platform = new LocalPlatform({ logDir });
   const reconciler = new Reconciler(platform, templates);
+  const gateway = gatewayFor(reconciler, host, port);
+  await gateway.listen();
   reconciler.on('event', (e) => {
     process.stdout.write(`${new Date(e.at).toISOString()} ${e.service}${e.replica === undefined ? '' : `/${e.replica}`}: ${e.message}\n`);
   });
@@ -73,14 +81,20 @@ async function up(files: string[], logDir: string): Promise<void> {
   const stop = (signal: string) => {
     if (stopping) return;
     process.stdout.write(`${signal}: stopping every group…\n`);
-    stopping = reconciler.stop().then(() => {
+    stopping = Promise.all([gateway.close(), reconciler.stop()]).then(() => {
       process.stdout.write('stopped; no process left running\n');
       process.exit(0);
     });
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
-  process.stdout.write(`logs: ${logDir}\n`);
+  // A crash must not orphan the members: stop them, then fail.
+  process.on('uncaughtException', (err) => {
+    process.stderr.write(`tandem: ${err.stack ?? err.message}\n`);
+    process.exitCode = 1;
+    stop('error');
+  });
+  process.stdout.write(`gateway: ${gateway.url}/v1 (models: ${templates.map((t) => t.servedName).join(', ')})\nlogs: ${logDir}\n`);
   reconciler.start();
 }
 
@@ -97,7 +111,12 @@ async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,
-    options: { help: { type: 'boolean', short: 'h' }, 'log-dir': { type: 'string' } },
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      'log-dir': { type: 'string' },
+      port: { type: 'string', short: 'p' },
+      host: { type: 'string' },
+    },
   });
   if (values.help) {
     process.stdout.write(`${USAGE[command]}\n`);
@@ -109,9 +128,12 @@ async function main(argv: string[]): Promise<number> {
       for (const { service, file } of loaded) process.stdout.write(`${file}: ${service.metadata.name}: ok\n`);
       return 0;
     }
-    case 'up':
-      await up(positionals, values['log-dir'] ?? join(stateDir(), 'logs'));
+    case 'up': {
+      const port = Number(values.port ?? 8080);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: must be a port number (got ${values.port})`);
+      await up(positionals, values['log-dir'] ?? join(stateDir(), 'logs'), values.host ?? '127.0.0.1', port);
       return -1; // keeps running until a signal
+    }
     case 'prepare': {
       const binaries = await ensureLlamaBinaries(stderrProgress);
       const model = await ensureTinyLlama((await ensureLlamaSource(stderrProgress)).dir, stderrProgress);
@@ -136,7 +158,7 @@ main(process.argv.slice(2)).then(
     if (err instanceof SpecError) {
       for (const p of err.problems) process.stderr.write(`${p}\n`);
       process.exitCode = 2;
-    } else if (err instanceof TypeError && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    } else if (err instanceof UsageError || (err instanceof TypeError && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))) {
       process.stderr.write(`tandem: ${err.message}\n`);
       process.exitCode = 2;
     } else {

@@ -50,7 +50,7 @@ test('unknown commands and options are usage errors; every command has --help', 
 
 test('tandem up runs the example, and SIGTERM leaves no process behind', async () => {
   const state = mkdtempSync(join(tmpdir(), 'tandem-cli-'));
-  const child = spawn(process.execPath, [tandem, 'up', join(root, 'examples', 'tiny-2node.yaml')], { env: env(state), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [tandem, 'up', join(root, 'examples', 'tiny-2node.yaml'), '--port', '0'], { env: env(state), stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -65,6 +65,13 @@ test('tandem up runs the example, and SIGTERM leaves no process behind', async (
     assert.equal(members.length, 4, '2 replicas × 2 members');
     assert.match(out, /tiny\s+1\s+1 worker\s+127\.\d+\.\d+\.2:\d+\s+Ready/);
     assert.ok(readdirSync(join(state, 'logs', 'tiny')).length === 2);
+    const gateway = out.match(/gateway: (http:\/\/127\.0\.0\.1:\d+)\/v1/)![1];
+    const res = await fetch(`${gateway}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'tandem-tiny', prompt: 'Hello', max_tokens: 4 }),
+    });
+    assert.equal(res.status, 200);
     child.kill('SIGTERM');
     assert.equal(await exited, 0, out);
     for (const pid of members) assert.equal(isAlive(pid), false, `member ${pid} left running`);

@@ -1,0 +1,121 @@
+// The gateway in front of real groups, driven by the official `openai` client.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import OpenAI from 'openai';
+import { gatewayFor } from '../../src/gateway/attach.js';
+import type { Gateway } from '../../src/gateway/server.js';
+import { allReady, isAlive, startServices, tinySpec, type Running } from '../helpers.js';
+
+let running: Running;
+let gateway: Gateway;
+let client: OpenAI;
+const MODEL = 'pair-model';
+
+before(async () => {
+  running = await startServices([tinySpec('pair', { parallelism: { nodes: 2 }, replicas: 2 })]);
+  gateway = gatewayFor(running.reconciler, '127.0.0.1', 0, 64 * 1024);
+  await gateway.listen();
+  client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 30_000 });
+});
+
+after(async () => {
+  await gateway?.close();
+  await running?.stop();
+  for (const pid of running?.platform.startedPids() ?? []) assert.equal(isAlive(pid), false);
+});
+
+test('models.list shows the served model and its ready replicas', async () => {
+  const models = await client.models.list();
+  const entry = models.data.find((m) => m.id === MODEL) as unknown as { ready_replicas: number; replicas: number };
+  assert.ok(entry, JSON.stringify(models.data));
+  assert.equal(entry.replicas, 2);
+  assert.equal(entry.ready_replicas, 2);
+});
+
+test('chat and completions, plain and streamed: the stream carries the same greedy text', async () => {
+  const chat = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 12, temperature: 0 });
+  const chatText = chat.choices[0]!.message.content ?? '';
+  assert.ok(chatText.length > 0);
+  let streamed = '';
+  let chunks = 0;
+  for await (const chunk of await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 12, temperature: 0, stream: true })) {
+    streamed += chunk.choices[0]?.delta?.content ?? '';
+    chunks++;
+  }
+  assert.equal(streamed, chatText);
+  assert.ok(chunks >= 12, `expected one chunk per token, got ${chunks}`);
+
+  const completion = await client.completions.create({ model: MODEL, prompt: 'Hello world', max_tokens: 12, temperature: 0 });
+  let streamedCompletion = '';
+  for await (const chunk of await client.completions.create({ model: MODEL, prompt: 'Hello world', max_tokens: 12, temperature: 0, stream: true })) {
+    streamedCompletion += chunk.choices[0]?.text ?? '';
+  }
+  assert.equal(streamedCompletion, completion.choices[0]!.text);
+});
+
+test('errors come in the OpenAI shape: unknown model 404, bad JSON 400, oversize body 413', async () => {
+  await assert.rejects(client.chat.completions.create({ model: 'nope', messages: [{ role: 'user', content: 'Hi' }] }), (err: unknown) => {
+    assert.ok(err instanceof OpenAI.NotFoundError);
+    assert.equal(err.code, 'model_not_found');
+    return true;
+  });
+  await assert.rejects(client.completions.create({ model: MODEL, prompt: 'x'.repeat(100 * 1024) }), (err: unknown) => {
+    assert.ok(err instanceof OpenAI.APIError);
+    assert.equal(err.status, 413);
+    assert.equal(err.code, 'request_too_large');
+    return true;
+  });
+  const res = await fetch(`${gateway.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model": ' });
+  assert.equal(res.status, 400);
+  const body = (await res.json()) as { error: { code: string; type: string; message: string; param: null } };
+  assert.equal(body.error.code, 'invalid_json');
+  assert.equal(body.error.type, 'invalid_request_error');
+  const missing = await fetch(`${gateway.url}/v1/completions`, { method: 'POST', body: '{"prompt": "x"}' });
+  assert.equal(missing.status, 404);
+  assert.equal(((await missing.json()) as { error: { code: string } }).error.code, 'model_not_found');
+});
+
+test('32 concurrent streaming requests all complete, spread over both replicas', async () => {
+  const before = new Map(gateway.served);
+  const texts = await Promise.all(
+    Array.from({ length: 32 }, async (_, i) => {
+      let text = '';
+      for await (const chunk of await client.completions.create({ model: MODEL, prompt: `Request ${i}`, max_tokens: 8, temperature: 0, stream: true })) {
+        text += chunk.choices[0]?.text ?? '';
+      }
+      return text;
+    }),
+  );
+  assert.equal(texts.length, 32);
+  for (const t of texts) assert.ok(t.length > 0);
+  const counts = ['pair/0', 'pair/1'].map((id) => (gateway.served.get(id) ?? 0) - (before.get(id) ?? 0));
+  assert.equal(counts[0]! + counts[1]!, 32);
+  assert.ok(counts[0]! >= 8 && counts[1]! >= 8, `uneven spread: ${counts}`);
+});
+
+test('a worker killed mid-request fails that request fast; the next ones succeed on the other replica', async () => {
+  const { data: stream, response } = await client.completions
+    .create({ model: MODEL, prompt: 'A long story', max_tokens: 4000, temperature: 0, stream: true })
+    .withResponse();
+  const backend = response.headers.get('x-tandem-backend')!;
+  const replica = Number(backend.split('/')[1]);
+  const group = running.reconciler.snapshot()[0]!.groups.find((g) => g.replica === replica)!;
+  const started = Date.now();
+  await assert.rejects(async () => {
+    let first = true;
+    for await (const _ of stream) {
+      if (first) process.kill(group.members[1]!.pid!, 'SIGKILL');
+      first = false;
+    }
+  });
+  const failedAfter = Date.now() - started;
+  assert.ok(failedAfter < 10_000, `the request hung for ${failedAfter} ms`);
+
+  const other = `pair/${1 - replica}`;
+  for (let i = 0; i < 4; i++) {
+    const { response: r } = await client.completions.create({ model: MODEL, prompt: 'Again', max_tokens: 4, temperature: 0 }).withResponse();
+    assert.equal(r.headers.get('x-tandem-backend'), other);
+  }
+  await running.reconciler.waitFor(allReady, 60_000);
+  assert.equal(running.reconciler.snapshot()[0]!.groups[replica]!.restarts, 1);
+});
