@@ -102,13 +102,15 @@ export class Gateway {
     if (typeof model !== 'string' || model === '') {
       throw new HttpError(404, 'model_not_found', 'the request names no model: set "model" to one of GET /v1/models');
     }
+    if (!this.options.models().some((m) => m.id === model)) {
+      throw new HttpError(404, 'model_not_found', `the model '${model}' does not exist`);
+    }
     const candidates = this.options.backends().filter((b) => b.model === model);
-    if (candidates.length === 0) throw new HttpError(404, 'model_not_found', `the model '${model}' does not exist`);
-    await this.forward(req, res, path, body, candidates);
+    await this.forward(req, res, path, body, model, candidates);
   }
 
   /** Sends the request to a ready replica; a failure before the first byte is retried once elsewhere. */
-  private async forward(req: IncomingMessage, res: ServerResponse, path: string, body: Buffer, candidates: Backend[]): Promise<void> {
+  private async forward(req: IncomingMessage, res: ServerResponse, path: string, body: Buffer, model: string, candidates: Backend[]): Promise<void> {
     const abort = new AbortController();
     res.on('close', () => {
       if (!res.writableFinished) abort.abort(); // the client went away: stop the generation upstream
@@ -148,7 +150,7 @@ export class Gateway {
       }
     }
     if (tried.size === 0) {
-      throw new HttpError(503, 'no_ready_replica', `no replica of '${candidates[0]!.model}' is ready yet`, 'service_unavailable', {
+      throw new HttpError(503, 'no_ready_replica', `no replica of '${model}' is ready yet`, 'service_unavailable', {
         'retry-after': String(RETRY_AFTER_S),
       });
     }

@@ -3,8 +3,10 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { gatewayFor } from '../../src/gateway/attach.js';
-import type { Gateway } from '../../src/gateway/server.js';
-import { allReady, isAlive, startServices, tinySpec, type Running } from '../helpers.js';
+import { createServer, type AddressInfo } from 'node:net';
+import { Gateway } from '../../src/gateway/server.js';
+import type { Backend, ModelEntry } from '../../src/gateway/backends.js';
+import { allReady, isAlive, readLog, startServices, tinySpec, type Running } from '../helpers.js';
 
 let running: Running;
 let gateway: Gateway;
@@ -119,3 +121,57 @@ test('a worker killed mid-request fails that request fast; the next ones succeed
   await running.reconciler.waitFor(allReady, 60_000);
   assert.equal(running.reconciler.snapshot()[0]!.groups[replica]!.restarts, 1);
 });
+
+test('a client that disconnects cancels its generation upstream', async () => {
+  const stream = await client.completions.create({ model: MODEL, prompt: 'Cancel me', max_tokens: 4000, temperature: 0, stream: true });
+  let chunks = 0;
+  for await (const _ of stream) {
+    if (++chunks === 3) break; // leaving the loop aborts the HTTP request
+  }
+  const deadline = Date.now() + 5000;
+  let log = '';
+  while (Date.now() < deadline) {
+    log = [0, 1].map((r) => readLog(running, 'pair', r, 0)).join('\n');
+    if (/cancel task/.test(log)) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.match(log, /cancel task/);
+  const stopped = [...log.matchAll(/stop processing: n_tokens = (\d+)/g)].map((m) => Number(m[1]));
+  assert.ok(stopped.every((n) => n < 4000), `a generation ran to the end: ${stopped}`);
+});
+
+test('a replica that refuses connections is retried once on another; when all fail, 502; none ready, 503', async () => {
+  const leader = running.reconciler.snapshot()[0]!.groups[0]!.leader;
+  const real: Backend = { id: 'real', model: 'm', url: `http://${leader.host}:${leader.port}`, ready: true };
+  const dead = async (id: string): Promise<Backend> => ({ id, model: 'm', url: `http://127.0.0.1:${await closedPort()}`, ready: true });
+  const models: ModelEntry[] = [{ id: 'm', replicas: 2, readyReplicas: 2 }];
+  const post = (url: string) =>
+    fetch(`${url}/v1/completions`, { method: 'POST', body: JSON.stringify({ model: 'm', prompt: 'Hi', max_tokens: 2 }) });
+
+  for (const [backends, status, code] of [
+    [[await dead('dead'), real], 200, undefined],
+    [[await dead('dead1'), await dead('dead2')], 502, 'upstream_failed'],
+    [[{ ...real, ready: false }], 503, 'no_ready_replica'],
+  ] as const) {
+    const g = new Gateway({ host: '127.0.0.1', port: 0, backends: () => [...backends], models: () => models });
+    await g.listen();
+    try {
+      const res = await post(g.url);
+      assert.equal(res.status, status);
+      if (status === 200) assert.equal(res.headers.get('x-tandem-backend'), 'real');
+      else assert.equal(((await res.json()) as { error: { code: string } }).error.code, code);
+      if (status === 503) assert.equal(res.headers.get('retry-after'), '2');
+    } finally {
+      await g.close();
+    }
+  }
+});
+
+/** A loopback port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
