@@ -79,11 +79,4 @@ export function readLog(running: Running, service: string, replica: number, memb
   return readFileSync(running.platform.logPath({ service, replica }, member), 'utf8');
 }
 
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { isRunning as isAlive } from '../src/util/process.js';

@@ -5,16 +5,16 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SpecError, loadServices } from '../spec/load.js';
 import { inferenceServiceJsonSchema } from '../spec/schema.js';
-import { prepareServices } from '../engine/prepare.js';
 import { ensureLlamaBinaries } from '../engine/llamacpp/build.js';
 import { ensureLlamaSource } from '../engine/llamacpp/source.js';
 import { ensureTinyLlama } from '../model/tiny-llama.js';
-import { LocalPlatform } from '../runtime/local/platform.js';
-import { Reconciler } from '../runtime/reconciler.js';
 import { stateDir } from '../util/paths.js';
 import { stderrProgress } from '../util/progress.js';
 import { statusTable } from './status-table.js';
-import { gatewayFor } from '../gateway/attach.js';
+import { up } from './up.js';
+import { showLog } from './logs.js';
+import { currentRun, readStatus } from './state.js';
+import { isRunning } from '../util/process.js';
 
 const USAGE: Record<string, string> = {
   tandem: `tandem: run large language models that span several machines
@@ -22,7 +22,10 @@ const USAGE: Record<string, string> = {
 Usage: tandem <command> [options]
 
 Commands:
-  up FILE…         validate, build what is needed, start every group; Ctrl-C stops everything
+  up FILE…         validate, build what is needed, start every group and the gateway; Ctrl-C stops everything
+  status           show the groups of the running 'tandem up'
+  logs SERVICE     show a member's log (-f to follow)
+  down             stop the running 'tandem up' and every process it started
   validate FILE…   check InferenceService files; every problem is listed (exit code 2 if any)
   prepare          build llama.cpp and make the project's model into the cache (once)
   schema           print the InferenceService JSON Schema
@@ -40,6 +43,16 @@ Options:
   --port N        the gateway's port (default 8080)
   --host H        the gateway's address (default 127.0.0.1; 0.0.0.0 to listen wider)
   --log-dir DIR   where member logs go (default: $TANDEM_STATE/logs, ./.tandem/logs)`,
+  status: `Usage: tandem status [--json]
+
+Shows the gateway and every group member of the 'tandem up' running from this folder (its state is
+in $TANDEM_STATE, default ./.tandem), with restarts and the latest failures.`,
+  logs: `Usage: tandem logs SERVICE [--replica N] [--member M] [-f]
+
+Prints a group member's log (default: replica 0, member 0 = the leader); -f follows it.`,
+  down: `Usage: tandem down
+
+Stops the 'tandem up' running from this folder and waits until every process it started is gone.`,
   validate: `Usage: tandem validate FILE…
 
 Checks InferenceService files (YAML or JSON; several documents per file allowed). Prints every
@@ -56,46 +69,43 @@ Prints the InferenceService JSON Schema (the same schema the Kubernetes CRD uses
 
 class UsageError extends Error {}
 
+function status(json: boolean): number {
+  const run = currentRun(stateDir());
+  if (!run) {
+    process.stderr.write(`tandem is not running here (no live run in ${stateDir()})\n`);
+    return 1;
+  }
+  const file = readStatus(stateDir());
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ ...run, ...file }, null, 2)}\n`);
+    return 0;
+  }
+  process.stdout.write(`gateway: ${run.gateway}/v1   pid: ${run.pid}   since: ${run.startedAt}\n\n`);
+  process.stdout.write(`${statusTable(file?.services ?? [])}\n`);
+  const failures = (file?.services ?? []).flatMap((s) => s.groups.filter((g) => g.lastFailure).map((g) => `${s.name}/${g.replica}: ${new Date(g.lastFailure!.at).toISOString()} ${g.lastFailure!.reason}`));
+  if (failures.length > 0) process.stdout.write(`\nlast failures:\n${failures.join('\n')}\n`);
+  return 0;
+}
+
+async function down(): Promise<number> {
+  const run = currentRun(stateDir());
+  if (!run) {
+    process.stdout.write('tandem is not running here\n');
+    return 0;
+  }
+  process.kill(run.pid, 'SIGTERM');
+  const deadline = Date.now() + 30_000;
+  while (isRunning(run.pid)) {
+    if (Date.now() > deadline) throw new Error(`pid ${run.pid} did not stop within 30 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  process.stdout.write(`stopped tandem (pid ${run.pid})\n`);
+  return 0;
+}
+
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(join(fileURLToPath(import.meta.url), '../../../../package.json'), 'utf8')) as { version: string };
   return pkg.version;
-}
-
-async function up(files: string[], logDir: string, host: string, port: number): Promise<void> {
-  const loaded = loadServices(files);
-  const templates = await prepareServices(loaded, stderrProgress);
-  const platform = new LocalPlatform({ logDir });
-  const reconciler = new Reconciler(platform, templates);
-  const gateway = gatewayFor(reconciler, host, port);
-  await gateway.listen();
-  reconciler.on('event', (e) => {
-    process.stdout.write(`${new Date(e.at).toISOString()} ${e.service}${e.replica === undefined ? '' : `/${e.replica}`}: ${e.message}\n`);
-  });
-  let last = '';
-  reconciler.on('tick', () => {
-    const table = statusTable(reconciler.snapshot());
-    if (table !== last) process.stdout.write(`\n${table}\n\n`);
-    last = table;
-  });
-  let stopping: Promise<void> | undefined;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    process.stdout.write(`${signal}: stopping every group…\n`);
-    stopping = Promise.all([gateway.close(), reconciler.stop()]).then(() => {
-      process.stdout.write('stopped; no process left running\n');
-      process.exit(0);
-    });
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  // A crash must not orphan the members: stop them, then fail.
-  process.on('uncaughtException', (err) => {
-    process.stderr.write(`tandem: ${err.stack ?? err.message}\n`);
-    process.exitCode = 1;
-    stop('error');
-  });
-  process.stdout.write(`gateway: ${gateway.url}/v1 (models: ${templates.map((t) => t.servedName).join(', ')})\nlogs: ${logDir}\n`);
-  reconciler.start();
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -116,6 +126,10 @@ async function main(argv: string[]): Promise<number> {
       'log-dir': { type: 'string' },
       port: { type: 'string', short: 'p' },
       host: { type: 'string' },
+      json: { type: 'boolean' },
+      replica: { type: 'string' },
+      member: { type: 'string' },
+      follow: { type: 'boolean', short: 'f' },
     },
   });
   if (values.help) {
@@ -131,9 +145,25 @@ async function main(argv: string[]): Promise<number> {
     case 'up': {
       const port = Number(values.port ?? 8080);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: must be a port number (got ${values.port})`);
-      await up(positionals, values['log-dir'] ?? join(stateDir(), 'logs'), values.host ?? '127.0.0.1', port);
+      await up({ files: positionals, stateDir: stateDir(), logDir: values['log-dir'] ?? join(stateDir(), 'logs'), host: values.host ?? '127.0.0.1', port });
       return -1; // keeps running until a signal
     }
+    case 'status':
+      return status(values.json === true);
+    case 'logs': {
+      const [service] = positionals;
+      if (!service) throw new UsageError('logs: name a SERVICE (metadata.name)');
+      const index = (name: 'replica' | 'member') => {
+        const n = Number(values[name] ?? 0);
+        if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name}: must be an integer ≥ 0`);
+        return n;
+      };
+      const logDir = values['log-dir'] ?? currentRun(stateDir())?.logDir ?? join(stateDir(), 'logs');
+      await showLog(join(logDir, service, `replica-${index('replica')}`, `member-${index('member')}.log`), values.follow === true);
+      return 0;
+    }
+    case 'down':
+      return down();
     case 'prepare': {
       const binaries = await ensureLlamaBinaries(stderrProgress);
       const model = await ensureTinyLlama((await ensureLlamaSource(stderrProgress)).dir, stderrProgress);

@@ -41,14 +41,14 @@ test('an invalid spec: every problem with its path, exit code 2, nothing started
 test('unknown commands and options are usage errors; every command has --help', () => {
   assert.equal(spawnSync(process.execPath, [tandem, 'frobnicate'], { encoding: 'utf8' }).status, 2);
   assert.equal(spawnSync(process.execPath, [tandem, 'validate', '--nope'], { encoding: 'utf8' }).status, 2);
-  for (const command of ['up', 'validate', 'prepare', 'schema', 'version']) {
+  for (const command of ['up', 'status', 'logs', 'down', 'validate', 'prepare', 'schema', 'version']) {
     const run = spawnSync(process.execPath, [tandem, command, '--help'], { encoding: 'utf8' });
     assert.equal(run.status, 0);
     assert.match(run.stdout, /^Usage: tandem /);
   }
 });
 
-test('tandem up runs the example, and SIGTERM leaves no process behind', async () => {
+test('tandem up runs the example behind the gateway; status, logs and down work on it; nothing is left behind', async () => {
   const state = mkdtempSync(join(tmpdir(), 'tandem-cli-'));
   const child = spawn(process.execPath, [tandem, 'up', join(root, 'examples', 'tiny-2node.yaml'), '--port', '0'], { env: env(state), stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -72,8 +72,23 @@ test('tandem up runs the example, and SIGTERM leaves no process behind', async (
       body: JSON.stringify({ model: 'tandem-tiny', prompt: 'Hello', max_tokens: 4 }),
     });
     assert.equal(res.status, 200);
-    child.kill('SIGTERM');
+
+    const cli = (...args: string[]) => spawnSync(process.execPath, [tandem, ...args], { env: env(state), encoding: 'utf8', timeout: 30_000 });
+    const status = cli('status');
+    assert.equal(status.status, 0, status.stderr);
+    assert.match(status.stdout, new RegExp(`gateway: ${gateway}/v1`));
+    assert.equal((status.stdout.match(/\bReady\s+Ready\b/g) ?? []).length, 4, status.stdout);
+    const again = cli('up', join(root, 'examples', 'tiny-2node.yaml'), '--port', '0');
+    assert.equal(again.status, 1);
+    assert.match(again.stderr, /already running here/);
+    const logs = cli('logs', 'tiny', '--replica', '1');
+    assert.match(logs.stdout, /model buffer size/);
+    assert.match(cli('logs', 'tiny', '--member', '1').stdout, /Accepted client connection/);
+
+    const down = cli('down');
+    assert.equal(down.status, 0, down.stderr);
     assert.equal(await exited, 0, out);
+    assert.equal(cli('status').status, 1);
     for (const pid of members) assert.equal(isAlive(pid), false, `member ${pid} left running`);
     assert.match(out, /stopped; no process left running/);
   } finally {

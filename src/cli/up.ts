@@ -1,0 +1,70 @@
+// `tandem up`: validate, prepare, start every group and the gateway, show status, stop cleanly.
+import { loadServices } from '../spec/load.js';
+import { prepareServices } from '../engine/prepare.js';
+import { LocalPlatform } from '../runtime/local/platform.js';
+import { Reconciler, type ReconcilerEvent } from '../runtime/reconciler.js';
+import { gatewayFor } from '../gateway/attach.js';
+import { stderrProgress } from '../util/progress.js';
+import { statusTable } from './status-table.js';
+import { clearRun, currentRun, writeRun, writeStatus } from './state.js';
+
+const KEPT_EVENTS = 50;
+
+export interface UpOptions {
+  files: string[];
+  stateDir: string;
+  logDir: string;
+  host: string;
+  port: number;
+}
+
+export async function up(options: UpOptions): Promise<void> {
+  const running = currentRun(options.stateDir);
+  if (running) {
+    throw new Error(`tandem is already running here (pid ${running.pid}, gateway ${running.gateway}): run 'tandem down' first, or set TANDEM_STATE`);
+  }
+  const loaded = loadServices(options.files);
+  const templates = await prepareServices(loaded, stderrProgress);
+  const reconciler = new Reconciler(new LocalPlatform({ logDir: options.logDir }), templates);
+  const gateway = gatewayFor(reconciler, options.host, options.port);
+  await gateway.listen();
+  writeRun(options.stateDir, { pid: process.pid, gateway: gateway.url, logDir: options.logDir, files: options.files, startedAt: new Date().toISOString() });
+
+  const events: ReconcilerEvent[] = [];
+  reconciler.on('event', (e) => {
+    events.push(e);
+    if (events.length > KEPT_EVENTS) events.shift();
+    process.stdout.write(`${new Date(e.at).toISOString()} ${e.service}${e.replica === undefined ? '' : `/${e.replica}`}: ${e.message}\n`);
+  });
+  let last = '';
+  reconciler.on('tick', () => {
+    const services = reconciler.snapshot();
+    const table = statusTable(services);
+    if (table === last) return;
+    last = table;
+    process.stdout.write(`\n${table}\n\n`);
+    writeStatus(options.stateDir, { updatedAt: new Date().toISOString(), services, events });
+  });
+
+  let stopping = false;
+  const stop = (why: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write(`${why}: stopping every group…\n`);
+    void Promise.all([gateway.close(), reconciler.stop()]).then(() => {
+      clearRun(options.stateDir);
+      process.stdout.write('stopped; no process left running\n');
+      process.exit(process.exitCode ?? 0);
+    });
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  // A crash must not orphan the members: stop them, then fail.
+  process.on('uncaughtException', (err) => {
+    process.stderr.write(`tandem: ${err.stack ?? err.message}\n`);
+    process.exitCode = 1;
+    stop('error');
+  });
+  process.stdout.write(`gateway: ${gateway.url}/v1 (models: ${templates.map((t) => t.servedName).join(', ')})\nlogs: ${options.logDir}\n`);
+  reconciler.start();
+}

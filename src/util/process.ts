@@ -1,0 +1,16 @@
+// Whether a process is alive. A zombie (exited, not yet reaped by its parent) is not.
+import { readFileSync } from 'node:fs';
+
+export function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    // Field 3 of /proc/PID/stat, after the parenthesised command name, is the state.
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '')[0] !== 'Z';
+  } catch {
+    return true; // no /proc: kill(0) is all we know
+  }
+}
