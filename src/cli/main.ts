@@ -12,6 +12,7 @@ import { stateDir } from '../util/paths.js';
 import { stderrProgress } from '../util/progress.js';
 import { statusTable } from './status-table.js';
 import { up } from './up.js';
+import { planCommand, PlanUsageError } from './plan.js';
 import { showLog } from './logs.js';
 import { currentRun, readStatus } from './state.js';
 import { isRunning } from '../util/process.js';
@@ -26,6 +27,7 @@ Commands:
   status           show the groups of the running 'tandem up'
   logs SERVICE     show a member's log (-f to follow)
   down             stop the running 'tandem up' and every process it started
+  plan             tensor/pipeline layouts, memory and KV capacity of a model on GPUs
   validate FILE…   check InferenceService files; every problem is listed (exit code 2 if any)
   prepare          build llama.cpp and make the project's model into the cache (once)
   schema           print the InferenceService JSON Schema
@@ -53,6 +55,29 @@ Prints a group member's log (default: replica 0, member 0 = the leader); -f foll
   down: `Usage: tandem down
 
 Stops the 'tandem up' running from this folder and waits until every process it started is gone.`,
+  plan: `Usage: tandem plan --model M --gpu G [options]
+
+Lists the feasible tensor/pipeline layouts of a model on nodes of GPUs, best first (fewest nodes;
+tensor parallel inside a node, pipeline parallel across nodes; then KV capacity), with per-GPU memory,
+KV capacity, a decode-speed bound, communication per token and the engine's flags; and the
+infeasible layouts with their reasons. Exit code 1 if no layout is feasible.
+
+Options:
+  --model M                   a catalog name (Llama-3.1-8B/70B/405B, Llama-3.2-1B, Qwen2.5-7B/32B/72B,
+                              Mistral-7B, Mixtral-8x7B, DeepSeek-V3), a config.json or its folder, or a .gguf
+  --gpu G                     A10, L4, L40S, A100-40, A100-80, H100-80, H200, B200, MI300X, RTX-3090,
+                              RTX-4090, or an OCI shape (VM.GPU.A10.2, BM.GPU.H100.8, …)
+  --gpus-per-node N           default: the shape's, else 8
+  --nodes N                   the most nodes to use (default 4)
+  --max-model-len N           default: the model's maximum positions
+  --engine E                  vllm (default), sglang, llamacpp
+  --dtype D                   weights: bf16 (default), fp16, fp8, int8, awq, gptq, gguf-q4_k_m, gguf-q8_0, …
+  --kv-dtype D                KV cache: auto (default, 16-bit), fp8
+  --memory-utilization F      vLLM's --gpu-memory-utilization (default 0.92; 0.9 in older releases)
+  --max-num-batched-tokens N  default: vLLM's (8192 on ≥ 70 GiB GPUs other than A100, else 2048)
+  --max-num-seqs N            default: vLLM's (1024 or 256, as above)
+  --json                      {"layouts": […], "infeasible": […]} for machines
+  --svg FILE                  write a picture of the best layout`,
   validate: `Usage: tandem validate FILE…
 
 Checks InferenceService files (YAML or JSON; several documents per file allowed). Prints every
@@ -130,6 +155,18 @@ async function main(argv: string[]): Promise<number> {
       replica: { type: 'string' },
       member: { type: 'string' },
       follow: { type: 'boolean', short: 'f' },
+      model: { type: 'string' },
+      gpu: { type: 'string' },
+      'gpus-per-node': { type: 'string' },
+      nodes: { type: 'string' },
+      'max-model-len': { type: 'string' },
+      engine: { type: 'string' },
+      dtype: { type: 'string' },
+      'kv-dtype': { type: 'string' },
+      'memory-utilization': { type: 'string' },
+      'max-num-batched-tokens': { type: 'string' },
+      'max-num-seqs': { type: 'string' },
+      svg: { type: 'string' },
     },
   });
   if (values.help) {
@@ -150,6 +187,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'status':
       return status(values.json === true);
+    case 'plan':
+      return planCommand(values);
     case 'logs': {
       const [service] = positionals;
       if (!service) throw new UsageError('logs: name a SERVICE (metadata.name)');
@@ -188,7 +227,7 @@ main(process.argv.slice(2)).then(
     if (err instanceof SpecError) {
       for (const p of err.problems) process.stderr.write(`${p}\n`);
       process.exitCode = 2;
-    } else if (err instanceof UsageError || (err instanceof TypeError && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))) {
+    } else if (err instanceof UsageError || err instanceof PlanUsageError || (err instanceof TypeError && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))) {
       process.stderr.write(`tandem: ${err.message}\n`);
       process.exitCode = 2;
     } else {

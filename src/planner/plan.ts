@@ -1,0 +1,228 @@
+// The planner: every (tensor, pipeline) layout of a model over nodes of GPUs, with what it needs
+// per GPU and what it can hold, checked against the engines' own rules, ranked.
+//
+// Ranking (best first):
+//  1. fewest nodes;
+//  2. the seeds' rule: tensor parallel inside a node (tp ≤ GPUs per node), pipeline parallel
+//     across nodes; among those, the layout that fills each node with one tensor-parallel group
+//     (tp = GPUs per node, or as many as the model allows) comes first;
+//  3. the larger KV capacity (more concurrent sequences);
+//  4. fewer GPUs.
+import { paramCounts, type ModelArch } from './arch.js';
+import type { Gpu } from './catalog.js';
+import { kvBytes, weightFormat, type WeightFormat } from './dtypes.js';
+import { BLOCK_TOKENS, GiB, kvBytesPerTokenLayer, ppPartition, reserveBytes, stageMemory } from './memory.js';
+import type { ResolvedModel } from './model-source.js';
+
+export type PlanEngine = 'vllm' | 'sglang' | 'llamacpp';
+
+export interface PlanInput {
+  model: ResolvedModel;
+  gpu: Gpu;
+  gpusPerNode: number;
+  /** The most nodes a layout may use. */
+  maxNodes: number;
+  engine: PlanEngine;
+  dtype: string;
+  kvDtype: string;
+  /** Default: the model's maximum positions. */
+  maxModelLen?: number;
+  /** vLLM's --gpu-memory-utilization (0.92 in current releases, 0.9 before). */
+  memoryUtilization: number;
+  /** Default: vLLM's for the GPU (8192 on ≥ 70 GiB GPUs other than A100, else 2048). */
+  maxNumBatchedTokens?: number;
+  maxNumSeqs?: number;
+}
+
+export interface GpuMemory {
+  stage: number;
+  layers: [number, number];
+  weightsGiB: number;
+  reserveGiB: number;
+  kvCacheGiB: number;
+  kvTokens: number;
+}
+
+export interface Layout {
+  tp: number;
+  pp: number;
+  /** Copies of the whole layout on the GPUs left over. */
+  dp: number;
+  nodes: number;
+  gpus: number;
+  /** Per GPU, one entry per pipeline stage (every GPU of a stage holds the same). */
+  memory: GpuMemory[];
+  /** Tokens the KV cache holds (the smallest stage decides), and sequences at the maximum length. */
+  kvTokens: number;
+  maxConcurrentSequences: number;
+  /** Upper bound of single-sequence decode speed: every stage reads its weights once per token. */
+  decodeTokensPerSecondMax: number;
+  communication: { tensorParallelAllReduceBytesPerToken: number; pipelineBytesPerToken: number };
+  flags: { args: string[]; env: Record<string, string> };
+  warnings: string[];
+}
+
+export interface Infeasible {
+  tp: number;
+  pp: number;
+  nodes: number;
+  reason: string;
+}
+
+export interface Plan {
+  model: string;
+  gpu: string;
+  gpusPerNode: number;
+  maxModelLen: number;
+  layouts: Layout[];
+  infeasible: Infeasible[];
+}
+
+/** vLLM's defaults for `vllm serve` (arg_utils: larger batches on ≥ 70 GiB GPUs, except A100). */
+export function vllmBatchDefaults(gpu: Gpu): { maxNumBatchedTokens: number; maxNumSeqs: number } {
+  return gpu.memoryGiB >= 70 && !gpu.name.startsWith('A100') ? { maxNumBatchedTokens: 8192, maxNumSeqs: 1024 } : { maxNumBatchedTokens: 2048, maxNumSeqs: 256 };
+}
+
+/** Why a tensor-parallel size cannot shard this model, or undefined. */
+export function tensorParallelProblem(m: ModelArch, tp: number, fmt: WeightFormat): string | undefined {
+  if (m.heads % tp !== 0) return `attention heads (${m.heads}) are not divisible by tp ${tp}`;
+  if (!m.mla) {
+    if (tp >= m.kvHeads ? tp % m.kvHeads !== 0 : m.kvHeads % tp !== 0) {
+      return `KV heads (${m.kvHeads}) and tp ${tp} do not divide one another`;
+    }
+  }
+  const mlps = m.moe ? [m.moe.expertIntermediate, ...(m.moe.denseLayers > 0 ? [m.intermediate] : [])] : [m.intermediate];
+  for (const size of mlps) {
+    if (size % tp !== 0) return `MLP intermediate size (${size}) is not divisible by tp ${tp}`;
+    if (fmt.groupSize && (size / tp) % fmt.groupSize !== 0) {
+      return `${fmt.name}: each shard of the MLP (${size} / ${tp}) must hold whole quantization groups of ${fmt.groupSize}`;
+    }
+  }
+  return undefined;
+}
+
+function candidateTps(totalGpus: number): number[] {
+  const out: number[] = [];
+  for (let tp = 1; tp <= totalGpus; tp *= 2) out.push(tp);
+  return out;
+}
+
+export function plan(input: PlanInput): Plan {
+  const m = input.model.arch;
+  const fmt = weightFormat(input.dtype);
+  const kvElement = kvBytes(input.kvDtype);
+  const maxModelLen = input.maxModelLen ?? m.maxPositions;
+  const batch = { ...vllmBatchDefaults(input.gpu), ...(input.maxNumBatchedTokens ? { maxNumBatchedTokens: input.maxNumBatchedTokens } : {}), ...(input.maxNumSeqs ? { maxNumSeqs: input.maxNumSeqs } : {}) };
+  const budget = input.gpu.memoryGiB * GiB * input.memoryUtilization;
+  const G = input.gpusPerNode;
+  const layouts: Layout[] = [];
+  const infeasible: Infeasible[] = [];
+
+  // llama.cpp splits by layers only (across local GPUs and RPC nodes alike): tp is always 1.
+  for (const tp of input.engine === 'llamacpp' ? [1] : candidateTps(G * input.maxNodes)) {
+    for (let pp = 1; tp * pp <= G * input.maxNodes; pp++) {
+      const gpus = tp * pp;
+      const nodes = Math.ceil(gpus / G);
+      // tp across nodes only as whole nodes; a stage never straddles two nodes otherwise.
+      if (tp > G ? tp % G !== 0 : G % tp !== 0) continue;
+      const reject = (reason: string) => infeasible.push({ tp, pp, nodes, reason });
+      const tpProblem = tensorParallelProblem(m, tp, fmt);
+      if (tpProblem) {
+        if (pp === 1) reject(tpProblem); // once per tp is enough
+        continue;
+      }
+      if (pp > m.layers) {
+        reject(`pipeline size ${pp} exceeds the ${m.layers} layers`);
+        break;
+      }
+      const reserve = reserveBytes(m, { tp, ...batch });
+      const stages = stageMemory(m, fmt, tp, pp, kvElement, input.model.weightBytes);
+      const memory: GpuMemory[] = stages.map((s) => {
+        const kvBytesAvailable = budget - s.weightBytes - reserve;
+        const tokens = kvBytesAvailable > 0 ? Math.floor(kvBytesAvailable / s.kvBytesPerToken / BLOCK_TOKENS) * BLOCK_TOKENS : 0;
+        return {
+          stage: s.stage,
+          layers: s.layers,
+          weightsGiB: s.weightBytes / GiB,
+          reserveGiB: reserve / GiB,
+          kvCacheGiB: Math.max(0, kvBytesAvailable) / GiB,
+          kvTokens: tokens,
+        };
+      });
+      const worst = memory.reduce((a, b) => (b.kvTokens < a.kvTokens ? b : a));
+      const heaviest = stages.reduce((a, b) => (b.weightBytes > a.weightBytes ? b : a));
+      if (budget - heaviest.weightBytes - reserve <= 0) {
+        reject(`weights do not fit: ${(heaviest.weightBytes / GiB).toFixed(1)} GiB per GPU + ${(reserve / GiB).toFixed(1)} GiB reserve > ${(budget / GiB).toFixed(1)} GiB usable (${input.memoryUtilization} × ${input.gpu.memoryGiB} GiB)`);
+        continue;
+      }
+      if (worst.kvTokens < maxModelLen) {
+        reject(`one sequence of ${maxModelLen} tokens does not fit: the KV cache holds ${worst.kvTokens} tokens (stage ${worst.stage})`);
+        continue;
+      }
+      const bandwidth = input.gpu.bandwidthGBs * 1e9;
+      const secondsPerToken = stages.reduce((sum, s) => sum + s.activeWeightBytes / bandwidth, 0);
+      const warnings: string[] = [];
+      if (tp > G) warnings.push(`tensor parallelism (${tp}) crosses nodes (${G} GPUs each): an all-reduce over the network in every layer`);
+      if (!m.mla && tp > m.kvHeads) warnings.push(`tp ${tp} exceeds the ${m.kvHeads} KV heads: each is replicated ${tp / m.kvHeads}×`);
+      const dp = Math.floor((nodes * G) / gpus);
+      layouts.push({
+        tp,
+        pp,
+        dp,
+        nodes,
+        gpus,
+        memory,
+        kvTokens: worst.kvTokens,
+        maxConcurrentSequences: Math.floor(worst.kvTokens / maxModelLen),
+        decodeTokensPerSecondMax: 1 / secondsPerToken,
+        communication: {
+          // Two all-reduces of the hidden state per layer (attention out, MLP out), 16-bit.
+          tensorParallelAllReduceBytesPerToken: tp > 1 ? 2 * m.layers * m.hidden * 2 : 0,
+          // vLLM passes hidden states and the residual between stages.
+          pipelineBytesPerToken: (pp - 1) * 2 * m.hidden * 2,
+        },
+        flags: engineFlags(input, m, tp, pp, nodes, maxModelLen),
+        warnings,
+      });
+    }
+  }
+  layouts.sort((a, b) => rankKey(a, G) - rankKey(b, G) || b.kvTokens - a.kvTokens || a.gpus - b.gpus);
+  return { model: m.name, gpu: input.gpu.name, gpusPerNode: G, maxModelLen, layouts, infeasible };
+}
+
+/** Smaller is better: nodes first, then how far the layout is from "tp inside, pp across". */
+function rankKey(l: Layout, gpusPerNode: number): number {
+  const crossesNodes = l.tp > gpusPerNode ? 1 : 0;
+  const fillsNodes = l.gpus === l.nodes * gpusPerNode && l.pp % l.nodes === 0 ? 0 : 1;
+  return l.nodes * 100 + crossesNodes * 10 + fillsNodes * 5 + Math.log2(l.pp / l.nodes);
+}
+
+function engineFlags(input: PlanInput, m: ModelArch, tp: number, pp: number, nodes: number, maxModelLen: number): { args: string[]; env: Record<string, string> } {
+  switch (input.engine) {
+    case 'vllm': {
+      const env: Record<string, string> = {};
+      if (pp > 1 && m.layers % pp !== 0) env.VLLM_PP_LAYER_PARTITION = ppPartition(m.layers, pp).join(',');
+      const args = ['--tensor-parallel-size', String(tp), '--pipeline-parallel-size', String(pp), '--max-model-len', String(maxModelLen), '--gpu-memory-utilization', String(input.memoryUtilization)];
+      if (input.kvDtype === 'fp8') args.push('--kv-cache-dtype', 'fp8');
+      if (nodes > 1) args.push('--distributed-executor-backend', 'ray');
+      return { args, env };
+    }
+    case 'sglang': {
+      const args = ['--tp', String(tp), '--pp-size', String(pp), '--context-length', String(maxModelLen), '--mem-fraction-static', String(input.memoryUtilization)];
+      if (nodes > 1) args.push('--nnodes', String(nodes));
+      if (input.kvDtype === 'fp8') args.push('--kv-cache-dtype', 'fp8_e5m2');
+      return { args, env: {} };
+    }
+    case 'llamacpp': {
+      // One process per node (an RPC device each) plus local GPUs: split layers by device, in order.
+      const devices = nodes > 1 ? nodes : tp * pp;
+      const shares = ppPartition(m.layers, devices);
+      return { args: ['--n-gpu-layers', String(m.layers + 1), '--split-mode', 'layer', '--tensor-split', shares.join(','), '--ctx-size', String(maxModelLen)], env: {} };
+    }
+  }
+}
+
+/** For the table header: parameters, and KV bytes per token of the whole model on one GPU. */
+export function modelSummary(m: ModelArch, kvDtype: string): { params: number; kvBytesPerToken: number } {
+  return { params: paramCounts(m).total, kvBytesPerToken: m.layers * kvBytesPerTokenLayer(m, 1, kvBytes(kvDtype)) };
+}
