@@ -11,7 +11,7 @@
 import { paramCounts, type ModelArch } from './arch.js';
 import type { Gpu } from './catalog.js';
 import { kvBytes, weightFormat, type WeightFormat } from './dtypes.js';
-import { BLOCK_TOKENS, GiB, kvBytesPerTokenLayer, ppPartition, reserveBytes, stageMemory } from './memory.js';
+import { BLOCK_TOKENS, GiB, kvBytesPerTokenLayer, ppPartition, reserveBytes, stageMemory, type StageMemory } from './memory.js';
 import type { ResolvedModel } from './model-source.js';
 
 export type PlanEngine = 'vllm' | 'sglang' | 'llamacpp';
@@ -107,12 +107,32 @@ function candidateTps(totalGpus: number): number[] {
   return out;
 }
 
+/** Per-GPU memory and KV capacity of each pipeline stage of one layout, feasible or not. */
+export function capacity(input: PlanInput, tp: number, pp: number): { memory: GpuMemory[]; stages: StageMemory[]; reserve: number; budget: number } {
+  const m = input.model.arch;
+  const batch = { ...vllmBatchDefaults(input.gpu), ...(input.maxNumBatchedTokens ? { maxNumBatchedTokens: input.maxNumBatchedTokens } : {}), ...(input.maxNumSeqs ? { maxNumSeqs: input.maxNumSeqs } : {}) };
+  const budget = input.gpu.memoryGiB * GiB * input.memoryUtilization;
+  const reserve = reserveBytes(m, { tp, ...batch });
+  const stages = stageMemory(m, weightFormat(input.dtype), tp, pp, kvBytes(input.kvDtype), input.model.weightBytes);
+  const memory: GpuMemory[] = stages.map((s) => {
+    const kvBytesAvailable = budget - s.weightBytes - reserve;
+    const tokens = kvBytesAvailable > 0 ? Math.floor(kvBytesAvailable / s.kvBytesPerToken / BLOCK_TOKENS) * BLOCK_TOKENS : 0;
+    return {
+      stage: s.stage,
+      layers: s.layers,
+      weightsGiB: s.weightBytes / GiB,
+      reserveGiB: reserve / GiB,
+      kvCacheGiB: Math.max(0, kvBytesAvailable) / GiB,
+      kvTokens: tokens,
+    };
+  });
+  return { memory, stages, reserve, budget };
+}
+
 export function plan(input: PlanInput): Plan {
   const m = input.model.arch;
   const fmt = weightFormat(input.dtype);
-  const kvElement = kvBytes(input.kvDtype);
   const maxModelLen = input.maxModelLen ?? m.maxPositions;
-  const batch = { ...vllmBatchDefaults(input.gpu), ...(input.maxNumBatchedTokens ? { maxNumBatchedTokens: input.maxNumBatchedTokens } : {}), ...(input.maxNumSeqs ? { maxNumSeqs: input.maxNumSeqs } : {}) };
   const budget = input.gpu.memoryGiB * GiB * input.memoryUtilization;
   const G = input.gpusPerNode;
   const layouts: Layout[] = [];
@@ -135,20 +155,7 @@ export function plan(input: PlanInput): Plan {
         reject(`pipeline size ${pp} exceeds the ${m.layers} layers`);
         break;
       }
-      const reserve = reserveBytes(m, { tp, ...batch });
-      const stages = stageMemory(m, fmt, tp, pp, kvElement, input.model.weightBytes);
-      const memory: GpuMemory[] = stages.map((s) => {
-        const kvBytesAvailable = budget - s.weightBytes - reserve;
-        const tokens = kvBytesAvailable > 0 ? Math.floor(kvBytesAvailable / s.kvBytesPerToken / BLOCK_TOKENS) * BLOCK_TOKENS : 0;
-        return {
-          stage: s.stage,
-          layers: s.layers,
-          weightsGiB: s.weightBytes / GiB,
-          reserveGiB: reserve / GiB,
-          kvCacheGiB: Math.max(0, kvBytesAvailable) / GiB,
-          kvTokens: tokens,
-        };
-      });
+      const { memory, stages, reserve } = capacity(input, tp, pp);
       const worst = memory.reduce((a, b) => (b.kvTokens < a.kvTokens ? b : a));
       const heaviest = stages.reduce((a, b) => (b.weightBytes > a.weightBytes ? b : a));
       if (budget - heaviest.weightBytes - reserve <= 0) {

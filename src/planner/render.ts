@@ -39,7 +39,7 @@ export function planTable(p: Plan, limit = 8): string {
 
 /** Nodes as boxes, GPUs inside them, each GPU labelled with its stage's layers and its shard. */
 export function layoutSvg(p: Plan, l: Layout): string {
-  const gpuW = 92;
+  const gpuW = 116;
   const gpuH = 64;
   const pad = 12;
   const perNode = p.gpusPerNode;

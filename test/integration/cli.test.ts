@@ -41,7 +41,7 @@ test('an invalid spec: every problem with its path, exit code 2, nothing started
 test('unknown commands and options are usage errors; every command has --help', () => {
   assert.equal(spawnSync(process.execPath, [tandem, 'frobnicate'], { encoding: 'utf8' }).status, 2);
   assert.equal(spawnSync(process.execPath, [tandem, 'validate', '--nope'], { encoding: 'utf8' }).status, 2);
-  for (const command of ['up', 'status', 'logs', 'down', 'validate', 'prepare', 'schema', 'version']) {
+  for (const command of ['up', 'status', 'logs', 'down', 'plan', 'validate', 'prepare', 'schema', 'version']) {
     const run = spawnSync(process.execPath, [tandem, command, '--help'], { encoding: 'utf8' });
     assert.equal(run.status, 0);
     assert.match(run.stdout, /^Usage: tandem /);
@@ -109,3 +109,35 @@ function childrenOf(pid: number): number[] {
     })
     .map(Number);
 }
+
+test('tandem plan: a table by default, JSON and SVG on request, clear errors for bad input', () => {
+  const run = (...args: string[]) => spawnSync(process.execPath, [tandem, 'plan', ...args], { encoding: 'utf8', timeout: 30_000 });
+  const table = run('--model', 'Llama-3.1-405B', '--gpu', 'BM.GPU.H100.8', '--nodes', '2', '--max-model-len', '32768');
+  assert.equal(table.status, 0, table.stderr);
+  assert.match(table.stdout, /best: tp 8 × pp 2 on 2 node\(s\)/);
+  assert.match(table.stdout, /--tensor-parallel-size 8 --pipeline-parallel-size 2/);
+  assert.match(table.stdout, /infeasible:\n  tp 1 × pp 1: weights do not fit/);
+
+  const dir = mkdtempSync(join(tmpdir(), 'tandem-plan-'));
+  const json = run('--model', join(root, 'test', 'fixtures', 'llama-3.1-8b-config.json'), '--gpu', 'L4', '--gpus-per-node', '4', '--nodes', '1', '--max-model-len', '16384', '--json', '--svg', join(dir, 'plan.svg'));
+  assert.equal(json.status, 0, json.stderr);
+  const parsed = JSON.parse(json.stdout) as { layouts: { tp: number; pp: number; nodes: number; kvTokens: number }[]; infeasible: { reason: string }[] };
+  assert.ok(parsed.layouts.length > 0 && parsed.layouts.every((l) => l.kvTokens >= 16384));
+  assert.ok(Array.isArray(parsed.infeasible));
+  assert.match(readFileSync(join(dir, 'plan.svg'), 'utf8'), /^<svg[\s\S]*<\/svg>\n$/);
+
+  const none = run('--model', 'Llama-3.1-405B', '--gpu', 'L4', '--gpus-per-node', '1', '--nodes', '1');
+  assert.equal(none.status, 1);
+  assert.match(none.stdout, /no feasible layout/);
+  for (const [args, message] of [
+    [['--gpu', 'H100'], /--model is required/],
+    [['--model', 'Llama-3.1-8B', '--gpu', 'TPU'], /unknown GPU "TPU"/],
+    [['--model', 'nope', '--gpu', 'H100'], /unknown model "nope"/],
+    [['--model', 'Llama-3.1-8B', '--gpu', 'H100', '--dtype', 'int3'], /unknown --dtype "int3"/],
+    [['--model', 'Llama-3.1-8B', '--gpu', 'H100', '--nodes', '0'], /--nodes: must be an integer ≥ 1/],
+  ] as const) {
+    const bad = run(...args);
+    assert.equal(bad.status, 2, bad.stderr);
+    assert.match(bad.stderr, message);
+  }
+});
