@@ -4,18 +4,18 @@ import { ensureLlamaSource } from './llamacpp/source.js';
 import { ensureLlamaBinaries } from './llamacpp/build.js';
 import { llamaCppServiceTemplate } from './llamacpp/service.js';
 import { ensureTinyLlama } from '../model/tiny-llama.js';
-import { readGgufHeader } from '../model/gguf.js';
+import { archFromGguf } from '../planner/model-source.js';
+import { parseQuantity } from '../spec/quantity.js';
+import { autoLayout } from './llamacpp/auto.js';
 import { SpecError, type LoadedService } from '../spec/load.js';
 import type { ServiceTemplate } from '../runtime/service-template.js';
 import type { Progress } from '../util/progress.js';
 
-/** Layer count from a GGUF file's metadata (`<architecture>.block_count`). */
-export function ggufLayers(path: string): number {
-  const { kv } = readGgufHeader(path);
-  const arch = kv.get('general.architecture')?.value;
-  const layers = Number(kv.get(`${String(arch)}.block_count`)?.value);
-  if (!Number.isInteger(layers) || layers < 1) throw new Error(`${path}: no ${String(arch)}.block_count in GGUF metadata`);
-  return layers;
+/** Context llama-server will allocate: --ctx-size/-c from the engine args, else the model's. */
+function contextTokens(args: string[], modelContext: number): number {
+  const i = args.findIndex((a) => a === '--ctx-size' || a === '-c');
+  const n = i >= 0 ? Number(args[i + 1]) : NaN;
+  return Number.isInteger(n) && n > 0 ? n : modelContext;
 }
 
 export async function prepareServices(loaded: LoadedService[], progress: Progress): Promise<ServiceTemplate[]> {
@@ -29,15 +29,29 @@ export async function prepareServices(loaded: LoadedService[], progress: Progres
   const problems: string[] = [];
   for (const { service, file, modelPath } of loaded) {
     const path = modelPath ?? (await ensureTinyLlama((await ensureLlamaSource(progress)).dir, progress));
-    let layers: number;
+    let gguf: ReturnType<typeof archFromGguf>;
     try {
-      layers = ggufLayers(path);
+      gguf = archFromGguf(path);
     } catch (err) {
       problems.push(`${file}: spec.model.source: ${(err as Error).message}`);
       continue;
     }
+    const { parallelism, resources, engine } = service.spec;
+    let nodes: number;
+    if (parallelism === 'auto') {
+      try {
+        const layout = autoLayout(gguf.arch, gguf.weightBytes, parseQuantity(resources.memory!), contextTokens(engine.args, gguf.arch.maxPositions));
+        nodes = layout.nodes;
+        progress(`${service.metadata.name}: parallelism auto → ${nodes} node(s), layers ${layout.layers.join('/')}, for ${resources.memory} per node`);
+      } catch (err) {
+        problems.push(`${file}: spec.parallelism: ${(err as Error).message}`);
+        continue;
+      }
+    } else {
+      nodes = parallelism.nodes;
+    }
     try {
-      templates.push(llamaCppServiceTemplate(service, { path, layers }, binaries));
+      templates.push(llamaCppServiceTemplate(service, { path, layers: gguf.arch.layers }, binaries, nodes));
     } catch (err) {
       problems.push(`${file}: spec.parallelism.nodes: ${(err as Error).message}`);
     }

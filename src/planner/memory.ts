@@ -6,7 +6,7 @@
 //    compressed latent (kv_lora_rank + rope dims) per token on every rank;
 //  - what vLLM reserves before the KV cache: the activation peak of its profiling run
 //    (max_num_batched_tokens through a layer, and a sampler pass over max_num_seqs × vocab
-//    logits in fp32) and memory outside PyTorch (CUDA context, NCCL and cuBLAS workspaces).
+//    logits in fp32) and memory outside PyTorch (NCCL and cuBLAS workspaces).
 import { paramCounts, type ModelArch } from './arch.js';
 import type { WeightFormat } from './dtypes.js';
 
@@ -20,6 +20,16 @@ export function ppPartition(layers: number, pp: number): number[] {
   const remaining = layers % pp;
   for (let i = 2; i < remaining + 2; i++) parts[pp - i]! += 1;
   return parts;
+}
+
+/** llama.cpp (Tandem's split): even shares, the first stages take the remainder. */
+export function llamaCppPartition(layers: number, stages: number): number[] {
+  return Array.from({ length: stages }, (_, i) => Math.floor(layers / stages) + (i < layers % stages ? 1 : 0));
+}
+
+/** Bytes for people: MiB below 1 GiB, else GiB. */
+export function formatBytes(bytes: number): string {
+  return Math.abs(bytes) < GiB ? `${(bytes / 2 ** 20).toFixed(1)} MiB` : `${(bytes / GiB).toFixed(1)} GiB`;
 }
 
 export interface StageMemory {
@@ -41,9 +51,9 @@ export function kvBytesPerTokenLayer(m: ModelArch, tp: number, kvElementBytes: n
   return 2 * kvHeadsPerRank(m, tp) * m.headDim * kvElementBytes;
 }
 
-export function stageMemory(m: ModelArch, fmt: WeightFormat, tp: number, pp: number, kvElementBytes: number, exactWeightBytes?: number): StageMemory[] {
+export function stageMemory(m: ModelArch, fmt: WeightFormat, tp: number, parts: number[], kvElementBytes: number, exactWeightBytes?: number): StageMemory[] {
   const p = paramCounts(m);
-  const parts = ppPartition(m.layers, pp);
+  const pp = parts.length;
   // Exact bytes (GGUF) scale every part alike.
   const scale = exactWeightBytes ? exactWeightBytes / (p.total * fmt.linear) : 1;
   let start = 0;
@@ -73,6 +83,7 @@ export function stageMemory(m: ModelArch, fmt: WeightFormat, tp: number, pp: num
 }
 
 export interface ReserveInput {
+  engine: 'vllm' | 'sglang' | 'llamacpp';
   tp: number;
   maxNumBatchedTokens: number;
   maxNumSeqs: number;
@@ -88,6 +99,8 @@ export function reserveBytes(m: ModelArch, r: ReserveInput): number {
   const forward = r.maxNumBatchedTokens * perToken;
   // The dummy sampler run: fp32 logits over the full vocabulary, and their softmax.
   const sampler = r.maxNumSeqs * m.vocab * 4 * 2;
-  const nonTorch = 0.45 * GiB + (r.tp > 1 ? 0.25 * GiB : 0);
+  // vLLM and SGLang (PyTorch): cuBLAS/attention workspaces and NCCL buffers; llama.cpp allocates
+  // its compute buffers up front, which the forward term already covers.
+  const nonTorch = r.engine === 'llamacpp' ? 0 : 0.45 * GiB + (r.tp > 1 ? 0.25 * GiB : 0);
   return Math.max(forward, sampler) + nonTorch;
 }

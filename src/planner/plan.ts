@@ -11,7 +11,7 @@
 import { paramCounts, type ModelArch } from './arch.js';
 import type { Gpu } from './catalog.js';
 import { kvBytes, weightFormat, type WeightFormat } from './dtypes.js';
-import { BLOCK_TOKENS, GiB, kvBytesPerTokenLayer, ppPartition, reserveBytes, stageMemory, type StageMemory } from './memory.js';
+import { BLOCK_TOKENS, formatBytes, GiB, kvBytesPerTokenLayer, llamaCppPartition, ppPartition, reserveBytes, stageMemory, type StageMemory } from './memory.js';
 import type { ResolvedModel } from './model-source.js';
 
 export type PlanEngine = 'vllm' | 'sglang' | 'llamacpp';
@@ -112,8 +112,9 @@ export function capacity(input: PlanInput, tp: number, pp: number): { memory: Gp
   const m = input.model.arch;
   const batch = { ...vllmBatchDefaults(input.gpu), ...(input.maxNumBatchedTokens ? { maxNumBatchedTokens: input.maxNumBatchedTokens } : {}), ...(input.maxNumSeqs ? { maxNumSeqs: input.maxNumSeqs } : {}) };
   const budget = input.gpu.memoryGiB * GiB * input.memoryUtilization;
-  const reserve = reserveBytes(m, { tp, ...batch });
-  const stages = stageMemory(m, weightFormat(input.dtype), tp, pp, kvBytes(input.kvDtype), input.model.weightBytes);
+  const reserve = reserveBytes(m, { engine: input.engine, tp, ...batch });
+  const parts = input.engine === 'llamacpp' ? llamaCppPartition(m.layers, pp) : ppPartition(m.layers, pp);
+  const stages = stageMemory(m, weightFormat(input.dtype), tp, parts, kvBytes(input.kvDtype), input.model.weightBytes);
   const memory: GpuMemory[] = stages.map((s) => {
     const kvBytesAvailable = budget - s.weightBytes - reserve;
     const tokens = kvBytesAvailable > 0 ? Math.floor(kvBytesAvailable / s.kvBytesPerToken / BLOCK_TOKENS) * BLOCK_TOKENS : 0;
@@ -159,7 +160,7 @@ export function plan(input: PlanInput): Plan {
       const worst = memory.reduce((a, b) => (b.kvTokens < a.kvTokens ? b : a));
       const heaviest = stages.reduce((a, b) => (b.weightBytes > a.weightBytes ? b : a));
       if (budget - heaviest.weightBytes - reserve <= 0) {
-        reject(`weights do not fit: ${(heaviest.weightBytes / GiB).toFixed(1)} GiB per GPU + ${(reserve / GiB).toFixed(1)} GiB reserve > ${(budget / GiB).toFixed(1)} GiB usable (${input.memoryUtilization} × ${input.gpu.memoryGiB} GiB)`);
+        reject(`weights do not fit: ${formatBytes(heaviest.weightBytes)} per GPU + ${formatBytes(reserve)} reserve > ${formatBytes(budget)} usable (${input.memoryUtilization} × ${formatBytes(input.gpu.memoryGiB * GiB)})`);
         continue;
       }
       if (worst.kvTokens < maxModelLen) {
@@ -223,7 +224,7 @@ function engineFlags(input: PlanInput, m: ModelArch, tp: number, pp: number, nod
     case 'llamacpp': {
       // One process per node (an RPC device each) plus local GPUs: split layers by device, in order.
       const devices = nodes > 1 ? nodes : tp * pp;
-      const shares = ppPartition(m.layers, devices);
+      const shares = llamaCppPartition(m.layers, devices);
       return { args: ['--n-gpu-layers', String(m.layers + 1), '--split-mode', 'layer', '--tensor-split', shares.join(','), '--ctx-size', String(maxModelLen)], env: {} };
     }
   }

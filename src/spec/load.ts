@@ -24,6 +24,18 @@ export function formatIssues(issues: z.core.$ZodIssue[]): string[] {
   const out: string[] = [];
   for (const issue of issues) {
     const path = issue.path.map(String);
+    if (issue.code === 'invalid_union' && issue.errors.length > 0) {
+      // Report the alternative that got furthest (the deepest paths): for `auto | {nodes…}` given an
+      // object, that is the object's own problems, not "expected 'auto'".
+      const depth = (branch: z.core.$ZodIssue[]) => Math.max(...branch.map((i) => i.path.length + (i.code === 'invalid_value' || i.code === 'invalid_type' ? 0 : 0.5)));
+      const best = issue.errors.reduce((a, b) => (depth(b) > depth(a) ? b : a));
+      if (depth(best) > 0) {
+        out.push(...formatIssues(best.map((i) => ({ ...i, path: [...issue.path, ...i.path] }))));
+        continue;
+      }
+      out.push(`${path.join('.')}: must be "auto" or a map with nodes, tensor and pipeline`);
+      continue;
+    }
     if (issue.code === 'unrecognized_keys') {
       for (const key of issue.keys) out.push(`${[...path, key].join('.')}: unknown field`);
     } else if (issue.code === 'invalid_type' && (issue as { input?: unknown }).input === undefined) {

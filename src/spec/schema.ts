@@ -1,6 +1,7 @@
 // The InferenceService: one schema (zod) for the CLI, the Kubernetes CRD and the control API;
 // `inferenceServiceJsonSchema()` emits it as JSON Schema for the latter two.
 import { z } from 'zod';
+import { QUANTITY } from './quantity.js';
 
 export const API_VERSION = 'tandem.dev/v1alpha1';
 export const ENGINE_TYPES = ['llamacpp', 'vllm', 'sglang'] as const;
@@ -17,7 +18,7 @@ const text = (what: string) => z.string({ error: `must be ${what}` }).min(1, { e
 // Kubernetes resource.Quantity, as users write it.
 const quantity = z
   .union([z.number().nonnegative(), z.string()], { error: 'must be a quantity such as 2, "500m" or "16Gi"' })
-  .refine((q) => typeof q === 'number' || /^\d+(\.\d+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$/.test(q), {
+  .refine((q) => typeof q === 'number' || QUANTITY.test(q), {
     error: 'must be a quantity such as 2, "500m" or "16Gi"',
   });
 const envName = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -69,14 +70,19 @@ export const InferenceServiceSchema = z
             env,
           })
           .strict(),
+        /** "auto": the planner picks the group size from the model and spec.resources.memory. */
         parallelism: z
-          .object({
-            /** Group size: the leader and nodes − 1 workers. */
-            nodes: count(1).default(1),
-            tensor: count(1).optional(),
-            pipeline: count(1).optional(),
-          })
-          .strict()
+          .union([
+            z.literal('auto'),
+            z
+              .object({
+                /** Group size: the leader and nodes − 1 workers. */
+                nodes: count(1).default(1),
+                tensor: count(1).optional(),
+                pipeline: count(1).optional(),
+              })
+              .strict(),
+          ])
           .default({ nodes: 1 }),
         replicas: count(0).default(1),
         restartPolicy: z.enum(RESTART_POLICIES, { error: `must be one of ${RESTART_POLICIES.join(', ')}` }).default('RecreateGroupOnPodRestart'),
@@ -100,6 +106,11 @@ export const InferenceServiceSchema = z
   .superRefine((svc, ctx) => {
     const { engine, parallelism: p, model, resources } = svc.spec;
     const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+    if (p === 'auto') {
+      if (resources.memory === undefined) issue(['spec', 'resources', 'memory'], 'is required when spec.parallelism is auto: the planner sizes the group to it');
+      if (engine.type !== 'llamacpp') issue(['spec', 'parallelism'], 'auto is planned for llamacpp on the embedded default; set nodes, tensor and pipeline for vllm and sglang');
+      return;
+    }
     if (engine.type === 'llamacpp') {
       if (p.tensor !== undefined && p.tensor !== 1) {
         issue(['spec', 'parallelism', 'tensor'], 'must be 1 for llamacpp: llama.cpp splits a model across nodes by layers (pipeline), not tensors');

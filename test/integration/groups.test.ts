@@ -82,3 +82,17 @@ test('killing a worker recreates its whole group while the other replica keeps a
   }
   for (const pid of running.platform.startedPids()) assert.equal(isAlive(pid), false, `pid ${pid} still running after stop`);
 });
+
+test('parallelism auto: the planner sizes the group from spec.resources.memory, and it answers like one node', async () => {
+  const running = await startServices([
+    tinySpec('auto', { parallelism: 'auto', resources: { cpu: 1, memory: '64Mi' } }),
+    tinySpec('ref', { parallelism: { nodes: 1 } }),
+  ]);
+  try {
+    const auto = running.reconciler.snapshot().find((s) => s.name === 'auto')!;
+    assert.equal(auto.groups[0]!.members.length, 3, '64 MiB per node: 3 nodes of 4 layers');
+    assert.equal(await complete(leaderUrl(running, 'auto'), PROMPTS[1]!), await complete(leaderUrl(running, 'ref'), PROMPTS[1]!));
+  } finally {
+    await running.stop();
+  }
+});

@@ -142,3 +142,14 @@ test('every catalog model plans on every GPU without error', () => {
     assert.ok(p.layouts.length + p.infeasible.length > 0);
   }
 });
+
+test('auto layout on the embedded default: more memory per node, fewer nodes; too little says why', async () => {
+  const { autoLayout } = await import('../../src/engine/llamacpp/auto.js');
+  const arch = model('Llama-3.2-1B');
+  const bytes = paramCounts(arch).total * 2;
+  const big = autoLayout(arch, bytes, 4 * 1024 ** 3, 4096);
+  const small = autoLayout(arch, bytes, 1 * 1024 ** 3, 4096);
+  assert.equal(big.nodes, 1);
+  assert.ok(small.nodes > 2 && small.layers.reduce((a, b) => a + b) === 16, JSON.stringify(small));
+  assert.throws(() => autoLayout(arch, bytes, 64 * 1024 ** 2, 4096), /auto: no group of up to 16 nodes with 64 MiB each holds the model \(weights do not fit/);
+});

@@ -98,6 +98,18 @@ test('the schema is emitted as JSON Schema (for the CRD and the control API)', (
   const schema = inferenceServiceJsonSchema() as any;
   assert.equal(schema.type, 'object');
   assert.deepEqual(schema.properties.spec.properties.engine.properties.type.enum, ['llamacpp', 'vllm', 'sglang']);
-  assert.equal(schema.properties.spec.properties.parallelism.properties.nodes.minimum, 1);
+  const parallelism = schema.properties.spec.properties.parallelism.anyOf;
+  assert.deepEqual(parallelism[0], { type: 'string', const: 'auto' });
+  assert.equal(parallelism[1].properties.nodes.minimum, 1);
   assert.equal(schema.properties.spec.additionalProperties, false);
+});
+
+test('parallelism auto needs spec.resources.memory, and is for llamacpp', () => {
+  const doc = valid();
+  doc.spec.parallelism = 'auto';
+  assert.deepEqual(validateDocument(doc).problems, ['spec.resources.memory: is required when spec.parallelism is auto: the planner sizes the group to it']);
+  doc.spec.resources.memory = '64Mi';
+  assert.deepEqual(validateDocument(doc).problems, []);
+  doc.spec.parallelism = 'automatic';
+  assert.deepEqual(validateDocument(doc).problems, ['spec.parallelism: must be "auto" or a map with nodes, tensor and pipeline']);
 });

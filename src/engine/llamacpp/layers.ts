@@ -1,13 +1,12 @@
 // How llama.cpp splits a model over a group: pipeline by layers. The leader keeps the first share
 // on its own CPU; the workers (RPC devices) hold the rest, the output layer on the last one.
+import { llamaCppPartition } from '../../planner/memory.js';
 
 /** Repeating layers per node, leader first; the first nodes take the remainder. */
 export function splitLayers(layers: number, nodes: number): number[] {
   if (!Number.isInteger(nodes) || nodes < 1) throw new Error(`nodes must be an integer ≥ 1 (got ${nodes})`);
   if (nodes > layers) throw new Error(`cannot split ${layers} layers over ${nodes} nodes: every node needs at least one layer`);
-  const base = Math.floor(layers / nodes);
-  const extra = layers % nodes;
-  return Array.from({ length: nodes }, (_, i) => base + (i < extra ? 1 : 0));
+  return llamaCppPartition(layers, nodes);
 }
 
 /**

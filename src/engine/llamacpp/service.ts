@@ -20,13 +20,14 @@ export function threadsFor(cpu: string | number | undefined): number | undefined
   return Math.max(1, Math.ceil(n));
 }
 
-export function llamaCppServiceTemplate(service: InferenceService, model: LlamaCppModel, binaries: LlamaBinaries): ServiceTemplate {
+/** `nodes` is spec.parallelism.nodes, or what the planner chose for `auto`. */
+export function llamaCppServiceTemplate(service: InferenceService, model: LlamaCppModel, binaries: LlamaBinaries, nodes: number): ServiceTemplate {
   const { spec } = service;
-  const size = spec.parallelism.nodes;
+  const size = nodes;
   const split = splitLayers(model.layers, size); // throws a clear error when it cannot work
   const threads = threadsFor(spec.resources.cpu);
   const hash = createHash('sha256')
-    .update(JSON.stringify({ spec: { ...spec, replicas: undefined }, model: model.path, commit: binaries.commit }))
+    .update(JSON.stringify({ spec: { ...spec, replicas: undefined }, nodes, model: model.path, commit: binaries.commit }))
     .digest('hex')
     .slice(0, 12);
 
