@@ -1,0 +1,300 @@
+// A real Kubernetes control plane on 127.0.0.1 for the tests: etcd, kube-apiserver,
+// kube-controller-manager, kube-scheduler, and KWOK simulating GPU nodes and pod lifecycles.
+// It outlives the command that starts it (so `npm run k8s:up` can hand it to other commands)
+// and is found again through its state file; `stop` ends every process it started.
+import { spawn } from 'node:child_process';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import * as k8s from '@kubernetes/client-node';
+import { cacheDir } from '../../src/util/paths.js';
+import { isRunning } from '../../src/util/process.js';
+import type { Progress } from '../../src/util/progress.js';
+import { ensureK8sBinaries, K8S_SOURCE } from './binaries.js';
+
+export const FAKE_NODES = 4;
+export const GPUS_PER_NODE = 8;
+export const GPU_RESOURCE = 'nvidia.com/gpu';
+export const TOPOLOGY_LABEL = 'tandem.dev/gpu-topology-block';
+
+interface State {
+  dir: string;
+  kubeconfig: string;
+  server: string;
+  pids: Record<string, number>;
+}
+
+/** Where the running control plane keeps its state, data and logs. */
+export function runDir(): string {
+  return process.env.TANDEM_K8S_DIR || join(cacheDir(), 'k8s-run');
+}
+
+const statePath = () => join(runDir(), 'state.json');
+
+function readState(): State | undefined {
+  try {
+    return JSON.parse(readFileSync(statePath(), 'utf8')) as State;
+  } catch {
+    return undefined;
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** GET a path on the API server with the admin token; resolves with the status code (0 when unreachable). */
+function apiGet(state: Pick<State, 'server' | 'kubeconfig'>, path: string): Promise<number> {
+  const kc = kubeConfig(state.kubeconfig);
+  const user = kc.getCurrentUser();
+  const cluster = kc.getCurrentCluster();
+  return new Promise((resolve) => {
+    const req = request(
+      `${state.server}${path}`,
+      {
+        headers: { authorization: `Bearer ${user?.token ?? ''}` },
+        ca: cluster?.caData ? Buffer.from(cluster.caData, 'base64') : undefined,
+        timeout: 2000,
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.on('error', () => resolve(0));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
+}
+
+/** The running control plane if every process is alive and the API server is ready. */
+export async function runningCluster(): Promise<State | undefined> {
+  const state = readState();
+  if (!state || !Object.values(state.pids).every(isRunning)) return undefined;
+  return (await apiGet(state, '/readyz')) === 200 ? state : undefined;
+}
+
+async function waitFor(what: string, timeoutMs: number, check: () => Promise<boolean>, pids: Record<string, number>, logDir: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    const dead = Object.entries(pids).find(([, pid]) => !isRunning(pid));
+    if (dead) {
+      const log = join(logDir, `${dead[0]}.log`);
+      const tail = existsSync(log) ? readFileSync(log, 'utf8').split('\n').slice(-20).join('\n') : '';
+      throw new Error(`${dead[0]} exited while waiting for ${what}; its log (${log}) ends:\n${tail}`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}; logs in ${logDir}`);
+}
+
+/** Starts the control plane, or returns the one already running. */
+export async function startCluster(progress: Progress): Promise<{ kubeconfig: string; started: boolean }> {
+  const existing = await runningCluster();
+  if (existing) return { kubeconfig: existing.kubeconfig, started: false };
+  await stopCluster(); // a half-dead previous run
+  const bin = await ensureK8sBinaries(progress);
+  const dir = runDir();
+  rmSync(dir, { recursive: true, force: true });
+  const logs = join(dir, 'logs');
+  const pki = join(dir, 'pki');
+  for (const d of [logs, pki, join(dir, 'etcd')]) mkdirSync(d, { recursive: true });
+
+  // Credentials made fresh for every start: a service-account signing key and an admin token.
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  writeFileSync(join(pki, 'sa.key'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  writeFileSync(join(pki, 'sa.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
+  const token = randomBytes(24).toString('hex');
+  writeFileSync(join(pki, 'tokens.csv'), `${token},tandem-admin,tandem-admin,"system:masters"\n`);
+  const stages = join(dir, 'kwok-stages.yaml');
+  writeFileSync(stages, bin.kwokStages.map((f) => readFileSync(f, 'utf8').trim()).join('\n---\n') + '\n');
+
+  const [etcdClient, etcdPeer, apiPort, kwokPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const server = `https://127.0.0.1:${apiPort}`;
+  const kubeconfig = join(dir, 'kubeconfig');
+  const pids: Record<string, number> = {};
+  const state: State = { dir, kubeconfig, server, pids };
+  const launch = (name: string, command: string, args: string[]) => {
+    const out = openSync(join(logs, `${name}.log`), 'a');
+    const child = spawn(command, args, { detached: true, stdio: ['ignore', out, out] });
+    closeSync(out);
+    child.unref();
+    pids[name] = child.pid!;
+    writeFileSync(statePath(), JSON.stringify(state, null, 2));
+  };
+
+  try {
+    progress('starting etcd');
+    launch('etcd', bin.etcd, [
+      '--data-dir', join(dir, 'etcd'),
+      '--listen-client-urls', `http://127.0.0.1:${etcdClient}`,
+      '--advertise-client-urls', `http://127.0.0.1:${etcdClient}`,
+      '--listen-peer-urls', `http://127.0.0.1:${etcdPeer}`,
+      '--initial-advertise-peer-urls', `http://127.0.0.1:${etcdPeer}`,
+      '--initial-cluster', `default=http://127.0.0.1:${etcdPeer}`,
+      '--unsafe-no-fsync', // test data: durability is not the point, speed on a small disk is
+    ]);
+    progress('starting kube-apiserver');
+    launch('kube-apiserver', bin.kubeApiserver, [
+      '--etcd-servers', `http://127.0.0.1:${etcdClient}`,
+      '--bind-address', '127.0.0.1',
+      '--advertise-address', '127.0.0.1',
+      '--endpoint-reconciler-type', 'none', // a loopback address may not back the kubernetes Service
+      '--secure-port', String(apiPort),
+      '--cert-dir', pki, // self-signed serving certificate for 127.0.0.1 and localhost
+      '--token-auth-file', join(pki, 'tokens.csv'),
+      '--authorization-mode', 'RBAC',
+      '--service-account-issuer', 'https://kubernetes.default.svc.cluster.local',
+      '--service-account-key-file', join(pki, 'sa.pub'),
+      '--service-account-signing-key-file', join(pki, 'sa.key'),
+      '--service-cluster-ip-range', '10.96.0.0/16',
+      '--allow-privileged=true',
+      '--profiling=false',
+    ]);
+    await waitFor('the API server certificate', 60_000, async () => existsSync(join(pki, 'apiserver.crt')), pids, logs);
+    const ca = readFileSync(join(pki, 'apiserver.crt')).toString('base64');
+    writeFileSync(
+      kubeconfig,
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        `clusters: [{name: tandem-test, cluster: {server: "${server}", certificate-authority-data: ${ca}}}]`,
+        `users: [{name: tandem-admin, user: {token: ${token}}}]`,
+        'contexts: [{name: tandem-test, context: {cluster: tandem-test, user: tandem-admin}}]',
+        'current-context: tandem-test',
+        '',
+      ].join('\n'),
+    );
+    await waitFor('kube-apiserver /readyz', 120_000, async () => (await apiGet(state, '/readyz')) === 200, pids, logs);
+    progress('starting kube-controller-manager, kube-scheduler and KWOK');
+    launch('kube-controller-manager', bin.kubeControllerManager, [
+      '--kubeconfig', kubeconfig,
+      '--leader-elect=false',
+      '--bind-address', '127.0.0.1',
+      '--secure-port', '0',
+      '--service-account-private-key-file', join(pki, 'sa.key'),
+      '--root-ca-file', join(pki, 'apiserver.crt'),
+      '--use-service-account-credentials=false',
+    ]);
+    launch('kube-scheduler', bin.kubeScheduler, ['--kubeconfig', kubeconfig, '--leader-elect=false', '--bind-address', '127.0.0.1', '--secure-port', '0']);
+    launch('kwok', bin.kwok, [
+      '--kubeconfig', kubeconfig,
+      '--config', stages,
+      '--manage-all-nodes=false',
+      '--manage-nodes-with-annotation-selector', 'kwok.x-k8s.io/node=fake',
+      '--node-lease-duration-seconds', '40',
+      '--server-address', `127.0.0.1:${kwokPort}`,
+      '--cidr', '10.244.0.0/16',
+      '--node-ip', '127.0.0.1',
+    ]);
+    await createFakeNodes(kubeconfig);
+    await waitFor('the fake GPU nodes to be Ready', 120_000, async () => (await readyNodes(kubeconfig)) === FAKE_NODES, pids, logs);
+    await installReferenceCrds(kubeconfig, progress);
+    progress(`control plane ready: ${FAKE_NODES} fake nodes × ${GPUS_PER_NODE} GPUs; logs in ${logs}`);
+    return { kubeconfig, started: true };
+  } catch (err) {
+    await stopCluster();
+    throw err;
+  }
+}
+
+/** Stops every process of the recorded run (SIGTERM, then SIGKILL after 10 s). */
+export async function stopCluster(): Promise<boolean> {
+  const state = readState();
+  if (!state) return false;
+  const order = ['kwok', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver', 'etcd'];
+  for (const name of order) {
+    const pid = state.pids[name];
+    if (pid === undefined || !isRunning(pid)) continue;
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      continue;
+    }
+    const deadline = Date.now() + 10_000;
+    while (isRunning(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    if (isRunning(pid)) process.kill(pid, 'SIGKILL');
+  }
+  rmSync(statePath(), { force: true });
+  return true;
+}
+
+export function kubeConfig(path: string): k8s.KubeConfig {
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(path);
+  return kc;
+}
+
+export function apiClient<T extends k8s.ApiType>(kubeconfig: string, api: new (config: k8s.Configuration) => T): T {
+  return kubeConfig(kubeconfig).makeApiClient(api as never) as T;
+}
+
+async function createFakeNodes(kubeconfig: string): Promise<void> {
+  const core = apiClient(kubeconfig, k8s.CoreV1Api);
+  for (let i = 0; i < FAKE_NODES; i++) {
+    const name = `gpu-node-${i}`;
+    const resources = { cpu: '96', memory: '1Ti', pods: '110', [GPU_RESOURCE]: String(GPUS_PER_NODE) };
+    await core.createNode({
+      body: {
+        metadata: {
+          name,
+          annotations: { 'kwok.x-k8s.io/node': 'fake' },
+          labels: {
+            'kubernetes.io/hostname': name,
+            'kubernetes.io/os': 'linux',
+            'node.kubernetes.io/instance-type': 'BM.GPU.H100.8',
+            'nvidia.com/gpu.product': 'NVIDIA-H100-80GB-HBM3',
+            [TOPOLOGY_LABEL]: `block-${Math.floor(i / 2)}`,
+            type: 'kwok',
+          },
+        },
+        status: { capacity: resources, allocatable: resources },
+      },
+    });
+  }
+}
+
+async function readyNodes(kubeconfig: string): Promise<number> {
+  const nodes = await apiClient(kubeconfig, k8s.CoreV1Api).listNode();
+  return nodes.items.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).length;
+}
+
+/** The upstream CRDs in shared/reference/crds (beside the checkout), applied and Established. */
+export function referenceCrdDir(): string {
+  return process.env.TANDEM_REFERENCE_CRDS || join(K8S_SOURCE, '..', '..', '..', 'shared', 'reference', 'crds');
+}
+
+async function installReferenceCrds(kubeconfig: string, progress: Progress): Promise<void> {
+  const dir = referenceCrdDir();
+  if (!existsSync(dir)) throw new Error(`upstream CRDs not found at ${dir} (set TANDEM_REFERENCE_CRDS)`);
+  const api = apiClient(kubeconfig, k8s.ApiextensionsV1Api);
+  const files = readdirSync(dir).filter((f) => f.endsWith('.yaml'));
+  progress(`installing ${files.length} upstream CRDs from ${dir}`);
+  const names: string[] = [];
+  for (const f of files) {
+    for (const doc of k8s.loadAllYaml(readFileSync(join(dir, f), 'utf8')) as k8s.V1CustomResourceDefinition[]) {
+      if (doc?.kind !== 'CustomResourceDefinition') continue;
+      await api.createCustomResourceDefinition({ body: doc });
+      names.push(doc.metadata!.name!);
+    }
+  }
+  const deadline = Date.now() + 60_000;
+  for (const name of names) {
+    for (;;) {
+      const crd = await api.readCustomResourceDefinition({ name });
+      if (crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')) break;
+      if (Date.now() > deadline) throw new Error(`CRD ${name} not Established after 60 s`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
