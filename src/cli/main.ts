@@ -12,7 +12,8 @@ import { stateDir } from '../util/paths.js';
 import { stderrProgress } from '../util/progress.js';
 import { statusTable } from './status-table.js';
 import { up } from './up.js';
-import { planCommand, PlanUsageError } from './plan.js';
+import { planCommand, type PlanFlags } from './plan.js';
+import { UsageError } from './usage-error.js';
 import { showLog } from './logs.js';
 import { currentRun, readStatus } from './state.js';
 import { isRunning } from '../util/process.js';
@@ -92,8 +93,6 @@ Prints the InferenceService JSON Schema (the same schema the Kubernetes CRD uses
   version: `Usage: tandem version`,
 };
 
-class UsageError extends Error {}
-
 function status(json: boolean): number {
   const run = currentRun(stateDir());
   if (!run) {
@@ -128,6 +127,21 @@ async function down(): Promise<number> {
   return 0;
 }
 
+type Options = NonNullable<Parameters<typeof parseArgs>[0]>['options'];
+
+/** Each command's options; any other option is a usage error. */
+const OPTIONS: Record<string, Options> = {
+  up: { 'log-dir': { type: 'string' }, port: { type: 'string', short: 'p' }, host: { type: 'string' } },
+  status: { json: { type: 'boolean' } },
+  logs: { 'log-dir': { type: 'string' }, replica: { type: 'string' }, member: { type: 'string' }, follow: { type: 'boolean', short: 'f' } },
+  plan: {
+    ...Object.fromEntries(
+      ['model', 'gpu', 'gpus-per-node', 'nodes', 'max-model-len', 'engine', 'dtype', 'kv-dtype', 'memory-utilization', 'max-num-batched-tokens', 'max-num-seqs', 'svg'].map((name) => [name, { type: 'string' as const }]),
+    ),
+    json: { type: 'boolean' },
+  },
+};
+
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(join(fileURLToPath(import.meta.url), '../../../../package.json'), 'utf8')) as { version: string };
   return pkg.version;
@@ -143,32 +157,10 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`tandem: unknown command "${command}"\n\n${USAGE.tandem}\n`);
     return 2;
   }
-  const { values, positionals } = parseArgs({
-    args: rest,
-    allowPositionals: true,
-    options: {
-      help: { type: 'boolean', short: 'h' },
-      'log-dir': { type: 'string' },
-      port: { type: 'string', short: 'p' },
-      host: { type: 'string' },
-      json: { type: 'boolean' },
-      replica: { type: 'string' },
-      member: { type: 'string' },
-      follow: { type: 'boolean', short: 'f' },
-      model: { type: 'string' },
-      gpu: { type: 'string' },
-      'gpus-per-node': { type: 'string' },
-      nodes: { type: 'string' },
-      'max-model-len': { type: 'string' },
-      engine: { type: 'string' },
-      dtype: { type: 'string' },
-      'kv-dtype': { type: 'string' },
-      'memory-utilization': { type: 'string' },
-      'max-num-batched-tokens': { type: 'string' },
-      'max-num-seqs': { type: 'string' },
-      svg: { type: 'string' },
-    },
-  });
+  const parsed = parseArgs({ args: rest, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' }, ...OPTIONS[command] } });
+  const { positionals } = parsed;
+  const values = parsed.values as Record<string, string | boolean | undefined>;
+  const text = (name: string) => values[name] as string | undefined;
   if (values.help) {
     process.stdout.write(`${USAGE[command]}\n`);
     return 0;
@@ -180,24 +172,24 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'up': {
-      const port = Number(values.port ?? 8080);
-      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: must be a port number (got ${values.port})`);
-      await up({ files: positionals, stateDir: stateDir(), logDir: values['log-dir'] ?? join(stateDir(), 'logs'), host: values.host ?? '127.0.0.1', port });
+      const port = Number(text('port') ?? 8080);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: must be a port number (got ${text('port')})`);
+      await up({ files: positionals, stateDir: stateDir(), logDir: text('log-dir') ?? join(stateDir(), 'logs'), host: text('host') ?? '127.0.0.1', port });
       return -1; // keeps running until a signal
     }
     case 'status':
       return status(values.json === true);
     case 'plan':
-      return planCommand(values);
+      return planCommand(values as PlanFlags);
     case 'logs': {
       const [service] = positionals;
       if (!service) throw new UsageError('logs: name a SERVICE (metadata.name)');
       const index = (name: 'replica' | 'member') => {
-        const n = Number(values[name] ?? 0);
+        const n = Number(text(name) ?? 0);
         if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name}: must be an integer ≥ 0`);
         return n;
       };
-      const logDir = values['log-dir'] ?? currentRun(stateDir())?.logDir ?? join(stateDir(), 'logs');
+      const logDir = text('log-dir') ?? currentRun(stateDir())?.logDir ?? join(stateDir(), 'logs');
       await showLog(join(logDir, service, `replica-${index('replica')}`, `member-${index('member')}.log`), values.follow === true);
       return 0;
     }
@@ -227,7 +219,7 @@ main(process.argv.slice(2)).then(
     if (err instanceof SpecError) {
       for (const p of err.problems) process.stderr.write(`${p}\n`);
       process.exitCode = 2;
-    } else if (err instanceof UsageError || err instanceof PlanUsageError || (err instanceof TypeError && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))) {
+    } else if (err instanceof UsageError || (err instanceof TypeError && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))) {
       process.stderr.write(`tandem: ${err.message}\n`);
       process.exitCode = 2;
     } else {

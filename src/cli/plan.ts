@@ -4,8 +4,8 @@ import { findGpu, GPUS, OCI_SHAPES } from '../planner/catalog.js';
 import { resolveModel } from '../planner/model-source.js';
 import { plan, type PlanEngine } from '../planner/plan.js';
 import { layoutSvg, planTable } from '../planner/render.js';
+import { UsageError } from './usage-error.js';
 
-export class PlanUsageError extends Error {}
 
 export interface PlanFlags {
   model?: string;
@@ -28,26 +28,26 @@ const ENGINES: PlanEngine[] = ['vllm', 'sglang', 'llamacpp'];
 function positive(name: string, value: string | undefined, fallback?: number): number | undefined {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new PlanUsageError(`--${name}: must be an integer ≥ 1 (got ${value})`);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name}: must be an integer ≥ 1 (got ${value})`);
   return n;
 }
 
 /** Runs the command; returns the exit code (1 when no layout is feasible). */
 export function planCommand(f: PlanFlags): number {
-  if (!f.model) throw new PlanUsageError('--model is required: a catalog name, a config.json (or its folder) or a .gguf file');
-  if (!f.gpu) throw new PlanUsageError(`--gpu is required: one of ${GPUS.map((g) => g.name).join(', ')} or an OCI shape (${Object.keys(OCI_SHAPES).join(', ')})`);
+  if (!f.model) throw new UsageError('--model is required: a catalog name, a config.json (or its folder) or a .gguf file');
+  if (!f.gpu) throw new UsageError(`--gpu is required: one of ${GPUS.map((g) => g.name).join(', ')} or an OCI shape (${Object.keys(OCI_SHAPES).join(', ')})`);
   const shape = OCI_SHAPES[f.gpu];
   const gpu = findGpu(shape?.gpu ?? f.gpu);
-  if (!gpu) throw new PlanUsageError(`--gpu: unknown GPU "${f.gpu}": use one of ${GPUS.map((g) => g.name).join(', ')} or an OCI shape (${Object.keys(OCI_SHAPES).join(', ')})`);
+  if (!gpu) throw new UsageError(`--gpu: unknown GPU "${f.gpu}": use one of ${GPUS.map((g) => g.name).join(', ')} or an OCI shape (${Object.keys(OCI_SHAPES).join(', ')})`);
   const engine = (f.engine ?? 'vllm') as PlanEngine;
-  if (!ENGINES.includes(engine)) throw new PlanUsageError(`--engine: must be one of ${ENGINES.join(', ')}`);
+  if (!ENGINES.includes(engine)) throw new UsageError(`--engine: must be one of ${ENGINES.join(', ')}`);
   const utilization = Number(f['memory-utilization'] ?? 0.92);
-  if (!(utilization > 0 && utilization <= 1)) throw new PlanUsageError('--memory-utilization: must be in (0, 1]');
+  if (!(utilization > 0 && utilization <= 1)) throw new UsageError('--memory-utilization: must be in (0, 1]');
   let model;
   try {
     model = resolveModel(f.model);
   } catch (err) {
-    throw new PlanUsageError(`--model: ${(err as Error).message}`);
+    throw new UsageError(`--model: ${(err as Error).message}`);
   }
   const maxModelLen = positive('max-model-len', f['max-model-len']);
   const maxNumBatchedTokens = positive('max-num-batched-tokens', f['max-num-batched-tokens']);
@@ -68,12 +68,12 @@ export function planCommand(f: PlanFlags): number {
       ...(maxNumSeqs ? { maxNumSeqs } : {}),
     });
   } catch (err) {
-    throw new PlanUsageError((err as Error).message);
+    throw new UsageError((err as Error).message);
   }
   if (f.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   else process.stdout.write(`${planTable(result)}\n`);
   if (f.svg) {
-    if (result.layouts.length === 0) throw new PlanUsageError('--svg: no feasible layout to draw');
+    if (result.layouts.length === 0) throw new UsageError('--svg: no feasible layout to draw');
     writeFileSync(f.svg, layoutSvg(result, result.layouts[0]!));
     if (!f.json) process.stdout.write(`picture of the best layout: ${f.svg}\n`);
   }

@@ -141,3 +141,9 @@ test('tandem plan: a table by default, JSON and SVG on request, clear errors for
     assert.match(bad.stderr, message);
   }
 });
+
+test("an option of another command is a usage error, not silently ignored", () => {
+  const run = spawnSync(process.execPath, [tandem, 'validate', '--model', 'x', join(root, 'examples', 'tiny-2node.yaml')], { encoding: 'utf8' });
+  assert.equal(run.status, 2);
+  assert.match(run.stderr, /Unknown option '--model'/);
+});
