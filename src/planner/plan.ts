@@ -134,7 +134,6 @@ export function plan(input: PlanInput): Plan {
   const m = input.model.arch;
   const fmt = weightFormat(input.dtype);
   const maxModelLen = input.maxModelLen ?? m.maxPositions;
-  const budget = input.gpu.memoryGiB * GiB * input.memoryUtilization;
   const G = input.gpusPerNode;
   const layouts: Layout[] = [];
   const infeasible: Infeasible[] = [];
@@ -156,7 +155,7 @@ export function plan(input: PlanInput): Plan {
         reject(`pipeline size ${pp} exceeds the ${m.layers} layers`);
         break;
       }
-      const { memory, stages, reserve } = capacity(input, tp, pp);
+      const { memory, stages, reserve, budget } = capacity(input, tp, pp);
       const worst = memory.reduce((a, b) => (b.kvTokens < a.kvTokens ? b : a));
       const heaviest = stages.reduce((a, b) => (b.weightBytes > a.weightBytes ? b : a));
       if (budget - heaviest.weightBytes - reserve <= 0) {
