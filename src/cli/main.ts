@@ -15,7 +15,7 @@ import { up } from './up.js';
 import { planCommand, type PlanFlags } from './plan.js';
 import { UsageError } from './usage-error.js';
 import { showLog } from './logs.js';
-import { currentRun, readStatus } from './state.js';
+import { currentRun, readStatus, reapLeftovers } from './state.js';
 import { isRunning } from '../util/process.js';
 
 const USAGE: Record<string, string> = {
@@ -55,7 +55,8 @@ in $TANDEM_STATE, default ./.tandem), with restarts and the latest failures.`,
 Prints a group member's log (default: replica 0, member 0 = the leader); -f follows it.`,
   down: `Usage: tandem down
 
-Stops the 'tandem up' running from this folder and waits until every process it started is gone.`,
+Stops the 'tandem up' running from this folder and waits until every process it started is gone.
+If that tandem died without stopping its members (killed with SIGKILL, say), stops them.`,
   plan: `Usage: tandem plan --model M --gpu G [options]
 
 Lists the feasible tensor/pipeline layouts of a model on nodes of GPUs, best first (fewest nodes;
@@ -114,7 +115,8 @@ function status(json: boolean): number {
 async function down(): Promise<number> {
   const run = currentRun(stateDir());
   if (!run) {
-    process.stdout.write('tandem is not running here\n');
+    const reaped = await reapLeftovers(stateDir());
+    process.stdout.write(reaped > 0 ? `stopped ${reaped} member process(es) left by a tandem that died\n` : 'tandem is not running here\n');
     return 0;
   }
   process.kill(run.pid, 'SIGTERM');

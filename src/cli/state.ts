@@ -56,6 +56,36 @@ export function readStatus(dir: string): StatusFile | undefined {
   return readJson<StatusFile>(statusPath(dir));
 }
 
+/**
+ * Members still alive from a run whose `tandem up` died without stopping them (killed with
+ * SIGKILL, say): their pids are in its last status, and they are still engine processes.
+ */
+export function leftoverMembers(dir: string): number[] {
+  const run = readJson<RunInfo>(runPath(dir));
+  if (run && isRunning(run.pid)) return [];
+  const pids = (readStatus(dir)?.services ?? []).flatMap((s) => s.groups.flatMap((g) => g.members.map((m) => m.pid)));
+  return pids.filter((pid): pid is number => pid !== undefined && isRunning(pid) && isEngineProcess(pid));
+}
+
+function isEngineProcess(pid: number): boolean {
+  try {
+    return /llama-server|ggml-rpc-server/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** Stops leftover members (SIGTERM, SIGKILL after 5 s) and forgets the dead run. */
+export async function reapLeftovers(dir: string): Promise<number> {
+  const pids = leftoverMembers(dir);
+  for (const pid of pids) process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + 5000;
+  while (pids.some(isRunning) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  for (const pid of pids.filter(isRunning)) process.kill(pid, 'SIGKILL');
+  if (!currentRun(dir)) clearRun(dir);
+  return pids.length;
+}
+
 export function clearRun(dir: string): void {
   for (const path of [runPath(dir), statusPath(dir)]) if (existsSync(path)) rmSync(path);
 }

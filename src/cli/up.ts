@@ -6,7 +6,7 @@ import { Reconciler, type ReconcilerEvent } from '../runtime/reconciler.js';
 import { gatewayFor } from '../gateway/attach.js';
 import { stderrProgress } from '../util/progress.js';
 import { statusTable } from './status-table.js';
-import { clearRun, currentRun, writeRun, writeStatus } from './state.js';
+import { clearRun, currentRun, reapLeftovers, writeRun, writeStatus } from './state.js';
 
 const KEPT_EVENTS = 50;
 
@@ -23,6 +23,8 @@ export async function up(options: UpOptions): Promise<void> {
   if (running) {
     throw new Error(`tandem is already running here (pid ${running.pid}, gateway ${running.gateway}): run 'tandem down' first, or set TANDEM_STATE`);
   }
+  const reaped = await reapLeftovers(options.stateDir);
+  if (reaped > 0) process.stderr.write(`tandem: stopped ${reaped} member process(es) left by an earlier run that died\n`);
   const loaded = loadServices(options.files);
   const templates = await prepareServices(loaded, stderrProgress);
   const reconciler = new Reconciler(new LocalPlatform({ logDir: options.logDir }), templates);

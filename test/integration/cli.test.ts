@@ -147,3 +147,26 @@ test("an option of another command is a usage error, not silently ignored", () =
   assert.equal(run.status, 2);
   assert.match(run.stderr, /Unknown option '--model'/);
 });
+
+test('members left by a tandem killed with SIGKILL are stopped by the next down', async () => {
+  const state = mkdtempSync(join(tmpdir(), 'tandem-cli-'));
+  const child = spawn(process.execPath, [tandem, 'up', join(root, 'examples', 'tiny-2node.yaml'), '--port', '0'], { env: env(state), stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  const deadline = Date.now() + 60_000;
+  while ((out.match(/group ready/g) ?? []).length < 2) {
+    assert.ok(Date.now() < deadline, `not ready in time:\n${out}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await new Promise((r) => setTimeout(r, 300)); // the last status write
+  const members = childrenOf(child.pid!);
+  assert.equal(members.length, 4);
+  child.kill('SIGKILL');
+  await exited;
+  assert.ok(members.every(isAlive), 'SIGKILL left the members running (as it must: nothing can catch it)');
+  const down = spawnSync(process.execPath, [tandem, 'down'], { env: env(state), encoding: 'utf8', timeout: 30_000 });
+  assert.equal(down.status, 0, down.stderr);
+  assert.match(down.stdout, /stopped 4 member process\(es\) left by a tandem that died/);
+  for (const pid of members) assert.equal(isAlive(pid), false, `member ${pid} left running`);
+});
