@@ -6,6 +6,7 @@ import { Reconciler, type ReconcilerEvent } from '../runtime/reconciler.js';
 import { gatewayFor } from '../gateway/attach.js';
 import { stderrProgress } from '../util/progress.js';
 import { statusTable } from './status-table.js';
+import { UsageError } from './usage-error.js';
 import { clearRun, currentRun, reapLeftovers, writeRun, writeStatus } from './state.js';
 
 const KEPT_EVENTS = 50;
@@ -29,7 +30,9 @@ export async function up(options: UpOptions): Promise<void> {
   const templates = await prepareServices(loaded, stderrProgress);
   const reconciler = new Reconciler(new LocalPlatform({ logDir: options.logDir }), templates);
   const gateway = gatewayFor(reconciler, options.host, options.port);
-  await gateway.listen();
+  await gateway.listen().catch((err: NodeJS.ErrnoException) => {
+    throw err.code === 'EADDRINUSE' ? new UsageError(`${options.host}:${options.port} is in use: pass --port N (0 picks a free one)`) : err;
+  });
   writeRun(options.stateDir, { pid: process.pid, gateway: gateway.url, logDir: options.logDir, files: options.files, startedAt: new Date().toISOString() });
 
   const events: ReconcilerEvent[] = [];

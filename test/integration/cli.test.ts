@@ -170,3 +170,19 @@ test('members left by a tandem killed with SIGKILL are stopped by the next down'
   assert.match(down.stdout, /stopped 4 member process\(es\) left by a tandem that died/);
   for (const pid of members) assert.equal(isAlive(pid), false, `member ${pid} left running`);
 });
+
+test('a gateway port in use is a clear usage error, and nothing is started', async () => {
+  const state = mkdtempSync(join(tmpdir(), 'tandem-cli-'));
+  const { createServer } = await import('node:net');
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  const port = (blocker.address() as { port: number }).port;
+  try {
+    const run = spawnSync(process.execPath, [tandem, 'up', join(root, 'examples', 'tiny-2node.yaml'), '--port', String(port)], { env: env(state), encoding: 'utf8', timeout: 60_000 });
+    assert.equal(run.status, 2, run.stderr);
+    assert.match(run.stderr, new RegExp(`127\\.0\\.0\\.1:${port} is in use: pass --port N`));
+    assert.ok(!existsSync(join(state, 'logs')), 'a member was started');
+  } finally {
+    blocker.close();
+  }
+});
