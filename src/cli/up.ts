@@ -6,6 +6,7 @@ import { Reconciler, type ReconcilerEvent } from '../runtime/reconciler.js';
 import { gatewayFor } from '../gateway/attach.js';
 import { stderrProgress } from '../util/progress.js';
 import { statusTable } from './status-table.js';
+import { LiveView } from './live-view.js';
 import { UsageError } from './usage-error.js';
 import { clearRun, currentRun, reapLeftovers, writeRun, writeStatus } from './state.js';
 
@@ -35,26 +36,23 @@ export async function up(options: UpOptions): Promise<void> {
   });
   writeRun(options.stateDir, { pid: process.pid, gateway: gateway.url, logDir: options.logDir, files: options.files, startedAt: new Date().toISOString() });
 
+  const view = new LiveView(process.stdout);
   const events: ReconcilerEvent[] = [];
   reconciler.on('event', (e) => {
     events.push(e);
     if (events.length > KEPT_EVENTS) events.shift();
-    process.stdout.write(`${new Date(e.at).toISOString()} ${e.service}${e.replica === undefined ? '' : `/${e.replica}`}: ${e.message}\n`);
+    view.event(`${new Date(e.at).toISOString()} ${e.service}${e.replica === undefined ? '' : `/${e.replica}`}: ${e.message}`);
   });
-  let last = '';
   reconciler.on('tick', () => {
     const services = reconciler.snapshot();
-    const table = statusTable(services);
-    if (table === last) return;
-    last = table;
-    process.stdout.write(`\n${table}\n\n`);
-    writeStatus(options.stateDir, { updatedAt: new Date().toISOString(), services, events });
+    if (view.status(statusTable(services))) writeStatus(options.stateDir, { updatedAt: new Date().toISOString(), services, events });
   });
 
   let stopping = false;
   const stop = (why: string) => {
     if (stopping) return;
     stopping = true;
+    view.release();
     process.stdout.write(`${why}: stopping every group…\n`);
     void Promise.all([gateway.close(), reconciler.stop()]).then(() => {
       clearRun(options.stateDir);
