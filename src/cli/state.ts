@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ReconcilerEvent, ServiceSnapshot } from '../runtime/reconciler.js';
-import { isRunning } from '../util/process.js';
+import { isRunning, isRunningCommand } from '../util/process.js';
 
 export interface RunInfo {
   pid: number;
@@ -37,10 +37,10 @@ function readJson<T>(path: string): T | undefined {
   }
 }
 
-/** The run recorded in `dir`, if its process is still alive. */
+/** The run recorded in `dir`, if its process is still alive (and still tandem). */
 export function currentRun(dir: string): RunInfo | undefined {
   const run = readJson<RunInfo>(runPath(dir));
-  return run && isRunning(run.pid) ? run : undefined;
+  return run && isRunningCommand(run.pid, /tandem|cli\/main\.js/) ? run : undefined;
 }
 
 export function writeRun(dir: string, run: RunInfo): void {
@@ -61,18 +61,9 @@ export function readStatus(dir: string): StatusFile | undefined {
  * SIGKILL, say): their pids are in its last status, and they are still engine processes.
  */
 export function leftoverMembers(dir: string): number[] {
-  const run = readJson<RunInfo>(runPath(dir));
-  if (run && isRunning(run.pid)) return [];
+  if (currentRun(dir)) return [];
   const pids = (readStatus(dir)?.services ?? []).flatMap((s) => s.groups.flatMap((g) => g.members.map((m) => m.pid)));
-  return pids.filter((pid): pid is number => pid !== undefined && isRunning(pid) && isEngineProcess(pid));
-}
-
-function isEngineProcess(pid: number): boolean {
-  try {
-    return /llama-server|ggml-rpc-server/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
-  } catch {
-    return false;
-  }
+  return pids.filter((pid): pid is number => pid !== undefined && isRunningCommand(pid, /llama-server|ggml-rpc-server/));
 }
 
 /** Stops leftover members (SIGTERM, SIGKILL after 5 s) and forgets the dead run. */

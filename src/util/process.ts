@@ -14,3 +14,16 @@ export function isRunning(pid: number): boolean {
     return true; // no /proc: kill(0) is all we know
   }
 }
+
+/**
+ * Whether `pid` is alive and still runs what we started (its command line matches), so that a
+ * recorded pid the system has since given to another process is never signalled.
+ */
+export function isRunningCommand(pid: number, pattern: RegExp): boolean {
+  if (!isRunning(pid)) return false;
+  try {
+    return pattern.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
+  } catch {
+    return true; // no /proc: liveness is all we can know
+  }
+}

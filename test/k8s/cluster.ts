@@ -10,7 +10,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { cacheDir } from '../../src/util/paths.js';
-import { isRunning } from '../../src/util/process.js';
+import { isRunning, isRunningCommand } from '../../src/util/process.js';
 import type { Progress } from '../../src/util/progress.js';
 import { ensureK8sBinaries, K8S_SOURCE } from './binaries.js';
 
@@ -79,7 +79,7 @@ function apiGet(state: Pick<State, 'server' | 'kubeconfig'>, path: string): Prom
 /** The running control plane if every process is alive and the API server is ready. */
 export async function runningCluster(): Promise<State | undefined> {
   const state = readState();
-  if (!state || !Object.values(state.pids).every(isRunning)) return undefined;
+  if (!state || !Object.entries(state.pids).every(([name, pid]) => isRunningCommand(pid, new RegExp(name)))) return undefined;
   return (await apiGet(state, '/readyz')) === 200 ? state : undefined;
 }
 
@@ -215,7 +215,8 @@ export async function stopCluster(): Promise<boolean> {
   const order = ['kwok', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver', 'etcd'];
   for (const name of order) {
     const pid = state.pids[name];
-    if (pid === undefined || !isRunning(pid)) continue;
+    // A recorded pid that is no longer ours (reused after a reboot) is left alone.
+    if (pid === undefined || !isRunningCommand(pid, new RegExp(name))) continue;
     try {
       process.kill(pid, 'SIGTERM');
     } catch {
