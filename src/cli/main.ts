@@ -16,7 +16,7 @@ import { planCommand, type PlanFlags } from './plan.js';
 import { UsageError } from './usage-error.js';
 import { showLog } from './logs.js';
 import { currentRun, readStatus, reapLeftovers } from './state.js';
-import { isRunning } from '../util/process.js';
+import { waitForExit } from '../util/process.js';
 
 const USAGE: Record<string, string> = {
   tandem: `tandem: run large language models that span several machines
@@ -119,12 +119,9 @@ async function down(): Promise<number> {
     process.stdout.write(reaped > 0 ? `stopped ${reaped} member process(es) left by a tandem that died\n` : 'tandem is not running here\n');
     return 0;
   }
+  // No SIGKILL here: tandem must get to stop its members.
   process.kill(run.pid, 'SIGTERM');
-  const deadline = Date.now() + 30_000;
-  while (isRunning(run.pid)) {
-    if (Date.now() > deadline) throw new Error(`pid ${run.pid} did not stop within 30 s`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  if (!(await waitForExit([run.pid], 30_000))) throw new Error(`pid ${run.pid} did not stop within 30 s`);
   process.stdout.write(`stopped tandem (pid ${run.pid})\n`);
   return 0;
 }

@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ReconcilerEvent, ServiceSnapshot } from '../runtime/reconciler.js';
-import { isRunning, isRunningCommand } from '../util/process.js';
+import { isRunningCommand, terminate } from '../util/process.js';
 
 export interface RunInfo {
   pid: number;
@@ -69,10 +69,7 @@ export function leftoverMembers(dir: string): number[] {
 /** Stops leftover members (SIGTERM, SIGKILL after 5 s) and forgets the dead run. */
 export async function reapLeftovers(dir: string): Promise<number> {
   const pids = leftoverMembers(dir);
-  for (const pid of pids) process.kill(pid, 'SIGTERM');
-  const deadline = Date.now() + 5000;
-  while (pids.some(isRunning) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  for (const pid of pids.filter(isRunning)) process.kill(pid, 'SIGKILL');
+  await terminate(pids, 5000);
   if (!currentRun(dir)) clearRun(dir);
   return pids.length;
 }

@@ -43,8 +43,7 @@ export async function up(options: UpOptions): Promise<void> {
     if (events.length > KEPT_EVENTS) events.shift();
     view.event(`${new Date(e.at).toISOString()} ${e.service}${e.replica === undefined ? '' : `/${e.replica}`}: ${e.message}`);
   });
-  reconciler.on('tick', () => {
-    const services = reconciler.snapshot();
+  reconciler.on('tick', (services) => {
     if (view.status(statusTable(services))) writeStatus(options.stateDir, { updatedAt: new Date().toISOString(), services, events });
   });
 

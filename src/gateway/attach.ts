@@ -1,17 +1,16 @@
 // Connects a gateway to a reconciler: the backends it routes to are refreshed on every tick.
-import type { Reconciler } from '../runtime/reconciler.js';
+import type { Reconciler, ServiceSnapshot } from '../runtime/reconciler.js';
 import { backendsFrom, modelsFrom, type Backend, type ModelEntry } from './backends.js';
 import { Gateway } from './server.js';
 
 export function gatewayFor(reconciler: Reconciler, host: string, port: number, bodyLimit?: number): Gateway {
   let backends: Backend[] = [];
   let models: ModelEntry[] = [];
-  const refresh = () => {
-    const snapshot = reconciler.snapshot();
+  const refresh = (snapshot: ServiceSnapshot[]) => {
     backends = backendsFrom(snapshot);
     models = modelsFrom(snapshot);
   };
-  refresh();
+  refresh(reconciler.snapshot());
   reconciler.on('tick', refresh);
   return new Gateway({ host, port, ...(bodyLimit ? { bodyLimit } : {}), backends: () => backends, models: () => models });
 }

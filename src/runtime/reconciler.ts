@@ -55,7 +55,7 @@ interface ServiceState {
   groups: Map<number, GroupState>;
 }
 
-export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [] }> {
+export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [ServiceSnapshot[]] }> {
   private readonly services = new Map<string, ServiceState>();
   private running?: Promise<void>;
   private stopping = false;
@@ -75,7 +75,8 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
     this.running = (async () => {
       while (!this.stopping) {
         await this.tick();
-        this.emit('tick');
+        // One snapshot per tick, shared by every listener (gateway, status view, waiters).
+        this.emit('tick', this.snapshot());
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, this.intervalMs);
           this.wake = () => {
@@ -128,8 +129,8 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
   /** Resolves once `predicate` holds for a snapshot; rejects after `timeoutMs`. */
   waitFor(predicate: (services: ServiceSnapshot[]) => boolean, timeoutMs: number): Promise<void> {
     return new Promise((resolve, reject) => {
-      const check = () => {
-        if (predicate(this.snapshot())) {
+      const check = (services: ServiceSnapshot[]) => {
+        if (predicate(services)) {
           clearTimeout(timer);
           this.off('tick', check);
           resolve();
@@ -140,7 +141,7 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
         reject(new Error(`timed out after ${timeoutMs} ms; state: ${JSON.stringify(this.snapshot())}`));
       }, timeoutMs);
       this.on('tick', check);
-      check();
+      check(this.snapshot());
     });
   }
 

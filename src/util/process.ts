@@ -27,3 +27,27 @@ export function isRunningCommand(pid: number, pattern: RegExp): boolean {
     return true; // no /proc: liveness is all we can know
   }
 }
+
+/** Waits until none of `pids` runs; resolves false if some still does after `timeoutMs`. */
+export async function waitForExit(pids: number[], timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (pids.some(isRunning)) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return true;
+}
+
+/** SIGTERM, then SIGKILL to whatever still runs after `graceMs`. */
+export async function terminate(pids: number[], graceMs: number): Promise<void> {
+  for (const pid of pids) signal(pid, 'SIGTERM');
+  if (!(await waitForExit(pids, graceMs))) for (const pid of pids.filter(isRunning)) signal(pid, 'SIGKILL');
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // gone already
+  }
+}

@@ -10,7 +10,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { cacheDir } from '../../src/util/paths.js';
-import { isRunning, isRunningCommand } from '../../src/util/process.js';
+import { isRunning, isRunningCommand, terminate } from '../../src/util/process.js';
 import type { Progress } from '../../src/util/progress.js';
 import { ensureK8sBinaries, K8S_SOURCE } from './binaries.js';
 
@@ -216,15 +216,7 @@ export async function stopCluster(): Promise<boolean> {
   for (const name of order) {
     const pid = state.pids[name];
     // A recorded pid that is no longer ours (reused after a reboot) is left alone.
-    if (pid === undefined || !isRunningCommand(pid, new RegExp(name))) continue;
-    try {
-      process.kill(pid, 'SIGTERM');
-    } catch {
-      continue;
-    }
-    const deadline = Date.now() + 10_000;
-    while (isRunning(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    if (isRunning(pid)) process.kill(pid, 'SIGKILL');
+    if (pid !== undefined && isRunningCommand(pid, new RegExp(name))) await terminate([pid], 10_000);
   }
   rmSync(statePath(), { force: true });
   return true;
