@@ -33,8 +33,6 @@ export function weightFormat(dtype: string): WeightFormat {
   throw new Error(`unknown --dtype "${dtype}": use bf16, fp16, fp8, int8, awq, gptq or a GGUF type (${Object.keys(GGUF_BITS).join(', ')})`);
 }
 
-export const WEIGHT_DTYPES = ['bf16', 'fp16', 'fp8', 'int8', 'awq', 'gptq', ...Object.keys(GGUF_BITS).map((t) => `gguf-${t}`)];
-
 /** KV-cache element size: `auto` follows the activations (16-bit). */
 export function kvBytes(kvDtype: string): number {
   switch (kvDtype.toLowerCase()) {

@@ -8,10 +8,10 @@
 //     (tp = GPUs per node, or as many as the model allows) comes first;
 //  3. the larger KV capacity (more concurrent sequences);
 //  4. fewer GPUs.
-import { paramCounts, type ModelArch } from './arch.js';
+import type { ModelArch } from './arch.js';
 import type { Gpu } from './catalog.js';
 import { kvBytes, weightFormat, type WeightFormat } from './dtypes.js';
-import { BLOCK_TOKENS, formatBytes, GiB, kvBytesPerTokenLayer, llamaCppPartition, ppPartition, reserveBytes, stageMemory, type StageMemory } from './memory.js';
+import { BLOCK_TOKENS, formatBytes, GiB, llamaCppPartition, ppPartition, reserveBytes, stageMemory, type StageMemory } from './memory.js';
 import type { ResolvedModel } from './model-source.js';
 
 export type PlanEngine = 'vllm' | 'sglang' | 'llamacpp';
@@ -227,9 +227,4 @@ function engineFlags(input: PlanInput, m: ModelArch, tp: number, pp: number, nod
       return { args: ['--n-gpu-layers', String(m.layers + 1), '--split-mode', 'layer', '--tensor-split', shares.join(','), '--ctx-size', String(maxModelLen)], env: {} };
     }
   }
-}
-
-/** For the table header: parameters, and KV bytes per token of the whole model on one GPU. */
-export function modelSummary(m: ModelArch, kvDtype: string): { params: number; kvBytesPerToken: number } {
-  return { params: paramCounts(m).total, kvBytesPerToken: m.layers * kvBytesPerTokenLayer(m, 1, kvBytes(kvDtype)) };
 }
