@@ -18,7 +18,9 @@ const MAX_TOKENS = Number(process.env.MAX_TOKENS ?? 1);
 const root = join(fileURLToPath(import.meta.url), '../../..');
 const state = mkdtempSync(join(tmpdir(), 'tandem-bench-'));
 const spec = join(state, 'bench.yaml');
-writeFileSync(spec, `apiVersion: tandem.dev/v1alpha1
+writeFileSync(
+  spec,
+  `apiVersion: tandem.dev/v1alpha1
 kind: InferenceService
 metadata: {name: bench}
 spec:
@@ -26,7 +28,8 @@ spec:
   engine: {type: llamacpp}
   parallelism: {nodes: 2}
   resources: {cpu: 1}
-`);
+`,
+);
 
 const up = spawn(process.execPath, [join(root, 'bin', 'tandem.js'), 'up', spec, '--port', '0'], {
   env: { ...process.env, TANDEM_STATE: state },
@@ -35,7 +38,10 @@ const up = spawn(process.execPath, [join(root, 'bin', 'tandem.js'), 'up', spec, 
 try {
   const { gateway, leader } = await waitReady();
   const body = JSON.stringify({ model: 'bench', prompt: 'Hello', max_tokens: MAX_TOKENS, temperature: 0 });
-  const targets = { direct: new Pool(leader, { connections: CONCURRENCY }), gateway: new Pool(gateway, { connections: CONCURRENCY }) };
+  const targets = {
+    direct: new Pool(leader, { connections: CONCURRENCY }),
+    gateway: new Pool(gateway, { connections: CONCURRENCY }),
+  };
   const latencies = { direct: [] as number[], gateway: [] as number[] };
   const busyMs = { direct: 0, gateway: 0 };
 
@@ -47,7 +53,12 @@ try {
         while (next < PER_ROUND) {
           next++;
           const t0 = performance.now();
-          const res = await targets[name].request({ path: '/v1/completions', method: 'POST', headers: { 'content-type': 'application/json' }, body });
+          const res = await targets[name].request({
+            path: '/v1/completions',
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body,
+          });
           await res.body.text();
           if (res.statusCode !== 200) throw new Error(`${name}: HTTP ${res.statusCode}`);
           latencies[name].push(performance.now() - t0);
@@ -69,14 +80,21 @@ try {
       await batch('direct');
     }
   }
-  const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+  const pct = (xs: number[], p: number) =>
+    [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
   const rate = (name: 'direct' | 'gateway') => latencies[name].length / (busyMs[name] / 1000);
-  console.log(`gateway overhead: ${ROUNDS} rounds × ${PER_ROUND} requests each way, concurrency ${CONCURRENCY}, max_tokens ${MAX_TOKENS}, 2-node group`);
+  console.log(
+    `gateway overhead: ${ROUNDS} rounds × ${PER_ROUND} requests each way, concurrency ${CONCURRENCY}, max_tokens ${MAX_TOKENS}, 2-node group`,
+  );
   console.log('path      p50 ms   p99 ms   req/s');
   for (const name of ['direct', 'gateway'] as const) {
-    console.log(`${name.padEnd(8)}  ${pct(latencies[name], 50).toFixed(2).padStart(6)}   ${pct(latencies[name], 99).toFixed(2).padStart(6)}   ${rate(name).toFixed(1)}`);
+    console.log(
+      `${name.padEnd(8)}  ${pct(latencies[name], 50).toFixed(2).padStart(6)}   ${pct(latencies[name], 99).toFixed(2).padStart(6)}   ${rate(name).toFixed(1)}`,
+    );
   }
-  console.log(`added p50: ${(pct(latencies.gateway, 50) - pct(latencies.direct, 50)).toFixed(2)} ms, added p99: ${(pct(latencies.gateway, 99) - pct(latencies.direct, 99)).toFixed(2)} ms, throughput ratio gateway/direct: ${(rate('gateway') / rate('direct')).toFixed(3)}`);
+  console.log(
+    `added p50: ${(pct(latencies.gateway, 50) - pct(latencies.direct, 50)).toFixed(2)} ms, added p99: ${(pct(latencies.gateway, 99) - pct(latencies.direct, 99)).toFixed(2)} ms, throughput ratio gateway/direct: ${(rate('gateway') / rate('direct')).toFixed(3)}`,
+  );
   await Promise.all(Object.values(targets).map((p) => p.close()));
 } finally {
   up.kill('SIGTERM');
@@ -90,7 +108,8 @@ async function waitReady(): Promise<{ gateway: string; leader: string }> {
       const run = JSON.parse(readFileSync(join(state, 'run.json'), 'utf8')) as RunInfo;
       const status = JSON.parse(readFileSync(join(state, 'status.json'), 'utf8')) as StatusFile;
       const group = status.services[0]?.groups[0];
-      if (group?.phase === 'Ready') return { gateway: run.gateway, leader: `http://${group.leader.host}:${group.leader.port}` };
+      if (group?.phase === 'Ready')
+        return { gateway: run.gateway, leader: `http://${group.leader.host}:${group.leader.port}` };
     } catch {
       // not written yet
     }

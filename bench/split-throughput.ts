@@ -7,7 +7,12 @@ const ROUNDS = Number(process.env.ROUNDS ?? 8);
 const TOKENS = 64;
 const LAYOUTS = [1, 2, 3];
 
-interface Timings { predicted_n: number; predicted_ms: number; prompt_n: number; prompt_ms: number }
+interface Timings {
+  predicted_n: number;
+  predicted_ms: number;
+  prompt_n: number;
+  prompt_ms: number;
+}
 
 async function generate(url: string, prompt: string): Promise<{ timings: Timings; wallMs: number }> {
   const started = performance.now();
@@ -26,7 +31,10 @@ try {
   const totals = new Map(LAYOUTS.map((n) => [n, { tokens: 0, decodeMs: 0, wallMs: 0 }]));
   for (let round = 0; round < ROUNDS; round++) {
     for (const nodes of LAYOUTS) {
-      const { timings, wallMs } = await generate(leaderUrl(running, `n${nodes}`), `Round ${round}: the leader and its workers`);
+      const { timings, wallMs } = await generate(
+        leaderUrl(running, `n${nodes}`),
+        `Round ${round}: the leader and its workers`,
+      );
       const t = totals.get(nodes)!;
       t.tokens += timings.predicted_n;
       t.decodeMs += timings.predicted_ms;

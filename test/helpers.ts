@@ -27,6 +27,8 @@ export interface Running {
   reconciler: Reconciler;
   platform: LocalPlatform;
   logDir: string;
+  /** Every member pid seen so far, for checks that nothing is left behind. */
+  pids: Set<number>;
   stop(): Promise<void>;
 }
 
@@ -41,10 +43,14 @@ export async function startServices(specs: InferenceServiceInput[], readyTimeout
   const logDir = mkdtempSync(join(tmpdir(), 'tandem-test-logs-'));
   const platform = new LocalPlatform({ logDir });
   const reconciler = new Reconciler(platform, templates);
+  const pids = new Set<number>();
+  reconciler.on('tick', (services) => {
+    for (const m of services.flatMap((s) => s.groups.flatMap((g) => g.members))) if (m.pid) pids.add(m.pid);
+  });
   reconciler.start();
-  const running: Running = { reconciler, platform, logDir, stop: () => reconciler.stop() };
+  const running: Running = { reconciler, platform, logDir, pids, stop: () => reconciler.stop() };
   try {
-    await reconciler.waitFor(allReady, readyTimeoutMs);
+    await waitFor(reconciler, allReady, readyTimeoutMs);
   } catch (err) {
     await running.stop();
     throw err;
@@ -52,12 +58,37 @@ export async function startServices(specs: InferenceServiceInput[], readyTimeout
   return running;
 }
 
+/** Resolves once `predicate` holds for a snapshot; rejects after `timeoutMs`. */
+export function waitFor(
+  reconciler: Reconciler,
+  predicate: (services: ServiceSnapshot[]) => boolean,
+  timeoutMs: number,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const check = (services: ServiceSnapshot[]) => {
+      if (!predicate(services)) return;
+      clearTimeout(timer);
+      reconciler.off('tick', check);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      reconciler.off('tick', check);
+      reject(new Error(`timed out after ${timeoutMs} ms; state: ${JSON.stringify(reconciler.snapshot())}`));
+    }, timeoutMs);
+    reconciler.on('tick', check);
+    check(reconciler.snapshot());
+  });
+}
+
 export function allReady(services: ServiceSnapshot[]): boolean {
   return services.every((s) => s.groups.length === s.replicas && s.groups.every((g) => g.phase === 'Ready'));
 }
 
 export function leaderUrl(running: Running, service: string, replica = 0): string {
-  const group = running.reconciler.snapshot().find((s) => s.name === service)?.groups.find((g) => g.replica === replica);
+  const group = running.reconciler
+    .snapshot()
+    .find((s) => s.name === service)
+    ?.groups.find((g) => g.replica === replica);
   if (!group) throw new Error(`no group ${service}/${replica}`);
   return `http://${group.leader.host}:${group.leader.port}`;
 }

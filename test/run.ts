@@ -1,6 +1,8 @@
-// `npm test`: build what the tests need (cached), start the test control plane (or reuse a running
-// one), run every tier with node's test runner, and stop the control plane if this run started it.
-import { spawnSync } from 'node:child_process';
+// `npm test [TIER…]`: runs the tiers in order (default: all of them), each with node's test runner.
+// A tier builds only what it needs (cached): unit needs Node alone; integration builds llama.cpp and
+// makes the model; k8s builds and starts the test control plane (or reuses a running one) and
+// stops it afterwards if this run started it, on failure and on Ctrl-C too.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,18 +13,105 @@ import { stderrProgress } from '../src/util/progress.js';
 import { startCluster, stopCluster } from './k8s/cluster.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
-const TIERS = ['unit', 'integration', 'k8s'];
+const root = join(here, '..', '..');
 
-await ensureLlamaBinaries(stderrProgress);
-await ensureTinyLlama((await ensureLlamaSource(stderrProgress)).dir, stderrProgress);
-const cluster = await startCluster(stderrProgress);
-stderrProgress(`test control plane: KUBECONFIG=${cluster.kubeconfig}${cluster.started ? '' : ' (reused)'}`);
+interface Tier {
+  /** Builds or starts what the tier needs; returns the cleanup to run after it. */
+  prepare?: () => Promise<(() => Promise<void>) | void>;
+  /** Commands to run instead of test files (the lint tier), in order, stopping at a failure. */
+  commands?: [string, string[]][];
+}
 
-const files = TIERS.flatMap((tier) =>
-  readdirSync(join(here, tier))
-    .filter((f) => f.endsWith('.test.js'))
-    .map((f) => join(here, tier, f)),
-);
-const run = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], { stdio: 'inherit' });
-if (cluster.started) await stopCluster();
-process.exitCode = run.status ?? 1;
+const TIERS: Record<string, Tier> = {
+  lint: {
+    commands: [
+      [
+        process.execPath,
+        [join(root, 'node_modules', 'prettier', 'bin', 'prettier.cjs'), '--check', '--log-level=warn', '.'],
+      ],
+      [process.execPath, [join(root, 'node_modules', 'eslint', 'bin', 'eslint.js'), '.']],
+    ],
+  },
+  unit: {},
+  integration: {
+    prepare: async () => {
+      await ensureLlamaBinaries(stderrProgress);
+      await ensureTinyLlama((await ensureLlamaSource(stderrProgress)).dir, stderrProgress);
+    },
+  },
+  k8s: {
+    prepare: async () => {
+      const cluster = await startCluster(stderrProgress);
+      stderrProgress(`test control plane: KUBECONFIG=${cluster.kubeconfig}${cluster.started ? '' : ' (reused)'}`);
+      if (cluster.started) return () => stopCluster().then(() => undefined);
+    },
+  },
+};
+
+const asked = process.argv.slice(2);
+const unknown = asked.filter((t) => !(t in TIERS));
+if (unknown.length > 0) {
+  process.stderr.write(`unknown tier(s): ${unknown.join(', ')}; tiers: ${Object.keys(TIERS).join(', ')}\n`);
+  process.exit(2);
+}
+const tiers = asked.length > 0 ? asked : Object.keys(TIERS);
+
+let child: ChildProcess | undefined;
+let interrupted = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    interrupted = true;
+    child?.kill(signal);
+  });
+}
+
+function runChild(command: string, args: string[]): Promise<number> {
+  return new Promise((resolve) => {
+    child = spawn(command, args, { stdio: 'inherit', cwd: root });
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
+    child.on('error', (err) => {
+      process.stderr.write(`${command}: ${err.message}\n`);
+      resolve(1);
+    });
+  });
+}
+
+const results: string[] = [];
+let failed = false;
+for (const name of tiers) {
+  if (interrupted) break;
+  const tier = TIERS[name]!;
+  const started = Date.now();
+  stderrProgress(`tier ${name}`);
+  let code: number;
+  let cleanup: (() => Promise<void>) | void = undefined;
+  try {
+    cleanup = await tier.prepare?.();
+    if (tier.commands) {
+      code = 0;
+      for (const [command, args] of tier.commands) if (code === 0) code = await runChild(command, args);
+    } else {
+      const dir = join(here, name);
+      const files = readdirSync(dir)
+        .filter((f) => f.endsWith('.test.js'))
+        .map((f) => join(dir, f));
+      code = await runChild(process.execPath, [
+        '--test',
+        '--test-reporter=spec',
+        '--test-concurrency=2',
+        '--test-timeout=600000',
+        ...files,
+      ]);
+    }
+  } catch (err) {
+    // A missing tool or a failed build: one clear line (a build's own log tail is in its message).
+    process.stderr.write(`tier ${name}: ${err instanceof Error ? err.message : String(err)}\n`);
+    code = 1;
+  } finally {
+    await cleanup?.();
+  }
+  failed ||= code !== 0;
+  results.push(`${name}: ${code === 0 ? 'passed' : 'FAILED'} in ${Math.round((Date.now() - started) / 1000)} s`);
+}
+stderrProgress(`tiers: ${results.join('; ')}${interrupted ? '; interrupted' : ''}`);
+process.exit(interrupted ? 130 : failed ? 1 : 0);

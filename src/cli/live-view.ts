@@ -37,7 +37,10 @@ export class LiveView {
     const block = `${this.table}\n${this.events.length > 0 ? `\n${this.events.join('\n')}\n` : ''}`;
     const width = this.out.columns || 200;
     // Long lines wrap: count the rows they take, so the cursor goes back up exactly.
-    const rows = block.split('\n').slice(0, -1).reduce((n, l) => n + Math.max(1, Math.ceil(l.length / width)), 0);
+    const rows = block
+      .split('\n')
+      .slice(0, -1)
+      .reduce((n, l) => n + Math.max(1, Math.ceil(l.length / width)), 0);
     this.out.write(`${this.drawnLines > 0 ? `\x1b[${this.drawnLines}A\x1b[0J` : ''}${block}`);
     this.drawnLines = rows;
   }

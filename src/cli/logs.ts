@@ -5,7 +5,7 @@ function printRange(path: string, from: number, to: number): void {
   const fd = openSync(path, 'r');
   try {
     const buf = Buffer.alloc(64 * 1024);
-    for (let pos = from; pos < to; ) {
+    for (let pos = from; pos < to;) {
       const n = readSync(fd, buf, 0, Math.min(buf.length, to - pos), pos);
       if (n === 0) break;
       process.stdout.write(buf.subarray(0, n));

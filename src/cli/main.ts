@@ -107,7 +107,11 @@ function status(json: boolean): number {
   }
   process.stdout.write(`gateway: ${run.gateway}/v1   pid: ${run.pid}   since: ${run.startedAt}\n\n`);
   process.stdout.write(`${statusTable(file?.services ?? [])}\n`);
-  const failures = (file?.services ?? []).flatMap((s) => s.groups.filter((g) => g.lastFailure).map((g) => `${s.name}/${g.replica}: ${new Date(g.lastFailure!.at).toISOString()} ${g.lastFailure!.reason}`));
+  const failures = (file?.services ?? []).flatMap((s) =>
+    s.groups
+      .filter((g) => g.lastFailure)
+      .map((g) => `${s.name}/${g.replica}: ${new Date(g.lastFailure!.at).toISOString()} ${g.lastFailure!.reason}`),
+  );
   if (failures.length > 0) process.stdout.write(`\nlast failures:\n${failures.join('\n')}\n`);
   return 0;
 }
@@ -116,7 +120,9 @@ async function down(): Promise<number> {
   const run = currentRun(stateDir());
   if (!run) {
     const reaped = await reapLeftovers(stateDir());
-    process.stdout.write(reaped > 0 ? `stopped ${reaped} member process(es) left by a tandem that died\n` : 'tandem is not running here\n');
+    process.stdout.write(
+      reaped > 0 ? `stopped ${reaped} member process(es) left by a tandem that died\n` : 'tandem is not running here\n',
+    );
     return 0;
   }
   // No SIGKILL here: tandem must get to stop its members.
@@ -132,17 +138,37 @@ type Options = NonNullable<Parameters<typeof parseArgs>[0]>['options'];
 const OPTIONS: Record<string, Options> = {
   up: { 'log-dir': { type: 'string' }, port: { type: 'string', short: 'p' }, host: { type: 'string' } },
   status: { json: { type: 'boolean' } },
-  logs: { 'log-dir': { type: 'string' }, replica: { type: 'string' }, member: { type: 'string' }, follow: { type: 'boolean', short: 'f' } },
+  logs: {
+    'log-dir': { type: 'string' },
+    replica: { type: 'string' },
+    member: { type: 'string' },
+    follow: { type: 'boolean', short: 'f' },
+  },
   plan: {
     ...Object.fromEntries(
-      ['model', 'gpu', 'gpus-per-node', 'nodes', 'max-model-len', 'engine', 'dtype', 'kv-dtype', 'memory-utilization', 'max-num-batched-tokens', 'max-num-seqs', 'svg'].map((name) => [name, { type: 'string' as const }]),
+      [
+        'model',
+        'gpu',
+        'gpus-per-node',
+        'nodes',
+        'max-model-len',
+        'engine',
+        'dtype',
+        'kv-dtype',
+        'memory-utilization',
+        'max-num-batched-tokens',
+        'max-num-seqs',
+        'svg',
+      ].map((name) => [name, { type: 'string' as const }]),
     ),
     json: { type: 'boolean' },
   },
 };
 
 function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(join(fileURLToPath(import.meta.url), '../../../../package.json'), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(join(fileURLToPath(import.meta.url), '../../../../package.json'), 'utf8')) as {
+    version: string;
+  };
   return pkg.version;
 }
 
@@ -156,7 +182,11 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`tandem: unknown command "${command}"\n\n${USAGE.tandem}\n`);
     return 2;
   }
-  const parsed = parseArgs({ args: rest, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' }, ...OPTIONS[command] } });
+  const parsed = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: { help: { type: 'boolean', short: 'h' }, ...OPTIONS[command] },
+  });
   const { positionals } = parsed;
   const values = parsed.values as Record<string, string | boolean | undefined>;
   const text = (name: string) => values[name] as string | undefined;
@@ -172,8 +202,15 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'up': {
       const port = Number(text('port') ?? 8080);
-      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: must be a port number (got ${text('port')})`);
-      await up({ files: positionals, stateDir: stateDir(), logDir: text('log-dir') ?? join(stateDir(), 'logs'), host: text('host') ?? '127.0.0.1', port });
+      if (!Number.isInteger(port) || port < 0 || port > 65535)
+        throw new UsageError(`--port: must be a port number (got ${text('port')})`);
+      await up({
+        files: positionals,
+        stateDir: stateDir(),
+        logDir: text('log-dir') ?? join(stateDir(), 'logs'),
+        host: text('host') ?? '127.0.0.1',
+        port,
+      });
       return -1; // keeps running until a signal
     }
     case 'status':
@@ -189,7 +226,10 @@ async function main(argv: string[]): Promise<number> {
         return n;
       };
       const logDir = text('log-dir') ?? currentRun(stateDir())?.logDir ?? join(stateDir(), 'logs');
-      await showLog(join(logDir, service, `replica-${index('replica')}`, `member-${index('member')}.log`), values.follow === true);
+      await showLog(
+        join(logDir, service, `replica-${index('replica')}`, `member-${index('member')}.log`),
+        values.follow === true,
+      );
       return 0;
     }
     case 'down':
@@ -197,7 +237,9 @@ async function main(argv: string[]): Promise<number> {
     case 'prepare': {
       const binaries = await ensureLlamaBinaries(stderrProgress);
       const model = await ensureTinyLlama((await ensureLlamaSource(stderrProgress)).dir, stderrProgress);
-      process.stdout.write(`llama-server:    ${binaries.llamaServer}\nggml-rpc-server: ${binaries.rpcServer}\nmodel:           ${model}\n`);
+      process.stdout.write(
+        `llama-server:    ${binaries.llamaServer}\nggml-rpc-server: ${binaries.rpcServer}\nmodel:           ${model}\n`,
+      );
       return 0;
     }
     case 'schema':
@@ -218,7 +260,10 @@ main(process.argv.slice(2)).then(
     if (err instanceof SpecError) {
       for (const p of err.problems) process.stderr.write(`${p}\n`);
       process.exitCode = 2;
-    } else if (err instanceof UsageError || (err instanceof TypeError && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))) {
+    } else if (
+      err instanceof UsageError ||
+      (err instanceof TypeError && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))
+    ) {
       process.stderr.write(`tandem: ${err.message}\n`);
       process.exitCode = 2;
     } else {

@@ -6,7 +6,6 @@ import { plan, type PlanEngine } from '../planner/plan.js';
 import { layoutSvg, planTable } from '../planner/render.js';
 import { UsageError } from './usage-error.js';
 
-
 export interface PlanFlags {
   model?: string;
   gpu?: string;
@@ -34,11 +33,18 @@ function positive(name: string, value: string | undefined, fallback?: number): n
 
 /** Runs the command; returns the exit code (1 when no layout is feasible). */
 export function planCommand(f: PlanFlags): number {
-  if (!f.model) throw new UsageError('--model is required: a catalog name, a config.json (or its folder) or a .gguf file');
-  if (!f.gpu) throw new UsageError(`--gpu is required: one of ${GPUS.map((g) => g.name).join(', ')} or an OCI shape (${Object.keys(OCI_SHAPES).join(', ')})`);
+  if (!f.model)
+    throw new UsageError('--model is required: a catalog name, a config.json (or its folder) or a .gguf file');
+  if (!f.gpu)
+    throw new UsageError(
+      `--gpu is required: one of ${GPUS.map((g) => g.name).join(', ')} or an OCI shape (${Object.keys(OCI_SHAPES).join(', ')})`,
+    );
   const shape = OCI_SHAPES[f.gpu];
   const gpu = findGpu(shape?.gpu ?? f.gpu);
-  if (!gpu) throw new UsageError(`--gpu: unknown GPU "${f.gpu}": use one of ${GPUS.map((g) => g.name).join(', ')} or an OCI shape (${Object.keys(OCI_SHAPES).join(', ')})`);
+  if (!gpu)
+    throw new UsageError(
+      `--gpu: unknown GPU "${f.gpu}": use one of ${GPUS.map((g) => g.name).join(', ')} or an OCI shape (${Object.keys(OCI_SHAPES).join(', ')})`,
+    );
   const engine = (f.engine ?? 'vllm') as PlanEngine;
   if (!ENGINES.includes(engine)) throw new UsageError(`--engine: must be one of ${ENGINES.join(', ')}`);
   const utilization = Number(f['memory-utilization'] ?? 0.92);

@@ -63,7 +63,9 @@ export function readStatus(dir: string): StatusFile | undefined {
 export function leftoverMembers(dir: string): number[] {
   if (currentRun(dir)) return [];
   const pids = (readStatus(dir)?.services ?? []).flatMap((s) => s.groups.flatMap((g) => g.members.map((m) => m.pid)));
-  return pids.filter((pid): pid is number => pid !== undefined && isRunningCommand(pid, /llama-server|ggml-rpc-server/));
+  return pids.filter(
+    (pid): pid is number => pid !== undefined && isRunningCommand(pid, /llama-server|ggml-rpc-server/),
+  );
 }
 
 /** Stops leftover members (SIGTERM, SIGKILL after 5 s) and forgets the dead run. */

@@ -23,28 +23,42 @@ export interface UpOptions {
 export async function up(options: UpOptions): Promise<void> {
   const running = currentRun(options.stateDir);
   if (running) {
-    throw new Error(`tandem is already running here (pid ${running.pid}, gateway ${running.gateway}): run 'tandem down' first, or set TANDEM_STATE`);
+    throw new Error(
+      `tandem is already running here (pid ${running.pid}, gateway ${running.gateway}): run 'tandem down' first, or set TANDEM_STATE`,
+    );
   }
   const reaped = await reapLeftovers(options.stateDir);
-  if (reaped > 0) process.stderr.write(`tandem: stopped ${reaped} member process(es) left by an earlier run that died\n`);
+  if (reaped > 0)
+    process.stderr.write(`tandem: stopped ${reaped} member process(es) left by an earlier run that died\n`);
   const loaded = loadServices(options.files);
   const templates = await prepareServices(loaded, stderrProgress);
   const reconciler = new Reconciler(new LocalPlatform({ logDir: options.logDir }), templates);
   const gateway = gatewayFor(reconciler, options.host, options.port);
   await gateway.listen().catch((err: NodeJS.ErrnoException) => {
-    throw err.code === 'EADDRINUSE' ? new UsageError(`${options.host}:${options.port} is in use: pass --port N (0 picks a free one)`) : err;
+    throw err.code === 'EADDRINUSE'
+      ? new UsageError(`${options.host}:${options.port} is in use: pass --port N (0 picks a free one)`)
+      : err;
   });
-  writeRun(options.stateDir, { pid: process.pid, gateway: gateway.url, logDir: options.logDir, files: options.files, startedAt: new Date().toISOString() });
+  writeRun(options.stateDir, {
+    pid: process.pid,
+    gateway: gateway.url,
+    logDir: options.logDir,
+    files: options.files,
+    startedAt: new Date().toISOString(),
+  });
 
   const view = new LiveView(process.stdout);
   const events: ReconcilerEvent[] = [];
   reconciler.on('event', (e) => {
     events.push(e);
     if (events.length > KEPT_EVENTS) events.shift();
-    view.event(`${new Date(e.at).toISOString()} ${e.service}${e.replica === undefined ? '' : `/${e.replica}`}: ${e.message}`);
+    view.event(
+      `${new Date(e.at).toISOString()} ${e.service}${e.replica === undefined ? '' : `/${e.replica}`}: ${e.message}`,
+    );
   });
   reconciler.on('tick', (services) => {
-    if (view.status(statusTable(services))) writeStatus(options.stateDir, { updatedAt: new Date().toISOString(), services, events });
+    if (view.status(statusTable(services)))
+      writeStatus(options.stateDir, { updatedAt: new Date().toISOString(), services, events });
   });
 
   let stopping = false;
@@ -67,6 +81,8 @@ export async function up(options: UpOptions): Promise<void> {
     process.exitCode = 1;
     stop('error');
   });
-  process.stdout.write(`gateway: ${gateway.url}/v1 (models: ${templates.map((t) => t.servedName).join(', ')})\nlogs: ${options.logDir}\n`);
+  process.stdout.write(
+    `gateway: ${gateway.url}/v1 (models: ${templates.map((t) => t.servedName).join(', ')})\nlogs: ${options.logDir}\n`,
+  );
   reconciler.start();
 }

@@ -21,7 +21,10 @@ function contextTokens(args: string[], modelContext: number): number {
 export async function prepareServices(loaded: LoadedService[], progress: Progress): Promise<ServiceTemplate[]> {
   const unsupported = loaded
     .filter((l) => l.service.spec.engine.type !== 'llamacpp')
-    .map((l) => `${l.file}: spec.engine.type: ${l.service.spec.engine.type} runs on Kubernetes (the operator); the embedded default runs llamacpp`);
+    .map(
+      (l) =>
+        `${l.file}: spec.engine.type: ${l.service.spec.engine.type} runs on Kubernetes (the operator); the embedded default runs llamacpp`,
+    );
   if (unsupported.length > 0) throw new SpecError(unsupported);
 
   const binaries = await ensureLlamaBinaries(progress);
@@ -40,9 +43,16 @@ export async function prepareServices(loaded: LoadedService[], progress: Progres
     let nodes: number;
     if (parallelism === 'auto') {
       try {
-        const layout = autoLayout(gguf.arch, gguf.weightBytes, parseQuantity(resources.memory!), contextTokens(engine.args, gguf.arch.maxPositions));
+        const layout = autoLayout(
+          gguf.arch,
+          gguf.weightBytes,
+          parseQuantity(resources.memory!),
+          contextTokens(engine.args, gguf.arch.maxPositions),
+        );
         nodes = layout.nodes;
-        progress(`${service.metadata.name}: parallelism auto → ${nodes} node(s), layers ${layout.layers.join('/')}, for ${resources.memory} per node`);
+        progress(
+          `${service.metadata.name}: parallelism auto → ${nodes} node(s), layers ${layout.layers.join('/')}, for ${resources.memory} per node`,
+        );
       } catch (err) {
         problems.push(`${file}: spec.parallelism: ${(err as Error).message}`);
         continue;

@@ -12,5 +12,11 @@ export function gatewayFor(reconciler: Reconciler, host: string, port: number, b
   };
   refresh(reconciler.snapshot());
   reconciler.on('tick', refresh);
-  return new Gateway({ host, port, ...(bodyLimit ? { bodyLimit } : {}), backends: () => backends, models: () => models });
+  return new Gateway({
+    host,
+    port,
+    ...(bodyLimit ? { bodyLimit } : {}),
+    backends: () => backends,
+    models: () => models,
+  });
 }

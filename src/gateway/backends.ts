@@ -55,7 +55,8 @@ export function pickBackend(
     }
     const load = outstanding.get(b.id) ?? 0;
     const bestLoad = outstanding.get(best.id) ?? 0;
-    if (load < bestLoad || (load === bestLoad && (lastPicked.get(b.id) ?? 0) < (lastPicked.get(best.id) ?? 0))) best = b;
+    if (load < bestLoad || (load === bestLoad && (lastPicked.get(b.id) ?? 0) < (lastPicked.get(best.id) ?? 0)))
+      best = b;
   }
   return best;
 }

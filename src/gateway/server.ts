@@ -110,7 +110,14 @@ export class Gateway {
   }
 
   /** Sends the request to a ready replica; a failure before the first byte is retried once elsewhere. */
-  private async forward(req: IncomingMessage, res: ServerResponse, path: string, body: Buffer, model: string, candidates: Backend[]): Promise<void> {
+  private async forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    body: Buffer,
+    model: string,
+    candidates: Backend[],
+  ): Promise<void> {
     const abort = new AbortController();
     res.on('close', () => {
       if (!res.writableFinished) abort.abort(); // the client went away: stop the generation upstream
@@ -175,7 +182,9 @@ export class Gateway {
       if (res.destroyed) return;
       // The replica failed mid-response: end a stream with an OpenAI error event, cut anything else.
       if (streaming) {
-        res.end(`data: ${JSON.stringify(errorBody('upstream_failed', `replica ${backend.id} failed mid-stream: ${(err as Error).message}`, 'api_error'))}\n\n`);
+        res.end(
+          `data: ${JSON.stringify(errorBody('upstream_failed', `replica ${backend.id} failed mid-stream: ${(err as Error).message}`, 'api_error'))}\n\n`,
+        );
       } else {
         res.destroy();
       }
@@ -222,7 +231,9 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > limit) {
     req.resume();
-    return Promise.reject(new HttpError(413, 'request_too_large', `request body of ${declared} bytes is over the limit of ${limit}`));
+    return Promise.reject(
+      new HttpError(413, 'request_too_large', `request body of ${declared} bytes is over the limit of ${limit}`),
+    );
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];

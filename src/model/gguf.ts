@@ -5,12 +5,26 @@
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 
 export enum GgufType {
-  UINT8 = 0, INT8 = 1, UINT16 = 2, INT16 = 3, UINT32 = 4, INT32 = 5, FLOAT32 = 6, BOOL = 7,
-  STRING = 8, ARRAY = 9, UINT64 = 10, INT64 = 11, FLOAT64 = 12,
+  UINT8 = 0,
+  INT8 = 1,
+  UINT16 = 2,
+  INT16 = 3,
+  UINT32 = 4,
+  INT32 = 5,
+  FLOAT32 = 6,
+  BOOL = 7,
+  STRING = 8,
+  ARRAY = 9,
+  UINT64 = 10,
+  INT64 = 11,
+  FLOAT64 = 12,
 }
 
 /** ggml tensor types this project reads or writes (ids from ggml.h). */
-export enum GgmlType { F32 = 0, F16 = 1 }
+export enum GgmlType {
+  F32 = 0,
+  F16 = 1,
+}
 
 export type GgufScalar = number | bigint | boolean | string;
 /** A typed value: GGUF keeps the exact type, so a round trip must too. */
@@ -18,7 +32,12 @@ export type GgufValue =
   | { type: Exclude<GgufType, GgufType.ARRAY>; value: GgufScalar }
   | { type: GgufType.ARRAY; itemType: Exclude<GgufType, GgufType.ARRAY>; value: GgufScalar[] };
 
-export interface GgufTensorInfo { name: string; dims: number[]; type: number; offset: bigint }
+export interface GgufTensorInfo {
+  name: string;
+  dims: number[];
+  type: number;
+  offset: bigint;
+}
 export interface GgufHeader {
   version: number;
   kv: Map<string, GgufValue>;
@@ -128,8 +147,10 @@ export function writeGguf(path: string, kv: Map<string, GgufValue>, tensors: Ggu
 export function tensorBytes(dims: number[], type: GgmlType): number {
   const n = dims.reduce((a, b) => a * b, 1);
   switch (type) {
-    case GgmlType.F32: return n * 4;
-    case GgmlType.F16: return n * 2;
+    case GgmlType.F32:
+      return n * 4;
+    case GgmlType.F16:
+      return n * 2;
   }
 }
 
@@ -163,27 +184,44 @@ class FileReader {
     return this.buf.subarray(at, at + n);
   }
 
-  u32(): number { return this.need(4).readUInt32LE(0); }
-  u64(): bigint { return this.need(8).readBigUInt64LE(0); }
+  u32(): number {
+    return this.need(4).readUInt32LE(0);
+  }
+  u64(): bigint {
+    return this.need(8).readBigUInt64LE(0);
+  }
   string(): string {
     const n = Number(this.u64());
     return this.need(n).toString('utf8');
   }
   scalar(type: GgufType): GgufScalar {
     switch (type) {
-      case GgufType.UINT8: return this.need(1).readUInt8(0);
-      case GgufType.INT8: return this.need(1).readInt8(0);
-      case GgufType.UINT16: return this.need(2).readUInt16LE(0);
-      case GgufType.INT16: return this.need(2).readInt16LE(0);
-      case GgufType.UINT32: return this.need(4).readUInt32LE(0);
-      case GgufType.INT32: return this.need(4).readInt32LE(0);
-      case GgufType.FLOAT32: return this.need(4).readFloatLE(0);
-      case GgufType.BOOL: return this.need(1).readUInt8(0) !== 0;
-      case GgufType.STRING: return this.string();
-      case GgufType.UINT64: return this.need(8).readBigUInt64LE(0);
-      case GgufType.INT64: return this.need(8).readBigInt64LE(0);
-      case GgufType.FLOAT64: return this.need(8).readDoubleLE(0);
-      default: throw new Error(`GGUF value type ${type} is not a scalar`);
+      case GgufType.UINT8:
+        return this.need(1).readUInt8(0);
+      case GgufType.INT8:
+        return this.need(1).readInt8(0);
+      case GgufType.UINT16:
+        return this.need(2).readUInt16LE(0);
+      case GgufType.INT16:
+        return this.need(2).readInt16LE(0);
+      case GgufType.UINT32:
+        return this.need(4).readUInt32LE(0);
+      case GgufType.INT32:
+        return this.need(4).readInt32LE(0);
+      case GgufType.FLOAT32:
+        return this.need(4).readFloatLE(0);
+      case GgufType.BOOL:
+        return this.need(1).readUInt8(0) !== 0;
+      case GgufType.STRING:
+        return this.string();
+      case GgufType.UINT64:
+        return this.need(8).readBigUInt64LE(0);
+      case GgufType.INT64:
+        return this.need(8).readBigInt64LE(0);
+      case GgufType.FLOAT64:
+        return this.need(8).readDoubleLE(0);
+      default:
+        throw new Error(`GGUF value type ${type} is not a scalar`);
     }
   }
 }
@@ -204,9 +242,15 @@ class BufferWriter {
     return this.buf;
   }
 
-  bytes(): Uint8Array { return this.buf.subarray(0, this.len); }
-  u32(v: number): void { this.at(4).writeUInt32LE(v, this.len - 4); }
-  u64(v: bigint): void { this.at(8).writeBigUInt64LE(v, this.len - 8); }
+  bytes(): Uint8Array {
+    return this.buf.subarray(0, this.len);
+  }
+  u32(v: number): void {
+    this.at(4).writeUInt32LE(v, this.len - 4);
+  }
+  u64(v: bigint): void {
+    this.at(8).writeBigUInt64LE(v, this.len - 8);
+  }
   string(s: string): void {
     const b = Buffer.from(s, 'utf8');
     this.u64(BigInt(b.length));
@@ -214,19 +258,44 @@ class BufferWriter {
   }
   scalar(type: GgufType, v: GgufScalar): void {
     switch (type) {
-      case GgufType.UINT8: this.at(1).writeUInt8(Number(v), this.len - 1); break;
-      case GgufType.INT8: this.at(1).writeInt8(Number(v), this.len - 1); break;
-      case GgufType.UINT16: this.at(2).writeUInt16LE(Number(v), this.len - 2); break;
-      case GgufType.INT16: this.at(2).writeInt16LE(Number(v), this.len - 2); break;
-      case GgufType.UINT32: this.at(4).writeUInt32LE(Number(v), this.len - 4); break;
-      case GgufType.INT32: this.at(4).writeInt32LE(Number(v), this.len - 4); break;
-      case GgufType.FLOAT32: this.at(4).writeFloatLE(Number(v), this.len - 4); break;
-      case GgufType.BOOL: this.at(1).writeUInt8(v ? 1 : 0, this.len - 1); break;
-      case GgufType.STRING: this.string(String(v)); break;
-      case GgufType.UINT64: this.at(8).writeBigUInt64LE(BigInt(v), this.len - 8); break;
-      case GgufType.INT64: this.at(8).writeBigInt64LE(BigInt(v), this.len - 8); break;
-      case GgufType.FLOAT64: this.at(8).writeDoubleLE(Number(v), this.len - 8); break;
-      default: throw new Error(`GGUF value type ${type} is not a scalar`);
+      case GgufType.UINT8:
+        this.at(1).writeUInt8(Number(v), this.len - 1);
+        break;
+      case GgufType.INT8:
+        this.at(1).writeInt8(Number(v), this.len - 1);
+        break;
+      case GgufType.UINT16:
+        this.at(2).writeUInt16LE(Number(v), this.len - 2);
+        break;
+      case GgufType.INT16:
+        this.at(2).writeInt16LE(Number(v), this.len - 2);
+        break;
+      case GgufType.UINT32:
+        this.at(4).writeUInt32LE(Number(v), this.len - 4);
+        break;
+      case GgufType.INT32:
+        this.at(4).writeInt32LE(Number(v), this.len - 4);
+        break;
+      case GgufType.FLOAT32:
+        this.at(4).writeFloatLE(Number(v), this.len - 4);
+        break;
+      case GgufType.BOOL:
+        this.at(1).writeUInt8(v ? 1 : 0, this.len - 1);
+        break;
+      case GgufType.STRING:
+        this.string(String(v));
+        break;
+      case GgufType.UINT64:
+        this.at(8).writeBigUInt64LE(BigInt(v), this.len - 8);
+        break;
+      case GgufType.INT64:
+        this.at(8).writeBigInt64LE(BigInt(v), this.len - 8);
+        break;
+      case GgufType.FLOAT64:
+        this.at(8).writeDoubleLE(Number(v), this.len - 8);
+        break;
+      default:
+        throw new Error(`GGUF value type ${type} is not a scalar`);
     }
   }
 }

@@ -28,7 +28,10 @@ const WRITER_VERSION = 1;
 
 /** Path of the model in the cache, made on first use. */
 export async function ensureTinyLlama(llamaSourceDir: string, progress: Progress): Promise<string> {
-  const key = createHash('sha256').update(JSON.stringify({ ...TINY_LLAMA, WRITER_VERSION })).digest('hex').slice(0, 12);
+  const key = createHash('sha256')
+    .update(JSON.stringify({ ...TINY_LLAMA, WRITER_VERSION }))
+    .digest('hex')
+    .slice(0, 12);
   const dir = join(cacheDir(), 'models');
   const path = join(dir, `${TINY_LLAMA.name}-${key}.gguf`);
   if (existsSync(path)) return path;

@@ -59,8 +59,16 @@ export function paramCounts(m: ModelArch): ParamCounts {
   if (m.mla) {
     const a = m.mla;
     const qHead = a.qkNopeHeadDim + a.qkRopeHeadDim;
-    const q = a.qLoraRank > 0 ? m.hidden * a.qLoraRank + a.qLoraRank + a.qLoraRank * m.heads * qHead : m.hidden * m.heads * qHead;
-    attention = q + m.hidden * (a.kvLoraRank + a.qkRopeHeadDim) + a.kvLoraRank + a.kvLoraRank * m.heads * (a.qkNopeHeadDim + a.vHeadDim) + m.heads * a.vHeadDim * m.hidden;
+    const q =
+      a.qLoraRank > 0
+        ? m.hidden * a.qLoraRank + a.qLoraRank + a.qLoraRank * m.heads * qHead
+        : m.hidden * m.heads * qHead;
+    attention =
+      q +
+      m.hidden * (a.kvLoraRank + a.qkRopeHeadDim) +
+      a.kvLoraRank +
+      a.kvLoraRank * m.heads * (a.qkNopeHeadDim + a.vHeadDim) +
+      m.heads * a.vHeadDim * m.hidden;
   } else {
     const q = m.heads * m.headDim;
     const kv = m.kvHeads * m.headDim;
@@ -70,7 +78,8 @@ export function paramCounts(m: ModelArch): ParamCounts {
   const moe = m.moe;
   const expert = moe ? 3 * m.hidden * moe.expertIntermediate : 0;
   const isDense = (layer: number) => !moe || layer < moe.denseLayers;
-  const mlp = (layer: number) => (isDense(layer) ? dense : moe!.experts * expert + moe!.sharedExperts * expert + m.hidden * moe!.experts);
+  const mlp = (layer: number) =>
+    isDense(layer) ? dense : moe!.experts * expert + moe!.sharedExperts * expert + m.hidden * moe!.experts;
   const activeMlp = (layer: number) =>
     isDense(layer) ? dense : (moe!.activeExperts + moe!.sharedExperts) * expert + m.hidden * moe!.experts;
   const norms = 2 * m.hidden;

@@ -2,11 +2,46 @@
 // reports it, in GiB; peak memory bandwidth in GB/s), plus the OCI shapes the seeds use.
 import type { ModelArch } from './arch.js';
 
-const llama = (name: string, layers: number, hidden: number, heads: number, kvHeads: number, intermediate: number, extra: Partial<ModelArch> = {}): ModelArch => ({
-  name, layers, hidden, heads, kvHeads, headDim: hidden / heads, intermediate, vocab: 128256, tiedEmbeddings: false, maxPositions: 131072, ...extra,
+const llama = (
+  name: string,
+  layers: number,
+  hidden: number,
+  heads: number,
+  kvHeads: number,
+  intermediate: number,
+  extra: Partial<ModelArch> = {},
+): ModelArch => ({
+  name,
+  layers,
+  hidden,
+  heads,
+  kvHeads,
+  headDim: hidden / heads,
+  intermediate,
+  vocab: 128256,
+  tiedEmbeddings: false,
+  maxPositions: 131072,
+  ...extra,
 });
-const qwen = (name: string, layers: number, hidden: number, heads: number, kvHeads: number, intermediate: number): ModelArch => ({
-  name, layers, hidden, heads, kvHeads, headDim: hidden / heads, intermediate, vocab: 152064, tiedEmbeddings: false, maxPositions: 32768, qkvBias: true,
+const qwen = (
+  name: string,
+  layers: number,
+  hidden: number,
+  heads: number,
+  kvHeads: number,
+  intermediate: number,
+): ModelArch => ({
+  name,
+  layers,
+  hidden,
+  heads,
+  kvHeads,
+  headDim: hidden / heads,
+  intermediate,
+  vocab: 152064,
+  tiedEmbeddings: false,
+  maxPositions: 32768,
+  qkvBias: true,
 });
 
 export const MODELS: ModelArch[] = [
@@ -17,13 +52,42 @@ export const MODELS: ModelArch[] = [
   qwen('Qwen2.5-7B', 28, 3584, 28, 4, 18944),
   qwen('Qwen2.5-32B', 64, 5120, 40, 8, 27648),
   qwen('Qwen2.5-72B', 80, 8192, 64, 8, 29568),
-  { name: 'Mistral-7B', layers: 32, hidden: 4096, heads: 32, kvHeads: 8, headDim: 128, intermediate: 14336, vocab: 32768, tiedEmbeddings: false, maxPositions: 32768 },
   {
-    name: 'Mixtral-8x7B', layers: 32, hidden: 4096, heads: 32, kvHeads: 8, headDim: 128, intermediate: 14336, vocab: 32000, tiedEmbeddings: false, maxPositions: 32768,
+    name: 'Mistral-7B',
+    layers: 32,
+    hidden: 4096,
+    heads: 32,
+    kvHeads: 8,
+    headDim: 128,
+    intermediate: 14336,
+    vocab: 32768,
+    tiedEmbeddings: false,
+    maxPositions: 32768,
+  },
+  {
+    name: 'Mixtral-8x7B',
+    layers: 32,
+    hidden: 4096,
+    heads: 32,
+    kvHeads: 8,
+    headDim: 128,
+    intermediate: 14336,
+    vocab: 32000,
+    tiedEmbeddings: false,
+    maxPositions: 32768,
     moe: { experts: 8, activeExperts: 2, sharedExperts: 0, expertIntermediate: 14336, denseLayers: 0 },
   },
   {
-    name: 'DeepSeek-V3', layers: 61, hidden: 7168, heads: 128, kvHeads: 128, headDim: 192, intermediate: 18432, vocab: 129280, tiedEmbeddings: false, maxPositions: 163840,
+    name: 'DeepSeek-V3',
+    layers: 61,
+    hidden: 7168,
+    heads: 128,
+    kvHeads: 128,
+    headDim: 192,
+    intermediate: 18432,
+    vocab: 129280,
+    tiedEmbeddings: false,
+    maxPositions: 163840,
     moe: { experts: 256, activeExperts: 8, sharedExperts: 1, expertIntermediate: 2048, denseLayers: 3 },
     mla: { qLoraRank: 1536, kvLoraRank: 512, qkNopeHeadDim: 128, qkRopeHeadDim: 64, vHeadDim: 128 },
   },
@@ -74,6 +138,16 @@ export function findModel(name: string): ModelArch | undefined {
 
 export function findGpu(name: string): Gpu | undefined {
   const n = norm(name);
-  const alias: Record<string, string> = { h100: 'H100-80', a100: 'A100-80', a10040gb: 'A100-40', a10080gb: 'A100-80', h10080gb: 'H100-80', rtx3090: 'RTX-3090', rtx4090: 'RTX-4090', '3090': 'RTX-3090', '4090': 'RTX-4090' };
+  const alias: Record<string, string> = {
+    h100: 'H100-80',
+    a100: 'A100-80',
+    a10040gb: 'A100-40',
+    a10080gb: 'A100-80',
+    h10080gb: 'H100-80',
+    rtx3090: 'RTX-3090',
+    rtx4090: 'RTX-4090',
+    '3090': 'RTX-3090',
+    '4090': 'RTX-4090',
+  };
   return GPUS.find((g) => norm(g.name) === n || norm(g.name) === norm(alias[n] ?? ''));
 }

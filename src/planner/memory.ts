@@ -51,7 +51,14 @@ export function kvBytesPerTokenLayer(m: ModelArch, tp: number, kvElementBytes: n
   return 2 * kvHeadsPerRank(m, tp) * m.headDim * kvElementBytes;
 }
 
-export function stageMemory(m: ModelArch, fmt: WeightFormat, tp: number, parts: number[], kvElementBytes: number, exactWeightBytes?: number): StageMemory[] {
+export function stageMemory(
+  m: ModelArch,
+  fmt: WeightFormat,
+  tp: number,
+  parts: number[],
+  kvElementBytes: number,
+  exactWeightBytes?: number,
+): StageMemory[] {
   const p = paramCounts(m);
   const pp = parts.length;
   // Exact bytes (GGUF) scale every part alike.
@@ -93,7 +100,8 @@ export interface ReserveInput {
 export function reserveBytes(m: ModelArch, r: ReserveInput): number {
   const act = 2; // 16-bit activations
   const attn = (m.heads * m.headDim + 2 * kvHeadsPerRank(m, r.tp) * r.tp * m.headDim) / r.tp;
-  const mlp = (m.moe ? Math.max(m.intermediate, m.moe.expertIntermediate * m.moe.activeExperts) : m.intermediate) / r.tp;
+  const mlp =
+    (m.moe ? Math.max(m.intermediate, m.moe.expertIntermediate * m.moe.activeExperts) : m.intermediate) / r.tp;
   // Live at the MLP: the residual stream and its normed copy, gate_up (2×), the activation (1×).
   const perToken = (3 * m.hidden + Math.max(attn, 3 * mlp)) * act;
   const forward = r.maxNumBatchedTokens * perToken;

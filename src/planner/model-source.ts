@@ -104,8 +104,20 @@ export function archFromGguf(path: string): { arch: ModelArch; weightBytes: numb
 
 /** ggml block sizes: [elements per block, bytes per block], by type id (ggml.h). */
 const GGML_BLOCKS: Record<number, [number, number]> = {
-  0: [1, 4], 1: [1, 2], 30: [1, 2], 2: [32, 18], 3: [32, 20], 6: [32, 22], 7: [32, 24], 8: [32, 34],
-  10: [256, 84], 11: [256, 110], 12: [256, 144], 13: [256, 176], 14: [256, 210], 15: [256, 292],
+  0: [1, 4],
+  1: [1, 2],
+  30: [1, 2],
+  2: [32, 18],
+  3: [32, 20],
+  6: [32, 22],
+  7: [32, 24],
+  8: [32, 34],
+  10: [256, 84],
+  11: [256, 110],
+  12: [256, 144],
+  13: [256, 176],
+  14: [256, 210],
+  15: [256, 292],
 };
 
 function ggmlBytes(dims: number[], type: number, name: string): number {
@@ -132,7 +144,9 @@ export function resolveModel(spec: string): ResolvedModel {
   }
   const arch = findModel(spec);
   if (!arch) {
-    throw new Error(`unknown model "${spec}": give a config.json, a folder holding one, a .gguf file, or one of ${MODELS.map((m) => m.name).join(', ')}`);
+    throw new Error(
+      `unknown model "${spec}": give a config.json, a folder holding one, a .gguf file, or one of ${MODELS.map((m) => m.name).join(', ')}`,
+    );
   }
   return { arch };
 }

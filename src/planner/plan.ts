@@ -11,7 +11,16 @@
 import type { ModelArch } from './arch.js';
 import type { Gpu } from './catalog.js';
 import { kvBytes, weightFormat, type WeightFormat } from './dtypes.js';
-import { BLOCK_TOKENS, formatBytes, GiB, llamaCppPartition, ppPartition, reserveBytes, stageMemory, type StageMemory } from './memory.js';
+import {
+  BLOCK_TOKENS,
+  formatBytes,
+  GiB,
+  llamaCppPartition,
+  ppPartition,
+  reserveBytes,
+  stageMemory,
+  type StageMemory,
+} from './memory.js';
 import type { ResolvedModel } from './model-source.js';
 
 export type PlanEngine = 'vllm' | 'sglang' | 'llamacpp';
@@ -80,7 +89,9 @@ export interface Plan {
 
 /** vLLM's defaults for `vllm serve` (arg_utils: larger batches on ≥ 70 GiB GPUs, except A100). */
 export function vllmBatchDefaults(gpu: Gpu): { maxNumBatchedTokens: number; maxNumSeqs: number } {
-  return gpu.memoryGiB >= 70 && !gpu.name.startsWith('A100') ? { maxNumBatchedTokens: 8192, maxNumSeqs: 1024 } : { maxNumBatchedTokens: 2048, maxNumSeqs: 256 };
+  return gpu.memoryGiB >= 70 && !gpu.name.startsWith('A100')
+    ? { maxNumBatchedTokens: 8192, maxNumSeqs: 1024 }
+    : { maxNumBatchedTokens: 2048, maxNumSeqs: 256 };
 }
 
 /** Why a tensor-parallel size cannot shard this model, or undefined. */
@@ -91,7 +102,9 @@ export function tensorParallelProblem(m: ModelArch, tp: number, fmt: WeightForma
       return `KV heads (${m.kvHeads}) and tp ${tp} do not divide one another`;
     }
   }
-  const mlps = m.moe ? [m.moe.expertIntermediate, ...(m.moe.denseLayers > 0 ? [m.intermediate] : [])] : [m.intermediate];
+  const mlps = m.moe
+    ? [m.moe.expertIntermediate, ...(m.moe.denseLayers > 0 ? [m.intermediate] : [])]
+    : [m.intermediate];
   for (const size of mlps) {
     if (size % tp !== 0) return `MLP intermediate size (${size}) is not divisible by tp ${tp}`;
     if (fmt.groupSize && (size / tp) % fmt.groupSize !== 0) {
@@ -108,16 +121,25 @@ function candidateTps(totalGpus: number): number[] {
 }
 
 /** Per-GPU memory and KV capacity of each pipeline stage of one layout, feasible or not. */
-export function capacity(input: PlanInput, tp: number, pp: number): { memory: GpuMemory[]; stages: StageMemory[]; reserve: number; budget: number } {
+export function capacity(
+  input: PlanInput,
+  tp: number,
+  pp: number,
+): { memory: GpuMemory[]; stages: StageMemory[]; reserve: number; budget: number } {
   const m = input.model.arch;
-  const batch = { ...vllmBatchDefaults(input.gpu), ...(input.maxNumBatchedTokens ? { maxNumBatchedTokens: input.maxNumBatchedTokens } : {}), ...(input.maxNumSeqs ? { maxNumSeqs: input.maxNumSeqs } : {}) };
+  const batch = {
+    ...vllmBatchDefaults(input.gpu),
+    ...(input.maxNumBatchedTokens ? { maxNumBatchedTokens: input.maxNumBatchedTokens } : {}),
+    ...(input.maxNumSeqs ? { maxNumSeqs: input.maxNumSeqs } : {}),
+  };
   const budget = input.gpu.memoryGiB * GiB * input.memoryUtilization;
   const reserve = reserveBytes(m, { engine: input.engine, tp, ...batch });
   const parts = input.engine === 'llamacpp' ? llamaCppPartition(m.layers, pp) : ppPartition(m.layers, pp);
   const stages = stageMemory(m, weightFormat(input.dtype), tp, parts, kvBytes(input.kvDtype), input.model.weightBytes);
   const memory: GpuMemory[] = stages.map((s) => {
     const kvBytesAvailable = budget - s.weightBytes - reserve;
-    const tokens = kvBytesAvailable > 0 ? Math.floor(kvBytesAvailable / s.kvBytesPerToken / BLOCK_TOKENS) * BLOCK_TOKENS : 0;
+    const tokens =
+      kvBytesAvailable > 0 ? Math.floor(kvBytesAvailable / s.kvBytesPerToken / BLOCK_TOKENS) * BLOCK_TOKENS : 0;
     return {
       stage: s.stage,
       layers: s.layers,
@@ -159,18 +181,26 @@ export function plan(input: PlanInput): Plan {
       const worst = memory.reduce((a, b) => (b.kvTokens < a.kvTokens ? b : a));
       const heaviest = stages.reduce((a, b) => (b.weightBytes > a.weightBytes ? b : a));
       if (budget - heaviest.weightBytes - reserve <= 0) {
-        reject(`weights do not fit: ${formatBytes(heaviest.weightBytes)} per GPU + ${formatBytes(reserve)} reserve > ${formatBytes(budget)} usable (${input.memoryUtilization} × ${formatBytes(input.gpu.memoryGiB * GiB)})`);
+        reject(
+          `weights do not fit: ${formatBytes(heaviest.weightBytes)} per GPU + ${formatBytes(reserve)} reserve > ${formatBytes(budget)} usable (${input.memoryUtilization} × ${formatBytes(input.gpu.memoryGiB * GiB)})`,
+        );
         continue;
       }
       if (worst.kvTokens < maxModelLen) {
-        reject(`one sequence of ${maxModelLen} tokens does not fit: the KV cache holds ${worst.kvTokens} tokens (stage ${worst.stage})`);
+        reject(
+          `one sequence of ${maxModelLen} tokens does not fit: the KV cache holds ${worst.kvTokens} tokens (stage ${worst.stage})`,
+        );
         continue;
       }
       const bandwidth = input.gpu.bandwidthGBs * 1e9;
       const secondsPerToken = stages.reduce((sum, s) => sum + s.activeWeightBytes / bandwidth, 0);
       const warnings: string[] = [];
-      if (tp > G) warnings.push(`tensor parallelism (${tp}) crosses nodes (${G} GPUs each): an all-reduce over the network in every layer`);
-      if (!m.mla && tp > m.kvHeads) warnings.push(`tp ${tp} exceeds the ${m.kvHeads} KV heads: each is replicated ${tp / m.kvHeads}×`);
+      if (tp > G)
+        warnings.push(
+          `tensor parallelism (${tp}) crosses nodes (${G} GPUs each): an all-reduce over the network in every layer`,
+        );
+      if (!m.mla && tp > m.kvHeads)
+        warnings.push(`tp ${tp} exceeds the ${m.kvHeads} KV heads: each is replicated ${tp / m.kvHeads}×`);
       const dp = Math.floor((nodes * G) / gpus);
       layouts.push({
         tp,
@@ -204,18 +234,43 @@ function rankKey(l: Layout, gpusPerNode: number): number {
   return l.nodes * 100 + crossesNodes * 10 + fillsNodes * 5 + Math.log2(l.pp / l.nodes);
 }
 
-function engineFlags(input: PlanInput, m: ModelArch, tp: number, pp: number, nodes: number, maxModelLen: number): { args: string[]; env: Record<string, string> } {
+function engineFlags(
+  input: PlanInput,
+  m: ModelArch,
+  tp: number,
+  pp: number,
+  nodes: number,
+  maxModelLen: number,
+): { args: string[]; env: Record<string, string> } {
   switch (input.engine) {
     case 'vllm': {
       const env: Record<string, string> = {};
       if (pp > 1 && m.layers % pp !== 0) env.VLLM_PP_LAYER_PARTITION = ppPartition(m.layers, pp).join(',');
-      const args = ['--tensor-parallel-size', String(tp), '--pipeline-parallel-size', String(pp), '--max-model-len', String(maxModelLen), '--gpu-memory-utilization', String(input.memoryUtilization)];
+      const args = [
+        '--tensor-parallel-size',
+        String(tp),
+        '--pipeline-parallel-size',
+        String(pp),
+        '--max-model-len',
+        String(maxModelLen),
+        '--gpu-memory-utilization',
+        String(input.memoryUtilization),
+      ];
       if (input.kvDtype === 'fp8') args.push('--kv-cache-dtype', 'fp8');
       if (nodes > 1) args.push('--distributed-executor-backend', 'ray');
       return { args, env };
     }
     case 'sglang': {
-      const args = ['--tp', String(tp), '--pp-size', String(pp), '--context-length', String(maxModelLen), '--mem-fraction-static', String(input.memoryUtilization)];
+      const args = [
+        '--tp',
+        String(tp),
+        '--pp-size',
+        String(pp),
+        '--context-length',
+        String(maxModelLen),
+        '--mem-fraction-static',
+        String(input.memoryUtilization),
+      ];
       if (nodes > 1) args.push('--nnodes', String(nodes));
       if (input.kvDtype === 'fp8') args.push('--kv-cache-dtype', 'fp8_e5m2');
       return { args, env: {} };
@@ -224,7 +279,19 @@ function engineFlags(input: PlanInput, m: ModelArch, tp: number, pp: number, nod
       // One process per node (an RPC device each) plus local GPUs: split layers by device, in order.
       const devices = nodes > 1 ? nodes : tp * pp;
       const shares = llamaCppPartition(m.layers, devices);
-      return { args: ['--n-gpu-layers', String(m.layers + 1), '--split-mode', 'layer', '--tensor-split', shares.join(','), '--ctx-size', String(maxModelLen)], env: {} };
+      return {
+        args: [
+          '--n-gpu-layers',
+          String(m.layers + 1),
+          '--split-mode',
+          'layer',
+          '--tensor-split',
+          shares.join(','),
+          '--ctx-size',
+          String(maxModelLen),
+        ],
+        env: {},
+      };
     }
   }
 }

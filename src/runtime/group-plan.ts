@@ -1,9 +1,10 @@
 // Group planner: given what a group should run and what the platform observes, the next step.
 //
 // The algorithm, evaluated afresh on every observation (it keeps no state of its own):
-//  1. A member that exited is a failure. RecreateGroupOnPodRestart deletes every member (an
-//     llama.cpp RPC worker serves one leader for its whole life; a Ray or NCCL group cannot
-//     re-admit a lost rank), None deletes only the exited one. The failure starts a back-off.
+//  1. A member that exited is a failure, and so is one not ready startupTimeout after its creation
+//     that never was (a hung load). RecreateGroupOnPodRestart deletes every member (an llama.cpp
+//     RPC worker serves one leader for its whole life; a Ray or NCCL group cannot re-admit a lost
+//     rank), None deletes only the failed ones. The failure starts a back-off.
 //  2. A member running an outdated template is deleted with the rest of its group: a group is
 //     only ever all-old or all-new (the service planner chooses when a group may roll).
 //  3. While backing off, nothing is created.
@@ -12,6 +13,7 @@
 //       LeaderReady    workers once the leader is ready;
 //       WorkersReady   workers first, the leader once every worker is ready (llama.cpp RPC).
 //  5. The group is Ready when every member is present and ready.
+import { formatDuration } from '../spec/duration.js';
 import type { GroupStatus, GroupTemplate, ObservedMember } from './types.js';
 
 export type GroupPhase = 'Pending' | 'Starting' | 'Ready' | 'Recreating' | 'BackingOff';
@@ -29,13 +31,30 @@ export interface GroupDecision {
 export const BACKOFF_BASE_MS = 1000;
 export const BACKOFF_MAX_MS = 60_000;
 
-export function planGroup(template: GroupTemplate, observed: ObservedMember[], status: GroupStatus, now: number): GroupDecision {
-  const exited = observed.filter((m) => m.phase === 'Exited');
-  if (exited.length > 0) {
-    const failure = exited
-      .map((m) => `${describe(template, m.index)} exited (${m.exitReason ?? 'unknown reason'})`)
-      .join('; ');
-    const indices = template.restartPolicy === 'RecreateGroupOnPodRestart' ? observed.map((m) => m.index) : exited.map((m) => m.index);
+export function planGroup(
+  template: GroupTemplate,
+  observed: ObservedMember[],
+  status: GroupStatus,
+  now: number,
+): GroupDecision {
+  const failed = observed.flatMap((m) => {
+    if (m.phase === 'Exited') return [{ index: m.index, why: `exited (${m.exitReason ?? 'unknown reason'})` }];
+    if (!m.started && !m.ready && now - m.createdAt > template.startupTimeoutMs) {
+      return [
+        {
+          index: m.index,
+          why: `not ready ${formatDuration(template.startupTimeoutMs)} after it started (spec.startupTimeout)`,
+        },
+      ];
+    }
+    return [];
+  });
+  if (failed.length > 0) {
+    const failure = failed.map((f) => `${describe(template, f.index)} ${f.why}`).join('; ');
+    const indices =
+      template.restartPolicy === 'RecreateGroupOnPodRestart'
+        ? observed.map((m) => m.index)
+        : failed.map((f) => f.index);
     return { phase: 'Recreating', steps: [{ kind: 'delete', indices, failure }] };
   }
 

@@ -113,7 +113,13 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
           ...(g.status.lastFailure ? { lastFailure: g.status.lastFailure } : {}),
           members: g.template.members.map((m) => {
             const seen = g.observed.find((o) => o.index === m.index);
-            const state: MemberState = !seen ? 'Pending' : seen.phase === 'Exited' ? 'Exited' : seen.ready ? 'Ready' : 'Starting';
+            const state: MemberState = !seen
+              ? 'Pending'
+              : seen.phase === 'Exited'
+                ? 'Exited'
+                : seen.ready
+                  ? 'Ready'
+                  : 'Starting';
             return {
               index: m.index,
               role: m.role,
@@ -126,25 +132,6 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
     }));
   }
 
-  /** Resolves once `predicate` holds for a snapshot; rejects after `timeoutMs`. */
-  waitFor(predicate: (services: ServiceSnapshot[]) => boolean, timeoutMs: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const check = (services: ServiceSnapshot[]) => {
-        if (predicate(services)) {
-          clearTimeout(timer);
-          this.off('tick', check);
-          resolve();
-        }
-      };
-      const timer = setTimeout(() => {
-        this.off('tick', check);
-        reject(new Error(`timed out after ${timeoutMs} ms; state: ${JSON.stringify(this.snapshot())}`));
-      }, timeoutMs);
-      this.on('tick', check);
-      check(this.snapshot());
-    });
-  }
-
   private async tick(): Promise<void> {
     for (const service of this.services.values()) {
       try {
@@ -152,7 +139,11 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
         const steps = planService(
           service.template.replicas,
           service.template.hash,
-          [...service.groups.values()].map((g) => ({ replica: g.ref.replica, templateHash: g.template.hash, phase: g.phase })),
+          [...service.groups.values()].map((g) => ({
+            replica: g.ref.replica,
+            templateHash: g.template.hash,
+            phase: g.phase,
+          })),
         );
         for (const step of steps) await this.applyServiceStep(service, step);
       } catch (err) {
@@ -182,7 +173,11 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
     if (step.failure) {
       group.status = recordFailure(group.status, step.failure, Date.now());
       const wait = group.status.backoffUntil! - Date.now();
-      this.record(group.ref.service, group.ref.replica, `${step.failure}: recreating ${step.indices.length === group.template.members.length ? 'the whole group' : 'the member'} in ${wait} ms (restart ${group.status.restarts})`);
+      this.record(
+        group.ref.service,
+        group.ref.replica,
+        `${step.failure}: recreating ${step.indices.length === group.template.members.length ? 'the whole group' : 'the member'} in ${wait} ms (restart ${group.status.restarts})`,
+      );
     }
     await Promise.all(step.indices.map((i) => this.platform.delete(group.ref, i)));
   }
@@ -193,8 +188,19 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
       case 'createGroup': {
         const endpoints = await this.platform.endpoints(ref, service.template.size);
         const template = service.template.render(ref, endpoints);
-        service.groups.set(step.replica, { ref, endpoints, template, status: { restarts: 0 }, phase: 'Pending', observed: [] });
-        this.record(ref.service, ref.replica, `group created: leader ${endpoints[0]!.host}:${endpoints[0]!.port}, ${endpoints.length - 1} worker(s)`);
+        service.groups.set(step.replica, {
+          ref,
+          endpoints,
+          template,
+          status: { restarts: 0 },
+          phase: 'Pending',
+          observed: [],
+        });
+        this.record(
+          ref.service,
+          ref.replica,
+          `group created: leader ${endpoints[0]!.host}:${endpoints[0]!.port}, ${endpoints.length - 1} worker(s)`,
+        );
         return;
       }
       case 'updateGroup': {

@@ -35,6 +35,8 @@ export interface GroupTemplate {
   members: MemberTemplate[];
   startupPolicy: StartupPolicy;
   restartPolicy: RestartPolicy;
+  /** A member not ready this long after its creation has failed (spec.startupTimeout). */
+  startupTimeoutMs: number;
   /** Changes whenever anything a member runs changes: a different hash means a rollout. */
   hash: string;
 }
@@ -47,6 +49,10 @@ export interface ObservedMember {
   phase: MemberPhase;
   ready: boolean;
   templateHash: string;
+  /** When the platform created it (ms since the epoch). */
+  createdAt: number;
+  /** It has been ready at least once (a pod container's `started`): its startup deadline no longer applies. */
+  started: boolean;
   /** Why it exited, e.g. "exit code 1" or "signal SIGKILL". */
   exitReason?: string;
   pid?: number;

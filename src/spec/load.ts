@@ -27,7 +27,10 @@ export function formatIssues(issues: z.core.$ZodIssue[]): string[] {
     if (issue.code === 'invalid_union' && issue.errors.length > 0) {
       // Report the alternative that got furthest (the deepest paths): for `auto | {nodes…}` given an
       // object, that is the object's own problems, not "expected 'auto'".
-      const depth = (branch: z.core.$ZodIssue[]) => Math.max(...branch.map((i) => i.path.length + (i.code === 'invalid_value' || i.code === 'invalid_type' ? 0 : 0.5)));
+      const depth = (branch: z.core.$ZodIssue[]) =>
+        Math.max(
+          ...branch.map((i) => i.path.length + (i.code === 'invalid_value' || i.code === 'invalid_type' ? 0 : 0.5)),
+        );
       const best = issue.errors.reduce((a, b) => (depth(b) > depth(a) ? b : a));
       if (depth(best) > 0) {
         out.push(...formatIssues(best.map((i) => ({ ...i, path: [...issue.path, ...i.path] }))));
@@ -84,7 +87,8 @@ export function loadServices(files: string[]): LoadedService[] {
       if (source.startsWith('file://')) {
         const raw = source.slice('file://'.length);
         entry.modelPath = isAbsolute(raw) ? raw : resolve(dirname(file), raw);
-        if (!existsSync(entry.modelPath)) problems.push(`${where}: spec.model.source: file not found: ${entry.modelPath}`);
+        if (!existsSync(entry.modelPath))
+          problems.push(`${where}: spec.model.source: file not found: ${entry.modelPath}`);
       }
       loaded.push(entry);
     });
@@ -93,13 +97,16 @@ export function loadServices(files: string[]): LoadedService[] {
   for (const { service, file } of loaded) {
     const { name } = service.metadata;
     const served = service.spec.model.servedName;
-    if (seen.has(`name:${name}`)) problems.push(`${file}: metadata.name: "${name}" is also used in ${seen.get(`name:${name}`)}`);
-    if (seen.has(`model:${served}`)) problems.push(`${file}: spec.model.servedName: "${served}" is also served by ${seen.get(`model:${served}`)}`);
+    if (seen.has(`name:${name}`))
+      problems.push(`${file}: metadata.name: "${name}" is also used in ${seen.get(`name:${name}`)}`);
+    if (seen.has(`model:${served}`))
+      problems.push(`${file}: spec.model.servedName: "${served}" is also served by ${seen.get(`model:${served}`)}`);
     seen.set(`name:${name}`, file);
     seen.set(`model:${served}`, file);
   }
   if (files.length === 0) problems.push('no InferenceService file given');
-  else if (loaded.length === 0 && problems.length === 0) problems.push(`${files.join(', ')}: no InferenceService document found`);
+  else if (loaded.length === 0 && problems.length === 0)
+    problems.push(`${files.join(', ')}: no InferenceService document found`);
   if (problems.length > 0) throw new SpecError(problems);
   return loaded;
 }

@@ -2,11 +2,13 @@
 // `inferenceServiceJsonSchema()` emits it as JSON Schema for the latter two.
 import { z } from 'zod';
 import { QUANTITY } from './quantity.js';
+import { DURATION } from './duration.js';
 
 export const API_VERSION = 'tandem.dev/v1alpha1';
 export const ENGINE_TYPES = ['llamacpp', 'vllm', 'sglang'] as const;
 export const RESTART_POLICIES = ['RecreateGroupOnPodRestart', 'None'] as const;
 export const STARTUP_POLICIES = ['LeaderCreated', 'LeaderReady', 'WorkersReady'] as const;
+export const DEFAULT_STARTUP_TIMEOUT = '30m';
 /** Set by Tandem on every member; a spec may not set them. */
 export const GROUP_ENV = ['LWS_LEADER_ADDRESS', 'LWS_GROUP_SIZE', 'LWS_WORKER_INDEX'] as const;
 
@@ -23,15 +25,24 @@ const quantity = z
   });
 const envName = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const env = z
-  .record(z.string(), z.union([z.string(), z.number(), z.boolean()], { error: 'must be a string, number or boolean' }), {
-    error: 'must be a map of variable names to values',
-  })
+  .record(
+    z.string(),
+    z.union([z.string(), z.number(), z.boolean()], { error: 'must be a string, number or boolean' }),
+    {
+      error: 'must be a map of variable names to values',
+    },
+  )
   .default({})
   .superRefine((vars, ctx) => {
     for (const name of Object.keys(vars)) {
-      if (!envName.test(name)) ctx.addIssue({ code: 'custom', path: [name], message: 'is not a valid environment variable name' });
+      if (!envName.test(name))
+        ctx.addIssue({ code: 'custom', path: [name], message: 'is not a valid environment variable name' });
       else if ((GROUP_ENV as readonly string[]).includes(name)) {
-        ctx.addIssue({ code: 'custom', path: [name], message: 'is set by Tandem for every group member and cannot be overridden' });
+        ctx.addIssue({
+          code: 'custom',
+          path: [name],
+          message: 'is set by Tandem for every group member and cannot be overridden',
+        });
       }
     }
   })
@@ -85,9 +96,19 @@ export const InferenceServiceSchema = z
           ])
           .default({ nodes: 1 }),
         replicas: count(0).default(1),
-        restartPolicy: z.enum(RESTART_POLICIES, { error: `must be one of ${RESTART_POLICIES.join(', ')}` }).default('RecreateGroupOnPodRestart'),
+        restartPolicy: z
+          .enum(RESTART_POLICIES, { error: `must be one of ${RESTART_POLICIES.join(', ')}` })
+          .default('RecreateGroupOnPodRestart'),
         /** When to start which member; defaults to the engine's need (llama.cpp: WorkersReady). */
         startupPolicy: z.enum(STARTUP_POLICIES, { error: `must be one of ${STARTUP_POLICIES.join(', ')}` }).optional(),
+        /**
+         * How long a member may take to become ready after it starts (loading a 405B model takes
+         * minutes); past it the group has failed and is recreated with back-off.
+         */
+        startupTimeout: z
+          .string({ error: 'must be a duration such as "90s", "30m" or "1h30m"' })
+          .regex(DURATION, { error: 'must be a duration such as "90s", "30m" or "1h30m"' })
+          .default(DEFAULT_STARTUP_TIMEOUT),
         /** Per node, the same for the leader and every worker. */
         resources: z
           .object({
@@ -107,29 +128,49 @@ export const InferenceServiceSchema = z
     const { engine, parallelism: p, model, resources } = svc.spec;
     const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
     if (p === 'auto') {
-      if (resources.memory === undefined) issue(['spec', 'resources', 'memory'], 'is required when spec.parallelism is auto: the planner sizes the group to it');
-      if (engine.type !== 'llamacpp') issue(['spec', 'parallelism'], 'auto is planned for llamacpp on the embedded default; set nodes, tensor and pipeline for vllm and sglang');
+      if (resources.memory === undefined)
+        issue(
+          ['spec', 'resources', 'memory'],
+          'is required when spec.parallelism is auto: the planner sizes the group to it',
+        );
+      if (engine.type !== 'llamacpp')
+        issue(
+          ['spec', 'parallelism'],
+          'auto is planned for llamacpp on the embedded default; set nodes, tensor and pipeline for vllm and sglang',
+        );
       return;
     }
     if (engine.type === 'llamacpp') {
       if (p.tensor !== undefined && p.tensor !== 1) {
-        issue(['spec', 'parallelism', 'tensor'], 'must be 1 for llamacpp: llama.cpp splits a model across nodes by layers (pipeline), not tensors');
+        issue(
+          ['spec', 'parallelism', 'tensor'],
+          'must be 1 for llamacpp: llama.cpp splits a model across nodes by layers (pipeline), not tensors',
+        );
       }
       if (p.pipeline !== undefined && p.pipeline !== p.nodes) {
-        issue(['spec', 'parallelism', 'pipeline'], `must equal spec.parallelism.nodes (${p.nodes}) for llamacpp: each node holds one stage`);
+        issue(
+          ['spec', 'parallelism', 'pipeline'],
+          `must equal spec.parallelism.nodes (${p.nodes}) for llamacpp: each node holds one stage`,
+        );
       }
       if (!/^(file:\/\/.+\.gguf|tandem:\/\/tiny-llama)$/.test(model.source)) {
         issue(['spec', 'model', 'source'], 'must be file://PATH.gguf or tandem://tiny-llama for llamacpp');
       }
       if (svc.spec.startupPolicy !== undefined && svc.spec.startupPolicy !== 'WorkersReady') {
-        issue(['spec', 'startupPolicy'], 'must be WorkersReady for llamacpp: llama-server aborts unless every RPC worker accepts connections');
+        issue(
+          ['spec', 'startupPolicy'],
+          'must be WorkersReady for llamacpp: llama-server aborts unless every RPC worker accepts connections',
+        );
       }
     } else {
       const gpus = p.nodes * Math.max(1, resources.gpu);
       const tp = p.tensor ?? Math.max(1, resources.gpu);
       const pp = p.pipeline ?? p.nodes;
       if (tp * pp !== gpus) {
-        issue(['spec', 'parallelism'], `tensor × pipeline (${tp} × ${pp}) must equal the group's GPUs (${p.nodes} nodes × ${Math.max(1, resources.gpu)})`);
+        issue(
+          ['spec', 'parallelism'],
+          `tensor × pipeline (${tp} × ${pp}) must equal the group's GPUs (${p.nodes} nodes × ${Math.max(1, resources.gpu)})`,
+        );
       }
     }
   });

@@ -26,7 +26,11 @@ test('an invalid spec: every problem with its path, exit code 2, nothing started
   const file = join(state, 'bad.yaml');
   writeFileSync(file, BAD);
   for (const command of ['validate', 'up']) {
-    const run = spawnSync(process.execPath, [tandem, command, file], { env: env(state), encoding: 'utf8', timeout: 30_000 });
+    const run = spawnSync(process.execPath, [tandem, command, file], {
+      env: env(state),
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     assert.equal(run.status, 2, `${command}: ${run.stderr}`);
     assert.deepEqual(run.stderr.trim().split('\n').sort(), [
       `${file}: metadata.name: must be a name of lower-case letters, digits and "-" (at most 40), starting with a letter`,
@@ -50,7 +54,10 @@ test('unknown commands and options are usage errors; every command has --help', 
 
 test('tandem up runs the example behind the gateway; status, logs and down work on it; nothing is left behind', async () => {
   const state = mkdtempSync(join(tmpdir(), 'tandem-cli-'));
-  const child = spawn(process.execPath, [tandem, 'up', join(root, 'examples', 'tiny-2node.yaml'), '--port', '0'], { env: env(state), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [tandem, 'up', join(root, 'examples', 'tiny-2node.yaml'), '--port', '0'], {
+    env: env(state),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -73,7 +80,8 @@ test('tandem up runs the example behind the gateway; status, logs and down work 
     });
     assert.equal(res.status, 200);
 
-    const cli = (...args: string[]) => spawnSync(process.execPath, [tandem, ...args], { env: env(state), encoding: 'utf8', timeout: 30_000 });
+    const cli = (...args: string[]) =>
+      spawnSync(process.execPath, [tandem, ...args], { env: env(state), encoding: 'utf8', timeout: 30_000 });
     const status = cli('status');
     assert.equal(status.status, 0, status.stderr);
     assert.match(status.stdout, new RegExp(`gateway: ${gateway}/v1`));
@@ -102,7 +110,11 @@ function childrenOf(pid: number): number[] {
     .filter((d) => /^\d+$/.test(d))
     .filter((d) => {
       try {
-        return readFileSync(`/proc/${d}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')[1] === String(pid);
+        return (
+          readFileSync(`/proc/${d}/stat`, 'utf8')
+            .replace(/^.*\) /, '')
+            .split(' ')[1] === String(pid)
+        );
       } catch {
         return false;
       }
@@ -111,17 +123,35 @@ function childrenOf(pid: number): number[] {
 }
 
 test('tandem plan: a table by default, JSON and SVG on request, clear errors for bad input', () => {
-  const run = (...args: string[]) => spawnSync(process.execPath, [tandem, 'plan', ...args], { encoding: 'utf8', timeout: 30_000 });
+  const run = (...args: string[]) =>
+    spawnSync(process.execPath, [tandem, 'plan', ...args], { encoding: 'utf8', timeout: 30_000 });
   const table = run('--model', 'Llama-3.1-405B', '--gpu', 'BM.GPU.H100.8', '--nodes', '2', '--max-model-len', '32768');
   assert.equal(table.status, 0, table.stderr);
   assert.match(table.stdout, /best: tp 8 × pp 2 on 2 node\(s\)/);
   assert.match(table.stdout, /--tensor-parallel-size 8 --pipeline-parallel-size 2/);
-  assert.match(table.stdout, /infeasible:\n  tp 1 × pp 1: weights do not fit/);
+  assert.match(table.stdout, /infeasible:\n {2}tp 1 × pp 1: weights do not fit/);
 
   const dir = mkdtempSync(join(tmpdir(), 'tandem-plan-'));
-  const json = run('--model', join(root, 'test', 'fixtures', 'llama-3.1-8b-config.json'), '--gpu', 'L4', '--gpus-per-node', '4', '--nodes', '1', '--max-model-len', '16384', '--json', '--svg', join(dir, 'plan.svg'));
+  const json = run(
+    '--model',
+    join(root, 'test', 'fixtures', 'llama-3.1-8b-config.json'),
+    '--gpu',
+    'L4',
+    '--gpus-per-node',
+    '4',
+    '--nodes',
+    '1',
+    '--max-model-len',
+    '16384',
+    '--json',
+    '--svg',
+    join(dir, 'plan.svg'),
+  );
   assert.equal(json.status, 0, json.stderr);
-  const parsed = JSON.parse(json.stdout) as { layouts: { tp: number; pp: number; nodes: number; kvTokens: number }[]; infeasible: { reason: string }[] };
+  const parsed = JSON.parse(json.stdout) as {
+    layouts: { tp: number; pp: number; nodes: number; kvTokens: number }[];
+    infeasible: { reason: string }[];
+  };
   assert.ok(parsed.layouts.length > 0 && parsed.layouts.every((l) => l.kvTokens >= 16384));
   assert.ok(Array.isArray(parsed.infeasible));
   assert.match(readFileSync(join(dir, 'plan.svg'), 'utf8'), /^<svg[\s\S]*<\/svg>\n$/);
@@ -142,15 +172,22 @@ test('tandem plan: a table by default, JSON and SVG on request, clear errors for
   }
 });
 
-test("an option of another command is a usage error, not silently ignored", () => {
-  const run = spawnSync(process.execPath, [tandem, 'validate', '--model', 'x', join(root, 'examples', 'tiny-2node.yaml')], { encoding: 'utf8' });
+test('an option of another command is a usage error, not silently ignored', () => {
+  const run = spawnSync(
+    process.execPath,
+    [tandem, 'validate', '--model', 'x', join(root, 'examples', 'tiny-2node.yaml')],
+    { encoding: 'utf8' },
+  );
   assert.equal(run.status, 2);
   assert.match(run.stderr, /Unknown option '--model'/);
 });
 
 test('members left by a tandem killed with SIGKILL are stopped by the next down', async () => {
   const state = mkdtempSync(join(tmpdir(), 'tandem-cli-'));
-  const child = spawn(process.execPath, [tandem, 'up', join(root, 'examples', 'tiny-2node.yaml'), '--port', '0'], { env: env(state), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [tandem, 'up', join(root, 'examples', 'tiny-2node.yaml'), '--port', '0'], {
+    env: env(state),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise((resolve) => child.on('exit', resolve));
@@ -178,7 +215,11 @@ test('a gateway port in use is a clear usage error, and nothing is started', asy
   await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
   const port = (blocker.address() as { port: number }).port;
   try {
-    const run = spawnSync(process.execPath, [tandem, 'up', join(root, 'examples', 'tiny-2node.yaml'), '--port', String(port)], { env: env(state), encoding: 'utf8', timeout: 60_000 });
+    const run = spawnSync(
+      process.execPath,
+      [tandem, 'up', join(root, 'examples', 'tiny-2node.yaml'), '--port', String(port)],
+      { env: env(state), encoding: 'utf8', timeout: 60_000 },
+    );
     assert.equal(run.status, 2, run.stderr);
     assert.match(run.stderr, new RegExp(`127\\.0\\.0\\.1:${port} is in use: pass --port N`));
     assert.ok(!existsSync(join(state, 'logs')), 'a member was started');

@@ -3,10 +3,10 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { gatewayFor } from '../../src/gateway/attach.js';
-import { createServer, type AddressInfo } from 'node:net';
+import { freePort } from '../../src/util/net.js';
 import { Gateway } from '../../src/gateway/server.js';
 import type { Backend, ModelEntry } from '../../src/gateway/backends.js';
-import { allReady, isAlive, readLog, startServices, tinySpec, type Running } from '../helpers.js';
+import { allReady, isAlive, readLog, startServices, tinySpec, waitFor, type Running } from '../helpers.js';
 
 let running: Running;
 let gateway: Gateway;
@@ -23,7 +23,7 @@ before(async () => {
 after(async () => {
   await gateway?.close();
   await running?.stop();
-  for (const pid of running?.platform.startedPids() ?? []) assert.equal(isAlive(pid), false);
+  for (const pid of running?.pids ?? []) assert.equal(isAlive(pid), false);
 });
 
 test('models.list shows the served model and its ready replicas', async () => {
@@ -35,39 +35,68 @@ test('models.list shows the served model and its ready replicas', async () => {
 });
 
 test('chat and completions, plain and streamed: the stream carries the same greedy text', async () => {
-  const chat = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 12, temperature: 0 });
+  const chat = await client.chat.completions.create({
+    model: MODEL,
+    messages: [{ role: 'user', content: 'Hi' }],
+    max_tokens: 12,
+    temperature: 0,
+  });
   const chatText = chat.choices[0]!.message.content ?? '';
   assert.ok(chatText.length > 0);
   let streamed = '';
   let chunks = 0;
-  for await (const chunk of await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 12, temperature: 0, stream: true })) {
+  for await (const chunk of await client.chat.completions.create({
+    model: MODEL,
+    messages: [{ role: 'user', content: 'Hi' }],
+    max_tokens: 12,
+    temperature: 0,
+    stream: true,
+  })) {
     streamed += chunk.choices[0]?.delta?.content ?? '';
     chunks++;
   }
   assert.equal(streamed, chatText);
   assert.ok(chunks >= 12, `expected one chunk per token, got ${chunks}`);
 
-  const completion = await client.completions.create({ model: MODEL, prompt: 'Hello world', max_tokens: 12, temperature: 0 });
+  const completion = await client.completions.create({
+    model: MODEL,
+    prompt: 'Hello world',
+    max_tokens: 12,
+    temperature: 0,
+  });
   let streamedCompletion = '';
-  for await (const chunk of await client.completions.create({ model: MODEL, prompt: 'Hello world', max_tokens: 12, temperature: 0, stream: true })) {
+  for await (const chunk of await client.completions.create({
+    model: MODEL,
+    prompt: 'Hello world',
+    max_tokens: 12,
+    temperature: 0,
+    stream: true,
+  })) {
     streamedCompletion += chunk.choices[0]?.text ?? '';
   }
   assert.equal(streamedCompletion, completion.choices[0]!.text);
 });
 
 test('errors come in the OpenAI shape: unknown model 404, bad JSON 400, oversize body 413', async () => {
-  await assert.rejects(client.chat.completions.create({ model: 'nope', messages: [{ role: 'user', content: 'Hi' }] }), (err: unknown) => {
-    assert.ok(err instanceof OpenAI.NotFoundError);
-    assert.equal(err.code, 'model_not_found');
-    return true;
-  });
+  await assert.rejects(
+    client.chat.completions.create({ model: 'nope', messages: [{ role: 'user', content: 'Hi' }] }),
+    (err: unknown) => {
+      assert.ok(err instanceof OpenAI.NotFoundError);
+      assert.equal(err.code, 'model_not_found');
+      return true;
+    },
+  );
   await assert.rejects(client.completions.create({ model: MODEL, prompt: 'x'.repeat(100 * 1024) }), (err: unknown) => {
     assert.ok(err instanceof OpenAI.APIError);
     assert.equal(err.status, 413);
     assert.equal(err.code, 'request_too_large');
     return true;
   });
-  const res = await fetch(`${gateway.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model": ' });
+  const res = await fetch(`${gateway.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"model": ',
+  });
   assert.equal(res.status, 400);
   const body = (await res.json()) as { error: { code: string; type: string; message: string; param: null } };
   assert.equal(body.error.code, 'invalid_json');
@@ -82,7 +111,13 @@ test('32 concurrent streaming requests all complete, spread over both replicas',
   const texts = await Promise.all(
     Array.from({ length: 32 }, async (_, i) => {
       let text = '';
-      for await (const chunk of await client.completions.create({ model: MODEL, prompt: `Request ${i}`, max_tokens: 8, temperature: 0, stream: true })) {
+      for await (const chunk of await client.completions.create({
+        model: MODEL,
+        prompt: `Request ${i}`,
+        max_tokens: 8,
+        temperature: 0,
+        stream: true,
+      })) {
         text += chunk.choices[0]?.text ?? '';
       }
       return text;
@@ -115,15 +150,23 @@ test('a worker killed mid-request fails that request fast; the next ones succeed
 
   const other = `pair/${1 - replica}`;
   for (let i = 0; i < 4; i++) {
-    const { response: r } = await client.completions.create({ model: MODEL, prompt: 'Again', max_tokens: 4, temperature: 0 }).withResponse();
+    const { response: r } = await client.completions
+      .create({ model: MODEL, prompt: 'Again', max_tokens: 4, temperature: 0 })
+      .withResponse();
     assert.equal(r.headers.get('x-tandem-backend'), other);
   }
-  await running.reconciler.waitFor(allReady, 60_000);
+  await waitFor(running.reconciler, allReady, 60_000);
   assert.equal(running.reconciler.snapshot()[0]!.groups[replica]!.restarts, 1);
 });
 
 test('a client that disconnects cancels its generation upstream', async () => {
-  const stream = await client.completions.create({ model: MODEL, prompt: 'Cancel me', max_tokens: 4000, temperature: 0, stream: true });
+  const stream = await client.completions.create({
+    model: MODEL,
+    prompt: 'Cancel me',
+    max_tokens: 4000,
+    temperature: 0,
+    stream: true,
+  });
   let chunks = 0;
   for await (const _ of stream) {
     if (++chunks === 3) break; // leaving the loop aborts the HTTP request
@@ -137,16 +180,27 @@ test('a client that disconnects cancels its generation upstream', async () => {
   }
   assert.match(log, /cancel task/);
   const stopped = [...log.matchAll(/stop processing: n_tokens = (\d+)/g)].map((m) => Number(m[1]));
-  assert.ok(stopped.every((n) => n < 4000), `a generation ran to the end: ${stopped}`);
+  assert.ok(
+    stopped.every((n) => n < 4000),
+    `a generation ran to the end: ${stopped}`,
+  );
 });
 
 test('a replica that refuses connections is retried once on another; when all fail, 502; none ready, 503', async () => {
   const leader = running.reconciler.snapshot()[0]!.groups[0]!.leader;
   const real: Backend = { id: 'real', model: 'm', url: `http://${leader.host}:${leader.port}`, ready: true };
-  const dead = async (id: string): Promise<Backend> => ({ id, model: 'm', url: `http://127.0.0.1:${await closedPort()}`, ready: true });
+  const dead = async (id: string): Promise<Backend> => ({
+    id,
+    model: 'm',
+    url: `http://127.0.0.1:${await freePort()}`,
+    ready: true,
+  });
   const models: ModelEntry[] = [{ id: 'm', replicas: 2, readyReplicas: 2 }];
   const post = (url: string) =>
-    fetch(`${url}/v1/completions`, { method: 'POST', body: JSON.stringify({ model: 'm', prompt: 'Hi', max_tokens: 2 }) });
+    fetch(`${url}/v1/completions`, {
+      method: 'POST',
+      body: JSON.stringify({ model: 'm', prompt: 'Hi', max_tokens: 2 }),
+    });
 
   for (const [backends, status, code] of [
     [[await dead('dead'), real], 200, undefined],
@@ -166,12 +220,3 @@ test('a replica that refuses connections is retried once on another; when all fa
     }
   }
 });
-
-/** A loopback port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}

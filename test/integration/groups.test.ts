@@ -3,12 +3,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TINY_LLAMA } from '../../src/model/tiny-llama.js';
 import { splitLayers } from '../../src/engine/llamacpp/layers.js';
-import { allReady, complete, isAlive, leaderUrl, readLog, startServices, tinySpec } from '../helpers.js';
+import { allReady, complete, isAlive, leaderUrl, readLog, startServices, tinySpec, waitFor } from '../helpers.js';
 
 const PROMPTS = ['Hello world', 'The leader and its workers'];
 const MiB = 1024 * 1024;
 const c = TINY_LLAMA;
-const layerBytes = 4 * (2 * c.embedding * c.embedding + 2 * c.embedding * ((c.embedding / c.heads) * c.kvHeads) + 3 * c.embedding * c.feedForward + 2 * c.embedding);
+const layerBytes =
+  4 *
+  (2 * c.embedding * c.embedding +
+    2 * c.embedding * ((c.embedding / c.heads) * c.kvHeads) +
+    3 * c.embedding * c.feedForward +
+    2 * c.embedding);
 const outputBytes = 4 * c.embedding * 32000;
 
 test('2- and 3-node groups answer exactly as a 1-node group, each worker holding its share of the layers', async () => {
@@ -19,29 +24,39 @@ test('2- and 3-node groups answer exactly as a 1-node group, each worker holding
   ]);
   try {
     for (const prompt of PROMPTS) {
-      const [one, two, three] = await Promise.all(['one', 'two', 'three'].map((s) => complete(leaderUrl(running, s), prompt)));
+      const [one, two, three] = await Promise.all(
+        ['one', 'two', 'three'].map((s) => complete(leaderUrl(running, s), prompt)),
+      );
       assert.ok(one!.length > 10, `1-node output too short: ${JSON.stringify(one)}`);
       assert.equal(two, one, `2-node group differs for ${JSON.stringify(prompt)}`);
       assert.equal(three, one, `3-node group differs for ${JSON.stringify(prompt)}`);
     }
-    for (const [service, nodes] of [['two', 2], ['three', 3]] as const) {
+    for (const [service, nodes] of [
+      ['two', 2],
+      ['three', 3],
+    ] as const) {
       const group = running.reconciler.snapshot().find((s) => s.name === service)!.groups[0]!;
       const leaderLog = readLog(running, service, 0, 0);
       const split = splitLayers(c.layers, nodes);
       const offloaded = c.layers - split[0]! + 1; // + the output layer
       assert.match(leaderLog, new RegExp(`offloaded ${offloaded}/${c.layers + 1} layers`));
       for (const member of group.members.filter((m) => m.role === 'worker')) {
-        const found = leaderLog.match(new RegExp(`RPC\\d+\\[${member.address.replace(/\./g, '\\.')}\\] model buffer size =\\s+([\\d.]+) MiB`));
+        const found = leaderLog.match(
+          new RegExp(`RPC\\d+\\[${member.address.replace(/\./g, '\\.')}\\] model buffer size =\\s+([\\d.]+) MiB`),
+        );
         assert.ok(found, `${service}: no model buffer on worker ${member.address} in the leader's log`);
         const expected = (split[member.index]! * layerBytes + (member.index === nodes - 1 ? outputBytes : 0)) / MiB;
-        assert.ok(Math.abs(Number(found[1]) - expected) < 0.1, `${service}: worker ${member.index} holds ${found[1]} MiB, expected ${expected.toFixed(2)}`);
+        assert.ok(
+          Math.abs(Number(found[1]) - expected) < 0.1,
+          `${service}: worker ${member.index} holds ${found[1]} MiB, expected ${expected.toFixed(2)}`,
+        );
         assert.match(readLog(running, service, 0, member.index), /Accepted client connection/);
       }
     }
   } finally {
     await running.stop();
   }
-  for (const pid of running.platform.startedPids()) assert.equal(isAlive(pid), false, `pid ${pid} still running after stop`);
+  for (const pid of running.pids) assert.equal(isAlive(pid), false, `pid ${pid} still running after stop`);
 });
 
 test('killing a worker recreates its whole group while the other replica keeps answering', async () => {
@@ -61,8 +76,8 @@ test('killing a worker recreates its whole group while the other replica keeps a
     })();
 
     process.kill(worker.pid!, 'SIGKILL');
-    await running.reconciler.waitFor(([s]) => s!.groups[0]!.restarts === 1 && s!.groups[0]!.phase !== 'Ready', 10_000);
-    await running.reconciler.waitFor(allReady, 60_000);
+    await waitFor(running.reconciler, ([s]) => s!.groups[0]!.restarts === 1 && s!.groups[0]!.phase !== 'Ready', 10_000);
+    await waitFor(running.reconciler, allReady, 60_000);
     recovering = false;
     await traffic;
 
@@ -80,7 +95,7 @@ test('killing a worker recreates its whole group while the other replica keeps a
   } finally {
     await running.stop();
   }
-  for (const pid of running.platform.startedPids()) assert.equal(isAlive(pid), false, `pid ${pid} still running after stop`);
+  for (const pid of running.pids) assert.equal(isAlive(pid), false, `pid ${pid} still running after stop`);
 });
 
 test('parallelism auto: the planner sizes the group from spec.resources.memory, and it answers like one node', async () => {
@@ -91,7 +106,10 @@ test('parallelism auto: the planner sizes the group from spec.resources.memory, 
   try {
     const auto = running.reconciler.snapshot().find((s) => s.name === 'auto')!;
     assert.equal(auto.groups[0]!.members.length, 3, '64 MiB per node: 3 nodes of 4 layers');
-    assert.equal(await complete(leaderUrl(running, 'auto'), PROMPTS[1]!), await complete(leaderUrl(running, 'ref'), PROMPTS[1]!));
+    assert.equal(
+      await complete(leaderUrl(running, 'auto'), PROMPTS[1]!),
+      await complete(leaderUrl(running, 'ref'), PROMPTS[1]!),
+    );
   } finally {
     await running.stop();
   }

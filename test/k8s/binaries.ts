@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { cacheDir } from '../../src/util/paths.js';
 import { withLock } from '../../src/util/lock.js';
 import type { Progress } from '../../src/util/progress.js';
+import { GO, requireTools } from '../../src/util/toolchain.js';
 
 /** test/k8s in the source tree (this file runs from dist/test/k8s). */
 export const K8S_SOURCE = join(fileURLToPath(import.meta.url), '../../../../test/k8s');
@@ -58,6 +59,7 @@ function kwokStages(): string[] {
 }
 
 export async function ensureK8sBinaries(progress: Progress): Promise<K8sBinaries> {
+  requireTools(GO);
   const dir = join(cacheDir(), 'k8s', `build-${buildKey()}`);
   const bin = (name: string) => join(dir, 'bin', name);
   const binaries = (): K8sBinaries => ({
@@ -73,16 +75,30 @@ export async function ensureK8sBinaries(progress: Progress): Promise<K8sBinaries
   return withLock(dir, async () => {
     if (existsSync(done)) return binaries();
     const started = Date.now();
-    progress(`building the test control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, KWOK) from Go modules; once, cached in ${dir}`);
+    progress(
+      `building the test control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, KWOK) from Go modules; once, cached in ${dir}`,
+    );
     for (const module of ['build', 'kwok']) {
       progress(`downloading Go modules for test/k8s/${module}`);
       go(['mod', 'download'], join(K8S_SOURCE, module));
     }
     for (const [i, t] of TARGETS.entries()) {
       const cwd = join(K8S_SOURCE, t.module);
-      const total = Number(go(['list', '-deps', '-f', '{{if not .Standard}}x{{end}}', t.pkg], cwd).split('\n').filter(Boolean).length);
+      const total = Number(
+        go(['list', '-deps', '-f', '{{if not .Standard}}x{{end}}', t.pkg], cwd).split('\n').filter(Boolean).length,
+      );
       progress(`[${i + 1}/${TARGETS.length}] building ${t.out} (${total} packages)`);
-      await goBuild(cwd, t.pkg, bin(t.out), total, (pct) => progress(`[${i + 1}/${TARGETS.length}] building ${t.out}: ${pct}% (${Math.round((Date.now() - started) / 1000)} s)`), join(dir, 'build.log'));
+      await goBuild(
+        cwd,
+        t.pkg,
+        bin(t.out),
+        total,
+        (pct) =>
+          progress(
+            `[${i + 1}/${TARGETS.length}] building ${t.out}: ${pct}% (${Math.round((Date.now() - started) / 1000)} s)`,
+          ),
+        join(dir, 'build.log'),
+      );
     }
     const seconds = Math.round((Date.now() - started) / 1000);
     writeFileSync(done, JSON.stringify({ seconds, targets: TARGETS.map((t) => t.pkg) }, null, 2));
@@ -92,11 +108,21 @@ export async function ensureK8sBinaries(progress: Progress): Promise<K8sBinaries
 }
 
 /** `go build -v` names each package as it compiles it: progress is their count over the total. */
-function goBuild(cwd: string, pkg: string, out: string, total: number, onProgress: (pct: number) => void, log: string): Promise<void> {
+function goBuild(
+  cwd: string,
+  pkg: string,
+  out: string,
+  total: number,
+  onProgress: (pct: number) => void,
+  log: string,
+): Promise<void> {
   mkdirSync(join(out, '..'), { recursive: true });
   rmSync(out, { force: true });
   return new Promise((resolve, reject) => {
-    const child = spawn('go', ['build', '-v', '-trimpath', '-ldflags=-s -w', '-o', out, pkg], { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn('go', ['build', '-v', '-trimpath', '-ldflags=-s -w', '-o', out, pkg], {
+      cwd,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let compiled = 0;
     let shown = 0;
     let tail = '';

@@ -9,7 +9,9 @@ if (command === 'up') {
   if (!started) stderrProgress('reusing the control plane already running');
   process.stdout.write(`KUBECONFIG=${kubeconfig}\n`);
 } else if (command === 'down') {
-  process.stdout.write((await stopCluster()) ? 'stopped the test control plane\n' : 'no test control plane was running\n');
+  process.stdout.write(
+    (await stopCluster()) ? 'stopped the test control plane\n' : 'no test control plane was running\n',
+  );
 } else {
   process.stderr.write('usage: node dist/test/k8s/cli.js up|down\n');
   process.exitCode = 2;

@@ -4,15 +4,16 @@
 // and is found again through its state file; `stop` ends every process it started.
 import { spawn } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
-import { createServer } from 'node:net';
+import { freePort } from '../../src/util/net.js';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { cacheDir } from '../../src/util/paths.js';
 import { isRunning, isRunningCommand, terminate } from '../../src/util/process.js';
 import type { Progress } from '../../src/util/progress.js';
-import { ensureK8sBinaries, K8S_SOURCE } from './binaries.js';
+import { ensureK8sBinaries } from './binaries.js';
+import { UPSTREAM_CRDS, upstreamCrdFiles } from './crds.js';
 
 export const FAKE_NODES = 4;
 export const GPUS_PER_NODE = 8;
@@ -39,17 +40,6 @@ function readState(): State | undefined {
   } catch {
     return undefined;
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** GET a path on the API server with the admin token; resolves with the status code (0 when unreachable). */
@@ -79,11 +69,18 @@ function apiGet(state: Pick<State, 'server' | 'kubeconfig'>, path: string): Prom
 /** The running control plane if every process is alive and the API server is ready. */
 export async function runningCluster(): Promise<State | undefined> {
   const state = readState();
-  if (!state || !Object.entries(state.pids).every(([name, pid]) => isRunningCommand(pid, new RegExp(name)))) return undefined;
+  if (!state || !Object.entries(state.pids).every(([name, pid]) => isRunningCommand(pid, new RegExp(name))))
+    return undefined;
   return (await apiGet(state, '/readyz')) === 200 ? state : undefined;
 }
 
-async function waitFor(what: string, timeoutMs: number, check: () => Promise<boolean>, pids: Record<string, number>, logDir: string): Promise<void> {
+async function waitFor(
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<boolean>,
+  pids: Record<string, number>,
+  logDir: string,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return;
@@ -104,6 +101,7 @@ export async function startCluster(progress: Progress): Promise<{ kubeconfig: st
   if (existing) return { kubeconfig: existing.kubeconfig, started: false };
   await stopCluster(); // a half-dead previous run
   const bin = await ensureK8sBinaries(progress);
+  const crdFiles = upstreamCrdFiles(); // before anything starts: a download failure leaves nothing running
   const dir = runDir();
   rmSync(dir, { recursive: true, force: true });
   const logs = join(dir, 'logs');
@@ -119,7 +117,12 @@ export async function startCluster(progress: Progress): Promise<{ kubeconfig: st
   const stages = join(dir, 'kwok-stages.yaml');
   writeFileSync(stages, bin.kwokStages.map((f) => readFileSync(f, 'utf8').trim()).join('\n---\n') + '\n');
 
-  const [etcdClient, etcdPeer, apiPort, kwokPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const [etcdClient, etcdPeer, apiPort, kwokPort] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
   const server = `https://127.0.0.1:${apiPort}`;
   const kubeconfig = join(dir, 'kubeconfig');
   const pids: Record<string, number> = {};
@@ -136,28 +139,46 @@ export async function startCluster(progress: Progress): Promise<{ kubeconfig: st
   try {
     progress('starting etcd');
     launch('etcd', bin.etcd, [
-      '--data-dir', join(dir, 'etcd'),
-      '--listen-client-urls', `http://127.0.0.1:${etcdClient}`,
-      '--advertise-client-urls', `http://127.0.0.1:${etcdClient}`,
-      '--listen-peer-urls', `http://127.0.0.1:${etcdPeer}`,
-      '--initial-advertise-peer-urls', `http://127.0.0.1:${etcdPeer}`,
-      '--initial-cluster', `default=http://127.0.0.1:${etcdPeer}`,
+      '--data-dir',
+      join(dir, 'etcd'),
+      '--listen-client-urls',
+      `http://127.0.0.1:${etcdClient}`,
+      '--advertise-client-urls',
+      `http://127.0.0.1:${etcdClient}`,
+      '--listen-peer-urls',
+      `http://127.0.0.1:${etcdPeer}`,
+      '--initial-advertise-peer-urls',
+      `http://127.0.0.1:${etcdPeer}`,
+      '--initial-cluster',
+      `default=http://127.0.0.1:${etcdPeer}`,
       '--unsafe-no-fsync', // test data: durability is not the point, speed on a small disk is
     ]);
     progress('starting kube-apiserver');
     launch('kube-apiserver', bin.kubeApiserver, [
-      '--etcd-servers', `http://127.0.0.1:${etcdClient}`,
-      '--bind-address', '127.0.0.1',
-      '--advertise-address', '127.0.0.1',
-      '--endpoint-reconciler-type', 'none', // a loopback address may not back the kubernetes Service
-      '--secure-port', String(apiPort),
-      '--cert-dir', pki, // self-signed serving certificate for 127.0.0.1 and localhost
-      '--token-auth-file', join(pki, 'tokens.csv'),
-      '--authorization-mode', 'RBAC',
-      '--service-account-issuer', 'https://kubernetes.default.svc.cluster.local',
-      '--service-account-key-file', join(pki, 'sa.pub'),
-      '--service-account-signing-key-file', join(pki, 'sa.key'),
-      '--service-cluster-ip-range', '10.96.0.0/16',
+      '--etcd-servers',
+      `http://127.0.0.1:${etcdClient}`,
+      '--bind-address',
+      '127.0.0.1',
+      '--advertise-address',
+      '127.0.0.1',
+      '--endpoint-reconciler-type',
+      'none', // a loopback address may not back the kubernetes Service
+      '--secure-port',
+      String(apiPort),
+      '--cert-dir',
+      pki, // self-signed serving certificate for 127.0.0.1 and localhost
+      '--token-auth-file',
+      join(pki, 'tokens.csv'),
+      '--authorization-mode',
+      'RBAC',
+      '--service-account-issuer',
+      'https://kubernetes.default.svc.cluster.local',
+      '--service-account-key-file',
+      join(pki, 'sa.pub'),
+      '--service-account-signing-key-file',
+      join(pki, 'sa.key'),
+      '--service-cluster-ip-range',
+      '10.96.0.0/16',
       '--allow-privileged=true',
       '--profiling=false',
     ]);
@@ -178,28 +199,54 @@ export async function startCluster(progress: Progress): Promise<{ kubeconfig: st
     await waitFor('kube-apiserver /readyz', 120_000, async () => (await apiGet(state, '/readyz')) === 200, pids, logs);
     progress('starting kube-controller-manager, kube-scheduler and KWOK');
     launch('kube-controller-manager', bin.kubeControllerManager, [
-      '--kubeconfig', kubeconfig,
+      '--kubeconfig',
+      kubeconfig,
       '--leader-elect=false',
-      '--bind-address', '127.0.0.1',
-      '--secure-port', '0',
-      '--service-account-private-key-file', join(pki, 'sa.key'),
-      '--root-ca-file', join(pki, 'apiserver.crt'),
+      '--bind-address',
+      '127.0.0.1',
+      '--secure-port',
+      '0',
+      '--service-account-private-key-file',
+      join(pki, 'sa.key'),
+      '--root-ca-file',
+      join(pki, 'apiserver.crt'),
       '--use-service-account-credentials=false',
     ]);
-    launch('kube-scheduler', bin.kubeScheduler, ['--kubeconfig', kubeconfig, '--leader-elect=false', '--bind-address', '127.0.0.1', '--secure-port', '0']);
+    launch('kube-scheduler', bin.kubeScheduler, [
+      '--kubeconfig',
+      kubeconfig,
+      '--leader-elect=false',
+      '--bind-address',
+      '127.0.0.1',
+      '--secure-port',
+      '0',
+    ]);
     launch('kwok', bin.kwok, [
-      '--kubeconfig', kubeconfig,
-      '--config', stages,
+      '--kubeconfig',
+      kubeconfig,
+      '--config',
+      stages,
       '--manage-all-nodes=false',
-      '--manage-nodes-with-annotation-selector', 'kwok.x-k8s.io/node=fake',
-      '--node-lease-duration-seconds', '40',
-      '--server-address', `127.0.0.1:${kwokPort}`,
-      '--cidr', '10.244.0.0/16',
-      '--node-ip', '127.0.0.1',
+      '--manage-nodes-with-annotation-selector',
+      'kwok.x-k8s.io/node=fake',
+      '--node-lease-duration-seconds',
+      '40',
+      '--server-address',
+      `127.0.0.1:${kwokPort}`,
+      '--cidr',
+      '10.244.0.0/16',
+      '--node-ip',
+      '127.0.0.1',
     ]);
     await createFakeNodes(kubeconfig);
-    await waitFor('the fake GPU nodes to be Ready', 120_000, async () => (await readyNodes(kubeconfig)) === FAKE_NODES, pids, logs);
-    await installReferenceCrds(kubeconfig, progress);
+    await waitFor(
+      'the fake GPU nodes to be Ready',
+      120_000,
+      async () => (await readyNodes(kubeconfig)) === FAKE_NODES,
+      pids,
+      logs,
+    );
+    await installUpstreamCrds(kubeconfig, crdFiles, progress);
     progress(`control plane ready: ${FAKE_NODES} fake nodes × ${GPUS_PER_NODE} GPUs; logs in ${logs}`);
     return { kubeconfig, started: true };
   } catch (err) {
@@ -262,20 +309,15 @@ async function readyNodes(kubeconfig: string): Promise<number> {
   return nodes.items.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).length;
 }
 
-/** The upstream CRDs in shared/reference/crds (beside the checkout), applied and Established. */
-export function referenceCrdDir(): string {
-  return process.env.TANDEM_REFERENCE_CRDS || join(K8S_SOURCE, '..', '..', '..', 'shared', 'reference', 'crds');
-}
-
-async function installReferenceCrds(kubeconfig: string, progress: Progress): Promise<void> {
-  const dir = referenceCrdDir();
-  if (!existsSync(dir)) throw new Error(`upstream CRDs not found at ${dir} (set TANDEM_REFERENCE_CRDS)`);
+/** The upstream CRDs (test/k8s/crds.ts), applied and Established. */
+async function installUpstreamCrds(kubeconfig: string, files: string[], progress: Progress): Promise<void> {
+  progress(
+    `installing ${files.length} upstream CRDs (${UPSTREAM_CRDS.map((c) => `${c.module}@${c.version}`).join(', ')})`,
+  );
   const api = apiClient(kubeconfig, k8s.ApiextensionsV1Api);
-  const files = readdirSync(dir).filter((f) => f.endsWith('.yaml'));
-  progress(`installing ${files.length} upstream CRDs from ${dir}`);
   const names: string[] = [];
   for (const f of files) {
-    for (const doc of k8s.loadAllYaml(readFileSync(join(dir, f), 'utf8')) as k8s.V1CustomResourceDefinition[]) {
+    for (const doc of k8s.loadAllYaml(readFileSync(f, 'utf8')) as k8s.V1CustomResourceDefinition[]) {
       if (doc?.kind !== 'CustomResourceDefinition') continue;
       await api.createCustomResourceDefinition({ body: doc });
       names.push(doc.metadata!.name!);

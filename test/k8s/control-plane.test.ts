@@ -7,7 +7,16 @@ import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { silentProgress } from '../../src/util/progress.js';
 import { K8S_SOURCE } from './binaries.js';
-import { apiClient, FAKE_NODES, kubeConfig, GPU_RESOURCE, GPUS_PER_NODE, startCluster, stopCluster, TOPOLOGY_LABEL } from './cluster.js';
+import {
+  apiClient,
+  FAKE_NODES,
+  kubeConfig,
+  GPU_RESOURCE,
+  GPUS_PER_NODE,
+  startCluster,
+  stopCluster,
+  TOPOLOGY_LABEL,
+} from './cluster.js';
 
 let kubeconfig: string;
 let startedHere = false;
@@ -22,11 +31,14 @@ before(async () => {
 
 after(async () => {
   if (!kubeconfig) return;
-  await apiClient(kubeconfig, k8s.CoreV1Api).deleteNamespace({ name: ns }).catch(() => undefined);
+  await apiClient(kubeconfig, k8s.CoreV1Api)
+    .deleteNamespace({ name: ns })
+    .catch(() => undefined);
   if (startedHere) await stopCluster();
 });
 
-const fixture = (name: string) => k8s.loadYaml<k8s.KubernetesObject>(readFileSync(join(K8S_SOURCE, 'fixtures', name), 'utf8'));
+const fixture = (name: string) =>
+  k8s.loadYaml<k8s.KubernetesObject>(readFileSync(join(K8S_SOURCE, 'fixtures', name), 'utf8'));
 
 async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -48,14 +60,24 @@ test('fake nodes carry GPU capacity and a topology label, and are Ready', async 
   }
 });
 
-test('the upstream CRDs accept a LeaderWorkerSet, a RayCluster, a RayService and a ScaledObject', async () => {
+test('the upstream CRDs accept a LeaderWorkerSet, a RayCluster, a RayService, a ScaledObject and a RayClusterFleet', async () => {
   const objects = k8s.KubernetesObjectApi.makeApiClient(kubeConfig(kubeconfig));
-  for (const file of ['leaderworkerset.yaml', 'raycluster.yaml', 'rayservice.yaml', 'scaledobject.yaml']) {
+  for (const file of [
+    'leaderworkerset.yaml',
+    'raycluster.yaml',
+    'rayservice.yaml',
+    'scaledobject.yaml',
+    'rayclusterfleet.yaml',
+  ]) {
     const obj = fixture(file);
     obj.metadata = { ...obj.metadata, namespace: ns };
     const created = await objects.create(obj);
     assert.ok(created.metadata?.uid, `${file} was not stored`);
-    const read = await objects.read({ apiVersion: obj.apiVersion, kind: obj.kind, metadata: { name: obj.metadata.name!, namespace: ns } });
+    const read = await objects.read({
+      apiVersion: obj.apiVersion,
+      kind: obj.kind,
+      metadata: { name: obj.metadata.name!, namespace: ns },
+    });
     assert.equal(read.metadata?.name, obj.metadata.name);
   }
 });
@@ -63,7 +85,10 @@ test('the upstream CRDs accept a LeaderWorkerSet, a RayCluster, a RayService and
 test('the real API server rejects invalid objects with their schema errors', async () => {
   const objects = k8s.KubernetesObjectApi.makeApiClient(kubeConfig(kubeconfig));
   for (const [file, message] of [
-    ['invalid-leaderworkerset.yaml', /spec\.leaderWorkerTemplate\.size: Invalid value: "string": spec\.leaderWorkerTemplate\.size in body must be of type integer/],
+    [
+      'invalid-leaderworkerset.yaml',
+      /spec\.leaderWorkerTemplate\.size: Invalid value: "string": spec\.leaderWorkerTemplate\.size in body must be of type integer/,
+    ],
     ['invalid-scaledobject.yaml', /spec\.triggers: Required value/],
   ] as const) {
     const obj = fixture(file);
@@ -91,7 +116,9 @@ test('a Deployment asking for GPUs is scheduled onto fake GPU nodes, Ready, then
         template: {
           metadata: { labels },
           spec: {
-            containers: [{ name: 'engine', image: 'vllm/vllm-openai:v0.11.0', resources: { limits: { [GPU_RESOURCE]: '4' } } }],
+            containers: [
+              { name: 'engine', image: 'vllm/vllm-openai:v0.11.0', resources: { limits: { [GPU_RESOURCE]: '4' } } },
+            ],
           },
         },
       },
@@ -106,7 +133,10 @@ test('a Deployment asking for GPUs is scheduled onto fake GPU nodes, Ready, then
   // 4 GPUs each on 8-GPU nodes: the scheduler cannot put more than two on one node.
   const perNode = new Map<string, number>();
   for (const p of pods) perNode.set(p.spec!.nodeName!, (perNode.get(p.spec!.nodeName!) ?? 0) + 1);
-  assert.ok([...perNode.values()].every((n) => n <= 2), JSON.stringify([...perNode]));
+  assert.ok(
+    [...perNode.values()].every((n) => n <= 2),
+    JSON.stringify([...perNode]),
+  );
 
   await apps.deleteNamespacedDeployment({ name: 'gpu-smoke', namespace: ns, propagationPolicy: 'Background' });
   await until('the garbage collector to remove the pods', 60_000, async () => {

@@ -6,12 +6,32 @@ import type { ServiceSnapshot } from '../../src/runtime/reconciler.js';
 const b = (id: string, ready = true): Backend => ({ id, model: 'm', url: `http://${id}`, ready });
 
 test('least outstanding requests first', () => {
-  const pick = pickBackend([b('a'), b('b'), b('c')], new Map([['a', 3], ['b', 1], ['c', 2]]), new Map(), new Set());
+  const pick = pickBackend(
+    [b('a'), b('b'), b('c')],
+    new Map([
+      ['a', 3],
+      ['b', 1],
+      ['c', 2],
+    ]),
+    new Map(),
+    new Set(),
+  );
   assert.equal(pick?.id, 'b');
 });
 
 test('ties go to the backend picked longest ago', () => {
-  assert.equal(pickBackend([b('a'), b('b')], new Map(), new Map([['a', 5], ['b', 4]]), new Set())?.id, 'b');
+  assert.equal(
+    pickBackend(
+      [b('a'), b('b')],
+      new Map(),
+      new Map([
+        ['a', 5],
+        ['b', 4],
+      ]),
+      new Set(),
+    )?.id,
+    'b',
+  );
   assert.equal(pickBackend([b('a'), b('b')], new Map(), new Map([['a', 1]]), new Set())?.id, 'b');
 });
 
@@ -22,13 +42,17 @@ test('backends that are not ready, or already tried, are never picked', () => {
 });
 
 test('a snapshot becomes backends (one per group leader) and models with ready counts', () => {
-  const snapshot: ServiceSnapshot[] = [{
-    name: 'svc', servedName: 'm', replicas: 3,
-    groups: [
-      { replica: 0, phase: 'Ready', leader: { host: '127.1.1.1', port: 9 }, restarts: 0, members: [] },
-      { replica: 1, phase: 'Starting', leader: { host: '127.1.2.1', port: 8 }, restarts: 0, members: [] },
-    ],
-  }];
+  const snapshot: ServiceSnapshot[] = [
+    {
+      name: 'svc',
+      servedName: 'm',
+      replicas: 3,
+      groups: [
+        { replica: 0, phase: 'Ready', leader: { host: '127.1.1.1', port: 9 }, restarts: 0, members: [] },
+        { replica: 1, phase: 'Starting', leader: { host: '127.1.2.1', port: 8 }, restarts: 0, members: [] },
+      ],
+    },
+  ];
   assert.deepEqual(backendsFrom(snapshot), [
     { id: 'svc/0', model: 'm', url: 'http://127.1.1.1:9', ready: true },
     { id: 'svc/1', model: 'm', url: 'http://127.1.2.1:8', ready: false },

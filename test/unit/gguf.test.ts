@@ -26,10 +26,18 @@ test('GGUF round trip keeps every value type, and tensor data lands aligned', ()
   const header = readGgufHeader(path);
   assert.equal(header.version, 3);
   assert.deepEqual([...header.kv.entries()], [...kv.entries()]);
-  assert.deepEqual(header.tensors.map((t) => [t.name, t.dims, t.offset]), [['a', [3, 2], 0n], ['b', [1], 32n]]);
+  assert.deepEqual(
+    header.tensors.map((t) => [t.name, t.dims, t.offset]),
+    [
+      ['a', [3, 2], 0n],
+      ['b', [1], 32n],
+    ],
+  );
   assert.equal(header.dataOffset % 32, 0);
   const file = readFileSync(path);
-  const at = (offset: number, n: number) => [...new Float32Array(file.buffer.slice(file.byteOffset + offset, file.byteOffset + offset + 4 * n))];
+  const at = (offset: number, n: number) => [
+    ...new Float32Array(file.buffer.slice(file.byteOffset + offset, file.byteOffset + offset + 4 * n)),
+  ];
   assert.deepEqual(at(header.dataOffset, 6), [...a]);
   assert.deepEqual(at(header.dataOffset + 32, 1), [...b]);
   assert.equal(statSync(path).size, header.dataOffset + 64);

@@ -4,9 +4,14 @@ import { BACKOFF_MAX_MS, planGroup, recordFailure, recordReady } from '../../src
 import type { GroupStatus, GroupTemplate, ObservedMember } from '../../src/runtime/types.js';
 import type { StartupPolicy, RestartPolicy } from '../../src/spec/schema.js';
 
-function template(size: number, startupPolicy: StartupPolicy, restartPolicy: RestartPolicy = 'RecreateGroupOnPodRestart'): GroupTemplate {
+function template(
+  size: number,
+  startupPolicy: StartupPolicy,
+  restartPolicy: RestartPolicy = 'RecreateGroupOnPodRestart',
+): GroupTemplate {
   return {
     hash: 'h1',
+    startupTimeoutMs: 60_000,
     startupPolicy,
     restartPolicy,
     members: Array.from({ length: size }, (_, index) => ({
@@ -20,9 +25,25 @@ function template(size: number, startupPolicy: StartupPolicy, restartPolicy: Res
     })),
   };
 }
-const running = (index: number, ready = false, templateHash = 'h1'): ObservedMember => ({ index, phase: 'Running', ready, templateHash });
-const exited = (index: number, exitReason = 'exit code 1'): ObservedMember => ({ index, phase: 'Exited', ready: false, templateHash: 'h1', exitReason });
-const creates = (d: ReturnType<typeof planGroup>) => d.steps.filter((s) => s.kind === 'create').map((s) => (s as { index: number }).index);
+const running = (index: number, ready = false, templateHash = 'h1', createdAt = 0): ObservedMember => ({
+  index,
+  phase: 'Running',
+  ready,
+  started: ready,
+  createdAt,
+  templateHash,
+});
+const exited = (index: number, exitReason = 'exit code 1'): ObservedMember => ({
+  index,
+  phase: 'Exited',
+  ready: false,
+  started: false,
+  createdAt: 0,
+  templateHash: 'h1',
+  exitReason,
+});
+const creates = (d: ReturnType<typeof planGroup>) =>
+  d.steps.filter((s) => s.kind === 'create').map((s) => (s as { index: number }).index);
 const fresh = { restarts: 0 };
 
 test('WorkersReady: workers first, the leader only once every worker is ready', () => {
@@ -52,7 +73,12 @@ test('a 1-member group is just its leader', () => {
 });
 
 test('RecreateGroupOnPodRestart: one exited member deletes the whole group, with the reason', () => {
-  const d = planGroup(template(3, 'WorkersReady'), [running(0, true), exited(1, 'signal SIGKILL'), running(2, true)], fresh, 0);
+  const d = planGroup(
+    template(3, 'WorkersReady'),
+    [running(0, true), exited(1, 'signal SIGKILL'), running(2, true)],
+    fresh,
+    0,
+  );
   assert.equal(d.phase, 'Recreating');
   assert.deepEqual(d.steps, [{ kind: 'delete', indices: [0, 1, 2], failure: 'worker 1 exited (signal SIGKILL)' }]);
 });
@@ -86,4 +112,25 @@ test('back-off doubles with consecutive failures up to a limit, and resets once 
   const ready = recordReady(status);
   assert.equal(ready.restarts, 9);
   assert.equal(recordFailure(ready, 'x', 0).backoffUntil, 1000);
+});
+
+test('a member not ready startupTimeout after its creation fails the group; one that was ready once never does', () => {
+  const t = template(2, 'WorkersReady');
+  const fresh: GroupStatus = { restarts: 0 };
+  const hung = [running(1, true, 'h1', 0), running(0, false, 'h1', 1000)];
+  assert.equal(planGroup(t, hung, fresh, 61_000).phase, 'Starting', 'the leader was created at 1 s: 60 s not yet past');
+  const late = planGroup(t, hung, fresh, 61_001);
+  assert.equal(late.phase, 'Recreating');
+  assert.deepEqual(late.steps, [
+    { kind: 'delete', indices: [1, 0], failure: 'leader 0 not ready 1m after it started (spec.startupTimeout)' },
+  ]);
+  const none = planGroup(template(2, 'WorkersReady', 'None'), hung, fresh, 61_001);
+  assert.deepEqual(none.steps[0], {
+    kind: 'delete',
+    indices: [0],
+    failure: late.steps[0]!.kind === 'delete' ? late.steps[0]!.failure : '',
+  });
+  // Ready once, then not (a slow health check): not a startup failure.
+  const wasReady: ObservedMember = { ...running(0, false, 'h1', 0), started: true };
+  assert.equal(planGroup(t, [running(1, true), wasReady], fresh, 10_000_000).phase, 'Starting');
 });

@@ -33,29 +33,64 @@ interface Report {
 const REPORTS: Report[] = [
   {
     source: 'https://github.com/vllm-project/vllm/issues/10517 (RTX 3090, max len 20k)',
-    model: llama3_8b, gpu: 'RTX-3090', tp: 1, maxModelLen: 20000, utilization: 0.9, profiledTokens: 20000, maxNumSeqs: 256,
-    loggedTokens: 1952 * 16, logged: '# GPU blocks: 1952',
+    model: llama3_8b,
+    gpu: 'RTX-3090',
+    tp: 1,
+    maxModelLen: 20000,
+    utilization: 0.9,
+    profiledTokens: 20000,
+    maxNumSeqs: 256,
+    loggedTokens: 1952 * 16,
+    logged: '# GPU blocks: 1952',
   },
   {
     source: 'https://github.com/vllm-project/vllm/issues/10517 (RTX 3090, max len 29k)',
-    model: llama3_8b, gpu: 'RTX-3090', tp: 1, maxModelLen: 29000, utilization: 0.9, profiledTokens: 29000, maxNumSeqs: 256,
-    loggedTokens: 23648, logged: '# GPU blocks: 1478 … maximum number of tokens that can be stored in KV cache (23648)',
+    model: llama3_8b,
+    gpu: 'RTX-3090',
+    tp: 1,
+    maxModelLen: 29000,
+    utilization: 0.9,
+    profiledTokens: 29000,
+    maxNumSeqs: 256,
+    loggedTokens: 23648,
+    logged: '# GPU blocks: 1478 … maximum number of tokens that can be stored in KV cache (23648)',
   },
   {
     source: 'https://github.com/vllm-project/vllm/pull/2031 (Llama-2-7B, TP=1, 1×A100-80GB)',
-    model: llama2_7b, gpu: 'A100-80', tp: 1, maxModelLen: 4096, utilization: 0.9, profiledTokens: 4096, maxNumSeqs: 256,
-    loggedTokens: 7351 * 16, logged: '# GPU blocks: 7351',
+    model: llama2_7b,
+    gpu: 'A100-80',
+    tp: 1,
+    maxModelLen: 4096,
+    utilization: 0.9,
+    profiledTokens: 4096,
+    maxNumSeqs: 256,
+    loggedTokens: 7351 * 16,
+    logged: '# GPU blocks: 7351',
   },
   {
     source: 'https://github.com/vllm-project/vllm/pull/10511 (vllm serve meta-llama/Meta-Llama-3-8B on H100)',
-    model: llama3_8b, gpu: 'H100-80', tp: 1, maxModelLen: 8192, utilization: 0.9, profiledTokens: 8192, maxNumSeqs: 256,
+    model: llama3_8b,
+    gpu: 'H100-80',
+    tp: 1,
+    maxModelLen: 8192,
+    utilization: 0.9,
+    profiledTokens: 8192,
+    maxNumSeqs: 256,
     // Logged: available_kv_cache_memory 53.29GiB; 128 KiB per token, in whole blocks of 16.
-    loggedTokens: Math.floor((53.29 * 1024 ** 3) / (128 * 1024) / 16) * 16, logged: 'available_kv_cache_memory 53.29GiB',
+    loggedTokens: Math.floor((53.29 * 1024 ** 3) / (128 * 1024) / 16) * 16,
+    logged: 'available_kv_cache_memory 53.29GiB',
   },
   {
     source: 'https://github.com/casys-kaist/LLMServingSim/pull/59 (RTX 4090, Llama-3.1-8B, bf16, tp1; vLLM meta.json)',
-    model: llama3_8b, gpu: 'RTX-4090', tp: 1, maxModelLen: 2048, utilization: 0.9, profiledTokens: 2048, maxNumSeqs: 256,
-    loggedTokens: 41408, logged: '"num_gpu_blocks": 2588, "block_size": 16, "num_kv_tokens": 41408',
+    model: llama3_8b,
+    gpu: 'RTX-4090',
+    tp: 1,
+    maxModelLen: 2048,
+    utilization: 0.9,
+    profiledTokens: 2048,
+    maxNumSeqs: 256,
+    loggedTokens: 41408,
+    logged: '"num_gpu_blocks": 2588, "block_size": 16, "num_kv_tokens": 41408',
   },
 ];
 
@@ -63,14 +98,26 @@ for (const r of REPORTS) {
   test(`KV capacity within ±10% of ${r.source}`, () => {
     const { memory } = capacity(
       {
-        model: { arch: r.model }, gpu: findGpu(r.gpu)!, gpusPerNode: r.tp, maxNodes: 1, engine: 'vllm', dtype: 'bf16', kvDtype: 'auto',
-        memoryUtilization: r.utilization, maxModelLen: r.maxModelLen, maxNumBatchedTokens: r.profiledTokens, maxNumSeqs: r.maxNumSeqs,
+        model: { arch: r.model },
+        gpu: findGpu(r.gpu)!,
+        gpusPerNode: r.tp,
+        maxNodes: 1,
+        engine: 'vllm',
+        dtype: 'bf16',
+        kvDtype: 'auto',
+        memoryUtilization: r.utilization,
+        maxModelLen: r.maxModelLen,
+        maxNumBatchedTokens: r.profiledTokens,
+        maxNumSeqs: r.maxNumSeqs,
       },
       r.tp,
       1,
     );
     const planned = memory[0]!.kvTokens;
     const error = planned / r.loggedTokens - 1;
-    assert.ok(Math.abs(error) <= 0.1, `planned ${planned} tokens, vLLM logged ${r.loggedTokens} (${r.logged}): ${(error * 100).toFixed(1)}%`);
+    assert.ok(
+      Math.abs(error) <= 0.1,
+      `planned ${planned} tokens, vLLM logged ${r.loggedTokens} (${r.logged}): ${(error * 100).toFixed(1)}%`,
+    );
   });
 }

@@ -14,7 +14,17 @@ function catalogPlans(): Record<string, string> {
   const out: Record<string, string> = {};
   for (const m of MODELS) {
     for (const gpu of GPUS) {
-      const p = plan({ model: { arch: m }, gpu, gpusPerNode: 8, maxNodes: 4, engine: 'vllm', dtype: m.moe && m.mla ? 'fp8' : 'bf16', kvDtype: 'auto', memoryUtilization: 0.92, maxModelLen: 8192 });
+      const p = plan({
+        model: { arch: m },
+        gpu,
+        gpusPerNode: 8,
+        maxNodes: 4,
+        engine: 'vllm',
+        dtype: m.moe && m.mla ? 'fp8' : 'bf16',
+        kvDtype: 'auto',
+        memoryUtilization: 0.92,
+        maxModelLen: 8192,
+      });
       const best = p.layouts[0];
       out[`${m.name} on ${gpu.name}`] = best
         ? `tp ${best.tp} × pp ${best.pp} on ${best.nodes} node(s): ${best.kvTokens} KV tokens, ${best.memory[0]!.weightsGiB.toFixed(2)} GiB weights/GPU`

@@ -13,7 +13,14 @@ import { layoutSvg } from '../../src/planner/render.js';
 const fixtures = join(fileURLToPath(import.meta.url), '../../../../test/fixtures');
 const model = (name: string) => findModel(name)!;
 const input = (over: Partial<PlanInput> & { model: PlanInput['model'] }): PlanInput => ({
-  gpu: findGpu('H100-80')!, gpusPerNode: 8, maxNodes: 2, engine: 'vllm', dtype: 'bf16', kvDtype: 'auto', memoryUtilization: 0.92, ...over,
+  gpu: findGpu('H100-80')!,
+  gpusPerNode: 8,
+  maxNodes: 2,
+  engine: 'vllm',
+  dtype: 'bf16',
+  kvDtype: 'auto',
+  memoryUtilization: 0.92,
+  ...over,
 });
 
 test("pipeline layers follow vLLM's get_pp_indices (remainder to the stages before the last)", () => {
@@ -21,7 +28,10 @@ test("pipeline layers follow vLLM's get_pp_indices (remainder to the stages befo
   assert.deepEqual(ppPartition(61, 2), [31, 30]);
   assert.deepEqual(ppPartition(61, 4), [15, 15, 16, 15]);
   assert.deepEqual(ppPartition(32, 3), [11, 11, 10]);
-  assert.deepEqual(ppPartition(126, 16).reduce((a, b) => a + b), 126);
+  assert.deepEqual(
+    ppPartition(126, 16).reduce((a, b) => a + b),
+    126,
+  );
 });
 
 test('parameter counts match the published sizes', () => {
@@ -37,7 +47,10 @@ test('parameter counts match the published sizes', () => {
 
 test('heads must divide by tp; KV heads and tp must divide one another', () => {
   const fmt = weightFormat('bf16');
-  assert.match(tensorParallelProblem(model('Qwen2.5-32B'), 16, fmt)!, /attention heads \(40\) are not divisible by tp 16/);
+  assert.match(
+    tensorParallelProblem(model('Qwen2.5-32B'), 16, fmt)!,
+    /attention heads \(40\) are not divisible by tp 16/,
+  );
   assert.equal(tensorParallelProblem(model('Qwen2.5-7B'), 4, fmt), undefined);
   const odd = resolveModel(join(fixtures, 'odd-heads-34b.json')).arch;
   assert.match(tensorParallelProblem(odd, 2, fmt)!, /KV heads \(5\) and tp 2 do not divide one another/);
@@ -46,10 +59,16 @@ test('heads must divide by tp; KV heads and tp must divide one another', () => {
 
 // Why Qwen's AWQ release of Qwen2.5-72B pads intermediate_size to 29696: 29568 does not shard.
 test('AWQ/GPTQ shards must hold whole quantization groups (Qwen2.5-72B unpadded cannot shard at all)', () => {
-  assert.match(tensorParallelProblem(model('Qwen2.5-72B'), 8, weightFormat('awq'))!, /29568 \/ 8\) must hold whole quantization groups of 128/);
+  assert.match(
+    tensorParallelProblem(model('Qwen2.5-72B'), 8, weightFormat('awq'))!,
+    /29568 \/ 8\) must hold whole quantization groups of 128/,
+  );
   assert.match(tensorParallelProblem(model('Qwen2.5-72B'), 2, weightFormat('awq'))!, /29568 \/ 2\)/);
   assert.equal(tensorParallelProblem(model('Qwen2.5-72B'), 1, weightFormat('awq')), undefined);
-  assert.equal(tensorParallelProblem({ ...model('Qwen2.5-72B'), intermediate: 29696 }, 8, weightFormat('awq')), undefined);
+  assert.equal(
+    tensorParallelProblem({ ...model('Qwen2.5-72B'), intermediate: 29696 }, 8, weightFormat('awq')),
+    undefined,
+  );
   assert.equal(tensorParallelProblem(model('Qwen2.5-72B'), 8, weightFormat('bf16')), undefined);
 });
 
@@ -69,14 +88,16 @@ test('KV heads are replicated when tp exceeds them; MLA keeps one latent per tok
 });
 
 test('MoE: every expert is stored, only the active ones are read per token', () => {
-  const ds = plan(input({ model: { arch: model('DeepSeek-V3') }, gpu: findGpu('H200')!, dtype: 'fp8', maxModelLen: 32768 }));
+  const ds = plan(
+    input({ model: { arch: model('DeepSeek-V3') }, gpu: findGpu('H200')!, dtype: 'fp8', maxModelLen: 32768 }),
+  );
   const best = ds.layouts[0]!;
   assert.equal(best.tp, 8);
   assert.equal(best.pp, 1, 'DeepSeek-V3 in fp8 fits one 8×H200 node');
   const stored = best.memory[0]!.weightsGiB;
   assert.ok(stored > 75 && stored < 90, `${stored} GiB per GPU`);
   // 37B active of 671B: a decode step reads far less than is stored.
-  assert.ok(best.decodeTokensPerSecondMax > 4800e9 / (stored * 1024 ** 3) * 10);
+  assert.ok(best.decodeTokensPerSecondMax > (4800e9 / (stored * 1024 ** 3)) * 10);
 });
 
 test("the seeds' cases: Llama-3.1-405B on two 8×H100 nodes → tp 8 × pp 2", () => {
@@ -88,8 +109,19 @@ test("the seeds' cases: Llama-3.1-405B on two 8×H100 nodes → tp 8 × pp 2", (
 });
 
 test("the seeds' cases: a model that does not split evenly over 4 GPUs → pp 4", () => {
-  const p = plan(input({ model: resolveModel(join(fixtures, 'odd-heads-34b.json')), gpu: findGpu('A10')!, gpusPerNode: 4, maxNodes: 1, maxModelLen: 4096 }));
-  assert.deepEqual(p.layouts.map((l) => [l.tp, l.pp]), [[1, 4]]);
+  const p = plan(
+    input({
+      model: resolveModel(join(fixtures, 'odd-heads-34b.json')),
+      gpu: findGpu('A10')!,
+      gpusPerNode: 4,
+      maxNodes: 1,
+      maxModelLen: 4096,
+    }),
+  );
+  assert.deepEqual(
+    p.layouts.map((l) => [l.tp, l.pp]),
+    [[1, 4]],
+  );
   assert.deepEqual(p.layouts[0]!.flags.env, {}, '56 layers split evenly over 4 stages');
   const reasons = p.infeasible.map((i) => i.reason).join('\n');
   assert.match(reasons, /attention heads \(30\) are not divisible by tp 4/);
@@ -103,14 +135,29 @@ test('uneven pipeline splits get VLLM_PP_LAYER_PARTITION; SGLang and llama.cpp g
   const sg = plan(input({ model: { arch: model('Llama-3.1-405B') }, engine: 'sglang', maxModelLen: 8192 }));
   assert.deepEqual(sg.layouts[0]!.flags.args.slice(0, 4), ['--tp', '8', '--pp-size', '2']);
   assert.ok(sg.layouts[0]!.flags.args.includes('--nnodes'));
-  const lc = plan(input({ model: { arch: model('Llama-3.1-70B') }, engine: 'llamacpp', dtype: 'gguf-q4_k_m', gpu: findGpu('L4')!, gpusPerNode: 1, maxNodes: 4, maxModelLen: 4096 }));
+  const lc = plan(
+    input({
+      model: { arch: model('Llama-3.1-70B') },
+      engine: 'llamacpp',
+      dtype: 'gguf-q4_k_m',
+      gpu: findGpu('L4')!,
+      gpusPerNode: 1,
+      maxNodes: 4,
+      maxModelLen: 4096,
+    }),
+  );
   assert.ok(lc.layouts.every((l) => l.tp === 1));
   assert.ok(lc.layouts[0]!.flags.args.includes('--tensor-split'));
 });
 
 test('a sequence at the maximum length must fit', () => {
-  const p = plan(input({ model: { arch: model('Llama-3.1-70B') }, gpu: findGpu('A100-80')!, maxNodes: 1, maxModelLen: 131072 }));
-  assert.ok(p.infeasible.some((i) => /one sequence of 131072 tokens does not fit/.test(i.reason)), JSON.stringify(p.infeasible));
+  const p = plan(
+    input({ model: { arch: model('Llama-3.1-70B') }, gpu: findGpu('A100-80')!, maxNodes: 1, maxModelLen: 131072 }),
+  );
+  assert.ok(
+    p.infeasible.some((i) => /one sequence of 131072 tokens does not fit/.test(i.reason)),
+    JSON.stringify(p.infeasible),
+  );
 });
 
 test('model sources: config.json files and folders, GGUF metadata', () => {
@@ -137,10 +184,11 @@ test('the SVG draws every GPU of every node, labelled with its stage and shard',
 });
 
 test('every catalog model plans on every GPU without error', () => {
-  for (const m of MODELS) for (const g of ['A10', 'L4', 'L40S', 'A100-40', 'A100-80', 'H100-80', 'H200', 'B200', 'MI300X']) {
-    const p = plan(input({ model: { arch: m }, gpu: findGpu(g)!, maxNodes: 4, maxModelLen: 8192 }));
-    assert.ok(p.layouts.length + p.infeasible.length > 0);
-  }
+  for (const m of MODELS)
+    for (const g of ['A10', 'L4', 'L40S', 'A100-40', 'A100-80', 'H100-80', 'H200', 'B200', 'MI300X']) {
+      const p = plan(input({ model: { arch: m }, gpu: findGpu(g)!, maxNodes: 4, maxModelLen: 8192 }));
+      assert.ok(p.layouts.length + p.infeasible.length > 0);
+    }
 });
 
 test('auto layout on the embedded default: more memory per node, fewer nodes; too little says why', async () => {
@@ -151,5 +199,8 @@ test('auto layout on the embedded default: more memory per node, fewer nodes; to
   const small = autoLayout(arch, bytes, 1 * 1024 ** 3, 4096);
   assert.equal(big.nodes, 1);
   assert.ok(small.nodes > 2 && small.layers.reduce((a, b) => a + b) === 16, JSON.stringify(small));
-  assert.throws(() => autoLayout(arch, bytes, 64 * 1024 ** 2, 4096), /auto: no group of up to 16 nodes with 64 MiB each holds the model \(weights do not fit/);
+  assert.throws(
+    () => autoLayout(arch, bytes, 64 * 1024 ** 2, 4096),
+    /auto: no group of up to 16 nodes with 64 MiB each holds the model \(weights do not fit/,
+  );
 });

@@ -28,6 +28,7 @@ test("the quickstart's example is valid and serves the model the README's calls 
   const { spec } = loaded!.service;
   assert.equal(spec.replicas, 2);
   assert.deepEqual(spec.parallelism, { nodes: 2 });
-  for (const call of quickstart.matchAll(/"model": "([^"]+)"|model: '([^']+)'/g)) assert.equal(call[1] ?? call[2], spec.model.servedName);
+  for (const call of quickstart.matchAll(/"model": "([^"]+)"|model: '([^']+)'/g))
+    assert.equal(call[1] ?? call[2], spec.model.servedName);
   assert.match(quickstart, /http:\/\/127\.0\.0\.1:8080\/v1/);
 });

@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- mutating specs field by field is what these tests do */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -26,28 +27,76 @@ const INVALID: [string, (d: Record<string, any>) => void, string][] = [
   ['replicas negative', (d) => (d.spec.replicas = -1), 'spec.replicas: must be an integer ≥ 0'],
   ['wrong apiVersion', (d) => (d.apiVersion = 'v1'), 'apiVersion: must be "tandem.dev/v1alpha1"'],
   ['wrong kind', (d) => (d.kind = 'Deployment'), 'kind: must be "InferenceService"'],
-  ['bad name', (d) => (d.metadata.name = 'My_Service'), 'metadata.name: must be a name of lower-case letters, digits and "-" (at most 40), starting with a letter'],
+  [
+    'bad name',
+    (d) => (d.metadata.name = 'My_Service'),
+    'metadata.name: must be a name of lower-case letters, digits and "-" (at most 40), starting with a letter',
+  ],
   ['missing servedName', (d) => delete d.spec.model.servedName, 'spec.model.servedName: required'],
   ['missing model', (d) => delete d.spec.model, 'spec.model: required'],
   ['unknown engine', (d) => (d.spec.engine.type = 'tgi'), 'spec.engine.type: must be one of llamacpp, vllm, sglang'],
   ['unknown field', (d) => (d.spec.gpus = 8), 'spec.gpus: unknown field'],
-  ['misspelt nested field', (d) => (d.spec.parallelism.tensorParallel = 2), 'spec.parallelism.tensorParallel: unknown field'],
-  ['bad restartPolicy', (d) => (d.spec.restartPolicy = 'Always'), 'spec.restartPolicy: must be one of RecreateGroupOnPodRestart, None'],
-  ['bad startupPolicy', (d) => (d.spec.startupPolicy = 'Whenever'), 'spec.startupPolicy: must be one of LeaderCreated, LeaderReady, WorkersReady'],
-  ['bad cpu quantity', (d) => (d.spec.resources.cpu = 'lots'), 'spec.resources.cpu: must be a quantity such as 2, "500m" or "16Gi"'],
-  ['bad env name', (d) => (d.spec.env = { 'NCCL-DEBUG': 'INFO' }), 'spec.env.NCCL-DEBUG: is not a valid environment variable name'],
-  ['reserved env', (d) => (d.spec.env = { LWS_GROUP_SIZE: '9' }), 'spec.env.LWS_GROUP_SIZE: is set by Tandem for every group member and cannot be overridden'],
+  [
+    'misspelt nested field',
+    (d) => (d.spec.parallelism.tensorParallel = 2),
+    'spec.parallelism.tensorParallel: unknown field',
+  ],
+  [
+    'bad restartPolicy',
+    (d) => (d.spec.restartPolicy = 'Always'),
+    'spec.restartPolicy: must be one of RecreateGroupOnPodRestart, None',
+  ],
+  [
+    'bad startupPolicy',
+    (d) => (d.spec.startupPolicy = 'Whenever'),
+    'spec.startupPolicy: must be one of LeaderCreated, LeaderReady, WorkersReady',
+  ],
+  [
+    'bad cpu quantity',
+    (d) => (d.spec.resources.cpu = 'lots'),
+    'spec.resources.cpu: must be a quantity such as 2, "500m" or "16Gi"',
+  ],
+  [
+    'bad env name',
+    (d) => (d.spec.env = { 'NCCL-DEBUG': 'INFO' }),
+    'spec.env.NCCL-DEBUG: is not a valid environment variable name',
+  ],
+  [
+    'reserved env',
+    (d) => (d.spec.env = { LWS_GROUP_SIZE: '9' }),
+    'spec.env.LWS_GROUP_SIZE: is set by Tandem for every group member and cannot be overridden',
+  ],
   ['args not strings', (d) => (d.spec.engine.args = '--ctx-size 4096'), 'spec.engine.args: must be a list of strings'],
-  ['llamacpp tensor parallel', (d) => (d.spec.parallelism.tensor = 2), 'spec.parallelism.tensor: must be 1 for llamacpp: llama.cpp splits a model across nodes by layers (pipeline), not tensors'],
-  ['llamacpp pipeline ≠ nodes', (d) => (d.spec.parallelism.pipeline = 3), 'spec.parallelism.pipeline: must equal spec.parallelism.nodes (2) for llamacpp: each node holds one stage'],
-  ['llamacpp hub model', (d) => (d.spec.model.source = 'meta-llama/Llama-3.1-8B'), 'spec.model.source: must be file://PATH.gguf or tandem://tiny-llama for llamacpp'],
-  ['llamacpp leader first', (d) => (d.spec.startupPolicy = 'LeaderReady'), 'spec.startupPolicy: must be WorkersReady for llamacpp: llama-server aborts unless every RPC worker accepts connections'],
-  ['vllm layout ≠ GPUs', (d) => {
-    d.spec.engine.type = 'vllm';
-    d.spec.model.source = 'meta-llama/Llama-3.1-405B';
-    d.spec.resources = { gpu: 8 };
-    d.spec.parallelism = { nodes: 2, tensor: 8, pipeline: 1 };
-  }, "spec.parallelism: tensor × pipeline (8 × 1) must equal the group's GPUs (2 nodes × 8)"],
+  [
+    'llamacpp tensor parallel',
+    (d) => (d.spec.parallelism.tensor = 2),
+    'spec.parallelism.tensor: must be 1 for llamacpp: llama.cpp splits a model across nodes by layers (pipeline), not tensors',
+  ],
+  [
+    'llamacpp pipeline ≠ nodes',
+    (d) => (d.spec.parallelism.pipeline = 3),
+    'spec.parallelism.pipeline: must equal spec.parallelism.nodes (2) for llamacpp: each node holds one stage',
+  ],
+  [
+    'llamacpp hub model',
+    (d) => (d.spec.model.source = 'meta-llama/Llama-3.1-8B'),
+    'spec.model.source: must be file://PATH.gguf or tandem://tiny-llama for llamacpp',
+  ],
+  [
+    'llamacpp leader first',
+    (d) => (d.spec.startupPolicy = 'LeaderReady'),
+    'spec.startupPolicy: must be WorkersReady for llamacpp: llama-server aborts unless every RPC worker accepts connections',
+  ],
+  [
+    'vllm layout ≠ GPUs',
+    (d) => {
+      d.spec.engine.type = 'vllm';
+      d.spec.model.source = 'meta-llama/Llama-3.1-405B';
+      d.spec.resources = { gpu: 8 };
+      d.spec.parallelism = { nodes: 2, tensor: 8, pipeline: 1 };
+    },
+    "spec.parallelism: tensor × pipeline (8 × 1) must equal the group's GPUs (2 nodes × 8)",
+  ],
 ];
 
 for (const [name, mutate, expected] of INVALID) {
@@ -74,7 +123,10 @@ test('files: every document is checked; missing model files and duplicate names 
   const dir = mkdtempSync(join(tmpdir(), 'tandem-spec-'));
   const yaml = (name: string, served: string, source: string) =>
     `apiVersion: tandem.dev/v1alpha1\nkind: InferenceService\nmetadata: {name: ${name}}\nspec:\n  model: {servedName: ${served}, source: "${source}"}\n  engine: {type: llamacpp}\n`;
-  writeFileSync(join(dir, 'a.yaml'), `${yaml('a', 'm', 'tandem://tiny-llama')}---\n${yaml('a', 'm', 'file://missing.gguf')}`);
+  writeFileSync(
+    join(dir, 'a.yaml'),
+    `${yaml('a', 'm', 'tandem://tiny-llama')}---\n${yaml('a', 'm', 'file://missing.gguf')}`,
+  );
   writeFileSync(join(dir, 'bad.yaml'), 'apiVersion: [unclosed\n');
   assert.throws(
     () => loadServices([join(dir, 'a.yaml'), join(dir, 'bad.yaml'), join(dir, 'none.yaml')]),
@@ -90,7 +142,9 @@ test('files: every document is checked; missing model files and duplicate names 
     },
   );
   writeFileSync(join(dir, 'model.gguf'), '');
-  const [loaded] = loadServices([join(dir, 'ok.yaml')].map((f) => (writeFileSync(f, yaml('ok', 'ok', 'file://model.gguf')), f)));
+  const [loaded] = loadServices(
+    [join(dir, 'ok.yaml')].map((f) => (writeFileSync(f, yaml('ok', 'ok', 'file://model.gguf')), f)),
+  );
   assert.equal(loaded!.modelPath, join(dir, 'model.gguf'), 'relative paths resolve from the spec file');
 });
 
@@ -107,9 +161,13 @@ test('the schema is emitted as JSON Schema (for the CRD and the control API)', (
 test('parallelism auto needs spec.resources.memory, and is for llamacpp', () => {
   const doc = valid();
   doc.spec.parallelism = 'auto';
-  assert.deepEqual(validateDocument(doc).problems, ['spec.resources.memory: is required when spec.parallelism is auto: the planner sizes the group to it']);
+  assert.deepEqual(validateDocument(doc).problems, [
+    'spec.resources.memory: is required when spec.parallelism is auto: the planner sizes the group to it',
+  ]);
   doc.spec.resources.memory = '64Mi';
   assert.deepEqual(validateDocument(doc).problems, []);
   doc.spec.parallelism = 'automatic';
-  assert.deepEqual(validateDocument(doc).problems, ['spec.parallelism: must be "auto" or a map with nodes, tensor and pipeline']);
+  assert.deepEqual(validateDocument(doc).problems, [
+    'spec.parallelism: must be "auto" or a map with nodes, tensor and pipeline',
+  ]);
 });

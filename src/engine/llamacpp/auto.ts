@@ -13,7 +13,13 @@ export interface AutoLayout {
   layers: number[];
 }
 
-export function autoLayout(arch: ModelArch, weightBytes: number, memoryPerNodeBytes: number, contextTokens: number, maxNodes = 16): AutoLayout {
+export function autoLayout(
+  arch: ModelArch,
+  weightBytes: number,
+  memoryPerNodeBytes: number,
+  contextTokens: number,
+  maxNodes = 16,
+): AutoLayout {
   const p = plan({
     model: { arch, weightBytes },
     gpu: { name: 'node', memoryGiB: memoryPerNodeBytes / GiB, bandwidthGBs: 1 },
@@ -30,7 +36,9 @@ export function autoLayout(arch: ModelArch, weightBytes: number, memoryPerNodeBy
   const best = p.layouts[0];
   if (!best) {
     const why = p.infeasible.at(-1)?.reason ?? 'no layout';
-    throw new Error(`auto: no group of up to ${Math.min(maxNodes, arch.layers)} nodes with ${(memoryPerNodeBytes / 2 ** 20).toFixed(0)} MiB each holds the model (${why})`);
+    throw new Error(
+      `auto: no group of up to ${Math.min(maxNodes, arch.layers)} nodes with ${(memoryPerNodeBytes / 2 ** 20).toFixed(0)} MiB each holds the model (${why})`,
+    );
   }
   return { nodes: best.nodes, layers: best.memory.map((m) => m.layers[1] - m.layers[0]) };
 }

@@ -10,6 +10,7 @@ import { cacheDir } from '../../util/paths.js';
 import { withLock } from '../../util/lock.js';
 import type { Progress } from '../../util/progress.js';
 import { ensureLlamaSource } from './source.js';
+import { CMAKE, CXX, requireTools } from '../../util/toolchain.js';
 
 export interface LlamaBinaries {
   commit: string;
@@ -74,11 +75,14 @@ export async function ensureLlamaBinaries(progress: Progress): Promise<LlamaBina
   };
   const done = join(dir, 'built.json');
   if (existsSync(done)) return binaries;
+  requireTools(CMAKE, CXX);
   return withLock(dir, async () => {
     if (existsSync(done)) return binaries;
     const log = join(dir, 'build.log');
     rmSync(log, { force: true });
-    progress(`building llama.cpp ${source.commit.slice(0, 12)} (${TARGETS.join(', ')}); once, cached in ${dir}; log: ${log}`);
+    progress(
+      `building llama.cpp ${source.commit.slice(0, 12)} (${TARGETS.join(', ')}); once, cached in ${dir}; log: ${log}`,
+    );
     const started = Date.now();
     await run('cmake', ['-S', source.dir, '-B', dir, '-G', generator, ...CMAKE_FLAGS], log, () => {});
     const jobs = String(availableParallelism());
@@ -86,7 +90,9 @@ export async function ensureLlamaBinaries(progress: Progress): Promise<LlamaBina
     await run('cmake', ['--build', dir, '--target', ...TARGETS, '-j', jobs], log, (line) => {
       // Ninja prints "[12/209] …", make prints "[ 42%] …".
       const step = line.match(/^\[(\d+)\/(\d+)\]/);
-      const pct = step ? Math.floor((100 * Number(step[1])) / Number(step[2])) : Number(line.match(/^\[\s*(\d+)%\]/)?.[1] ?? -1);
+      const pct = step
+        ? Math.floor((100 * Number(step[1])) / Number(step[2]))
+        : Number(line.match(/^\[\s*(\d+)%\]/)?.[1] ?? -1);
       if (pct >= 0 && pct >= shown + 10) {
         shown = pct - (pct % 10);
         progress(`building llama.cpp: ${shown}% (${Math.round((Date.now() - started) / 1000)} s)`);

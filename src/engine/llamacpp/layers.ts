@@ -5,7 +5,8 @@ import { llamaCppPartition } from '../../planner/memory.js';
 /** Repeating layers per node, leader first; the first nodes take the remainder. */
 export function splitLayers(layers: number, nodes: number): number[] {
   if (!Number.isInteger(nodes) || nodes < 1) throw new Error(`nodes must be an integer ≥ 1 (got ${nodes})`);
-  if (nodes > layers) throw new Error(`cannot split ${layers} layers over ${nodes} nodes: every node needs at least one layer`);
+  if (nodes > layers)
+    throw new Error(`cannot split ${layers} layers over ${nodes} nodes: every node needs at least one layer`);
   return llamaCppPartition(layers, nodes);
 }
 

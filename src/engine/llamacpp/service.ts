@@ -7,6 +7,7 @@ import { groupEnv } from '../../runtime/service-template.js';
 import type { Endpoint, GroupRef, GroupTemplate, MemberTemplate } from '../../runtime/types.js';
 import type { LlamaBinaries } from './build.js';
 import { offloadArgs, splitLayers } from './layers.js';
+import { parseDuration } from '../../spec/duration.js';
 
 export interface LlamaCppModel {
   path: string;
@@ -21,13 +22,20 @@ export function threadsFor(cpu: string | number | undefined): number | undefined
 }
 
 /** `nodes` is spec.parallelism.nodes, or what the planner chose for `auto`. */
-export function llamaCppServiceTemplate(service: InferenceService, model: LlamaCppModel, binaries: LlamaBinaries, nodes: number): ServiceTemplate {
+export function llamaCppServiceTemplate(
+  service: InferenceService,
+  model: LlamaCppModel,
+  binaries: LlamaBinaries,
+  nodes: number,
+): ServiceTemplate {
   const { spec } = service;
   const size = nodes;
   const split = splitLayers(model.layers, size); // throws a clear error when it cannot work
   const threads = threadsFor(spec.resources.cpu);
   const hash = createHash('sha256')
-    .update(JSON.stringify({ spec: { ...spec, replicas: undefined }, nodes, model: model.path, commit: binaries.commit }))
+    .update(
+      JSON.stringify({ spec: { ...spec, replicas: undefined }, nodes, model: model.path, commit: binaries.commit }),
+    )
     .digest('hex')
     .slice(0, 12);
 
@@ -46,21 +54,28 @@ export function llamaCppServiceTemplate(service: InferenceService, model: LlamaC
       readiness: { kind: 'tcp' },
     }));
     const leaderEndpoint = endpoints[0]!;
-    const rpc = workers.length > 0 ? ['--rpc', workers.map((w) => `${w.endpoint.host}:${w.endpoint.port}`).join(',')] : [];
+    const rpc =
+      workers.length > 0 ? ['--rpc', workers.map((w) => `${w.endpoint.host}:${w.endpoint.port}`).join(',')] : [];
     const leader: MemberTemplate = {
       index: 0,
       role: 'leader',
       endpoint: leaderEndpoint,
       command: binaries.llamaServer,
       args: [
-        '--model', model.path,
-        '--alias', spec.model.servedName,
-        '--host', leaderEndpoint.host,
-        '--port', String(leaderEndpoint.port),
+        '--model',
+        model.path,
+        '--alias',
+        spec.model.servedName,
+        '--host',
+        leaderEndpoint.host,
+        '--port',
+        String(leaderEndpoint.port),
         ...rpc,
         ...offloadArgs(split),
-        '--fit', 'off', // the split above is the plan; never let llama.cpp re-plan it
-        '--log-verbosity', '4', // logs each device's share of the model at load
+        '--fit',
+        'off', // the split above is the plan; never let llama.cpp re-plan it
+        '--log-verbosity',
+        '4', // logs each device's share of the model at load
         '--no-webui',
         ...threadArgs,
         ...spec.engine.args,
@@ -73,8 +88,16 @@ export function llamaCppServiceTemplate(service: InferenceService, model: LlamaC
       members: [leader, ...workers],
       startupPolicy: spec.startupPolicy ?? 'WorkersReady',
       restartPolicy: spec.restartPolicy,
+      startupTimeoutMs: parseDuration(spec.startupTimeout),
       hash,
     };
   };
-  return { name: service.metadata.name, servedName: spec.model.servedName, replicas: spec.replicas, size, hash, render };
+  return {
+    name: service.metadata.name,
+    servedName: spec.model.servedName,
+    replicas: spec.replicas,
+    size,
+    hash,
+    render,
+  };
 }

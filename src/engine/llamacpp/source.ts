@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { cacheDir } from '../../util/paths.js';
 import { withLock } from '../../util/lock.js';
 import type { Progress } from '../../util/progress.js';
+import { GIT, requireTools } from '../../util/toolchain.js';
 
 export interface LlamaSource {
   /** Commit of the bundle's HEAD: the RPC protocol requires leader and workers built from one commit. */
@@ -22,7 +23,9 @@ export function findBundle(): string {
     if (existsSync(candidate)) return candidate;
     const parent = dirname(dir);
     if (parent === dir) {
-      throw new Error('node-llama-cpp is not installed (its llama/gitRelease.bundle holds the llama.cpp source): run `npm install`');
+      throw new Error(
+        'node-llama-cpp is not installed (its llama/gitRelease.bundle holds the llama.cpp source): run `npm install`',
+      );
     }
     dir = parent;
   }
@@ -37,6 +40,7 @@ export function bundleCommit(bundle: string): string {
 
 export async function ensureLlamaSource(progress: Progress): Promise<LlamaSource> {
   const bundle = findBundle();
+  requireTools(GIT);
   const commit = bundleCommit(bundle);
   const root = join(cacheDir(), 'llama.cpp');
   const dir = join(root, `src-${commit.slice(0, 12)}`);

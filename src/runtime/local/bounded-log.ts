@@ -1,34 +1,80 @@
 // A member's output file that never grows past a limit: when full it is moved to FILE.1
-// (replacing the previous one) and a new file starts, so at most twice the limit is kept.
-import { closeSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
+// (replacing the previous one) and a new file starts, so at most twice the limit is kept, across
+// restarts too (the size is counted from the file as found). Writes happen in order, off the
+// event loop; output that arrives faster than the disk takes it is dropped past 4 MiB held, and
+// the drop is noted in the file.
+import { mkdirSync } from 'node:fs';
+import { open, rename, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 export const DEFAULT_LOG_LIMIT = 8 * 1024 * 1024;
+/** Output held in memory while the disk catches up; more than this is dropped. */
+const MAX_PENDING_BYTES = 4 * 1024 * 1024;
 
 export class BoundedLog {
-  private fd: number;
+  private file?: FileHandle;
   private size = 0;
+  /** Bytes accepted by write() and not yet on disk. */
+  private pending = 0;
+  private dropped = 0;
+  private queue: Promise<void>;
 
-  constructor(readonly path: string, private readonly limit = DEFAULT_LOG_LIMIT) {
+  constructor(
+    readonly path: string,
+    private readonly limit = DEFAULT_LOG_LIMIT,
+  ) {
     mkdirSync(dirname(path), { recursive: true });
-    this.fd = openSync(path, 'a');
+    this.queue = this.step(async () => {
+      this.file = await open(path, 'a');
+      this.size = (await this.file.stat()).size;
+    });
   }
 
   write(chunk: Buffer | string): void {
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    if (this.pending + bytes.length > MAX_PENDING_BYTES) {
+      this.dropped += bytes.length;
+      return;
+    }
+    this.pending += bytes.length;
+    this.queue = this.step(async () => {
+      this.pending -= bytes.length;
+      if (this.dropped > 0) {
+        const note = Buffer.from(
+          `--- ${this.dropped} bytes of output dropped: written faster than the disk took them\n`,
+        );
+        this.dropped = 0;
+        await this.append(note);
+      }
+      await this.append(bytes);
+    });
+  }
+
+  /** Resolves once everything written so far is on disk and the file is closed. */
+  async close(): Promise<void> {
+    this.queue = this.step(async () => {
+      await this.file?.close();
+      this.file = undefined;
+    });
+    await this.queue;
+  }
+
+  private step(fn: () => Promise<void>): Promise<void> {
+    // A failing disk loses log lines, never the member: the next write tries again.
+    return (this.queue ?? Promise.resolve()).then(fn).catch(() => {});
+  }
+
+  private async append(bytes: Buffer): Promise<void> {
+    if (!this.file) return;
     if (this.size + bytes.length > this.limit && this.size > 0) {
-      closeSync(this.fd);
-      renameSync(this.path, `${this.path}.1`);
-      this.fd = openSync(this.path, 'w');
+      await this.file.close();
+      await rename(this.path, `${this.path}.1`);
+      this.file = await open(this.path, 'w');
       this.size = 0;
     }
     // A single chunk larger than the limit keeps only its tail.
     const kept = bytes.length > this.limit ? bytes.subarray(bytes.length - this.limit) : bytes;
-    writeSync(this.fd, kept);
+    await this.file.write(kept);
     this.size += kept.length;
-  }
-
-  close(): void {
-    closeSync(this.fd);
   }
 }

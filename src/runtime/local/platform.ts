@@ -1,12 +1,14 @@
 // The embedded default's platform: every group member is a local process on its own loopback
 // address (127.B.G.M: one "node" per member), its output in a size-bounded log file, its
-// readiness probed as a kubelet would.
+// readiness probed as a kubelet would. Each member leads its own process group, which a keeper
+// process stops should tandem die without stopping it (keeper-main.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
 import type { Endpoint, GroupRef, MemberTemplate, ObservedMember, Platform } from '../types.js';
+import { freePort } from '../../util/net.js';
 import { BoundedLog } from './bounded-log.js';
+import { Keeper } from './keeper.js';
 import { probe } from './probe.js';
 
 const PROBE_INTERVAL_MS = 100;
@@ -20,6 +22,9 @@ interface LocalMember {
   child: ChildProcess;
   log: BoundedLog;
   ready: boolean;
+  /** Has been ready at least once. */
+  started: boolean;
+  createdAt: number;
   exited?: string;
   exitedPromise: Promise<void>;
   probeTimer?: NodeJS.Timeout;
@@ -36,7 +41,7 @@ export class LocalPlatform implements Platform {
   private readonly groupSlots = new Map<string, number>();
   /** Second octet shared by this platform's addresses; random so that parallel runs rarely meet. */
   private readonly block = randomInt(16, 255);
-  private readonly started: number[] = [];
+  private readonly keeper = new Keeper();
 
   constructor(private readonly options: LocalPlatformOptions) {}
 
@@ -64,15 +69,29 @@ export class LocalPlatform implements Platform {
     const child = spawn(template.command, template.args, {
       env: { ...process.env, ...template.env },
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true, // its own process group: stopped whole, and out of reach of the terminal's Ctrl-C
     });
+    const pid = child.pid;
+    if (pid !== undefined) this.keeper.add(pid);
     const member: LocalMember = {
-      group, template, templateHash, child, log, ready: false,
+      group,
+      template,
+      templateHash,
+      child,
+      log,
+      ready: false,
+      started: false,
+      createdAt: Date.now(),
       exitedPromise: new Promise((resolve) => {
         const onExit = (reason: string) => {
           if (member.exited) return;
           member.exited = reason;
           member.ready = false;
           clearTimeout(member.probeTimer);
+          if (pid !== undefined) {
+            signalGroup(pid, 'SIGKILL'); // whatever the member started dies with it
+            this.keeper.remove(pid);
+          }
           log.write(`--- ${new Date().toISOString()} exited: ${reason}\n`);
           resolve();
         };
@@ -82,7 +101,6 @@ export class LocalPlatform implements Platform {
     };
     child.stdout?.on('data', (chunk: Buffer) => log.write(chunk));
     child.stderr?.on('data', (chunk: Buffer) => log.write(chunk));
-    if (child.pid !== undefined) this.started.push(child.pid);
     this.members.set(key, member);
     this.scheduleProbe(member, 0);
   }
@@ -92,15 +110,21 @@ export class LocalPlatform implements Platform {
     const member = this.members.get(key);
     if (!member) return;
     clearTimeout(member.probeTimer);
-    if (!member.exited) {
-      member.child.kill('SIGTERM');
-      const timer = setTimeout(() => member.child.kill('SIGKILL'), STOP_GRACE_MS);
+    const pid = member.child.pid;
+    if (!member.exited && pid !== undefined) {
+      signalGroup(pid, 'SIGTERM');
+      signalGroup(pid, 'SIGCONT'); // a stopped member must wake to act on SIGTERM
+      const timer = setTimeout(() => signalGroup(pid, 'SIGKILL'), STOP_GRACE_MS);
       await member.exitedPromise;
       clearTimeout(timer);
     }
     // Streams may still deliver the last output after exit; wait for them to close.
-    await Promise.all([member.child.stdout, member.child.stderr].map((s) => (s && !s.closed ? new Promise((r) => s.once('close', r)) : undefined)));
-    member.log.close();
+    await Promise.all(
+      [member.child.stdout, member.child.stderr].map((s) =>
+        s && !s.closed ? new Promise((r) => s.once('close', r)) : undefined,
+      ),
+    );
+    await member.log.close();
     this.members.delete(key);
   }
 
@@ -113,6 +137,8 @@ export class LocalPlatform implements Platform {
         phase: m.exited ? 'Exited' : 'Running',
         ready: m.ready,
         templateHash: m.templateHash,
+        createdAt: m.createdAt,
+        started: m.started,
         ...(m.exited ? { exitReason: m.exited } : {}),
         ...(m.child.pid !== undefined ? { pid: m.child.pid } : {}),
       }));
@@ -126,17 +152,13 @@ export class LocalPlatform implements Platform {
     return join(this.options.logDir, group.service, `replica-${group.replica}`, `member-${index}.log`);
   }
 
-  /** Every pid this platform has started, for checks that nothing is left behind. */
-  startedPids(): number[] {
-    return [...this.started];
-  }
-
   private scheduleProbe(member: LocalMember, delay: number): void {
     member.probeTimer = setTimeout(async () => {
       if (member.exited) return;
       const ok = await probe(member.template.endpoint, member.template.readiness);
       if (member.exited) return;
       member.ready = ok;
+      member.started ||= ok;
       // TCP readiness is checked once (an RPC worker serves one client at a time); HTTP keeps being checked.
       if (ok && member.template.readiness.kind === 'tcp') return;
       this.scheduleProbe(member, ok ? READY_RECHECK_MS : PROBE_INTERVAL_MS);
@@ -152,14 +174,10 @@ function memberKey(group: GroupRef, index: number): string {
   return `${groupKey(group)}/${index}`;
 }
 
-/** A port nothing listens on at `host` right now (the OS picks it). */
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen({ host, port: 0, exclusive: true }, () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
+function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    // the group is gone
+  }
 }
