@@ -111,3 +111,15 @@ export function readLog(running: Running, service: string, replica: number, memb
 }
 
 export { isRunning as isAlive } from '../src/util/process.js';
+
+/** GET /metrics, as `name{labels}` → value (labels as Prometheus prints them). */
+export async function scrape(baseUrl: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const at = line.lastIndexOf(' ');
+    out[line.slice(0, at)] = Number(line.slice(at + 1));
+  }
+  return out;
+}

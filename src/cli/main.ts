@@ -17,6 +17,10 @@ import { UsageError } from './usage-error.js';
 import { showLog } from './logs.js';
 import { currentRun, readStatus, reapLeftovers } from './state.js';
 import { waitForExit } from '../util/process.js';
+import { parseDuration } from '../spec/duration.js';
+import { DEFAULT_TIMEOUTS } from '../gateway/server.js';
+
+const DEFAULT_DRAIN_MS = 30_000;
 
 const USAGE: Record<string, string> = {
   tandem: `tandem: run large language models that span several machines
@@ -43,9 +47,16 @@ every model behind one OpenAI-compatible endpoint, and shows their status. Ctrl-
 stops every process it started.
 
 Options:
-  --port N        the gateway's port (default 8080)
-  --host H        the gateway's address (default 127.0.0.1; 0.0.0.0 to listen wider)
-  --log-dir DIR   where member logs go (default: $TANDEM_STATE/logs, ./.tandem/logs)`,
+  --port N                  the gateway's port (default 8080)
+  --host H                  the gateway's address (default 127.0.0.1; 0.0.0.0 to listen wider)
+  --log-dir DIR             where member logs go (default: $TANDEM_STATE/logs, ./.tandem/logs)
+  --connect-timeout D       connecting to a replica (default 5s)
+  --first-byte-timeout D    from request to the first byte of the answer: a whole generation when
+                            not streaming (default 10m); past it another replica is tried, then 504
+  --idle-timeout D          between two chunks of an answer (default 60s)
+  --drain-timeout D         on Ctrl-C or SIGTERM, how long requests in flight may take to finish
+                            before the groups stop (default 30s)
+Durations: 90s, 10m, 1h30m, 500ms.`,
   status: `Usage: tandem status [--json]
 
 Shows the gateway and every group member of the 'tandem up' running from this folder (its state is
@@ -127,7 +138,7 @@ async function down(): Promise<number> {
   }
   // No SIGKILL here: tandem must get to stop its members.
   process.kill(run.pid, 'SIGTERM');
-  if (!(await waitForExit([run.pid], 30_000))) throw new Error(`pid ${run.pid} did not stop within 30 s`);
+  if (!(await waitForExit([run.pid], 120_000))) throw new Error(`pid ${run.pid} did not stop within 120 s`);
   process.stdout.write(`stopped tandem (pid ${run.pid})\n`);
   return 0;
 }
@@ -136,7 +147,15 @@ type Options = NonNullable<Parameters<typeof parseArgs>[0]>['options'];
 
 /** Each command's options; any other option is a usage error. */
 const OPTIONS: Record<string, Options> = {
-  up: { 'log-dir': { type: 'string' }, port: { type: 'string', short: 'p' }, host: { type: 'string' } },
+  up: {
+    'log-dir': { type: 'string' },
+    port: { type: 'string', short: 'p' },
+    host: { type: 'string' },
+    'connect-timeout': { type: 'string' },
+    'first-byte-timeout': { type: 'string' },
+    'idle-timeout': { type: 'string' },
+    'drain-timeout': { type: 'string' },
+  },
   status: { json: { type: 'boolean' } },
   logs: {
     'log-dir': { type: 'string' },
@@ -190,6 +209,15 @@ async function main(argv: string[]): Promise<number> {
   const { positionals } = parsed;
   const values = parsed.values as Record<string, string | boolean | undefined>;
   const text = (name: string) => values[name] as string | undefined;
+  const duration = (name: string, fallback: number): number => {
+    const value = text(name);
+    if (value === undefined) return fallback;
+    try {
+      return parseDuration(value);
+    } catch {
+      throw new UsageError(`--${name}: must be a duration such as 90s, 10m or 1h30m (got ${value})`);
+    }
+  };
   if (values.help) {
     process.stdout.write(`${USAGE[command]}\n`);
     return 0;
@@ -210,6 +238,12 @@ async function main(argv: string[]): Promise<number> {
         logDir: text('log-dir') ?? join(stateDir(), 'logs'),
         host: text('host') ?? '127.0.0.1',
         port,
+        timeouts: {
+          connectMs: duration('connect-timeout', DEFAULT_TIMEOUTS.connectMs),
+          firstByteMs: duration('first-byte-timeout', DEFAULT_TIMEOUTS.firstByteMs),
+          idleMs: duration('idle-timeout', DEFAULT_TIMEOUTS.idleMs),
+        },
+        drainMs: duration('drain-timeout', DEFAULT_DRAIN_MS),
       });
       return -1; // keeps running until a signal
     }

@@ -4,6 +4,8 @@ import { prepareServices } from '../engine/prepare.js';
 import { LocalPlatform } from '../runtime/local/platform.js';
 import { Reconciler, type ReconcilerEvent } from '../runtime/reconciler.js';
 import { gatewayFor } from '../gateway/attach.js';
+import type { UpstreamTimeouts } from '../gateway/server.js';
+import { formatDuration } from '../spec/duration.js';
 import { stderrProgress } from '../util/progress.js';
 import { statusTable } from './status-table.js';
 import { LiveView } from './live-view.js';
@@ -18,6 +20,9 @@ export interface UpOptions {
   logDir: string;
   host: string;
   port: number;
+  timeouts: UpstreamTimeouts;
+  /** How long in-flight requests may take to finish once a stop is asked for. */
+  drainMs: number;
 }
 
 export async function up(options: UpOptions): Promise<void> {
@@ -33,7 +38,7 @@ export async function up(options: UpOptions): Promise<void> {
   const loaded = loadServices(options.files);
   const templates = await prepareServices(loaded, stderrProgress);
   const reconciler = new Reconciler(new LocalPlatform({ logDir: options.logDir }), templates);
-  const gateway = gatewayFor(reconciler, options.host, options.port);
+  const gateway = gatewayFor(reconciler, { host: options.host, port: options.port, timeouts: options.timeouts });
   await gateway.listen().catch((err: NodeJS.ErrnoException) => {
     throw err.code === 'EADDRINUSE'
       ? new UsageError(`${options.host}:${options.port} is in use: pass --port N (0 picks a free one)`)
@@ -66,12 +71,19 @@ export async function up(options: UpOptions): Promise<void> {
     if (stopping) return;
     stopping = true;
     view.release();
-    process.stdout.write(`${why}: stopping every group…\n`);
-    void Promise.all([gateway.close(), reconciler.stop()]).then(() => {
+    process.stdout.write(
+      `${why}: no new requests; letting those in flight finish (up to ${formatDuration(options.drainMs)})…\n`,
+    );
+    // Drain first, then stop the groups: a request in flight still needs its replica.
+    void (async () => {
+      const cut = await gateway.close(options.drainMs).catch(() => 0);
+      if (cut > 0) process.stdout.write(`${cut} request(s) still in flight were cut\n`);
+      process.stdout.write('stopping every group…\n');
+      await reconciler.stop();
       clearRun(options.stateDir);
       process.stdout.write('stopped; no process left running\n');
       process.exit(process.exitCode ?? 0);
-    });
+    })();
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));

@@ -1,9 +1,9 @@
 // Connects a gateway to a reconciler: the backends it routes to are refreshed on every tick.
 import type { Reconciler, ServiceSnapshot } from '../runtime/reconciler.js';
 import { backendsFrom, modelsFrom, type Backend, type ModelEntry } from './backends.js';
-import { Gateway } from './server.js';
+import { Gateway, type GatewayOptions } from './server.js';
 
-export function gatewayFor(reconciler: Reconciler, host: string, port: number, bodyLimit?: number): Gateway {
+export function gatewayFor(reconciler: Reconciler, options: Omit<GatewayOptions, 'backends' | 'models'>): Gateway {
   let backends: Backend[] = [];
   let models: ModelEntry[] = [];
   const refresh = (snapshot: ServiceSnapshot[]) => {
@@ -12,11 +12,5 @@ export function gatewayFor(reconciler: Reconciler, host: string, port: number, b
   };
   refresh(reconciler.snapshot());
   reconciler.on('tick', refresh);
-  return new Gateway({
-    host,
-    port,
-    ...(bodyLimit ? { bodyLimit } : {}),
-    backends: () => backends,
-    models: () => models,
-  });
+  return new Gateway({ ...options, backends: () => backends, models: () => models });
 }

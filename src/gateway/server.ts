@@ -2,20 +2,39 @@
 // their body's `model` to a ready replica (least outstanding requests first); responses, server-
 // sent events included, are passed through chunk by chunk. Node's http on the client side and
 // undici pools (keep-alive) towards the leaders: nothing else on the hot path.
+//
+// Failure handling: a replica that refuses, times out before its first byte, or answers 503 is
+// retried once on another; with none left, a 503 is passed through as the engine sent it, a
+// timeout is a 504 and anything else a 502. A client that goes away cancels the generation
+// upstream. close() drains: no new requests, in-flight ones finish within a grace period.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Pool, type Dispatcher } from 'undici';
+import { Pool, errors, type Dispatcher } from 'undici';
 import { pickBackend, type Backend, type ModelEntry } from './backends.js';
+import { GatewayMetrics } from './metrics.js';
 
 export const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024;
+export const DEFAULT_TIMEOUTS: UpstreamTimeouts = { connectMs: 5_000, firstByteMs: 600_000, idleMs: 60_000 };
 const ROUTED = new Set(['/v1/chat/completions', '/v1/completions', '/v1/embeddings']);
 /** Seconds a client should wait before retrying when no replica is ready. */
 const RETRY_AFTER_S = 2;
+/** Response headers passed through from the engine; the rest are hop-by-hop or the gateway's own. */
+const PASSED_HEADERS = ['content-type', 'content-length', 'retry-after'];
+
+export interface UpstreamTimeouts {
+  /** Connecting to a leader. */
+  connectMs: number;
+  /** From sending the request to the response's first byte (headers): a whole generation when not streaming. */
+  firstByteMs: number;
+  /** Between two chunks of a response. */
+  idleMs: number;
+}
 
 export interface GatewayOptions {
   host: string;
   port: number;
   bodyLimit?: number;
+  timeouts?: UpstreamTimeouts;
   /** Current backends and models; called per request, so it must be cheap. */
   backends: () => Backend[];
   models: () => ModelEntry[];
@@ -34,17 +53,27 @@ class HttpError extends Error {
 }
 
 export class Gateway {
+  private readonly outstanding = new Map<string, number>();
+  readonly metrics = new GatewayMetrics(() => this.outstanding);
   private readonly server: Server;
   private readonly pools = new Map<string, Pool>();
-  private readonly outstanding = new Map<string, number>();
   private readonly lastPicked = new Map<string, number>();
+  private readonly timeouts: UpstreamTimeouts;
   private picks = 0;
-  /** Requests answered per backend id (for tests and status). */
-  readonly served = new Map<string, number>();
+  /** Requests being handled, for draining. */
+  private active = 0;
+  private draining = false;
+  private idle?: () => void;
 
   constructor(private readonly options: GatewayOptions) {
+    this.timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
     this.server = createServer((req, res) => {
-      this.handle(req, res).catch((err: unknown) => this.fail(res, err));
+      this.active++;
+      res.once('close', () => {
+        if (--this.active === 0) this.idle?.();
+      });
+      if (this.draining) res.setHeader('connection', 'close');
+      this.handle(req, res).catch((err: unknown) => this.fail(req, res, err));
     });
     this.server.keepAliveTimeout = 65_000;
   }
@@ -62,10 +91,28 @@ export class Gateway {
     return `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
   }
 
-  async close(): Promise<void> {
+  /**
+   * Stops accepting connections, lets requests in flight finish for up to `graceMs`, then cuts
+   * whatever is left. Resolves with the number of requests that were cut.
+   */
+  async close(graceMs = 0): Promise<number> {
+    this.draining = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    if (this.active > 0 && graceMs > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, graceMs);
+        this.idle = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    const cut = this.active;
     this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await closed;
     await Promise.all([...this.pools.values()].map((p) => p.destroy()));
+    return cut;
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -75,6 +122,12 @@ export class Gateway {
       const models = this.options.models();
       const ready = models.length > 0 && models.every((m) => m.readyReplicas > 0);
       return json(res, ready ? 200 : 503, { ready, models });
+    }
+    if (req.method === 'GET' && path === '/metrics') {
+      const text = await this.metrics.render();
+      res.writeHead(200, { 'content-type': this.metrics.contentType, 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+      return;
     }
     if (req.method === 'GET' && path === '/v1/models') {
       const created = Math.floor(Date.now() / 1000);
@@ -124,9 +177,11 @@ export class Gateway {
     });
     const tried = new Set<string>();
     let lastError = '';
+    let timedOut = false;
     for (let attempt = 0; attempt < 2; attempt++) {
       const backend = pickBackend(candidates, this.outstanding, this.lastPicked, tried);
       if (!backend) break;
+      if (attempt > 0) this.metrics.retries.inc({ model });
       tried.add(backend.id);
       this.lastPicked.set(backend.id, ++this.picks);
       this.outstanding.set(backend.id, (this.outstanding.get(backend.id) ?? 0) + 1);
@@ -142,15 +197,19 @@ export class Gateway {
           });
         } catch (err) {
           if (abort.signal.aborted) return;
-          lastError = `${backend.id}: ${(err as Error).message}`;
+          timedOut = isTimeout(err);
+          lastError = `${backend.id}: ${timedOut ? timeoutMessage(err, this.timeouts) : (err as Error).message}`;
           continue;
         }
-        if (upstream.statusCode === 503 && attempt === 0) {
+        // The engine is busy or loading: another replica may take it; if none can, the client gets
+        // the engine's own answer (and its Retry-After).
+        const busy = upstream.statusCode === 503 && attempt === 0;
+        if (busy && pickBackend(candidates, this.outstanding, this.lastPicked, tried)) {
           await upstream.body.dump();
           lastError = `${backend.id}: HTTP 503`;
           continue;
         }
-        await this.relay(res, upstream, backend);
+        await this.relay(res, upstream, backend, model);
         return;
       } finally {
         this.outstanding.set(backend.id, (this.outstanding.get(backend.id) ?? 1) - 1);
@@ -161,14 +220,25 @@ export class Gateway {
         'retry-after': String(RETRY_AFTER_S),
       });
     }
+    if (timedOut)
+      throw new HttpError(504, 'upstream_timeout', `every replica tried timed out: ${lastError}`, 'api_error');
     throw new HttpError(502, 'upstream_failed', `every replica tried failed: ${lastError}`, 'api_error');
   }
 
   /** Passes the upstream response through, chunk by chunk, as it arrives. */
-  private async relay(res: ServerResponse, upstream: Dispatcher.ResponseData, backend: Backend): Promise<void> {
+  private async relay(
+    res: ServerResponse,
+    upstream: Dispatcher.ResponseData,
+    backend: Backend,
+    model: string,
+  ): Promise<void> {
     const type = String(upstream.headers['content-type'] ?? 'application/json');
     const streaming = type.startsWith('text/event-stream');
+    const passed = Object.fromEntries(
+      PASSED_HEADERS.flatMap((h) => (upstream.headers[h] === undefined ? [] : [[h, String(upstream.headers[h])]])),
+    );
     res.writeHead(upstream.statusCode, {
+      ...passed,
       'content-type': type,
       'x-tandem-backend': backend.id,
       ...(streaming ? { 'cache-control': 'no-cache', 'x-accel-buffering': 'no' } : {}),
@@ -176,44 +246,92 @@ export class Gateway {
     res.flushHeaders();
     try {
       for await (const chunk of upstream.body) {
-        if (!res.write(chunk)) await new Promise((resolve) => res.once('drain', resolve));
+        // A client that stops reading and then leaves never sends 'drain': 'close' ends the wait too.
+        if (!res.write(chunk)) await drainOrClose(res);
+        if (res.destroyed) {
+          upstream.body.destroy();
+          return;
+        }
       }
     } catch (err) {
       if (res.destroyed) return;
       // The replica failed mid-response: end a stream with an OpenAI error event, cut anything else.
+      const why = isTimeout(err) ? timeoutMessage(err, this.timeouts) : (err as Error).message;
+      this.metrics.requests.inc({ model, replica: backend.id, status: 'failed_mid_response' });
       if (streaming) {
-        res.end(
-          `data: ${JSON.stringify(errorBody('upstream_failed', `replica ${backend.id} failed mid-stream: ${(err as Error).message}`, 'api_error'))}\n\n`,
-        );
+        const event = errorBody('upstream_failed', `replica ${backend.id} failed mid-stream: ${why}`, 'api_error');
+        res.end(`data: ${JSON.stringify(event)}\n\n`);
       } else {
         res.destroy();
       }
       return;
     }
-    this.served.set(backend.id, (this.served.get(backend.id) ?? 0) + 1);
+    this.metrics.requests.inc({ model, replica: backend.id, status: String(upstream.statusCode) });
     res.end();
   }
 
   private pool(url: string): Pool {
     let pool = this.pools.get(url);
     if (!pool) {
-      pool = new Pool(url, { connections: 128, keepAliveTimeout: 30_000, headersTimeout: 0, bodyTimeout: 0 });
+      // A new leader address: forget the pools of leaders that are gone (deleted or moved groups).
+      const current = new Set(this.options.backends().map((b) => b.url));
+      for (const [old, p] of this.pools) {
+        if (current.has(old)) continue;
+        this.pools.delete(old);
+        void p.close().catch(() => {});
+      }
+      pool = new Pool(url, {
+        connections: 128,
+        keepAliveTimeout: 30_000,
+        connect: { timeout: this.timeouts.connectMs },
+        headersTimeout: this.timeouts.firstByteMs,
+        bodyTimeout: this.timeouts.idleMs,
+      });
       this.pools.set(url, pool);
     }
     return pool;
   }
 
-  private fail(res: ServerResponse, err: unknown): void {
+  private fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
     if (res.headersSent) {
       res.destroy();
       return;
     }
     if (err instanceof HttpError) {
+      this.metrics.errors.inc({ status: String(err.status), code: err.code });
       json(res, err.status, errorBody(err.code, err.message, err.type), err.headers);
     } else {
-      json(res, 500, errorBody('internal_error', (err as Error).message ?? String(err), 'api_error'));
+      json(res, 500, errorBody('internal_error', err instanceof Error ? err.message : String(err), 'api_error'));
     }
+    // A body we refused to read (413) is not read to its end: the connection closes after the answer.
+    if (!req.complete) res.once('finish', () => req.socket.destroySoon());
   }
+}
+
+function drainOrClose(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
+function isTimeout(err: unknown): boolean {
+  return (
+    err instanceof errors.ConnectTimeoutError ||
+    err instanceof errors.HeadersTimeoutError ||
+    err instanceof errors.BodyTimeoutError
+  );
+}
+
+function timeoutMessage(err: unknown, t: UpstreamTimeouts): string {
+  if (err instanceof errors.ConnectTimeoutError) return `no connection within ${t.connectMs} ms`;
+  if (err instanceof errors.HeadersTimeoutError) return `no response within ${t.firstByteMs} ms`;
+  return `nothing received for ${t.idleMs} ms`;
 }
 
 function errorBody(code: string, message: string, type = 'invalid_request_error') {
@@ -226,28 +344,29 @@ function json(res: ServerResponse, status: number, body: unknown, headers: Recor
   res.end(text);
 }
 
-/** Reads the whole body, refusing (413) as soon as it passes the limit. */
+/** Reads the whole body, refusing (413) as soon as it passes the limit, without reading the rest. */
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const tooLarge = (what: string) => {
+    req.pause();
+    return new HttpError(413, 'request_too_large', `${what} is over the limit of ${limit} bytes`, undefined, {
+      connection: 'close',
+    });
+  };
   const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > limit) {
-    req.resume();
-    return Promise.reject(
-      new HttpError(413, 'request_too_large', `request body of ${declared} bytes is over the limit of ${limit}`),
-    );
-  }
+  if (declared > limit) return Promise.reject(tooLarge(`the request body of ${declared} bytes`));
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer) => {
       size += chunk.length;
       if (size > limit) {
-        req.removeAllListeners('data');
-        req.resume();
-        reject(new HttpError(413, 'request_too_large', `request body is over the limit of ${limit} bytes`));
+        req.off('data', onData);
+        reject(tooLarge('the request body'));
         return;
       }
       chunks.push(chunk);
-    });
+    };
+    req.on('data', onData);
     req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });

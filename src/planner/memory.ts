@@ -22,11 +22,6 @@ export function ppPartition(layers: number, pp: number): number[] {
   return parts;
 }
 
-/** llama.cpp (Tandem's split): even shares, the first stages take the remainder. */
-export function llamaCppPartition(layers: number, stages: number): number[] {
-  return Array.from({ length: stages }, (_, i) => Math.floor(layers / stages) + (i < layers % stages ? 1 : 0));
-}
-
 /** Bytes for people: MiB below 1 GiB, else GiB. */
 export function formatBytes(bytes: number): string {
   return Math.abs(bytes) < GiB ? `${(bytes / 2 ** 20).toFixed(1)} MiB` : `${(bytes / GiB).toFixed(1)} GiB`;

@@ -11,16 +11,8 @@
 import type { ModelArch } from './arch.js';
 import type { Gpu } from './catalog.js';
 import { kvBytes, weightFormat, type WeightFormat } from './dtypes.js';
-import {
-  BLOCK_TOKENS,
-  formatBytes,
-  GiB,
-  llamaCppPartition,
-  ppPartition,
-  reserveBytes,
-  stageMemory,
-  type StageMemory,
-} from './memory.js';
+import { llamaCppPartition, offloadArgs } from './llamacpp.js';
+import { BLOCK_TOKENS, formatBytes, GiB, ppPartition, reserveBytes, stageMemory, type StageMemory } from './memory.js';
 import type { ResolvedModel } from './model-source.js';
 
 export type PlanEngine = 'vllm' | 'sglang' | 'llamacpp';
@@ -201,6 +193,8 @@ export function plan(input: PlanInput): Plan {
         );
       if (!m.mla && tp > m.kvHeads)
         warnings.push(`tp ${tp} exceeds the ${m.kvHeads} KV heads: each is replicated ${tp / m.kvHeads}×`);
+      if (input.engine === 'llamacpp' && pp > nodes)
+        warnings.push(`${pp} stages on ${nodes} node(s): Tandem's llama.cpp groups run one stage per node`);
       const dp = Math.floor((nodes * G) / gpus);
       layouts.push({
         tp,
@@ -276,22 +270,9 @@ function engineFlags(
       return { args, env: {} };
     }
     case 'llamacpp': {
-      // One process per node (an RPC device each) plus local GPUs: split layers by device, in order.
-      const devices = nodes > 1 ? nodes : tp * pp;
-      const shares = llamaCppPartition(m.layers, devices);
-      return {
-        args: [
-          '--n-gpu-layers',
-          String(m.layers + 1),
-          '--split-mode',
-          'layer',
-          '--tensor-split',
-          shares.join(','),
-          '--ctx-size',
-          String(maxModelLen),
-        ],
-        env: {},
-      };
+      // What the embedded engine runs (engine/llamacpp/service.ts): one stage per node.
+      const args = [...offloadArgs(llamaCppPartition(m.layers, pp)), '--ctx-size', String(maxModelLen)];
+      return { args, env: {} };
     }
   }
 }

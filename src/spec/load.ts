@@ -53,7 +53,8 @@ export function formatIssues(issues: z.core.$ZodIssue[]): string[] {
 /** Validates one parsed document; problems are path-qualified. */
 export function validateDocument(doc: unknown): { service?: InferenceService; problems: string[] } {
   const result = InferenceServiceSchema.safeParse(doc, { reportInput: true });
-  if (!result.success) return { problems: formatIssues(result.error.issues) };
+  // One line per problem, even where two checks (integer, maximum) say the same.
+  if (!result.success) return { problems: [...new Set(formatIssues(result.error.issues))] };
   return { service: result.data, problems: [] };
 }
 

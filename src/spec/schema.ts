@@ -1,28 +1,35 @@
 // The InferenceService: one schema (zod) for the CLI, the Kubernetes CRD and the control API;
 // `inferenceServiceJsonSchema()` emits it as JSON Schema for the latter two.
 import { z } from 'zod';
-import { QUANTITY } from './quantity.js';
+import { QUANTITY, parseQuantity } from './quantity.js';
 import { DURATION } from './duration.js';
 
 export const API_VERSION = 'tandem.dev/v1alpha1';
 export const ENGINE_TYPES = ['llamacpp', 'vllm', 'sglang'] as const;
 export const RESTART_POLICIES = ['RecreateGroupOnPodRestart', 'None'] as const;
 export const STARTUP_POLICIES = ['LeaderCreated', 'LeaderReady', 'WorkersReady'] as const;
+/** Members of one group: the largest multi-node groups run today are tens of nodes. */
+const MAX_NODES = 256;
 export const DEFAULT_STARTUP_TIMEOUT = '30m';
 /** Set by Tandem on every member; a spec may not set them. */
 export const GROUP_ENV = ['LWS_LEADER_ADDRESS', 'LWS_GROUP_SIZE', 'LWS_WORKER_INDEX'] as const;
 
-const count = (min: number) => {
-  const error = `must be an integer ≥ ${min}`;
-  return z.int({ error }).min(min, { error });
+const count = (min: number, max: number) => {
+  const error = `must be an integer from ${min} to ${max}`;
+  return z.int({ error }).min(min, { error }).max(max, { error });
 };
 const text = (what: string) => z.string({ error: `must be ${what}` }).min(1, { error: `must be ${what}` });
-// Kubernetes resource.Quantity, as users write it.
-const quantity = z
-  .union([z.number().nonnegative(), z.string()], { error: 'must be a quantity such as 2, "500m" or "16Gi"' })
-  .refine((q) => typeof q === 'number' || QUANTITY.test(q), {
-    error: 'must be a quantity such as 2, "500m" or "16Gi"',
-  });
+// Kubernetes resource.Quantity, as users write it, up to `max` (in its base unit).
+const quantity = (max: number, unit: string) =>
+  z
+    .union([z.number(), z.string()], { error: 'must be a quantity such as 2, "500m" or "16Gi"' })
+    .refine((q) => typeof q === 'number' || QUANTITY.test(q), {
+      error: 'must be a quantity such as 2, "500m" or "16Gi"',
+      abort: true,
+    })
+    .refine((q) => parseQuantity(q) > 0 && parseQuantity(q) <= max, {
+      error: `must be more than 0 and at most ${max.toLocaleString('en')} ${unit}`,
+    });
 const envName = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const env = z
   .record(
@@ -88,14 +95,14 @@ export const InferenceServiceSchema = z
             z
               .object({
                 /** Group size: the leader and nodes − 1 workers. */
-                nodes: count(1).default(1),
-                tensor: count(1).optional(),
-                pipeline: count(1).optional(),
+                nodes: count(1, MAX_NODES).default(1),
+                tensor: count(1, 1024).optional(),
+                pipeline: count(1, MAX_NODES).optional(),
               })
               .strict(),
           ])
           .default({ nodes: 1 }),
-        replicas: count(0).default(1),
+        replicas: count(0, 1000).default(1),
         restartPolicy: z
           .enum(RESTART_POLICIES, { error: `must be one of ${RESTART_POLICIES.join(', ')}` })
           .default('RecreateGroupOnPodRestart'),
@@ -112,9 +119,9 @@ export const InferenceServiceSchema = z
         /** Per node, the same for the leader and every worker. */
         resources: z
           .object({
-            cpu: quantity.optional(),
-            memory: quantity.optional(),
-            gpu: count(0).default(0),
+            cpu: quantity(1024, 'CPUs').optional(),
+            memory: quantity(2 ** 50, 'bytes (1Pi)').optional(),
+            gpu: count(0, 64).default(0),
           })
           .strict()
           .default({ gpu: 0 }),

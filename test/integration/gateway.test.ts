@@ -6,7 +6,7 @@ import { gatewayFor } from '../../src/gateway/attach.js';
 import { freePort } from '../../src/util/net.js';
 import { Gateway } from '../../src/gateway/server.js';
 import type { Backend, ModelEntry } from '../../src/gateway/backends.js';
-import { allReady, isAlive, readLog, startServices, tinySpec, waitFor, type Running } from '../helpers.js';
+import { allReady, isAlive, readLog, scrape, startServices, tinySpec, waitFor, type Running } from '../helpers.js';
 
 let running: Running;
 let gateway: Gateway;
@@ -15,7 +15,7 @@ const MODEL = 'pair-model';
 
 before(async () => {
   running = await startServices([tinySpec('pair', { parallelism: { nodes: 2 }, replicas: 2 })]);
-  gateway = gatewayFor(running.reconciler, '127.0.0.1', 0, 64 * 1024);
+  gateway = gatewayFor(running.reconciler, { host: '127.0.0.1', port: 0, bodyLimit: 64 * 1024 });
   await gateway.listen();
   client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 30_000 });
 });
@@ -107,7 +107,10 @@ test('errors come in the OpenAI shape: unknown model 404, bad JSON 400, oversize
 });
 
 test('32 concurrent streaming requests all complete, spread over both replicas', async () => {
-  const before = new Map(gateway.served);
+  const served = async (replica: string) =>
+    (await scrape(gateway.url))[`tandem_gateway_requests_total{model="${MODEL}",replica="${replica}",status="200"}`] ??
+    0;
+  const before = [await served('pair/0'), await served('pair/1')];
   const texts = await Promise.all(
     Array.from({ length: 32 }, async (_, i) => {
       let text = '';
@@ -125,7 +128,7 @@ test('32 concurrent streaming requests all complete, spread over both replicas',
   );
   assert.equal(texts.length, 32);
   for (const t of texts) assert.ok(t.length > 0);
-  const counts = ['pair/0', 'pair/1'].map((id) => (gateway.served.get(id) ?? 0) - (before.get(id) ?? 0));
+  const counts = [(await served('pair/0')) - before[0]!, (await served('pair/1')) - before[1]!];
   assert.equal(counts[0]! + counts[1]!, 32);
   assert.ok(counts[0]! >= 8 && counts[1]! >= 8, `uneven spread: ${counts}`);
 });

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TINY_LLAMA } from '../../src/model/tiny-llama.js';
-import { splitLayers } from '../../src/engine/llamacpp/layers.js';
+import { splitLayers } from '../../src/planner/llamacpp.js';
 import { allReady, complete, isAlive, leaderUrl, readLog, startServices, tinySpec, waitFor } from '../helpers.js';
 
 const PROMPTS = ['Hello world', 'The leader and its workers'];

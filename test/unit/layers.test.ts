@@ -1,7 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { offloadArgs, splitLayers } from '../../src/engine/llamacpp/layers.js';
-import { threadsFor } from '../../src/engine/llamacpp/service.js';
+import { offloadArgs, splitLayers } from '../../src/planner/llamacpp.js';
+import { llamaCppServiceTemplate, threadsFor } from '../../src/engine/llamacpp/service.js';
+import { findModel } from '../../src/planner/catalog.js';
+import { plan } from '../../src/planner/plan.js';
+import { validateDocument } from '../../src/spec/load.js';
+import { tinySpec } from '../helpers.js';
+
+const BINARIES = { commit: 'c', llamaServer: '/bin/llama-server', rpcServer: '/bin/ggml-rpc-server' };
 
 test('layers are shared out evenly, the first nodes taking the remainder', () => {
   assert.deepEqual(splitLayers(12, 1), [12]);
@@ -26,4 +32,29 @@ test('cpu quantities become whole threads', () => {
   assert.equal(threadsFor(2), 2);
   assert.equal(threadsFor('500m'), 1);
   assert.equal(threadsFor('1.5'), 2);
+  assert.equal(threadsFor('1k'), 1000, 'every quantity suffix, through the one parser');
+});
+
+test('tandem plan prints the llama.cpp flags the engine runs', () => {
+  const layers = 12; // the project's model
+  for (const nodes of [1, 2, 3]) {
+    const service = validateDocument(tinySpec('s', { parallelism: { nodes } })).service!;
+    const template = llamaCppServiceTemplate(service, { path: '/m.gguf', layers }, BINARIES, nodes);
+    const endpoints = Array.from({ length: nodes }, (_, i) => ({ host: `127.0.0.${i + 1}`, port: 1000 }));
+    const leaderArgs = template.render({ service: 's', replica: 0 }, endpoints).members[0]!.args;
+    const planned = plan({
+      model: { arch: { ...findModel('Llama-3.2-1B')!, layers } },
+      gpu: { name: 'node', memoryGiB: 64, bandwidthGBs: 1 },
+      gpusPerNode: 1,
+      maxNodes: nodes,
+      engine: 'llamacpp',
+      dtype: 'bf16',
+      kvDtype: 'fp16',
+      memoryUtilization: 1,
+      maxModelLen: 512,
+    }).layouts.find((l) => l.nodes === nodes)!;
+    const flags = planned.flags.args.slice(0, planned.flags.args.indexOf('--ctx-size'));
+    const at = leaderArgs.indexOf('--n-gpu-layers');
+    assert.deepEqual(leaderArgs.slice(at, at + flags.length), flags, `${nodes} node(s)`);
+  }
 });

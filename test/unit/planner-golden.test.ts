@@ -36,6 +36,7 @@ function catalogPlans(): Record<string, string> {
 
 test('the best layout of every catalog model on every catalog GPU is unchanged', () => {
   const actual = catalogPlans();
-  if (process.env.UPDATE_GOLDEN || !existsSync(golden)) writeFileSync(golden, `${JSON.stringify(actual, null, 2)}\n`);
+  if (process.env.UPDATE_GOLDEN) writeFileSync(golden, `${JSON.stringify(actual, null, 2)}\n`);
+  assert.ok(existsSync(golden), `${golden} is missing: it is checked in; UPDATE_GOLDEN=1 writes it on purpose`);
   assert.deepEqual(actual, JSON.parse(readFileSync(golden, 'utf8')));
 });

@@ -21,10 +21,35 @@ test('a valid spec gets its defaults', () => {
 
 // Each case: a change to a valid spec and the exact problem it must produce.
 const INVALID: [string, (d: Record<string, any>) => void, string][] = [
-  ['nodes zero', (d) => (d.spec.parallelism.nodes = 0), 'spec.parallelism.nodes: must be an integer ≥ 1'],
-  ['nodes fractional', (d) => (d.spec.parallelism.nodes = 1.5), 'spec.parallelism.nodes: must be an integer ≥ 1'],
-  ['nodes a string', (d) => (d.spec.parallelism.nodes = 'two'), 'spec.parallelism.nodes: must be an integer ≥ 1'],
-  ['replicas negative', (d) => (d.spec.replicas = -1), 'spec.replicas: must be an integer ≥ 0'],
+  ['nodes zero', (d) => (d.spec.parallelism.nodes = 0), 'spec.parallelism.nodes: must be an integer from 1 to 256'],
+  [
+    'nodes fractional',
+    (d) => (d.spec.parallelism.nodes = 1.5),
+    'spec.parallelism.nodes: must be an integer from 1 to 256',
+  ],
+  [
+    'nodes a string',
+    (d) => (d.spec.parallelism.nodes = 'two'),
+    'spec.parallelism.nodes: must be an integer from 1 to 256',
+  ],
+  ['replicas negative', (d) => (d.spec.replicas = -1), 'spec.replicas: must be an integer from 0 to 1000'],
+  ['replicas huge', (d) => (d.spec.replicas = 1e300), 'spec.replicas: must be an integer from 0 to 1000'],
+  [
+    'cpu in thousands',
+    (d) => (d.spec.resources.cpu = '2k'),
+    'spec.resources.cpu: must be more than 0 and at most 1,024 CPUs',
+  ],
+  ['cpu zero', (d) => (d.spec.resources.cpu = 0), 'spec.resources.cpu: must be more than 0 and at most 1,024 CPUs'],
+  [
+    'memory negative',
+    (d) => (d.spec.resources.memory = -5),
+    'spec.resources.memory: must be more than 0 and at most 1,125,899,906,842,624 bytes (1Pi)',
+  ],
+  [
+    'startupTimeout not a duration',
+    (d) => (d.spec.startupTimeout = '30'),
+    'spec.startupTimeout: must be a duration such as "90s", "30m" or "1h30m"',
+  ],
   ['wrong apiVersion', (d) => (d.apiVersion = 'v1'), 'apiVersion: must be "tandem.dev/v1alpha1"'],
   ['wrong kind', (d) => (d.kind = 'Deployment'), 'kind: must be "InferenceService"'],
   [

@@ -6,8 +6,9 @@ import type { ServiceTemplate } from '../../runtime/service-template.js';
 import { groupEnv } from '../../runtime/service-template.js';
 import type { Endpoint, GroupRef, GroupTemplate, MemberTemplate } from '../../runtime/types.js';
 import type { LlamaBinaries } from './build.js';
-import { offloadArgs, splitLayers } from './layers.js';
+import { offloadArgs, splitLayers } from '../../planner/llamacpp.js';
 import { parseDuration } from '../../spec/duration.js';
+import { parseQuantity } from '../../spec/quantity.js';
 
 export interface LlamaCppModel {
   path: string;
@@ -17,8 +18,7 @@ export interface LlamaCppModel {
 /** CPU quantity ("2", "500m", 1.5) → whole threads, at least 1. */
 export function threadsFor(cpu: string | number | undefined): number | undefined {
   if (cpu === undefined) return undefined;
-  const n = typeof cpu === 'number' ? cpu : cpu.endsWith('m') ? Number(cpu.slice(0, -1)) / 1000 : Number(cpu);
-  return Math.max(1, Math.ceil(n));
+  return Math.max(1, Math.ceil(parseQuantity(cpu)));
 }
 
 /** `nodes` is spec.parallelism.nodes, or what the planner chose for `auto`. */

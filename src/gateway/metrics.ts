@@ -1,0 +1,46 @@
+// The gateway's Prometheus metrics (GET /metrics), in a registry of its own so that several
+// gateways in one process never mix their counts.
+import { Counter, Gauge, Registry } from 'prom-client';
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  readonly requests = new Counter({
+    name: 'tandem_gateway_requests_total',
+    help: 'Requests relayed to a replica, by model, replica and upstream status (failed_mid_response: cut off)',
+    labelNames: ['model', 'replica', 'status'],
+    registers: [this.registry],
+  });
+  readonly retries = new Counter({
+    name: 'tandem_gateway_retries_total',
+    help: 'Requests sent to a second replica after the first failed before its first byte',
+    labelNames: ['model'],
+    registers: [this.registry],
+  });
+  readonly errors = new Counter({
+    name: 'tandem_gateway_errors_total',
+    help: 'Requests the gateway answered with an error itself, by status and error code',
+    labelNames: ['status', 'code'],
+    registers: [this.registry],
+  });
+
+  constructor(outstanding: () => ReadonlyMap<string, number>) {
+    new Gauge({
+      name: 'tandem_gateway_outstanding_requests',
+      help: 'Requests in flight per replica',
+      labelNames: ['replica'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [replica, n] of outstanding()) this.set({ replica }, n);
+      },
+    });
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
