@@ -68,7 +68,7 @@ test('tandem up runs the example behind the gateway; status, logs and down work 
       assert.ok(Date.now() < deadline, `not ready in time:\n${out}`);
       await new Promise((r) => setTimeout(r, 100));
     }
-    const members = childrenOf(child.pid!);
+    const members = memberPids(child.pid!);
     assert.equal(members.length, 4, '2 replicas × 2 members');
     assert.match(out, /tiny\s+1\s+1 worker\s+127\.\d+\.\d+\.2:\d+\s+Ready/);
     assert.ok(readdirSync(join(state, 'logs', 'tiny')).length === 2);
@@ -103,6 +103,19 @@ test('tandem up runs the example behind the gateway; status, logs and down work 
     child.kill('SIGKILL');
   }
 });
+
+function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** The engine processes `tandem up` (pid) started. */
+function memberPids(pid: number): number[] {
+  return childrenOf(pid).filter((p) => /llama-server|ggml-rpc-server/.test(cmdline(p)));
+}
 
 /** Pids whose parent is `pid`, from /proc. */
 function childrenOf(pid: number): number[] {
@@ -182,30 +195,86 @@ test('an option of another command is a usage error, not silently ignored', () =
   assert.match(run.stderr, /Unknown option '--model'/);
 });
 
-test('members left by a tandem killed with SIGKILL are stopped by the next down', async () => {
-  const state = mkdtempSync(join(tmpdir(), 'tandem-cli-'));
-  const child = spawn(process.execPath, [tandem, 'up', join(root, 'examples', 'tiny-2node.yaml'), '--port', '0'], {
-    env: env(state),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+/** `tandem up` of the 2 × 2 example, once both groups are ready. */
+async function upExample(state: string, ...args: string[]) {
+  const child = spawn(
+    process.execPath,
+    [tandem, 'up', join(root, 'examples', 'tiny-2node.yaml'), '--port', '0', ...args],
+    {
+      env: env(state),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise((resolve) => child.on('exit', resolve));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const deadline = Date.now() + 60_000;
   while ((out.match(/group ready/g) ?? []).length < 2) {
-    assert.ok(Date.now() < deadline, `not ready in time:\n${out}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      assert.fail(`not ready in time:\n${out}`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
-  await new Promise((r) => setTimeout(r, 300)); // the last status write
-  const members = childrenOf(child.pid!);
+  const gateway = out.match(/gateway: (http:\/\/127\.0\.0\.1:\d+)\/v1/)![1]!;
+  const keeper = childrenOf(child.pid!).filter((pid) => /keeper-main/.test(cmdline(pid)));
+  return { child, exited, gateway, members: memberPids(child.pid!), keeper, output: () => out };
+}
+
+test('SIGKILL of tandem up: no member survives it by 2 s', async () => {
+  const state = mkdtempSync(join(tmpdir(), 'tandem-cli-'));
+  const { child, exited, members } = await upExample(state);
   assert.equal(members.length, 4);
   child.kill('SIGKILL');
   await exited;
-  assert.ok(members.every(isAlive), 'SIGKILL left the members running (as it must: nothing can catch it)');
+  await new Promise((r) => setTimeout(r, 2000));
+  const survivors = members.filter(isAlive);
+  assert.deepEqual(survivors, [], `${survivors.length} of ${members.length} members survived`);
+  const down = spawnSync(process.execPath, [tandem, 'down'], { env: env(state), encoding: 'utf8', timeout: 30_000 });
+  assert.equal(down.status, 0, down.stderr);
+  assert.match(down.stdout, /tandem is not running here/);
+});
+
+test('if the keeper is killed too, the next down stops the members left behind', async () => {
+  const state = mkdtempSync(join(tmpdir(), 'tandem-cli-'));
+  const { child, exited, members, keeper } = await upExample(state);
+  assert.equal(keeper.length, 1, 'one keeper beside tandem');
+  await new Promise((r) => setTimeout(r, 300)); // the last status write
+  process.kill(keeper[0]!, 'SIGKILL');
+  child.kill('SIGKILL');
+  await exited;
+  assert.ok(members.every(isAlive), 'with tandem and its keeper gone, nothing stopped the members yet');
   const down = spawnSync(process.execPath, [tandem, 'down'], { env: env(state), encoding: 'utf8', timeout: 30_000 });
   assert.equal(down.status, 0, down.stderr);
   assert.match(down.stdout, /stopped 4 member process\(es\) left by a tandem that died/);
   for (const pid of members) assert.equal(isAlive(pid), false, `member ${pid} left running`);
+});
+
+test('SIGTERM drains: a request in flight finishes, new connections are refused, then the groups stop', async () => {
+  const state = mkdtempSync(join(tmpdir(), 'tandem-cli-'));
+  const { child, exited, gateway, members, output } = await upExample(state, '--drain-timeout', '20s');
+  try {
+    const res = await fetch(`${gateway}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'tandem-tiny', prompt: 'Once', max_tokens: 300, stream: true, ignore_eos: true }),
+    });
+    assert.equal(res.status, 200);
+    const reader = res.body!.getReader();
+    let text = new TextDecoder().decode((await reader.read()).value); // the first event: in flight
+    child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 300));
+    await assert.rejects(fetch(`${gateway}/v1/models`), 'a new connection was accepted while draining');
+    for (let r = await reader.read(); !r.done; r = await reader.read()) text += new TextDecoder().decode(r.value);
+    assert.match(text, /"finish_reason":"length"/);
+    assert.match(text, /data: \[DONE\]/);
+    assert.equal(await exited, 0, output());
+    assert.match(output(), /no new requests; letting those in flight finish \(up to 20s\)/);
+    for (const pid of members) assert.equal(isAlive(pid), false, `member ${pid} left running`);
+  } finally {
+    child.kill('SIGKILL');
+  }
 });
 
 test('a gateway port in use is a clear usage error, and nothing is started', async () => {
