@@ -32,7 +32,7 @@ export interface Running {
   stop(): Promise<void>;
 }
 
-/** Starts services on the local platform and waits until every group is Ready. */
+/** Starts services on the local platform and waits until every group is Ready (unless readyTimeoutMs is 0). */
 export async function startServices(specs: InferenceServiceInput[], readyTimeoutMs = 60_000): Promise<Running> {
   const loaded = specs.map((doc) => {
     const { service, problems } = validateDocument(doc);
@@ -49,6 +49,7 @@ export async function startServices(specs: InferenceServiceInput[], readyTimeout
   });
   reconciler.start();
   const running: Running = { reconciler, platform, logDir, pids, stop: () => reconciler.stop() };
+  if (readyTimeoutMs === 0) return running; // the caller watches the groups start (or not)
   try {
     await waitFor(reconciler, allReady, readyTimeoutMs);
   } catch (err) {

@@ -1,5 +1,6 @@
 // Real groups on the embedded default: llama-server + ggml-rpc-server processes, the project's model.
 import { test } from 'node:test';
+import { createServer, type AddressInfo } from 'node:net';
 import assert from 'node:assert/strict';
 import { TINY_LLAMA } from '../../src/model/tiny-llama.js';
 import { splitLayers } from '../../src/planner/llamacpp.js';
@@ -94,6 +95,33 @@ test('killing a worker recreates its whole group while the other replica keeps a
     assert.equal(await complete(leaderUrl(running, 'pair', 0), PROMPTS[0]!, 8), expected);
   } finally {
     await running.stop();
+  }
+  for (const pid of running.pids) assert.equal(isAlive(pid), false, `pid ${pid} still running after stop`);
+});
+
+test('a leader that hangs while loading is recreated after spec.startupTimeout, with back-off and the reason', async () => {
+  // A wedged RPC peer: it accepts llama-server's connection and never answers, so the load hangs.
+  const wedged = createServer(() => {});
+  await new Promise<void>((resolve) => wedged.listen(0, '127.0.0.1', resolve));
+  const peer = `127.0.0.1:${(wedged.address() as AddressInfo).port}`;
+  const running = await startServices(
+    [
+      tinySpec('hung', {
+        parallelism: { nodes: 1 },
+        startupTimeout: '2s',
+        engine: { type: 'llamacpp', args: ['--rpc', peer] },
+      }),
+    ],
+    0,
+  );
+  try {
+    await waitFor(running.reconciler, ([s]) => (s!.groups[0]?.restarts ?? 0) >= 2, 20_000);
+    const group = running.reconciler.snapshot()[0]!.groups[0]!;
+    assert.match(group.lastFailure!.reason, /^leader 0 not ready 2s after it started \(spec.startupTimeout\)$/);
+    assert.notEqual(group.phase, 'Ready');
+  } finally {
+    await running.stop();
+    wedged.close();
   }
   for (const pid of running.pids) assert.equal(isAlive(pid), false, `pid ${pid} still running after stop`);
 });

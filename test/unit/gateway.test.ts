@@ -1,0 +1,144 @@
+// The gateway's failure paths, each against a peer scripted to fail that way (test/fixtures).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { Gateway, DEFAULT_TIMEOUTS, type UpstreamTimeouts } from '../../src/gateway/server.js';
+import type { Backend } from '../../src/gateway/backends.js';
+import { scriptedUpstream, type Script } from '../fixtures/scripted-upstream.js';
+import { scrape } from '../helpers.js';
+
+const MODEL = 'm';
+
+async function gatewayOver(scripts: [string, Script][], timeouts: UpstreamTimeouts = DEFAULT_TIMEOUTS) {
+  const upstreams = await Promise.all(scripts.map(([, script]) => scriptedUpstream(script)));
+  const backends: Backend[] = upstreams.map((u, i) => ({ id: scripts[i]![0], model: MODEL, url: u.url, ready: true }));
+  const gateway = new Gateway({
+    host: '127.0.0.1',
+    port: 0,
+    bodyLimit: 64 * 1024,
+    timeouts,
+    backends: () => backends,
+    models: () => [{ id: MODEL, replicas: backends.length, readyReplicas: backends.length }],
+  });
+  await gateway.listen();
+  return {
+    gateway,
+    upstreams,
+    close: async () => {
+      await gateway.close();
+      await Promise.all(upstreams.map((u) => u.close()));
+    },
+  };
+}
+
+const post = (url: string, body: unknown = { model: MODEL, prompt: 'Hi', stream: true }) =>
+  fetch(`${url}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test('a streaming client that stops reading and then disconnects is no longer outstanding', async () => {
+  const { gateway, upstreams, close } = await gatewayOver([['flood', { kind: 'flood', maxBytes: 256 * 2 ** 20 }]]);
+  const outstanding = async () => (await scrape(gateway.url))['tandem_gateway_outstanding_requests{replica="flood"}'];
+  try {
+    const socket = connect({ host: '127.0.0.1', port: Number(new URL(gateway.url).port) });
+    socket.pause(); // never reads
+    const body = JSON.stringify({ model: MODEL, prompt: 'Hi', stream: true });
+    socket.write(
+      `POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+    );
+    await until('the request to be in flight', async () => (await outstanding()) === 1);
+    await new Promise((r) => setTimeout(r, 300)); // buffers fill: the relay waits for the client
+    socket.destroy();
+    await until('the request to be released', async () => (await outstanding()) === 0);
+    await until('the upstream request to be cancelled', async () => upstreams[0]!.open() === 0);
+  } finally {
+    await close();
+  }
+});
+
+test("a lone replica's 503 reaches the client as the engine sent it, Retry-After included", async () => {
+  const { gateway, close } = await gatewayOver([['loading', { kind: 'loading', retryAfter: '7' }]]);
+  try {
+    const res = await post(gateway.url);
+    assert.equal(res.status, 503);
+    assert.equal(res.headers.get('retry-after'), '7');
+    assert.equal(res.headers.get('x-tandem-backend'), 'loading');
+    assert.deepEqual(await res.json(), { error: { message: 'Loading model', type: 'unavailable_error', code: 503 } });
+  } finally {
+    await close();
+  }
+});
+
+test('a replica that does not answer in time is retried elsewhere; with none left, 504 upstream_timeout', async () => {
+  const timeouts = { connectMs: 1000, firstByteMs: 300, idleMs: 1000 };
+  const hungOnly = await gatewayOver([['hung', { kind: 'hang' }]], timeouts);
+  try {
+    const started = Date.now();
+    const res = await post(hungOnly.gateway.url);
+    assert.equal(res.status, 504);
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, 'upstream_timeout');
+    assert.match(body.error.message, /hung: no response within 300 ms/);
+    assert.ok(Date.now() - started < 5000);
+  } finally {
+    await hungOnly.close();
+  }
+  const pair = await gatewayOver(
+    [
+      ['hung', { kind: 'hang' }],
+      ['loading', { kind: 'loading', retryAfter: '3' }],
+    ],
+    timeouts,
+  );
+  try {
+    const res = await post(pair.gateway.url);
+    assert.equal(res.status, 503, 'the second replica answered');
+    assert.equal(res.headers.get('x-tandem-backend'), 'loading');
+    assert.equal((await scrape(pair.gateway.url))[`tandem_gateway_retries_total{model="${MODEL}"}`], 1);
+  } finally {
+    await pair.close();
+  }
+});
+
+test('a chunked body over the limit gets 413 and the connection is closed, not read to its end', async () => {
+  const { gateway, close } = await gatewayOver([]);
+  try {
+    const socket = connect({ host: '127.0.0.1', port: Number(new URL(gateway.url).port) });
+    let answer = '';
+    socket.on('data', (d: Buffer) => (answer += d.toString()));
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    socket.on('error', () => {});
+    socket.write('POST /v1/completions HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n');
+    const chunk = `10000\r\n${'x'.repeat(0x10000)}\r\n`;
+    let sent = 0;
+    const LIMIT = 64 * 2 ** 20;
+    while (sent < LIMIT && !socket.destroyed && socket.writable) {
+      sent += chunk.length;
+      if (!socket.write(chunk)) {
+        const drained = await Promise.race([
+          new Promise((r) => socket.once('drain', () => r(true))),
+          closed.then(() => false),
+          new Promise((r) => setTimeout(() => r(false), 2000)),
+        ]);
+        if (!drained) break;
+      }
+    }
+    await Promise.race([closed, new Promise((r) => setTimeout(r, 3000))]);
+    assert.match(answer, /^HTTP\/1\.1 413 /);
+    assert.match(answer, /request_too_large/);
+    assert.ok(socket.destroyed || !socket.writable, 'the connection is still open');
+    assert.ok(sent < 32 * 2 ** 20, `the gateway read ${sent} bytes of a refused body`);
+  } finally {
+    await close();
+  }
+});
