@@ -1,6 +1,7 @@
 // Shared by the tests: specs built in code, the embedded default started on real processes.
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { get } from 'node:http';
 import { join } from 'node:path';
 import { validateDocument } from '../src/spec/load.js';
 import type { InferenceServiceInput } from '../src/spec/schema.js';
@@ -115,7 +116,15 @@ export { isRunning as isAlive } from '../src/util/process.js';
 
 /** GET /metrics, as `name{labels}` → value (labels as Prometheus prints them). */
 export async function scrape(baseUrl: string): Promise<Record<string, number>> {
-  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  // Its own connection, closed after the answer: a scrape leaves nothing open behind it.
+  const text = await new Promise<string>((resolve, reject) => {
+    get(`${baseUrl}/metrics`, { agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve(body));
+    }).on('error', reject);
+  });
   const out: Record<string, number> = {};
   for (const line of text.split('\n')) {
     if (!line || line.startsWith('#')) continue;

@@ -301,6 +301,7 @@ export class Gateway {
       this.metrics.errors.inc({ status: String(err.status), code: err.code });
       json(res, err.status, errorBody(err.code, err.message, err.type), err.headers);
     } else {
+      this.metrics.errors.inc({ status: '500', code: 'internal_error' });
       json(res, 500, errorBody('internal_error', err instanceof Error ? err.message : String(err), 'api_error'));
     }
     // A body we refused to read (413) is not read to its end: the connection closes after the answer.
@@ -368,6 +369,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     };
     req.on('data', onData);
     req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
+    // The client went away mid-body: nobody is left to answer.
+    req.on('error', () => reject(new HttpError(400, 'client_aborted', 'the client closed the connection mid-request')));
   });
 }
