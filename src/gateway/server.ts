@@ -15,7 +15,7 @@ import { GatewayMetrics } from './metrics.js';
 
 export const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024;
 export const DEFAULT_TIMEOUTS: UpstreamTimeouts = { connectMs: 5_000, firstByteMs: 600_000, idleMs: 60_000 };
-const ROUTED = new Set(['/v1/chat/completions', '/v1/completions', '/v1/embeddings']);
+const ROUTED = new Set(['/v1/chat/completions', '/v1/completions']);
 /** Seconds a client should wait before retrying when no replica is ready. */
 const RETRY_AFTER_S = 2;
 /** Response headers passed through from the engine; the rest are hop-by-hop or the gateway's own. */
@@ -140,6 +140,10 @@ export class Gateway {
         ready_replicas: m.readyReplicas,
       }));
       return json(res, 200, { object: 'list', data });
+    }
+    if (path === '/v1/embeddings') {
+      // llama-server serves either completions or embeddings (--embeddings), never both.
+      throw new HttpError(404, 'not_found', 'no model served here makes embeddings: they serve chat and completions');
     }
     if (!ROUTED.has(path)) throw new HttpError(404, 'not_found', `no route for ${req.method} ${path}`);
     if (req.method !== 'POST') throw new HttpError(405, 'method_not_allowed', `${path} takes POST`);

@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, renameSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { cacheDir } from '../util/paths.js';
+import { mulberry32 } from '../util/random.js';
 import { withLock } from '../util/lock.js';
 import type { Progress } from '../util/progress.js';
 import { GgmlType, GgufType, readGgufHeader, writeGguf, type GgufTensorToWrite, type GgufValue } from './gguf.js';
@@ -21,6 +22,13 @@ export const TINY_LLAMA = {
   feedForward: 768,
   rmsEps: 1e-5,
   ropeBase: 10000,
+  // Llama 2's chat format, which its SentencePiece vocabulary was made for: without a template
+  // llama.cpp falls back to ChatML, whose markers this vocabulary lacks (JSON mode then fails).
+  chatTemplate:
+    "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'system' %}" +
+    "{{ '<<SYS>>\\n' + message['content'] + '\\n<</SYS>>\\n\\n' }}{% elif message['role'] == 'user' %}" +
+    "{{ '[INST] ' + message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}" +
+    "{{ ' ' + message['content'] + ' ' + eos_token }}{% endif %}{% endfor %}",
 } as const;
 
 /** Bumped when the writer's output changes, so cached models are remade. */
@@ -69,6 +77,7 @@ export function writeTinyLlama(path: string, vocabPath: string): void {
   kv.set('llama.attention.layer_norm_rms_epsilon', { type: GgufType.FLOAT32, value: c.rmsEps });
   kv.set('llama.vocab_size', u32(nVocab));
   for (const [key, value] of vocab.kv) if (key.startsWith('tokenizer.')) kv.set(key, value);
+  kv.set('tokenizer.chat_template', { type: GgufType.STRING, value: c.chatTemplate });
 
   const kvDim = (c.embedding / c.heads) * c.kvHeads;
   const tensors: GgufTensorToWrite[] = [];
@@ -113,15 +122,4 @@ function fill(name: string, dims: number[], init: Init): Uint8Array {
     }
   }
   return new Uint8Array(out.buffer);
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

@@ -11,7 +11,7 @@ export interface Tool {
 export const GIT: Tool = { command: 'git', install: 'git (Debian/Ubuntu: apt install git)' };
 export const CMAKE: Tool = { command: 'cmake', install: 'cmake ≥ 3.14 (Debian/Ubuntu: apt install cmake)' };
 export const CXX: Tool = { command: 'c++', install: 'a C++ compiler (Debian/Ubuntu: apt install g++)' };
-export const GO: Tool = { command: 'go', install: 'Go ≥ 1.24 (https://go.dev/doc/install, or apt install golang)' };
+export const GO: Tool = { command: 'go', install: 'Go ≥ 1.26 (https://go.dev/doc/install)' };
 
 export class MissingToolError extends Error {
   constructor(readonly tool: Tool) {

@@ -223,3 +223,51 @@ test('a replica that refuses connections is retried once on another; when all fa
     }
   }
 });
+
+test('the OpenAI surface through the official client: JSON mode, tools, logprobs, usage in streams', async () => {
+  const messages = [{ role: 'user' as const, content: 'Give me JSON' }];
+  const json = await client.chat.completions.create({
+    model: MODEL,
+    messages,
+    max_tokens: 8,
+    response_format: { type: 'json_object' },
+  });
+  assert.match(json.choices[0]!.message.content ?? '', /^\s*\{/, 'JSON mode constrains the output to JSON');
+
+  const tools = await client.chat.completions.create({
+    model: MODEL,
+    messages,
+    max_tokens: 8,
+    tools: [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: {} } } }],
+  });
+  assert.ok(tools.choices[0]!.finish_reason, 'a request with tools is served');
+
+  const logprobs = await client.chat.completions.create({
+    model: MODEL,
+    messages,
+    max_tokens: 3,
+    logprobs: true,
+    top_logprobs: 2,
+  });
+  const content = logprobs.choices[0]!.logprobs?.content ?? [];
+  assert.equal(content.length, 3);
+  assert.equal(content[0]!.top_logprobs.length, 2);
+
+  let usage: OpenAI.CompletionUsage | undefined;
+  for await (const chunk of await client.chat.completions.create({
+    model: MODEL,
+    messages,
+    max_tokens: 4,
+    stream: true,
+    stream_options: { include_usage: true },
+  })) {
+    usage = chunk.usage ?? usage;
+  }
+  assert.equal(usage?.completion_tokens, 4);
+
+  await assert.rejects(client.embeddings.create({ model: MODEL, input: 'x' }), (err: unknown) => {
+    assert.ok(err instanceof OpenAI.NotFoundError);
+    assert.match(err.message, /no model served here makes embeddings/);
+    return true;
+  });
+});

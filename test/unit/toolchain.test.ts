@@ -39,9 +39,7 @@ test('without Go, the k8s tier fails with one line that names it; nothing else s
   assert.equal(run.status, 1);
   const lines = run.stderr.trim().split('\n');
   assert.ok(
-    lines.includes(
-      'tier k8s: go not found on PATH: install Go ≥ 1.24 (https://go.dev/doc/install, or apt install golang)',
-    ),
+    lines.includes('tier k8s: go not found on PATH: install Go ≥ 1.26 (https://go.dev/doc/install)'),
     run.stderr,
   );
   assert.ok(!/^\s+at /m.test(run.stderr), `a stack trace:\n${run.stderr}`);
