@@ -50,9 +50,12 @@ function mutate(doc: Json, random: Random): Json {
     for (const key of path.slice(0, -1)) parent = parent[key] as Record<string, Json>;
     const key = path.at(-1)!;
     const op = random.int(3);
-    if (op === 0) parent[key] = random.pick(ODD_VALUES) as Json;
+    if (op === 0) parent[key] = structuredClone(random.pick(ODD_VALUES)) as Json;
     else if (op === 1) delete parent[key];
-    else parent[`${key}${random.pick(['x', 'S', '_', ''])}${random.int(9)}`] = random.pick(ODD_VALUES) as Json;
+    else
+      parent[`${key}${random.pick(['x', 'S', '_', ''])}${random.int(9)}`] = structuredClone(
+        random.pick(ODD_VALUES),
+      ) as Json;
   }
   return copy;
 }
