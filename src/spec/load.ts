@@ -78,7 +78,13 @@ export function loadServices(files: string[]): LoadedService[] {
         for (const e of doc.errors) problems.push(`${where}: invalid YAML: ${e.message.split('\n')[0]}`);
         return;
       }
-      const data = doc.toJS();
+      let data: unknown;
+      try {
+        data = doc.toJS(); // an alias without its anchor throws here, not as a parse error
+      } catch (err) {
+        problems.push(`${where}: invalid YAML: ${err instanceof Error ? err.message : String(err)}`);
+        return;
+      }
       if (data === null || data === undefined) return; // empty document, e.g. a trailing '---'
       const { service, problems: found } = validateDocument(data);
       problems.push(...found.map((p) => `${where}: ${p}`));

@@ -196,3 +196,12 @@ test('parallelism auto needs spec.resources.memory, and is for llamacpp', () => 
     'spec.parallelism: must be "auto" or a map with nodes, tensor and pipeline',
   ]);
 });
+
+test('a YAML alias without its anchor is a listed problem, not a crash (found by the fuzzer, seed 7)', () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'tandem-spec-')), 'alias.yaml');
+  writeFileSync(file, 'apiVersion: *missing\nkind: InferenceService\n');
+  assert.throws(
+    () => loadServices([file]),
+    (err: unknown) => err instanceof SpecError && /invalid YAML: Unresolved alias/.test(err.problems.join('\n')),
+  );
+});
