@@ -27,9 +27,15 @@ const quantity = (max: number, unit: string) =>
       error: 'must be a quantity such as 2, "500m" or "16Gi"',
       abort: true,
     })
-    .refine((q) => parseQuantity(q) > 0 && parseQuantity(q) <= max, {
-      error: `must be more than 0 and at most ${max.toLocaleString('en')} ${unit}`,
-    });
+    .refine(
+      (q) => {
+        const n = parseQuantity(q);
+        return n > 0 && n <= max;
+      },
+      {
+        error: `must be more than 0 and at most ${max.toLocaleString('en')} ${unit}`,
+      },
+    );
 const envName = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const env = z
   .record(

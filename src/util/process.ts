@@ -44,10 +44,17 @@ export async function terminate(pids: number[], graceMs: number): Promise<void> 
   if (!(await waitForExit(pids, graceMs))) for (const pid of pids.filter(isRunning)) signal(pid, 'SIGKILL');
 }
 
-function signal(pid: number, sig: NodeJS.Signals): void {
+/** Sends `sig` (0: only checks) to a process, or to a process group by its negative id; false if none is there. */
+export function signal(target: number, sig: NodeJS.Signals | 0): boolean {
   try {
-    process.kill(pid, sig);
+    process.kill(target, sig);
+    return true;
   } catch {
-    // gone already
+    return false; // gone already
   }
+}
+
+/** The same, to every process of the group `pgid` leads. */
+export function signalGroup(pgid: number, sig: NodeJS.Signals | 0): boolean {
+  return signal(-pgid, sig);
 }

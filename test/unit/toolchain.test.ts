@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, statSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,16 +43,4 @@ test('without Go, the k8s tier fails with one line that names it; nothing else s
     run.stderr,
   );
   assert.ok(!/^\s+at /m.test(run.stderr), `a stack trace:\n${run.stderr}`);
-});
-
-test("nothing the product or its tests run reads ../shared (it is never beside a user's clone)", () => {
-  const files = (dir: string): string[] =>
-    readdirSync(dir).flatMap((f) => {
-      const path = join(dir, f);
-      return statSync(path).isDirectory() ? files(path) : /\.(ts|js|json|yaml|sh)$/.test(f) ? [path] : [];
-    });
-  const offenders = ['src', 'test', 'bench', 'bin', '.ci']
-    .flatMap((d) => files(join(root, d)))
-    .filter((f) => /\bshared[/\\](reference|seeds|reviews)|['"]shared['"]/.test(readFileSync(f, 'utf8')));
-  assert.deepEqual(offenders, []);
 });

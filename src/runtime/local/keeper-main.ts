@@ -4,18 +4,10 @@
 // the pipe closes, the kernel ends this process's stdin: every group still listed gets SIGTERM,
 // then SIGKILL 1 s later, and the keeper exits.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { signalGroup } from '../../util/process.js';
 
 const KILL_AFTER_MS = 1000;
 const groups = new Set<number>();
-
-function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
-  try {
-    process.kill(-pgid, signal);
-    return true;
-  } catch {
-    return false; // the group is gone
-  }
-}
 
 async function stopAll(): Promise<void> {
   for (const pgid of groups) {

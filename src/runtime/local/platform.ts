@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
 import type { Endpoint, GroupRef, MemberTemplate, ObservedMember, Platform } from '../types.js';
 import { freePort } from '../../util/net.js';
+import { signalGroup } from '../../util/process.js';
 import { BoundedLog } from './bounded-log.js';
 import { Keeper } from './keeper.js';
 import { probe } from './probe.js';
@@ -172,12 +173,4 @@ function groupKey(group: GroupRef): string {
 
 function memberKey(group: GroupRef, index: number): string {
   return `${groupKey(group)}/${index}`;
-}
-
-function signalGroup(pgid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pgid, signal);
-  } catch {
-    // the group is gone
-  }
 }
