@@ -43,13 +43,14 @@ export async function startServices(specs: InferenceServiceInput[], readyTimeout
   const templates = await prepareServices(loaded, silentProgress);
   const logDir = mkdtempSync(join(tmpdir(), 'tandem-test-logs-'));
   const platform = new LocalPlatform({ logDir });
-  const reconciler = new Reconciler(platform, templates);
+  const reconciler = new Reconciler(platform);
+  for (const template of templates) reconciler.apply(template);
   const pids = new Set<number>();
   reconciler.on('tick', (services) => {
     for (const m of services.flatMap((s) => s.groups.flatMap((g) => g.members))) if (m.pid) pids.add(m.pid);
   });
   reconciler.start();
-  const running: Running = { reconciler, platform, logDir, pids, stop: () => reconciler.stop() };
+  const running: Running = { reconciler, platform, logDir, pids, stop: () => reconciler.teardown() };
   if (readyTimeoutMs === 0) return running; // the caller watches the groups start (or not)
   try {
     await waitFor(reconciler, allReady, readyTimeoutMs);

@@ -37,7 +37,8 @@ export async function up(options: UpOptions): Promise<void> {
     process.stderr.write(`tandem: stopped ${reaped} member process(es) left by an earlier run that died\n`);
   const loaded = loadServices(options.files);
   const templates = await prepareServices(loaded, stderrProgress);
-  const reconciler = new Reconciler(new LocalPlatform({ logDir: options.logDir }), templates);
+  const reconciler = new Reconciler(new LocalPlatform({ logDir: options.logDir }));
+  for (const template of templates) reconciler.apply(template);
   const gateway = gatewayFor(reconciler, { host: options.host, port: options.port, timeouts: options.timeouts });
   await gateway.listen().catch((err: NodeJS.ErrnoException) => {
     throw err.code === 'EADDRINUSE'
@@ -79,7 +80,7 @@ export async function up(options: UpOptions): Promise<void> {
       const cut = await gateway.close(options.drainMs).catch(() => 0);
       if (cut > 0) process.stdout.write(`${cut} request(s) still in flight were cut\n`);
       process.stdout.write('stopping every group…\n');
-      await reconciler.stop();
+      await reconciler.teardown();
       clearRun(options.stateDir);
       process.stdout.write('stopped; no process left running\n');
       process.exit(process.exitCode ?? 0);

@@ -1,13 +1,26 @@
-// The executor: observes each group through the platform, asks the planners for the next steps,
-// and carries them out. All of Tandem's group I/O happens here; all decisions are in
-// group-plan.ts and service-plan.ts, so the Kubernetes operator drives the same logic over pods.
+// The executor: one work queue per service, level-triggered. A pass observes every member of the
+// service through the platform's cache, asks the planners (service-plan.ts, group-plan.ts) for the
+// next steps, persists the group statuses they lead to, then carries the steps out without waiting
+// for them to finish (deletes only start). It runs again when the platform reports a change, when
+// a back-off or deadline it computed comes due, or after a resync; one service's slow or failing
+// pass never holds up another's. Nothing lives only here: groups are discovered from what the
+// platform observes and statuses from the store, so a restarted reconciler carries on.
 import { EventEmitter } from 'node:events';
-import { planGroup, recordFailure, recordReady, type GroupPhase, type GroupStep } from './group-plan.js';
-import { planService, type ServiceStep } from './service-plan.js';
+import { planGroup, type GroupPhase } from './group-plan.js';
+import { planService, type ObservedGroup } from './service-plan.js';
 import type { ServiceTemplate } from './service-template.js';
-import type { Endpoint, GroupRef, GroupStatus, GroupTemplate, ObservedMember, Platform, Role } from './types.js';
+import type {
+  Endpoint,
+  GroupRef,
+  GroupStatus,
+  GroupTemplate,
+  ObservedMember,
+  Platform,
+  Role,
+  StatusStore,
+} from './types.js';
 
-export type MemberState = 'Pending' | 'Starting' | 'Ready' | 'Exited';
+export type MemberState = 'Pending' | 'Starting' | 'Ready' | 'Exited' | 'Terminating';
 
 export interface MemberSnapshot {
   index: number;
@@ -19,11 +32,13 @@ export interface MemberSnapshot {
 
 export interface GroupSnapshot {
   replica: number;
-  phase: GroupPhase;
+  phase: GroupPhase | 'Deleting';
   /** The leader's endpoint: where the group serves. */
   leader: Endpoint;
   restarts: number;
   lastFailure?: { at: number; reason: string };
+  /** Why the group is Failed (past spec.failurePolicy). */
+  failed?: string;
   members: MemberSnapshot[];
 }
 
@@ -31,6 +46,7 @@ export interface ServiceSnapshot {
   name: string;
   servedName: string;
   replicas: number;
+  templateHash: string;
   groups: GroupSnapshot[];
 }
 
@@ -38,64 +54,104 @@ export interface ReconcilerEvent {
   at: number;
   service: string;
   replica?: number;
+  /** Failures and errors are warnings; the rest is normal progress. */
+  warning?: boolean;
   message: string;
 }
 
-interface GroupState {
-  ref: GroupRef;
-  endpoints: Endpoint[];
-  template: GroupTemplate;
-  status: GroupStatus;
-  phase: GroupPhase;
-  observed: ObservedMember[];
+export interface ReconcilerOptions {
+  /** Look at each service at least this often, change or not (deadlines are scheduled exactly). */
+  resyncMs?: number;
+  /** Wait before retrying a pass that failed (an API error): doubles up to 30 s. */
+  retryBaseMs?: number;
 }
 
 interface ServiceState {
   template: ServiceTemplate;
-  groups: Map<number, GroupState>;
+  statuses?: Record<number, GroupStatus>;
+  endpoints: Map<number, Endpoint[]>;
+  groups: Map<number, GroupSnapshot>;
+  dirty: boolean;
+  running?: Promise<void>;
+  timer?: NodeJS.Timeout;
+  dueAt?: number;
+  errors: number;
+}
+
+/** Keeps group statuses in memory: the embedded default, whose groups end with the process. */
+export class MemoryStatusStore implements StatusStore {
+  private readonly saved = new Map<string, Record<number, GroupStatus>>();
+  async load(service: string): Promise<Record<number, GroupStatus>> {
+    return this.saved.get(service) ?? {};
+  }
+  async save(service: string, groups: Record<number, GroupStatus>): Promise<void> {
+    this.saved.set(service, groups);
+  }
 }
 
 export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [ServiceSnapshot[]] }> {
   private readonly services = new Map<string, ServiceState>();
-  private running?: Promise<void>;
+  private started = false;
   private stopping = false;
-  private wake?: () => void;
+  private readonly resyncMs: number;
+  private readonly retryBaseMs: number;
 
   constructor(
     private readonly platform: Platform,
-    templates: ServiceTemplate[],
-    private readonly intervalMs = 100,
+    private readonly store: StatusStore = new MemoryStatusStore(),
+    options: ReconcilerOptions = {},
   ) {
     super();
-    for (const template of templates) this.services.set(template.name, { template, groups: new Map() });
+    this.resyncMs = options.resyncMs ?? 30_000;
+    this.retryBaseMs = options.retryBaseMs ?? 1000;
+    platform.onChange((service) => this.enqueue(service));
+  }
+
+  /** Adds a service or changes it (a new template hash rolls its groups; replicas scale them). */
+  apply(template: ServiceTemplate): void {
+    const state = this.services.get(template.name);
+    if (state) state.template = template;
+    else
+      this.services.set(template.name, { template, endpoints: new Map(), groups: new Map(), dirty: false, errors: 0 });
+    this.enqueue(template.name);
+  }
+
+  /** Stops managing a service and leaves its members as they are (its owner deletes them). */
+  forget(name: string): void {
+    const state = this.services.get(name);
+    if (!state) return;
+    clearTimeout(state.timer);
+    this.services.delete(name);
+    this.emit('tick', this.snapshot());
   }
 
   start(): void {
-    if (this.running) return;
-    this.running = (async () => {
-      while (!this.stopping) {
-        await this.tick();
-        // One snapshot per tick, shared by every listener (gateway, status view, waiters).
-        this.emit('tick', this.snapshot());
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, this.intervalMs);
-          this.wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-      }
-    })();
+    this.started = true;
+    for (const name of this.services.keys()) this.enqueue(name);
   }
 
-  /** Stops reconciling and deletes every member of every group. */
+  /** Stops reconciling and leaves every member running: a new reconciler picks them up. */
   async stop(): Promise<void> {
     this.stopping = true;
-    this.wake?.();
-    await this.running;
-    await Promise.all(
-      [...this.services.values()].flatMap((s) => [...s.groups.values()].map((g) => this.deleteGroup(s, g.ref.replica))),
-    );
+    for (const s of this.services.values()) clearTimeout(s.timer);
+    await Promise.all([...this.services.values()].map((s) => s.running));
+  }
+
+  /** Scales every service to zero, waits until no member is left, then stops. */
+  async teardown(): Promise<void> {
+    const empty = () => [...this.services.values()].every((s) => s.groups.size === 0);
+    const done = new Promise<void>((resolve) => {
+      const check = () => {
+        if (!empty()) return;
+        this.off('tick', check);
+        resolve();
+      };
+      this.on('tick', check);
+    });
+    for (const s of this.services.values()) this.apply({ ...s.template, replicas: 0 });
+    this.start();
+    if (!empty()) await done;
+    await this.stop();
   }
 
   snapshot(): ServiceSnapshot[] {
@@ -103,128 +159,213 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
       name: template.name,
       servedName: template.servedName,
       replicas: template.replicas,
-      groups: [...groups.values()]
-        .sort((a, b) => a.ref.replica - b.ref.replica)
-        .map((g) => ({
-          replica: g.ref.replica,
-          phase: g.phase,
-          leader: g.endpoints[0]!,
-          restarts: g.status.restarts,
-          ...(g.status.lastFailure ? { lastFailure: g.status.lastFailure } : {}),
-          members: g.template.members.map((m) => {
-            const seen = g.observed.find((o) => o.index === m.index);
-            const state: MemberState = !seen
-              ? 'Pending'
-              : seen.phase === 'Exited'
-                ? 'Exited'
-                : seen.ready
-                  ? 'Ready'
-                  : 'Starting';
-            return {
-              index: m.index,
-              role: m.role,
-              address: `${m.endpoint.host}:${m.endpoint.port}`,
-              state,
-              ...(seen?.pid !== undefined ? { pid: seen.pid } : {}),
-            };
-          }),
-        })),
+      templateHash: template.hash,
+      groups: [...groups.values()].sort((a, b) => a.replica - b.replica),
     }));
   }
 
-  private async tick(): Promise<void> {
-    for (const service of this.services.values()) {
-      try {
-        await Promise.all([...service.groups.values()].map((group) => this.reconcileGroup(service, group)));
-        const steps = planService(
-          service.template.replicas,
-          service.template.hash,
-          [...service.groups.values()].map((g) => ({
-            replica: g.ref.replica,
-            templateHash: g.template.hash,
-            phase: g.phase,
-          })),
-        );
-        for (const step of steps) await this.applyServiceStep(service, step);
-      } catch (err) {
-        this.record(service.template.name, undefined, `reconcile failed: ${(err as Error).message}`);
-      }
-    }
-  }
-
-  private async reconcileGroup(service: ServiceState, group: GroupState): Promise<void> {
-    if (this.stopping) return;
-    group.observed = await this.platform.observe(group.ref);
-    const decision = planGroup(group.template, group.observed, group.status, Date.now());
-    if (decision.phase === 'Ready' && group.phase !== 'Ready') {
-      group.status = recordReady(group.status);
-      this.record(service.template.name, group.ref.replica, 'group ready');
-    }
-    group.phase = decision.phase;
-    for (const step of decision.steps) await this.applyGroupStep(group, step);
-  }
-
-  private async applyGroupStep(group: GroupState, step: GroupStep): Promise<void> {
-    if (step.kind === 'create') {
-      const member = group.template.members.find((m) => m.index === step.index)!;
-      await this.platform.create(group.ref, member, group.template.hash);
+  private enqueue(name: string, delayMs = 0): void {
+    const state = this.services.get(name);
+    if (!state || !this.started || this.stopping) return;
+    if (delayMs > 0) {
+      const due = Date.now() + delayMs;
+      if (state.dueAt !== undefined && state.dueAt <= due) return;
+      clearTimeout(state.timer);
+      state.dueAt = due;
+      state.timer = setTimeout(() => {
+        state.dueAt = undefined;
+        this.enqueue(name);
+      }, delayMs);
       return;
     }
-    if (step.failure) {
-      group.status = recordFailure(group.status, step.failure, Date.now());
-      const wait = group.status.backoffUntil! - Date.now();
-      this.record(
-        group.ref.service,
-        group.ref.replica,
-        `${step.failure}: recreating ${step.indices.length === group.template.members.length ? 'the whole group' : 'the member'} in ${wait} ms (restart ${group.status.restarts})`,
-      );
-    }
-    await Promise.all(step.indices.map((i) => this.platform.delete(group.ref, i)));
+    state.dirty = true;
+    state.running ??= this.work(state).finally(() => (state.running = undefined));
   }
 
-  private async applyServiceStep(service: ServiceState, step: ServiceStep): Promise<void> {
-    const ref: GroupRef = { service: service.template.name, replica: step.replica };
-    switch (step.kind) {
-      case 'createGroup': {
-        const endpoints = await this.platform.endpoints(ref, service.template.size);
-        const template = service.template.render(ref, endpoints);
-        service.groups.set(step.replica, {
-          ref,
-          endpoints,
-          template,
-          status: { restarts: 0 },
-          phase: 'Pending',
-          observed: [],
-        });
+  private async work(state: ServiceState): Promise<void> {
+    const name = state.template.name;
+    while (state.dirty && !this.stopping && this.services.get(name) === state) {
+      state.dirty = false;
+      let next: number;
+      try {
+        next = await this.pass(state);
+        state.errors = 0;
+      } catch (err) {
+        state.errors++;
+        next = Math.min(this.retryBaseMs * 2 ** (state.errors - 1), 30_000);
+        this.record(name, undefined, `reconcile failed (retrying in ${next} ms): ${(err as Error).message}`, true);
+      }
+      this.emit('tick', this.snapshot());
+      this.enqueue(name, next);
+    }
+  }
+
+  /** One pass over a service; returns how soon it needs another look without any change. */
+  private async pass(state: ServiceState): Promise<number> {
+    const { template } = state;
+    const name = template.name;
+    state.statuses ??= await this.store.load(name);
+    const statuses = state.statuses;
+    const observed = await this.platform.observe(name);
+    const now = Date.now();
+    const byReplica = new Map<number, ObservedMember[]>();
+    for (const m of observed) byReplica.set(m.replica, [...(byReplica.get(m.replica) ?? []), m]);
+    const known = new Set([...byReplica.keys(), ...Object.keys(statuses).map(Number)]);
+
+    // First look: each group's phase as it stands, for the service planner.
+    const templates = new Map<number, GroupTemplate>();
+    const groups: ObservedGroup[] = [];
+    for (const replica of known) {
+      const members = byReplica.get(replica) ?? [];
+      if (replica >= template.replicas + template.rollout.maxSurge) {
+        groups.push({ replica, phase: 'Ready', ...hashOf(members) }); // going whatever its phase
+        continue;
+      }
+      const t = await this.groupTemplate(state, replica);
+      templates.set(replica, t);
+      const { phase } = planGroup(t, members, statuses[replica] ?? { restarts: 0 }, now);
+      groups.push({ replica, phase, ...hashOf(members) });
+    }
+    const plan = planService(template.replicas, template.hash, template.rollout, groups);
+
+    const next: Record<number, GroupStatus> = {};
+    const actions: (() => Promise<void>)[] = [];
+    let wake = this.resyncMs;
+    for (const replica of plan.wanted) {
+      const ref: GroupRef = { service: name, replica };
+      const t = templates.get(replica) ?? (await this.groupTemplate(state, replica));
+      const members = byReplica.get(replica) ?? [];
+      const before = statuses[replica] ?? { restarts: 0 };
+      const decision = planGroup(t, members, before, now, plan.roll.includes(replica));
+      next[replica] = decision.status;
+      const previous = state.groups.get(replica);
+      if (!previous && members.length === 0) this.record(name, replica, 'group created');
+      if (decision.failure) {
+        const wait = (decision.status.backoffUntil ?? now) - now;
+        const what = t.restartPolicy === 'RecreateGroupOnPodRestart' ? 'the whole group' : 'the failed member(s)';
         this.record(
-          ref.service,
-          ref.replica,
-          `group created: leader ${endpoints[0]!.host}:${endpoints[0]!.port}, ${endpoints.length - 1} worker(s)`,
+          name,
+          replica,
+          decision.status.failed
+            ? `${decision.failure}: group Failed: ${decision.status.failed.reason}`
+            : `${decision.failure}: recreating ${what} in ${wait} ms (restart ${decision.status.restarts})`,
+          true,
         );
-        return;
       }
-      case 'updateGroup': {
-        const group = service.groups.get(step.replica)!;
-        group.template = service.template.render(ref, group.endpoints);
-        this.record(ref.service, ref.replica, `rolling group to template ${group.template.hash}`);
-        return;
+      if (previous && previous.phase !== decision.phase) {
+        if (decision.phase === 'Ready') this.record(name, replica, 'group ready');
+        if (decision.phase === 'Updating' && previous.phase !== 'Updating')
+          this.record(name, replica, `rolling group to template ${t.hash}`);
       }
-      case 'deleteGroup':
-        await this.deleteGroup(service, step.replica);
-        this.record(ref.service, ref.replica, 'group deleted');
-        return;
+      state.groups.set(replica, groupSnapshot(replica, decision.phase, t, members, decision.status));
+      for (const step of decision.steps) {
+        if (step.kind === 'create') {
+          const member = t.members.find((m) => m.index === step.index)!;
+          actions.push(() => this.platform.create(ref, member, t.hash));
+        } else {
+          for (const index of step.indices) actions.push(() => this.platform.delete(ref, index));
+        }
+      }
+      wake = Math.min(wake, dueIn(t, members, decision.status, now));
     }
+    const shownOnly = [...state.groups.keys()].filter((r) => !known.has(r) && !plan.wanted.includes(r));
+    for (const replica of [...plan.remove, ...shownOnly]) {
+      const ref: GroupRef = { service: name, replica };
+      const members = byReplica.get(replica) ?? [];
+      if (members.length === 0) {
+        actions.push(() => this.platform.release(ref));
+        state.endpoints.delete(replica);
+        if (state.groups.delete(replica)) this.record(name, replica, 'group deleted');
+        continue;
+      }
+      const shown = state.groups.get(replica);
+      if (shown) state.groups.set(replica, { ...shown, phase: 'Deleting' });
+      for (const m of members.filter((m) => !m.terminating)) actions.push(() => this.platform.delete(ref, m.index));
+    }
+
+    // Persist first: a failure is on record before its members go, so a crash in between counts it once.
+    if (JSON.stringify(next) !== JSON.stringify(statuses)) {
+      await this.store.save(name, next);
+      state.statuses = next;
+    }
+    const results = await Promise.allSettled(actions.map((a) => a()));
+    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed.length > 0) throw new Error(failed.map((r) => (r.reason as Error).message).join('; '));
+    return Math.max(wake, 10);
   }
 
-  private async deleteGroup(service: ServiceState, replica: number): Promise<void> {
-    const group = service.groups.get(replica);
-    if (!group) return;
-    await Promise.all(group.template.members.map((m) => this.platform.delete(group.ref, m.index)));
-    await this.platform.release(group.ref);
-    service.groups.delete(replica);
+  private async groupTemplate(state: ServiceState, replica: number): Promise<GroupTemplate> {
+    const ref: GroupRef = { service: state.template.name, replica };
+    let endpoints = state.endpoints.get(replica);
+    if (!endpoints || endpoints.length !== state.template.size) {
+      endpoints = await this.platform.endpoints(ref, state.template.size);
+      state.endpoints.set(replica, endpoints);
+    }
+    return state.template.render(ref, endpoints);
   }
 
-  private record(service: string, replica: number | undefined, message: string): void {
-    this.emit('event', { at: Date.now(), service, ...(replica === undefined ? {} : { replica }), message });
+  private record(service: string, replica: number | undefined, message: string, warning = false): void {
+    this.emit('event', {
+      at: Date.now(),
+      service,
+      ...(replica === undefined ? {} : { replica }),
+      ...(warning ? { warning } : {}),
+      message,
+    });
   }
+}
+
+/** The template hash a group's members run, when they agree on one. */
+function hashOf(members: ObservedMember[]): { templateHash?: string } {
+  const hashes = new Set(members.filter((m) => !m.terminating).map((m) => m.templateHash));
+  if (hashes.size === 0) return {};
+  return { templateHash: hashes.size === 1 ? [...hashes][0]! : 'mixed' };
+}
+
+/** How soon a group's next deadline (back-off end, startup or placement timeout) comes due. */
+function dueIn(template: GroupTemplate, members: ObservedMember[], status: GroupStatus, now: number): number {
+  const due: number[] = [];
+  if (status.backoffUntil !== undefined && status.backoffUntil > now) due.push(status.backoffUntil - now);
+  for (const m of members) {
+    if (!m.scheduled) due.push(m.createdAt + template.placementTimeoutMs - now + 1);
+    else if (!m.started && !m.ready) due.push(m.createdAt + template.startupTimeoutMs - now + 1);
+  }
+  return Math.min(...due.filter((d) => d > 0), Infinity);
+}
+
+function groupSnapshot(
+  replica: number,
+  phase: GroupPhase,
+  template: GroupTemplate,
+  observed: ObservedMember[],
+  status: GroupStatus,
+): GroupSnapshot {
+  return {
+    replica,
+    phase,
+    leader: template.members[0]!.endpoint,
+    restarts: status.restarts,
+    ...(status.lastFailure ? { lastFailure: status.lastFailure } : {}),
+    ...(status.failed ? { failed: status.failed.reason } : {}),
+    members: template.members.map((m) => {
+      const seen =
+        observed.find((o) => o.index === m.index && !o.terminating) ?? observed.find((o) => o.index === m.index);
+      const state: MemberState = !seen
+        ? 'Pending'
+        : seen.terminating
+          ? 'Terminating'
+          : seen.phase === 'Exited'
+            ? 'Exited'
+            : seen.ready
+              ? 'Ready'
+              : 'Starting';
+      return {
+        index: m.index,
+        role: m.role,
+        address: `${m.endpoint.host}:${m.endpoint.port}`,
+        state,
+        ...(seen?.pid !== undefined ? { pid: seen.pid } : {}),
+      };
+    }),
+  };
 }

@@ -1,5 +1,6 @@
 // What the reconciler needs to know about a service: how many groups, how large, and how to
 // render one group's members once the platform has given them addresses.
+import type { RolloutPolicy } from './service-plan.js';
 import type { Endpoint, GroupRef, GroupTemplate } from './types.js';
 
 export interface ServiceTemplate {
@@ -10,6 +11,7 @@ export interface ServiceTemplate {
   size: number;
   /** Identifies everything the groups run; a new hash rolls the groups over one by one. */
   hash: string;
+  rollout: RolloutPolicy;
   render(group: GroupRef, endpoints: Endpoint[]): GroupTemplate;
 }
 

@@ -37,6 +37,10 @@ export interface GroupTemplate {
   restartPolicy: RestartPolicy;
   /** A member not ready this long after its creation has failed (spec.startupTimeout). */
   startupTimeoutMs: number;
+  /** A member not placed on a node this long after its creation has failed (spec.scheduling.placementTimeout). */
+  placementTimeoutMs: number;
+  /** More than `maxRestarts` recreations within `windowMs` and the group is Failed (spec.failurePolicy). */
+  failurePolicy: { maxRestarts: number; windowMs: number };
   /** Changes whenever anything a member runs changes: a different hash means a rollout. */
   hash: string;
 }
@@ -45,7 +49,15 @@ export type MemberPhase = 'Running' | 'Exited';
 
 /** A member as the platform sees it. Absent members are simply not listed. */
 export interface ObservedMember {
+  replica: number;
   index: number;
+  /** Identifies this incarnation of the member (a pod's uid): a recreated member has a new one. */
+  uid: string;
+  /** Being deleted (a pod's deletionTimestamp); it still holds its name and resources. */
+  terminating: boolean;
+  /** Placed on a node; `pendingReason` says why not (a scheduler's message). */
+  scheduled: boolean;
+  pendingReason?: string;
   phase: MemberPhase;
   ready: boolean;
   templateHash: string;
@@ -58,7 +70,10 @@ export interface ObservedMember {
   pid?: number;
 }
 
-/** What the reconciler remembers about a group between observations (CRD status on Kubernetes). */
+/**
+ * What the reconciler remembers about a group between observations, persisted by a StatusStore
+ * (the custom resource's status on Kubernetes) so that a restarted reconciler carries on.
+ */
 export interface GroupStatus {
   restarts: number;
   /** Failures since the group was last Ready: the back-off grows with these. */
@@ -66,16 +81,34 @@ export interface GroupStatus {
   lastFailure?: { at: number; reason: string };
   /** No member is created before this time (exponential back-off after a failure). */
   backoffUntil?: number;
+  /** The current incarnation's members seen so far, index → uid: a listed member that vanishes was lost. */
+  members?: Record<string, string>;
+  /** Uids whose failure was already counted: a stale observation of the same exit counts once. */
+  counted?: string[];
+  /** When recent failures happened (ms), within spec.failurePolicy's window. */
+  recentFailures?: number[];
+  /** Past the restart budget: no recreation while the template hash is this one. */
+  failed?: { templateHash: string; reason: string };
 }
 
 /** The operations every platform provides; group semantics live above this line, once. */
 export interface Platform {
   /** Where each member of a group will listen; stable for the life of the group. */
   endpoints(group: GroupRef, size: number): Promise<Endpoint[]>;
+  /** Creates a member; a member that exists already is left as it is. */
   create(group: GroupRef, member: MemberTemplate, templateHash: string): Promise<void>;
-  /** Deletes a member and waits until it is gone. Deleting an absent member is not an error. */
+  /** Starts deleting a member and returns; it is observed `terminating` until it is gone. */
   delete(group: GroupRef, index: number): Promise<void>;
-  observe(group: GroupRef): Promise<ObservedMember[]>;
+  /** Every member of every group of a service, from the platform's cache (no request per group). */
+  observe(service: string): Promise<ObservedMember[]>;
   /** Releases what endpoints() reserved for a group that is gone for good. */
   release(group: GroupRef): Promise<void>;
+  /** Calls `listener` with a service's name whenever something of it changed (an exit, readiness). */
+  onChange(listener: (service: string) => void): void;
+}
+
+/** Where group statuses live between reconciler lifetimes. */
+export interface StatusStore {
+  load(service: string): Promise<Record<number, GroupStatus>>;
+  save(service: string, groups: Record<number, GroupStatus>): Promise<void>;
 }

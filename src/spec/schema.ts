@@ -36,6 +36,11 @@ const quantity = (max: number, unit: string) =>
         error: `must be more than 0 and at most ${max.toLocaleString('en')} ${unit}`,
       },
     );
+const duration = (fallback: string) =>
+  z
+    .string({ error: 'must be a duration such as "90s", "30m" or "1h30m"' })
+    .regex(DURATION, { error: 'must be a duration such as "90s", "30m" or "1h30m"' })
+    .default(fallback);
 const envName = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const env = z
   .record(
@@ -88,6 +93,8 @@ export const InferenceServiceSchema = z
         engine: z
           .object({
             type: z.enum(ENGINE_TYPES, { error: `must be one of ${ENGINE_TYPES.join(', ')}` }),
+            /** The container image on Kubernetes (a default per engine); the embedded default ignores it. */
+            image: text('a container image such as ghcr.io/ggml-org/llama.cpp:full').optional(),
             /** Extra engine arguments, appended to the leader's command line. */
             args: z.array(z.string(), { error: 'must be a list of strings' }).default([]),
             /** Extra environment for the engine processes (every member). */
@@ -118,10 +125,26 @@ export const InferenceServiceSchema = z
          * How long a member may take to become ready after it starts (loading a 405B model takes
          * minutes); past it the group has failed and is recreated with back-off.
          */
-        startupTimeout: z
-          .string({ error: 'must be a duration such as "90s", "30m" or "1h30m"' })
-          .regex(DURATION, { error: 'must be a duration such as "90s", "30m" or "1h30m"' })
-          .default(DEFAULT_STARTUP_TIMEOUT),
+        startupTimeout: duration(DEFAULT_STARTUP_TIMEOUT),
+        /** More than maxRestarts recreations of a group within window: the group is Failed until the spec changes. */
+        failurePolicy: z
+          .object({ maxRestarts: count(0, 1000).default(10), window: duration('1h') })
+          .strict()
+          .default({ maxRestarts: 10, window: '1h' }),
+        /** How a new template replaces groups: at most maxUnavailable down, at most maxSurge extra. */
+        rollout: z
+          .object({ maxUnavailable: count(0, 1000).default(1), maxSurge: count(0, 1000).default(0) })
+          .strict()
+          .default({ maxUnavailable: 1, maxSurge: 0 }),
+        scheduling: z
+          .object({
+            /** A member not placed on a node this long after its creation fails its group (all its pods go). */
+            placementTimeout: duration('5m'),
+            /** Place each group inside one domain of this node label (e.g. a rack or a NVLink domain). */
+            topologyKey: z.string().min(1).optional(),
+          })
+          .strict()
+          .default({ placementTimeout: '5m' }),
         /** Per node, the same for the leader and every worker. */
         resources: z
           .object({
@@ -140,6 +163,9 @@ export const InferenceServiceSchema = z
   .superRefine((svc, ctx) => {
     const { engine, parallelism: p, model, resources } = svc.spec;
     const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+    if (svc.spec.rollout.maxUnavailable === 0 && svc.spec.rollout.maxSurge === 0) {
+      issue(['spec', 'rollout'], 'maxUnavailable and maxSurge cannot both be 0: a rollout could never start');
+    }
     if (p === 'auto') {
       if (resources.memory === undefined)
         issue(

@@ -47,6 +47,7 @@ test('a snapshot becomes backends (one per group leader) and models with ready c
       name: 'svc',
       servedName: 'm',
       replicas: 3,
+      templateHash: 'h',
       groups: [
         { replica: 0, phase: 'Ready', leader: { host: '127.1.1.1', port: 9 }, restarts: 0, members: [] },
         { replica: 1, phase: 'Starting', leader: { host: '127.1.2.1', port: 8 }, restarts: 0, members: [] },

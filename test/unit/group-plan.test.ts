@@ -12,6 +12,8 @@ function template(
   return {
     hash: 'h1',
     startupTimeoutMs: 60_000,
+    placementTimeoutMs: 30_000,
+    failurePolicy: { maxRestarts: 3, windowMs: 600_000 },
     startupPolicy,
     restartPolicy,
     members: Array.from({ length: size }, (_, index) => ({
@@ -26,7 +28,11 @@ function template(
   };
 }
 const running = (index: number, ready = false, templateHash = 'h1', createdAt = 0): ObservedMember => ({
+  replica: 0,
   index,
+  uid: `u${index}`,
+  terminating: false,
+  scheduled: true,
   phase: 'Running',
   ready,
   started: ready,
@@ -34,7 +40,11 @@ const running = (index: number, ready = false, templateHash = 'h1', createdAt = 
   templateHash,
 });
 const exited = (index: number, exitReason = 'exit code 1'): ObservedMember => ({
+  replica: 0,
   index,
+  uid: `u${index}`,
+  terminating: false,
+  scheduled: true,
   phase: 'Exited',
   ready: false,
   started: false,
@@ -80,38 +90,53 @@ test('RecreateGroupOnPodRestart: one exited member deletes the whole group, with
     0,
   );
   assert.equal(d.phase, 'Recreating');
-  assert.deepEqual(d.steps, [{ kind: 'delete', indices: [0, 1, 2], failure: 'worker 1 exited (signal SIGKILL)' }]);
+  assert.deepEqual(d.steps, [{ kind: 'delete', indices: [0, 1, 2] }]);
+  assert.equal(d.failure, 'worker 1 exited (signal SIGKILL)');
+  assert.equal(d.status.restarts, 1);
+  assert.deepEqual(d.status.members, {}, 'a new incarnation: the deleted members are not "lost"');
 });
 
 test('restartPolicy None: only the exited member is deleted', () => {
   const d = planGroup(template(3, 'WorkersReady', 'None'), [running(0, true), exited(2)], fresh, 0);
-  assert.deepEqual(d.steps, [{ kind: 'delete', indices: [2], failure: 'worker 2 exited (exit code 1)' }]);
+  assert.deepEqual(d.steps, [{ kind: 'delete', indices: [2] }]);
+  assert.equal(d.failure, 'worker 2 exited (exit code 1)');
 });
 
-test('members of an outdated template are deleted together, without counting a failure', () => {
-  const d = planGroup(template(2, 'WorkersReady'), [running(0, true, 'h0'), running(1, true, 'h0')], fresh, 0);
+test('an outdated group is kept until it may roll, then deleted whole without counting a failure', () => {
+  const old = [running(0, true, 'h0'), running(1, true, 'h0')];
+  assert.deepEqual(planGroup(template(2, 'WorkersReady'), old, fresh, 0), { phase: 'Ready', steps: [], status: fresh });
+  const d = planGroup(template(2, 'WorkersReady'), old, fresh, 0, true);
+  assert.equal(d.phase, 'Updating');
   assert.deepEqual(d.steps, [{ kind: 'delete', indices: [0, 1] }]);
+  assert.equal(d.status.restarts, 0);
+  // Incomplete, it serves nothing: it goes at once.
+  assert.equal(planGroup(template(2, 'WorkersReady'), [running(1, true, 'h0')], fresh, 0).phase, 'Updating');
 });
 
 test('nothing is created while backing off; creation resumes after', () => {
   const t = template(2, 'WorkersReady');
-  const status = recordFailure(fresh, 'worker 1 exited', 10_000);
+  const status = recordFailure(fresh, t, 'worker 1 exited', ['u1'], 10_000);
   assert.equal(status.backoffUntil, 11_000);
-  assert.deepEqual(planGroup(t, [], status, 10_500), { phase: 'BackingOff', steps: [] });
+  assert.deepEqual(planGroup(t, [], status, 10_500), {
+    phase: 'BackingOff',
+    steps: [],
+    status: { ...status, members: {} },
+  });
   assert.deepEqual(creates(planGroup(t, [], status, 11_000)), [1]);
 });
 
 test('back-off doubles with consecutive failures up to a limit, and resets once Ready', () => {
   let status: GroupStatus = { restarts: 0 };
   const delays: number[] = [];
+  const t = { hash: 'h1', failurePolicy: { maxRestarts: 100, windowMs: 1000 } };
   for (let i = 0; i < 9; i++) {
-    status = recordFailure(status, 'x', 0);
+    status = recordFailure(status, t, 'x', [`u${i}`], 0);
     delays.push(status.backoffUntil!);
   }
   assert.deepEqual(delays, [1000, 2000, 4000, 8000, 16000, 32000, BACKOFF_MAX_MS, BACKOFF_MAX_MS, BACKOFF_MAX_MS]);
   const ready = recordReady(status);
   assert.equal(ready.restarts, 9);
-  assert.equal(recordFailure(ready, 'x', 0).backoffUntil, 1000);
+  assert.equal(recordFailure(ready, t, 'x', ['v'], 0).backoffUntil, 1000);
 });
 
 test('a member not ready startupTimeout after its creation fails the group; one that was ready once never does', () => {
@@ -121,16 +146,74 @@ test('a member not ready startupTimeout after its creation fails the group; one 
   assert.equal(planGroup(t, hung, fresh, 61_000).phase, 'Starting', 'the leader was created at 1 s: 60 s not yet past');
   const late = planGroup(t, hung, fresh, 61_001);
   assert.equal(late.phase, 'Recreating');
-  assert.deepEqual(late.steps, [
-    { kind: 'delete', indices: [1, 0], failure: 'leader 0 not ready 1m after it started (spec.startupTimeout)' },
-  ]);
+  assert.deepEqual(late.steps, [{ kind: 'delete', indices: [1, 0] }]);
+  assert.equal(late.failure, 'leader 0 not ready 1m after it started (spec.startupTimeout)');
   const none = planGroup(template(2, 'WorkersReady', 'None'), hung, fresh, 61_001);
-  assert.deepEqual(none.steps[0], {
-    kind: 'delete',
-    indices: [0],
-    failure: late.steps[0]!.kind === 'delete' ? late.steps[0]!.failure : '',
-  });
+  assert.deepEqual(none.steps, [{ kind: 'delete', indices: [0] }]);
   // Ready once, then not (a slow health check): not a startup failure.
   const wasReady: ObservedMember = { ...running(0, false, 'h1', 0), started: true };
   assert.equal(planGroup(t, [running(1, true), wasReady], fresh, 10_000_000).phase, 'Starting');
+});
+
+test('one exit is counted once, however often a stale cache shows it', () => {
+  const t = template(2, 'WorkersReady');
+  const first = planGroup(t, [running(0, true), exited(1)], fresh, 0);
+  assert.equal(first.status.restarts, 1);
+  const again = planGroup(t, [running(0, true), exited(1)], first.status, 50);
+  assert.equal(again.status.restarts, 1, 'the same uid: not a second failure');
+  assert.equal(again.failure, undefined);
+  assert.deepEqual(again.steps, [{ kind: 'delete', indices: [0, 1] }], 'the deletes are asked for again (idempotent)');
+});
+
+test('a member of a started group that disappears, or is deleted by someone else, fails the whole group', () => {
+  const t = template(3, 'WorkersReady');
+  const whole = [running(0, true), running(1, true), running(2, true)];
+  const ready = planGroup(t, whole, fresh, 0);
+  assert.deepEqual(ready.status.members, { 0: 'u0', 1: 'u1', 2: 'u2' });
+  const gone = planGroup(t, [running(0, true), running(2, true)], ready.status, 10);
+  assert.equal(gone.failure, 'worker 1 disappeared');
+  assert.deepEqual(gone.steps, [{ kind: 'delete', indices: [0, 2] }], 'not recreated alone');
+  const evicted = planGroup(
+    t,
+    [running(0, true), { ...running(1, true), terminating: true }, running(2, true)],
+    ready.status,
+    10,
+  );
+  assert.equal(evicted.failure, 'worker 1 was deleted by someone else');
+  assert.equal(evicted.phase, 'Recreating');
+});
+
+test('nothing is created while members are terminating: their names are reused', () => {
+  const t = template(2, 'WorkersReady');
+  const d = planGroup(t, [{ ...running(1), terminating: true }], fresh, 0);
+  assert.deepEqual([d.phase, d.steps], ['Recreating', []]);
+});
+
+test("a member not placed within placementTimeout fails the group, with the scheduler's reason", () => {
+  const t = template(2, 'WorkersReady');
+  const pending = { ...running(1, false, 'h1', 0), scheduled: false, pendingReason: '0/4 nodes are available' };
+  assert.equal(planGroup(t, [pending], fresh, 30_000).failure, undefined);
+  const d = planGroup(t, [running(0), pending], fresh, 30_001);
+  assert.match(d.failure!, /^worker 1 not placed on a node 30s after .*: 0\/4 nodes are available$/);
+  assert.deepEqual(d.steps, [{ kind: 'delete', indices: [0, 1] }], 'the placed member gives its node back too');
+});
+
+test('past failurePolicy.maxRestarts within the window the group is Failed until the template changes', () => {
+  const t = template(2, 'WorkersReady'); // at most 3 restarts in 10 min
+  let status: GroupStatus = fresh;
+  const phases: string[] = [];
+  for (let i = 0; i < 4; i++) {
+    const d = planGroup(t, [{ ...exited(1), uid: `x${i}` }], status, i * 1000);
+    phases.push(d.phase);
+    status = d.status;
+  }
+  assert.deepEqual(phases, ['Recreating', 'Recreating', 'Recreating', 'Failed']);
+  assert.match(status.failed!.reason, /^4 failures within 10m, more than spec.failurePolicy.maxRestarts \(3\)/);
+  assert.deepEqual(planGroup(t, [], status, 10_000_000), { phase: 'Failed', steps: [], status });
+  const changed = planGroup({ ...t, hash: 'h2' }, [], status, 10_000_000);
+  assert.deepEqual([changed.phase, creates(changed)], ['Pending', [1]]);
+  // Failures spread wider than the window never add up.
+  let spread: GroupStatus = fresh;
+  for (let i = 0; i < 6; i++) spread = recordFailure(spread, t, 'x', [`s${i}`], i * 600_000);
+  assert.equal(spread.failed, undefined);
 });

@@ -34,7 +34,13 @@ export function llamaCppServiceTemplate(
   const threads = threadsFor(spec.resources.cpu);
   const hash = createHash('sha256')
     .update(
-      JSON.stringify({ spec: { ...spec, replicas: undefined }, nodes, model: model.path, commit: binaries.commit }),
+      // What the members run: scaling and the rollout and failure policies do not roll groups.
+      JSON.stringify({
+        spec: { ...spec, replicas: undefined, rollout: undefined, failurePolicy: undefined },
+        nodes,
+        model: model.path,
+        commit: binaries.commit,
+      }),
     )
     .digest('hex')
     .slice(0, 12);
@@ -89,6 +95,11 @@ export function llamaCppServiceTemplate(
       startupPolicy: spec.startupPolicy ?? 'WorkersReady',
       restartPolicy: spec.restartPolicy,
       startupTimeoutMs: parseDuration(spec.startupTimeout),
+      placementTimeoutMs: parseDuration(spec.scheduling.placementTimeout),
+      failurePolicy: {
+        maxRestarts: spec.failurePolicy.maxRestarts,
+        windowMs: parseDuration(spec.failurePolicy.window),
+      },
       hash,
     };
   };
@@ -98,6 +109,7 @@ export function llamaCppServiceTemplate(
     replicas: spec.replicas,
     size,
     hash,
+    rollout: spec.rollout,
     render,
   };
 }

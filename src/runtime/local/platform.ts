@@ -4,7 +4,7 @@
 // process stops should tandem die without stopping it (keeper-main.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { randomInt } from 'node:crypto';
+import { randomInt, randomUUID } from 'node:crypto';
 import type { Endpoint, GroupRef, MemberTemplate, ObservedMember, Platform } from '../types.js';
 import { freePort } from '../../util/net.js';
 import { signalGroup } from '../../util/process.js';
@@ -17,6 +17,7 @@ const READY_RECHECK_MS = 1000;
 const STOP_GRACE_MS = 5000;
 
 interface LocalMember {
+  uid: string;
   group: GroupRef;
   template: MemberTemplate;
   templateHash: string;
@@ -27,7 +28,7 @@ interface LocalMember {
   started: boolean;
   createdAt: number;
   exited?: string;
-  exitedPromise: Promise<void>;
+  terminating: boolean;
   probeTimer?: NodeJS.Timeout;
 }
 
@@ -40,6 +41,8 @@ export interface LocalPlatformOptions {
 export class LocalPlatform implements Platform {
   private readonly members = new Map<string, LocalMember>();
   private readonly groupSlots = new Map<string, number>();
+  private readonly groupEndpoints = new Map<string, Endpoint[]>();
+  private readonly listeners: ((service: string) => void)[] = [];
   /** Second octet shared by this platform's addresses; random so that parallel runs rarely meet. */
   private readonly block = randomInt(16, 255);
   private readonly keeper = new Keeper();
@@ -57,14 +60,18 @@ export class LocalPlatform implements Platform {
       if (slot > 254) throw new Error('a local platform runs at most 254 groups');
       this.groupSlots.set(key, slot);
     }
+    const known = this.groupEndpoints.get(key);
+    if (known?.length === size) return known;
     // 127.B.G.M: block, group slot, member: each member its own node address.
     const addrs = Array.from({ length: size }, (_, i) => `127.${this.block}.${slot}.${i + 1}`);
-    return Promise.all(addrs.map(async (host) => ({ host, port: await freePort(host) })));
+    const endpoints = await Promise.all(addrs.map(async (host) => ({ host, port: await freePort(host) })));
+    this.groupEndpoints.set(key, endpoints);
+    return endpoints;
   }
 
   async create(group: GroupRef, template: MemberTemplate, templateHash: string): Promise<void> {
     const key = memberKey(group, template.index);
-    if (this.members.has(key)) throw new Error(`${key} already exists`);
+    if (this.members.has(key)) return;
     const log = new BoundedLog(this.logPath(group, template.index), this.options.logLimit);
     log.write(`--- ${new Date().toISOString()} start: ${template.command} ${template.args.join(' ')}\n`);
     const child = spawn(template.command, template.args, {
@@ -75,6 +82,7 @@ export class LocalPlatform implements Platform {
     const pid = child.pid;
     if (pid !== undefined) this.keeper.add(pid);
     const member: LocalMember = {
+      uid: randomUUID(),
       group,
       template,
       templateHash,
@@ -82,24 +90,24 @@ export class LocalPlatform implements Platform {
       log,
       ready: false,
       started: false,
+      terminating: false,
       createdAt: Date.now(),
-      exitedPromise: new Promise((resolve) => {
-        const onExit = (reason: string) => {
-          if (member.exited) return;
-          member.exited = reason;
-          member.ready = false;
-          clearTimeout(member.probeTimer);
-          if (pid !== undefined) {
-            signalGroup(pid, 'SIGKILL'); // whatever the member started dies with it
-            this.keeper.remove(pid);
-          }
-          log.write(`--- ${new Date().toISOString()} exited: ${reason}\n`);
-          resolve();
-        };
-        child.once('error', (err) => onExit(`failed to start: ${err.message}`));
-        child.once('exit', (code, signal) => onExit(signal ? `signal ${signal}` : `exit code ${code}`));
-      }),
     };
+    const onExit = (reason: string) => {
+      if (member.exited) return;
+      member.exited = reason;
+      member.ready = false;
+      clearTimeout(member.probeTimer);
+      if (pid !== undefined) {
+        signalGroup(pid, 'SIGKILL'); // whatever the member started dies with it
+        this.keeper.remove(pid);
+      }
+      log.write(`--- ${new Date().toISOString()} exited: ${reason}\n`);
+      if (member.terminating) void this.remove(key, member);
+      else this.changed(group.service);
+    };
+    child.once('error', (err) => onExit(`failed to start: ${err.message}`));
+    child.once('exit', (code, signal) => onExit(signal ? `signal ${signal}` : `exit code ${code}`));
     child.stdout?.on('data', (chunk: Buffer) => log.write(chunk));
     child.stderr?.on('data', (chunk: Buffer) => log.write(chunk));
     this.members.set(key, member);
@@ -109,34 +117,32 @@ export class LocalPlatform implements Platform {
   async delete(group: GroupRef, index: number): Promise<void> {
     const key = memberKey(group, index);
     const member = this.members.get(key);
-    if (!member) return;
+    if (!member || member.terminating) return;
+    member.terminating = true;
+    member.ready = false;
     clearTimeout(member.probeTimer);
     const pid = member.child.pid;
-    if (!member.exited && pid !== undefined) {
-      signalGroup(pid, 'SIGTERM');
-      signalGroup(pid, 'SIGCONT'); // a stopped member must wake to act on SIGTERM
-      const timer = setTimeout(() => signalGroup(pid, 'SIGKILL'), STOP_GRACE_MS);
-      await member.exitedPromise;
-      clearTimeout(timer);
+    if (member.exited || pid === undefined) {
+      void this.remove(key, member);
+      return;
     }
-    // Streams may still deliver the last output after exit; wait for them to close.
-    await Promise.all(
-      [member.child.stdout, member.child.stderr].map((s) =>
-        s && !s.closed ? new Promise((r) => s.once('close', r)) : undefined,
-      ),
-    );
-    await member.log.close();
-    this.members.delete(key);
+    signalGroup(pid, 'SIGTERM');
+    signalGroup(pid, 'SIGCONT'); // a stopped member must wake to act on SIGTERM
+    const timer = setTimeout(() => signalGroup(pid, 'SIGKILL'), STOP_GRACE_MS);
+    member.child.once('exit', () => clearTimeout(timer));
   }
 
-  async observe(group: GroupRef): Promise<ObservedMember[]> {
-    const prefix = `${groupKey(group)}/`;
-    return [...this.members.entries()]
-      .filter(([key]) => key.startsWith(prefix))
-      .map(([, m]) => ({
+  async observe(service: string): Promise<ObservedMember[]> {
+    return [...this.members.values()]
+      .filter((m) => m.group.service === service)
+      .map((m) => ({
+        replica: m.group.replica,
         index: m.template.index,
+        uid: m.uid,
         phase: m.exited ? 'Exited' : 'Running',
         ready: m.ready,
+        terminating: m.terminating,
+        scheduled: true,
         templateHash: m.templateHash,
         createdAt: m.createdAt,
         started: m.started,
@@ -145,21 +151,45 @@ export class LocalPlatform implements Platform {
       }));
   }
 
+  onChange(listener: (service: string) => void): void {
+    this.listeners.push(listener);
+  }
+
   async release(group: GroupRef): Promise<void> {
     this.groupSlots.delete(groupKey(group));
+    this.groupEndpoints.delete(groupKey(group));
   }
 
   logPath(group: GroupRef, index: number): string {
     return join(this.options.logDir, group.service, `replica-${group.replica}`, `member-${index}.log`);
   }
 
+  /** Forgets a deleted member once it exited and its last output reached the log. */
+  private async remove(key: string, member: LocalMember): Promise<void> {
+    await Promise.all(
+      [member.child.stdout, member.child.stderr].map((s) =>
+        s && !s.closed ? new Promise((r) => s.once('close', r)) : undefined,
+      ),
+    );
+    await member.log.close();
+    if (this.members.get(key) === member) this.members.delete(key);
+    this.changed(member.group.service);
+  }
+
+  private changed(service: string): void {
+    for (const listener of this.listeners) listener(service);
+  }
+
   private scheduleProbe(member: LocalMember, delay: number): void {
     member.probeTimer = setTimeout(async () => {
       if (member.exited) return;
       const ok = await probe(member.template.endpoint, member.template.readiness);
-      if (member.exited) return;
-      member.ready = ok;
-      member.started ||= ok;
+      if (member.exited || member.terminating) return;
+      if (member.ready !== ok) {
+        member.ready = ok;
+        member.started ||= ok;
+        this.changed(member.group.service);
+      }
       // TCP readiness is checked once (an RPC worker serves one client at a time); HTTP keeps being checked.
       if (ok && member.template.readiness.kind === 'tcp') return;
       this.scheduleProbe(member, ok ? READY_RECHECK_MS : PROBE_INTERVAL_MS);
