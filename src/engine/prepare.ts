@@ -8,6 +8,7 @@ import { archFromGguf } from '../planner/model-source.js';
 import { parseQuantity } from '../spec/quantity.js';
 import { autoLayout } from './llamacpp/auto.js';
 import { SpecError, type LoadedService } from '../spec/load.js';
+import { CLUSTER_SOURCE } from '../spec/schema.js';
 import type { ServiceTemplate } from '../runtime/service-template.js';
 import type { Progress } from '../util/progress.js';
 
@@ -25,6 +26,13 @@ export async function prepareServices(loaded: LoadedService[], progress: Progres
       (l) =>
         `${l.file}: spec.engine.type: ${l.service.spec.engine.type} runs on Kubernetes (the operator); the embedded default runs llamacpp`,
     );
+  for (const l of loaded) {
+    if (CLUSTER_SOURCE.test(l.service.spec.model.source)) {
+      unsupported.push(
+        `${l.file}: spec.model.source: ${l.service.spec.model.source} is for Kubernetes (the operator); the embedded default runs offline from file:// or tandem://tiny-llama`,
+      );
+    }
+  }
   if (unsupported.length > 0) throw new SpecError(unsupported);
 
   const binaries = await ensureLlamaBinaries(progress);

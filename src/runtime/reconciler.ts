@@ -54,6 +54,8 @@ export interface ReconcilerEvent {
   at: number;
   service: string;
   replica?: number;
+  /** One word for the kind of event (a Kubernetes Event's reason), e.g. GroupRecreating. */
+  reason: string;
   /** Failures and errors are warnings; the rest is normal progress. */
   warning?: boolean;
   message: string;
@@ -193,7 +195,13 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
       } catch (err) {
         state.errors++;
         next = Math.min(this.retryBaseMs * 2 ** (state.errors - 1), 30_000);
-        this.record(name, undefined, `reconcile failed (retrying in ${next} ms): ${(err as Error).message}`, true);
+        this.record(
+          name,
+          undefined,
+          'ReconcileError',
+          `reconcile failed (retrying in ${next} ms): ${(err as Error).message}`,
+          true,
+        );
       }
       this.emit('tick', this.snapshot());
       this.enqueue(name, next);
@@ -239,13 +247,14 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
       const decision = planGroup(t, members, before, now, plan.roll.includes(replica));
       next[replica] = decision.status;
       const previous = state.groups.get(replica);
-      if (!previous && members.length === 0) this.record(name, replica, 'group created');
+      if (!previous && members.length === 0) this.record(name, replica, 'GroupCreated', 'group created');
       if (decision.failure) {
         const wait = (decision.status.backoffUntil ?? now) - now;
         const what = t.restartPolicy === 'RecreateGroupOnPodRestart' ? 'the whole group' : 'the failed member(s)';
         this.record(
           name,
           replica,
+          decision.status.failed ? 'GroupFailed' : 'GroupRecreating',
           decision.status.failed
             ? `${decision.failure}: group Failed: ${decision.status.failed.reason}`
             : `${decision.failure}: recreating ${what} in ${wait} ms (restart ${decision.status.restarts})`,
@@ -253,9 +262,9 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
         );
       }
       if (previous && previous.phase !== decision.phase) {
-        if (decision.phase === 'Ready') this.record(name, replica, 'group ready');
+        if (decision.phase === 'Ready') this.record(name, replica, 'GroupReady', 'group ready');
         if (decision.phase === 'Updating' && previous.phase !== 'Updating')
-          this.record(name, replica, `rolling group to template ${t.hash}`);
+          this.record(name, replica, 'GroupRolling', `rolling group to template ${t.hash}`);
       }
       state.groups.set(replica, groupSnapshot(replica, decision.phase, t, members, decision.status));
       for (const step of decision.steps) {
@@ -275,7 +284,7 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
       if (members.length === 0) {
         actions.push(() => this.platform.release(ref));
         state.endpoints.delete(replica);
-        if (state.groups.delete(replica)) this.record(name, replica, 'group deleted');
+        if (state.groups.delete(replica)) this.record(name, replica, 'GroupDeleted', 'group deleted');
         continue;
       }
       const shown = state.groups.get(replica);
@@ -304,11 +313,12 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
     return state.template.render(ref, endpoints);
   }
 
-  private record(service: string, replica: number | undefined, message: string, warning = false): void {
+  private record(service: string, replica: number | undefined, reason: string, message: string, warning = false): void {
     this.emit('event', {
       at: Date.now(),
       service,
       ...(replica === undefined ? {} : { replica }),
+      reason,
       ...(warning ? { warning } : {}),
       message,
     });

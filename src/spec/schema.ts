@@ -12,6 +12,10 @@ export const STARTUP_POLICIES = ['LeaderCreated', 'LeaderReady', 'WorkersReady']
 const MAX_NODES = 256;
 export const DEFAULT_STARTUP_TIMEOUT = '30m';
 /** Set by Tandem on every member; a spec may not set them. */
+/** llama.cpp model sources: files and the built-in model locally; a hub repo or a volume on a cluster. */
+export const LLAMACPP_SOURCE =
+  /^(file:\/\/.+\.gguf|tandem:\/\/tiny-llama|hf:\/\/[^/]+\/[^/]+|pvc:\/\/[^/]+\/.+\.gguf)$/;
+export const CLUSTER_SOURCE = /^(hf|pvc):\/\//;
 export const GROUP_ENV = ['LWS_LEADER_ADDRESS', 'LWS_GROUP_SIZE', 'LWS_WORKER_INDEX'] as const;
 
 const count = (min: number, max: number) => {
@@ -88,6 +92,11 @@ export const InferenceServiceSchema = z
             servedName: text('a non-empty model name'),
             /** llama.cpp: file://PATH.gguf (relative paths from the spec's folder) or tandem://tiny-llama. */
             source: text('a model source such as file://models/m.gguf'),
+            /** On Kubernetes, the Secret key holding a hub token for hf:// sources (given to the engine as HF_TOKEN). */
+            tokenSecret: z
+              .object({ name: text('a Secret name'), key: text('a key of the Secret') })
+              .strict()
+              .optional(),
           })
           .strict(),
         engine: z
@@ -192,8 +201,11 @@ export const InferenceServiceSchema = z
           `must equal spec.parallelism.nodes (${p.nodes}) for llamacpp: each node holds one stage`,
         );
       }
-      if (!/^(file:\/\/.+\.gguf|tandem:\/\/tiny-llama)$/.test(model.source)) {
-        issue(['spec', 'model', 'source'], 'must be file://PATH.gguf or tandem://tiny-llama for llamacpp');
+      if (!LLAMACPP_SOURCE.test(model.source)) {
+        issue(
+          ['spec', 'model', 'source'],
+          'must be file://PATH.gguf, tandem://tiny-llama, hf://ORG/NAME or pvc://CLAIM/PATH.gguf for llamacpp',
+        );
       }
       if (svc.spec.startupPolicy !== undefined && svc.spec.startupPolicy !== 'WorkersReady') {
         issue(

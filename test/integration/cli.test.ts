@@ -35,7 +35,7 @@ test('an invalid spec: every problem with its path, exit code 2, nothing started
     assert.deepEqual(run.stderr.trim().split('\n').sort(), [
       `${file}: metadata.name: must be a name of lower-case letters, digits and "-" (at most 40), starting with a letter`,
       `${file}: spec.engine.argz: unknown field`,
-      `${file}: spec.model.source: must be file://PATH.gguf or tandem://tiny-llama for llamacpp`,
+      `${file}: spec.model.source: must be file://PATH.gguf, tandem://tiny-llama, hf://ORG/NAME or pvc://CLAIM/PATH.gguf for llamacpp`,
       `${file}: spec.parallelism.nodes: must be an integer from 1 to 256`,
     ]);
   }

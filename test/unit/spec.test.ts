@@ -105,7 +105,7 @@ const INVALID: [string, (d: Record<string, any>) => void, string][] = [
   [
     'llamacpp hub model',
     (d) => (d.spec.model.source = 'meta-llama/Llama-3.1-8B'),
-    'spec.model.source: must be file://PATH.gguf or tandem://tiny-llama for llamacpp',
+    'spec.model.source: must be file://PATH.gguf, tandem://tiny-llama, hf://ORG/NAME or pvc://CLAIM/PATH.gguf for llamacpp',
   ],
   [
     'llamacpp leader first',

@@ -10,9 +10,17 @@ import { offloadArgs, splitLayers } from '../../planner/llamacpp.js';
 import { parseDuration } from '../../spec/duration.js';
 import { parseQuantity } from '../../spec/quantity.js';
 
+/** Where the model is and how many layers it has (unknown on a cluster until the leader loads it). */
 export interface LlamaCppModel {
-  path: string;
-  layers: number;
+  /** A GGUF file on the member's filesystem, or a Hugging Face repo ORG/NAME[:QUANT] the leader fetches. */
+  path?: string;
+  hfRepo?: string;
+  layers?: number;
+}
+
+/** Where the engine's binaries are and where members bind: their own address locally, every address in a pod. */
+export interface LlamaCppTarget extends LlamaBinaries {
+  bindAll?: boolean;
 }
 
 /** CPU quantity ("2", "500m", 1.5) → whole threads, at least 1. */
@@ -25,12 +33,18 @@ export function threadsFor(cpu: string | number | undefined): number | undefined
 export function llamaCppServiceTemplate(
   service: InferenceService,
   model: LlamaCppModel,
-  binaries: LlamaBinaries,
+  binaries: LlamaCppTarget,
   nodes: number,
 ): ServiceTemplate {
   const { spec } = service;
   const size = nodes;
-  const split = splitLayers(model.layers, size); // throws a clear error when it cannot work
+  // The planned split (throws a clear error when it cannot work); unknown layers: llama.cpp splits by free memory.
+  const offload =
+    model.layers === undefined
+      ? ['--n-gpu-layers', '999']
+      : [...offloadArgs(splitLayers(model.layers, size)), '--fit', 'off'];
+  const source = model.hfRepo ? ['--hf-repo', model.hfRepo] : ['--model', model.path ?? ''];
+  const bind = (endpoint: Endpoint) => (binaries.bindAll ? '0.0.0.0' : endpoint.host);
   const threads = threadsFor(spec.resources.cpu);
   const hash = createHash('sha256')
     .update(
@@ -38,7 +52,7 @@ export function llamaCppServiceTemplate(
       JSON.stringify({
         spec: { ...spec, replicas: undefined, rollout: undefined, failurePolicy: undefined },
         nodes,
-        model: model.path,
+        model,
         commit: binaries.commit,
       }),
     )
@@ -53,8 +67,8 @@ export function llamaCppServiceTemplate(
       role: 'worker',
       endpoint,
       command: binaries.rpcServer,
-      // Bound to the member's own address only: the RPC protocol is unauthenticated.
-      args: ['--host', endpoint.host, '--port', String(endpoint.port), ...threadArgs],
+      // Locally bound to the member's own address only (the RPC protocol is unauthenticated); in a pod, the group's NetworkPolicy fences it.
+      args: ['--host', bind(endpoint), '--port', String(endpoint.port), ...threadArgs],
       env: env(i + 1),
       ...(threads === undefined ? {} : { cpu: threads }),
       readiness: { kind: 'tcp' },
@@ -68,18 +82,15 @@ export function llamaCppServiceTemplate(
       endpoint: leaderEndpoint,
       command: binaries.llamaServer,
       args: [
-        '--model',
-        model.path,
+        ...source,
         '--alias',
         spec.model.servedName,
         '--host',
-        leaderEndpoint.host,
+        bind(leaderEndpoint),
         '--port',
         String(leaderEndpoint.port),
         ...rpc,
-        ...offloadArgs(split),
-        '--fit',
-        'off', // the split above is the plan; never let llama.cpp re-plan it
+        ...offload, // the planned split, and --fit off: never let llama.cpp re-plan it
         '--log-verbosity',
         '4', // logs each device's share of the model at load
         '--no-webui',

@@ -112,6 +112,7 @@ export class LocalPlatform implements Platform {
     child.stderr?.on('data', (chunk: Buffer) => log.write(chunk));
     this.members.set(key, member);
     this.scheduleProbe(member, 0);
+    this.changed(group.service); // as a pod watch would: the next pass sees it and its deadlines
   }
 
   async delete(group: GroupRef, index: number): Promise<void> {

@@ -1,0 +1,181 @@
+// The InferenceService CustomResourceDefinition, built from the one zod schema: its JSON Schema
+// made structural (what the API server accepts), with the cross-field rules of the schema's
+// superRefine restated in CEL, so `tandem validate` and the API server give the same verdicts.
+import { API_VERSION, GROUP_ENV, inferenceServiceJsonSchema } from '../../spec/schema.js';
+
+export const GROUP = API_VERSION.split('/')[0]!;
+export const VERSION = API_VERSION.split('/')[1]!;
+export const PLURAL = 'inferenceservices';
+export const SHORT_NAME = 'tisvc'; // KServe has `isvc`
+
+type Schema = Record<string, unknown>;
+const rule = (rule: string, message: string, fieldPath?: string) => ({
+  rule,
+  message,
+  ...(fieldPath ? { fieldPath } : {}),
+});
+
+// Values a zod union gives several JSON types: untyped in the CRD, checked in CEL.
+const number = (max: number) =>
+  `(type(self) == int || type(self) == double) && double(self) > 0.0 && double(self) <= ${max}.0`;
+const quantity = (max: string, maxNumber: number, message: string): Schema => ({
+  'x-kubernetes-preserve-unknown-fields': true,
+  'x-kubernetes-validations': [
+    rule(
+      `type(self) == string ? (isQuantity(self) && self.matches('^[0-9]+(\\\\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$') && quantity(self).isGreaterThan(quantity('0')) && quantity(self).compareTo(quantity('${max}')) <= 0) : (${number(maxNumber)})`,
+      message,
+    ),
+  ],
+});
+const env: Schema = {
+  type: 'object',
+  default: {},
+  additionalProperties: { 'x-kubernetes-preserve-unknown-fields': true },
+  'x-kubernetes-validations': [
+    rule(
+      'self.all(k, type(self[k]) == string || type(self[k]) == int || type(self[k]) == double || type(self[k]) == bool)',
+      'values must be strings, numbers or booleans',
+    ),
+    rule("self.all(k, k.matches('^[A-Za-z_][A-Za-z0-9_]*$'))", 'names must be valid environment variable names'),
+    rule(
+      `!self.exists(k, k in [${GROUP_ENV.map((n) => `'${n}'`).join(', ')}])`,
+      `${GROUP_ENV.join(', ')} are set by Tandem for every group member and cannot be overridden`,
+    ),
+  ],
+};
+const parallelism: Schema = {
+  default: { nodes: 1 },
+  'x-kubernetes-preserve-unknown-fields': true,
+  'x-kubernetes-validations': [
+    rule(
+      "type(self) == string ? self == 'auto' : (type(self) == map && self.all(k, k in ['nodes', 'tensor', 'pipeline']) && (!has(self.nodes) || (type(self.nodes) == int && self.nodes >= 1 && self.nodes <= 256)) && (!has(self.tensor) || (type(self.tensor) == int && self.tensor >= 1 && self.tensor <= 1024)) && (!has(self.pipeline) || (type(self.pipeline) == int && self.pipeline >= 1 && self.pipeline <= 256)))",
+      'must be auto, or {nodes, tensor, pipeline} with nodes and pipeline from 1 to 256 and tensor from 1 to 1024',
+    ),
+  ],
+};
+
+/** Where the zod JSON Schema cannot be made structural by rule: these paths are replaced. */
+const REPLACED: Record<string, Schema> = {
+  'spec.parallelism': parallelism,
+  'spec.env': env,
+  'spec.engine.env': env,
+  'spec.resources.cpu': quantity('1024', 1024, 'must be a quantity such as 2 or "500m", more than 0 and at most 1024'),
+  'spec.resources.memory': quantity('1Pi', 2 ** 50, 'must be a quantity such as "16Gi", more than 0 and at most 1Pi'),
+};
+
+const nodes = '(type(self.parallelism) == map && has(self.parallelism.nodes) ? self.parallelism.nodes : 1)';
+const gpus = '(self.resources.gpu > 0 ? self.resources.gpu : 1)';
+/** The superRefine rules of spec/schema.ts, in the same words. */
+const SPEC_RULES = [
+  rule(
+    '!(self.rollout.maxUnavailable == 0 && self.rollout.maxSurge == 0)',
+    'rollout: maxUnavailable and maxSurge cannot both be 0: a rollout could never start',
+  ),
+  rule(
+    'type(self.parallelism) != string || has(self.resources.memory)',
+    'resources.memory is required when parallelism is auto: the planner sizes the group to it',
+  ),
+  rule(
+    "type(self.parallelism) != string || self.engine.type == 'llamacpp'",
+    'parallelism: auto is planned for llamacpp; set nodes, tensor and pipeline for vllm and sglang',
+  ),
+  rule(
+    "self.engine.type != 'llamacpp' || type(self.parallelism) == string || !has(self.parallelism.tensor) || self.parallelism.tensor == 1",
+    'parallelism.tensor must be 1 for llamacpp: llama.cpp splits a model across nodes by layers (pipeline), not tensors',
+  ),
+  rule(
+    `self.engine.type != 'llamacpp' || type(self.parallelism) == string || !has(self.parallelism.pipeline) || self.parallelism.pipeline == ${nodes}`,
+    'parallelism.pipeline must equal parallelism.nodes for llamacpp: each node holds one stage',
+  ),
+  rule(
+    "self.engine.type != 'llamacpp' || self.model.source.matches('^(file://.+[.]gguf|tandem://tiny-llama|hf://[^/]+/[^/]+|pvc://[^/]+/.+[.]gguf)$')",
+    'model.source must be file://PATH.gguf, tandem://tiny-llama, hf://ORG/NAME or pvc://CLAIM/PATH.gguf for llamacpp',
+  ),
+  rule(
+    "self.engine.type != 'llamacpp' || !has(self.startupPolicy) || self.startupPolicy == 'WorkersReady'",
+    'startupPolicy must be WorkersReady for llamacpp: llama-server aborts unless every RPC worker accepts connections',
+  ),
+  rule(
+    `self.engine.type == 'llamacpp' || type(self.parallelism) == string || (has(self.parallelism.tensor) ? self.parallelism.tensor : ${gpus}) * (has(self.parallelism.pipeline) ? self.parallelism.pipeline : ${nodes}) == ${nodes} * ${gpus}`,
+    "parallelism: tensor × pipeline must equal the group's GPUs (nodes × resources.gpu)",
+  ),
+];
+
+function structural(node: unknown, path: string): unknown {
+  if (REPLACED[path]) return REPLACED[path];
+  if (Array.isArray(node)) return node.map((n) => structural(n, path));
+  if (typeof node !== 'object' || node === null) return node;
+  const out: Schema = {};
+  for (const [key, value] of Object.entries(node as Schema)) {
+    if (key === '$schema' || key === 'propertyNames') continue;
+    if (key === 'const') out.enum = [value];
+    // Beside `properties` it is implied: the API server rejects unknown fields under strict field validation.
+    else if (key === 'additionalProperties' && value === false) continue;
+    else if (key === 'properties') {
+      out.properties = Object.fromEntries(
+        Object.entries(value as Schema).map(([name, s]) => [name, structural(s, path ? `${path}.${name}` : name)]),
+      );
+    } else out[key] = structural(value, path);
+  }
+  return out;
+}
+
+/** The InferenceService's CRD: structural schema, status and scale subresources, printer columns. */
+export function inferenceServiceCrd(): Schema {
+  const json = inferenceServiceJsonSchema() as { properties: { spec: Schema } };
+  const spec = structural(json.properties.spec, 'spec') as Schema;
+  spec['x-kubernetes-validations'] = SPEC_RULES;
+  const status: Schema = { type: 'object', 'x-kubernetes-preserve-unknown-fields': true };
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${PLURAL}.${GROUP}` },
+    spec: {
+      group: GROUP,
+      scope: 'Namespaced',
+      names: {
+        plural: PLURAL,
+        singular: 'inferenceservice',
+        kind: 'InferenceService',
+        listKind: 'InferenceServiceList',
+        shortNames: [SHORT_NAME],
+        categories: ['tandem'],
+      },
+      versions: [
+        {
+          name: VERSION,
+          served: true,
+          storage: true,
+          schema: {
+            openAPIV3Schema: {
+              type: 'object',
+              required: ['spec'],
+              properties: { spec, status },
+              'x-kubernetes-validations': [
+                rule(
+                  "self.metadata.name.matches('^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$')",
+                  'metadata.name must be lower-case letters, digits and "-" (at most 40), starting with a letter',
+                ),
+              ],
+            },
+          },
+          subresources: {
+            status: {},
+            scale: {
+              specReplicasPath: '.spec.replicas',
+              statusReplicasPath: '.status.replicas',
+              labelSelectorPath: '.status.selector',
+            },
+          },
+          additionalPrinterColumns: [
+            { name: 'Ready', type: 'string', jsonPath: '.status.readyGroups', description: 'Ready groups / replicas' },
+            { name: 'Nodes', type: 'integer', jsonPath: '.status.nodesPerGroup', description: 'Members per group' },
+            { name: 'Engine', type: 'string', jsonPath: '.spec.engine.type' },
+            { name: 'Model', type: 'string', jsonPath: '.spec.model.servedName' },
+            { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+          ],
+        },
+      ],
+    },
+  };
+}

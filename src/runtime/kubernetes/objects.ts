@@ -1,0 +1,171 @@
+// Pure builders for the Kubernetes objects of a group (as KubeRay's controllers/ray/common): one Pod
+// per member, a headless Service per group for stable DNS names, a NetworkPolicy fencing the
+// group's unauthenticated inter-node ports. Everything is owned by the InferenceService, so the
+// garbage collector removes it with the object.
+import type { V1NetworkPolicy, V1OwnerReference, V1Pod, V1Service } from '@kubernetes/client-node';
+import type { InferenceService } from '../../spec/schema.js';
+import type { GroupRef, MemberTemplate } from '../types.js';
+import { API_VERSION } from '../../spec/schema.js';
+
+export const LABEL = {
+  service: 'tandem.dev/service',
+  replica: 'tandem.dev/replica',
+  member: 'tandem.dev/member',
+  role: 'tandem.dev/role',
+  templateHash: 'tandem.dev/template-hash',
+} as const;
+/** Pods with this label (the gateway's) may reach a leader's API port. */
+export const GATEWAY_LABEL = 'tandem.dev/gateway';
+export const LEADER_PORT = 8080;
+export const WORKER_PORT = 50052;
+/** Where a pvc:// model source's claim is mounted, read-only. */
+export const MODEL_MOUNT = '/models';
+export const DEFAULT_IMAGES = {
+  llamacpp: 'ghcr.io/ggml-org/llama.cpp:full',
+  vllm: 'vllm/vllm-openai:v0.11.0',
+  sglang: 'lmsysorg/sglang:v0.5.4',
+} as const;
+
+/** An InferenceService as read from the API server: the validated spec and the object's identity. */
+export interface ServiceObject {
+  service: InferenceService;
+  namespace: string;
+  uid: string;
+}
+
+export const groupName = (g: GroupRef) => `${g.service}-${g.replica}`;
+export const podName = (g: GroupRef, index: number) => `${groupName(g)}-${index}`;
+/** The member's stable DNS name: pod hostname + the group's headless Service as subdomain. */
+export const memberHost = (g: GroupRef, index: number, namespace: string) =>
+  `${podName(g, index)}.${groupName(g)}.${namespace}`;
+
+function owner(obj: ServiceObject): V1OwnerReference {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'InferenceService',
+    name: obj.service.metadata.name,
+    uid: obj.uid,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
+}
+
+function groupLabels(g: GroupRef): Record<string, string> {
+  return { [LABEL.service]: g.service, [LABEL.replica]: String(g.replica) };
+}
+
+export function memberPod(obj: ServiceObject, group: GroupRef, member: MemberTemplate, templateHash: string): V1Pod {
+  const { spec } = obj.service;
+  const requests: Record<string, string> = {};
+  const limits: Record<string, string> = {};
+  if (spec.resources.cpu !== undefined) requests.cpu = String(spec.resources.cpu);
+  if (spec.resources.memory !== undefined) requests.memory = limits.memory = String(spec.resources.memory);
+  if (spec.resources.gpu > 0) requests['nvidia.com/gpu'] = limits['nvidia.com/gpu'] = String(spec.resources.gpu);
+  const topologyKey = spec.scheduling.topologyKey;
+  const claim = /^pvc:\/\/([^/]+)\//.exec(spec.model.source)?.[1];
+  const token = spec.model.tokenSecret;
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: podName(group, member.index),
+      namespace: obj.namespace,
+      labels: {
+        ...groupLabels(group),
+        [LABEL.member]: String(member.index),
+        [LABEL.role]: member.role,
+        [LABEL.templateHash]: templateHash,
+      },
+      ownerReferences: [owner(obj)],
+    },
+    spec: {
+      // Never: a member's exit is seen as such, and the reconciler recreates its group whole.
+      restartPolicy: 'Never',
+      hostname: podName(group, member.index),
+      subdomain: groupName(group),
+      ...(topologyKey
+        ? {
+            // Every member next to the others; the first one placed picks the domain.
+            affinity: {
+              podAffinity: {
+                requiredDuringSchedulingIgnoredDuringExecution: [
+                  { labelSelector: { matchLabels: groupLabels(group) }, topologyKey },
+                ],
+              },
+            },
+          }
+        : {}),
+      containers: [
+        {
+          name: member.role,
+          image: spec.engine.image ?? DEFAULT_IMAGES[spec.engine.type],
+          command: [member.command],
+          args: member.args,
+          env: [
+            ...Object.entries(member.env).map(([name, value]) => ({ name, value })),
+            ...(token ? [{ name: 'HF_TOKEN', valueFrom: { secretKeyRef: { name: token.name, key: token.key } } }] : []),
+          ],
+          ports: [{ name: member.role === 'leader' ? 'http' : 'rpc', containerPort: member.endpoint.port }],
+          resources: { requests, limits },
+          ...(member.readiness.kind === 'http'
+            ? { readinessProbe: { httpGet: { path: member.readiness.path, port: member.endpoint.port } } }
+            : { readinessProbe: { tcpSocket: { port: member.endpoint.port } } }),
+          volumeMounts: [
+            { name: 'dshm', mountPath: '/dev/shm' },
+            ...(claim ? [{ name: 'model', mountPath: MODEL_MOUNT, readOnly: true }] : []),
+          ],
+        },
+      ],
+      // NCCL and engines' shared-memory transports need more than the runtime's 64 MiB default.
+      volumes: [
+        { name: 'dshm', emptyDir: { medium: 'Memory' } },
+        ...(claim ? [{ name: 'model', persistentVolumeClaim: { claimName: claim, readOnly: true } }] : []),
+      ],
+    },
+  };
+}
+
+export function groupService(obj: ServiceObject, group: GroupRef): V1Service {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: {
+      name: groupName(group),
+      namespace: obj.namespace,
+      labels: groupLabels(group),
+      ownerReferences: [owner(obj)],
+    },
+    spec: {
+      clusterIP: 'None',
+      selector: groupLabels(group),
+      // Workers must resolve before they are ready: llama.cpp's leader dials them as it starts.
+      publishNotReadyAddresses: true,
+    },
+  };
+}
+
+export function groupNetworkPolicy(obj: ServiceObject, group: GroupRef): V1NetworkPolicy {
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: {
+      name: groupName(group),
+      namespace: obj.namespace,
+      labels: groupLabels(group),
+      ownerReferences: [owner(obj)],
+    },
+    spec: {
+      podSelector: { matchLabels: groupLabels(group) },
+      policyTypes: ['Ingress'],
+      ingress: [
+        // The group's own members, on any port (engine RPC, NCCL/gloo, Ray).
+        { _from: [{ podSelector: { matchLabels: groupLabels(group) } }] },
+        // The gateway, on the leader's API port only.
+        {
+          _from: [{ namespaceSelector: {}, podSelector: { matchLabels: { [GATEWAY_LABEL]: 'true' } } }],
+          ports: [{ protocol: 'TCP', port: LEADER_PORT }],
+        },
+      ],
+    },
+  };
+}

@@ -1,0 +1,136 @@
+// The Kubernetes platform: members are pods, observed through an informer's cache (one watch for
+// every pod Tandem owns in the namespace, no request per group), created and deleted with single
+// API calls that never wait for the pod to go.
+import * as k8s from '@kubernetes/client-node';
+import type { Endpoint, GroupRef, MemberTemplate, ObservedMember, Platform } from '../types.js';
+import {
+  LABEL,
+  LEADER_PORT,
+  WORKER_PORT,
+  groupName,
+  groupNetworkPolicy,
+  groupService,
+  memberHost,
+  memberPod,
+  podName,
+  type ServiceObject,
+} from './objects.js';
+import { ignoreStatus, watchForever } from './api.js';
+
+export class KubernetesPlatform implements Platform {
+  private readonly core: k8s.CoreV1Api;
+  private readonly net: k8s.NetworkingV1Api;
+  private readonly pods: k8s.Informer<k8s.V1Pod> & k8s.ObjectCache<k8s.V1Pod>;
+  private readonly listeners: ((service: string) => void)[] = [];
+  /** Groups whose Service and NetworkPolicy exist (created once per group per operator). */
+  private readonly fenced = new Set<string>();
+
+  constructor(
+    kc: k8s.KubeConfig,
+    private readonly namespace: string,
+    /** The InferenceService a group belongs to, from the operator's cache. */
+    private readonly owner: (service: string) => ServiceObject | undefined,
+  ) {
+    this.core = kc.makeApiClient(k8s.CoreV1Api);
+    this.net = kc.makeApiClient(k8s.NetworkingV1Api);
+    this.pods = k8s.makeInformer(
+      kc,
+      `/api/v1/namespaces/${namespace}/pods`,
+      () => this.core.listNamespacedPod({ namespace, labelSelector: LABEL.service }),
+      LABEL.service,
+    );
+    const changed = (pod: k8s.V1Pod) => {
+      const service = pod.metadata?.labels?.[LABEL.service];
+      if (service) for (const l of this.listeners) l(service);
+    };
+    this.pods.on('add', changed);
+    this.pods.on('update', changed);
+    this.pods.on('delete', changed);
+  }
+
+  /** Fills the cache (a LIST), then keeps it current with a WATCH, restarted after errors. */
+  start(): Promise<void> {
+    return watchForever(this.pods, 'pods');
+  }
+
+  async stop(): Promise<void> {
+    await this.pods.stop();
+  }
+
+  async endpoints(group: GroupRef, size: number): Promise<Endpoint[]> {
+    return Array.from({ length: size }, (_, i) => ({
+      host: memberHost(group, i, this.namespace),
+      port: i === 0 ? LEADER_PORT : WORKER_PORT,
+    }));
+  }
+
+  async create(group: GroupRef, member: MemberTemplate, templateHash: string): Promise<void> {
+    const obj = this.owner(group.service);
+    if (!obj) throw new Error(`InferenceService ${group.service} is gone`);
+    const key = groupName(group);
+    if (!this.fenced.has(key)) {
+      await ignoreStatus(
+        409,
+        this.core.createNamespacedService({ namespace: this.namespace, body: groupService(obj, group) }),
+      );
+      await ignoreStatus(
+        409,
+        this.net.createNamespacedNetworkPolicy({ namespace: this.namespace, body: groupNetworkPolicy(obj, group) }),
+      );
+      this.fenced.add(key);
+    }
+    await ignoreStatus(
+      409,
+      this.core.createNamespacedPod({ namespace: this.namespace, body: memberPod(obj, group, member, templateHash) }),
+    );
+  }
+
+  async delete(group: GroupRef, index: number): Promise<void> {
+    await ignoreStatus(404, this.core.deleteNamespacedPod({ namespace: this.namespace, name: podName(group, index) }));
+  }
+
+  async observe(service: string): Promise<ObservedMember[]> {
+    return this.pods
+      .list(this.namespace)
+      .filter((p) => p.metadata?.labels?.[LABEL.service] === service)
+      .map(observedMember);
+  }
+
+  async release(group: GroupRef): Promise<void> {
+    const name = groupName(group);
+    this.fenced.delete(name);
+    await ignoreStatus(404, this.core.deleteNamespacedService({ namespace: this.namespace, name }));
+    await ignoreStatus(404, this.net.deleteNamespacedNetworkPolicy({ namespace: this.namespace, name }));
+  }
+
+  onChange(listener: (service: string) => void): void {
+    this.listeners.push(listener);
+  }
+}
+
+export function observedMember(pod: k8s.V1Pod): ObservedMember {
+  const labels = pod.metadata?.labels ?? {};
+  const conditions = pod.status?.conditions ?? [];
+  const scheduled = conditions.find((c) => c.type === 'PodScheduled');
+  const container = pod.status?.containerStatuses?.[0];
+  const terminated = container?.state?.terminated;
+  const exited = pod.status?.phase === 'Failed' || pod.status?.phase === 'Succeeded';
+  const ready = !exited && conditions.some((c) => c.type === 'Ready' && c.status === 'True');
+  const exitReason = terminated
+    ? `exit code ${terminated.exitCode}${terminated.reason ? `, ${terminated.reason}` : ''}`
+    : `pod ${pod.status?.phase}${pod.status?.reason ? `: ${pod.status.reason}` : ''}${pod.status?.message ? ` (${pod.status.message})` : ''}`;
+  return {
+    replica: Number(labels[LABEL.replica]),
+    index: Number(labels[LABEL.member]),
+    uid: pod.metadata?.uid ?? '',
+    phase: exited ? 'Exited' : 'Running',
+    ready,
+    started: ready || container?.started === true,
+    terminating: pod.metadata?.deletionTimestamp !== undefined,
+    scheduled: scheduled?.status === 'True' || pod.spec?.nodeName !== undefined,
+    ...(scheduled?.status === 'False' && scheduled.message ? { pendingReason: scheduled.message } : {}),
+    templateHash: labels[LABEL.templateHash] ?? '',
+    createdAt: new Date(pod.metadata?.creationTimestamp ?? Date.now()).getTime(),
+    ...(exited ? { exitReason } : {}),
+  };
+}

@@ -1,0 +1,106 @@
+// The InferenceService's status, computed purely from the reconciler's view of a service and the
+// persisted group statuses: what `kubectl get`, the scale subresource and a restarted operator read.
+import type { GroupStatus } from '../types.js';
+import type { ServiceSnapshot } from '../reconciler.js';
+import { LABEL } from './objects.js';
+
+export interface Condition {
+  type: 'Available' | 'Progressing' | 'Degraded';
+  status: 'True' | 'False';
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+}
+
+/** A group as the object's status shows it; the fields after `readyMembers` are what a new operator carries on with. */
+export interface GroupStatusEntry extends GroupStatus {
+  replica: number;
+  phase: string;
+  readyMembers: string;
+  lastFailureTime?: string;
+}
+
+export interface ServiceStatus {
+  observedGeneration: number;
+  replicas: number;
+  readyReplicas: number;
+  readyGroups: string;
+  nodesPerGroup: number;
+  selector: string;
+  conditions: Condition[];
+  groups: GroupStatusEntry[];
+}
+
+export function serviceStatus(
+  generation: number,
+  view: ServiceSnapshot | undefined,
+  statuses: Record<number, GroupStatus>,
+  maxUnavailable: number,
+  previous: Condition[],
+  now: Date,
+  invalid?: string,
+): ServiceStatus {
+  const groups = view?.groups ?? [];
+  const wanted = view?.replicas ?? 0;
+  const ready = groups.filter((g) => g.phase === 'Ready').length;
+  const failed = groups.filter((g) => g.failed);
+  const settled = groups.length === wanted && ready === wanted;
+  const condition = (type: Condition['type'], ok: boolean, reason: string, message: string): Condition => {
+    const before = previous.find((c) => c.type === type);
+    const status = ok ? 'True' : 'False';
+    const lastTransitionTime = before?.status === status ? before.lastTransitionTime : now.toISOString();
+    return { type, status, reason, message, lastTransitionTime };
+  };
+  const conditions = [
+    condition(
+      'Available',
+      !invalid && ready >= Math.max(0, wanted - maxUnavailable) && (wanted === 0 || ready > 0),
+      ready >= wanted ? 'AllGroupsReady' : 'MinimumGroupsReady',
+      `${ready} of ${wanted} group(s) ready`,
+    ),
+    condition(
+      'Progressing',
+      !invalid && !settled && failed.length === 0,
+      invalid ? 'InvalidSpec' : settled ? 'Complete' : failed.length > 0 ? 'GroupFailed' : 'Reconciling',
+      settled
+        ? 'every group runs the current template and is ready'
+        : groups
+            .filter((g) => g.phase !== 'Ready')
+            .map((g) => `group ${g.replica} ${g.phase}`)
+            .join(', ') || 'creating groups',
+    ),
+    condition(
+      'Degraded',
+      invalid !== undefined || failed.length > 0,
+      invalid ? 'InvalidSpec' : failed.length > 0 ? 'GroupFailed' : 'AsExpected',
+      invalid ?? (failed.map((g) => `group ${g.replica}: ${g.failed}`).join('; ') || 'no group has failed'),
+    ),
+  ];
+  return {
+    observedGeneration: generation,
+    replicas: groups.length,
+    readyReplicas: ready,
+    readyGroups: `${ready}/${wanted}`,
+    nodesPerGroup: groups[0]?.members.length ?? 0,
+    selector: view ? `${LABEL.service}=${view.name}` : '',
+    conditions,
+    groups: groups.map((g) => ({
+      ...statuses[g.replica],
+      restarts: g.restarts,
+      replica: g.replica,
+      phase: g.phase,
+      readyMembers: `${g.members.filter((m) => m.state === 'Ready').length}/${g.members.length}`,
+      ...(g.lastFailure ? { lastFailureTime: new Date(g.lastFailure.at).toISOString() } : {}),
+    })),
+  };
+}
+
+/** The group statuses a restarted operator carries on with, read back from the object's status. */
+export function groupStatuses(status: { groups?: GroupStatusEntry[] } | undefined): Record<number, GroupStatus> {
+  const out: Record<number, GroupStatus> = {};
+  for (const entry of status?.groups ?? []) {
+    const { replica, phase: _phase, readyMembers: _ready, lastFailureTime: _time, ...kept } = entry;
+    out[replica] = kept;
+  }
+  return out;
+}

@@ -1,0 +1,282 @@
+// The operator on the real control plane: Tandem's own CRD, groups of pods placed by the real
+// scheduler and made Ready by KWOK, recreated whole, scaled through the scale subresource, picked
+// up by a restarted operator, and collected by the real garbage collector.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as k8s from '@kubernetes/client-node';
+import { silentProgress } from '../../src/util/progress.js';
+import { validateDocument } from '../../src/spec/load.js';
+import { inferenceServiceCrd, GROUP, PLURAL, VERSION } from '../../src/runtime/kubernetes/crd.js';
+import { Operator } from '../../src/runtime/kubernetes/operator.js';
+import { LeaderLease } from '../../src/runtime/kubernetes/lease.js';
+import { LABEL } from '../../src/runtime/kubernetes/objects.js';
+import { apiClient, kubeConfig, startCluster, stopCluster, TOPOLOGY_LABEL } from './cluster.js';
+
+let kubeconfig: string;
+let startedHere = false;
+const ns = `tandem-op-${process.pid}`;
+const logs: string[] = [];
+
+before(async () => {
+  const cluster = await startCluster(silentProgress);
+  kubeconfig = cluster.kubeconfig;
+  startedHere = cluster.started;
+  await apiClient(kubeconfig, k8s.CoreV1Api).createNamespace({ body: { metadata: { name: ns } } });
+  const ext = apiClient(kubeconfig, k8s.ApiextensionsV1Api);
+  const crd = inferenceServiceCrd() as unknown as k8s.V1CustomResourceDefinition;
+  const name = crd.metadata!.name!;
+  await ext.deleteCustomResourceDefinition({ name }).catch(() => undefined);
+  await until('the old CRD to go', 30_000, async () =>
+    (await ext.readCustomResourceDefinition({ name }).catch(() => undefined)) ? undefined : true,
+  );
+  await ext.createCustomResourceDefinition({ body: crd });
+  await until('the CRD to be established', 30_000, async () => {
+    const c = await ext.readCustomResourceDefinition({ name });
+    return c.status?.conditions?.some((x) => x.type === 'Established' && x.status === 'True') ? true : undefined;
+  });
+});
+
+after(async () => {
+  if (!kubeconfig) return;
+  await apiClient(kubeconfig, k8s.CoreV1Api)
+    .deleteNamespace({ name: ns })
+    .catch(() => undefined);
+  if (startedHere) await stopCluster();
+});
+
+async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${logs.slice(-20).join('\n')}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+const custom = () => apiClient(kubeconfig, k8s.CustomObjectsApi);
+const core = () => apiClient(kubeconfig, k8s.CoreV1Api);
+const where = { group: GROUP, version: VERSION, namespace: ns, plural: PLURAL };
+
+function isvc(name: string, spec: Record<string, unknown>) {
+  return { apiVersion: `${GROUP}/${VERSION}`, kind: 'InferenceService', metadata: { name }, spec };
+}
+const big = (replicas: number, extra: Record<string, unknown> = {}) => ({
+  model: { servedName: 'big', source: 'hf://org/big-model-GGUF' },
+  engine: { type: 'llamacpp' },
+  parallelism: { nodes: 2 },
+  replicas,
+  resources: { cpu: '4', memory: '16Gi', gpu: 8 },
+  scheduling: { topologyKey: TOPOLOGY_LABEL, placementTimeout: '5s' },
+  failurePolicy: { maxRestarts: 3, window: '10m' },
+  env: { NCCL_DEBUG: 'INFO' },
+  ...extra,
+});
+
+async function pods(service: string): Promise<k8s.V1Pod[]> {
+  return (await core().listNamespacedPod({ namespace: ns, labelSelector: `${LABEL.service}=${service}` })).items;
+}
+const readyPods = (list: k8s.V1Pod[]) =>
+  list.filter(
+    (p) =>
+      !p.metadata?.deletionTimestamp && p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+  );
+async function status(name: string): Promise<Record<string, any>> {
+  return (
+    ((await custom().getNamespacedCustomObject({ ...where, name })) as { status?: Record<string, any> }).status ?? {}
+  );
+}
+
+test('tandem validate and the API server agree on a corpus of InferenceServices', async () => {
+  const base = big(1);
+  const corpus: [string, Record<string, unknown>][] = [
+    ['valid', base],
+    ['valid auto', { ...base, parallelism: 'auto', resources: { memory: '8Gi' } }],
+    ['valid vllm', { ...base, engine: { type: 'vllm' }, parallelism: { nodes: 2, tensor: 8, pipeline: 2 } }],
+    ['valid env values', { ...base, env: { A: 1, B: true, C: 'x' } }],
+    ['valid cpu number', { ...base, resources: { cpu: 1.5, gpu: 0 } }],
+    ['unknown field', { ...base, replicaz: 2 }],
+    ['nodes too many', { ...base, parallelism: { nodes: 300 } }],
+    ['nodes not a number', { ...base, parallelism: { nodes: 'two' } }],
+    ['parallelism word', { ...base, parallelism: 'manual' }],
+    ['auto without memory', { ...base, parallelism: 'auto', resources: { gpu: 0 } }],
+    ['llamacpp tensor', { ...base, parallelism: { nodes: 2, tensor: 2 } }],
+    ['llamacpp pipeline', { ...base, parallelism: { nodes: 2, pipeline: 3 } }],
+    ['bad source', { ...base, model: { servedName: 'x', source: 's3://bucket/m.gguf' } }],
+    ['vllm tp×pp', { ...base, engine: { type: 'vllm' }, parallelism: { nodes: 2, tensor: 3 } }],
+    ['env override', { ...base, env: { LWS_GROUP_SIZE: '3' } }],
+    ['env name', { ...base, env: { 'BAD-NAME': 'x' } }],
+    ['memory quantity', { ...base, resources: { memory: '16 GiB', gpu: 0 } }],
+    ['negative cpu', { ...base, resources: { cpu: -1, gpu: 0 } }],
+    ['rollout zero', { ...base, rollout: { maxUnavailable: 0, maxSurge: 0 } }],
+    ['restart policy', { ...base, restartPolicy: 'Always' }],
+    ['startup timeout', { ...base, startupTimeout: '10 minutes' }],
+  ];
+  const verdicts: string[] = [];
+  for (const [what, spec] of corpus) {
+    const doc = isvc('corpus', spec);
+    const ours = validateDocument(doc).problems;
+    const theirs = await custom()
+      .createNamespacedCustomObject({ ...where, body: doc, dryRun: 'All', fieldValidation: 'Strict' })
+      .then(() => undefined)
+      .catch((err: { body?: string }) => String(err.body));
+    verdicts.push(
+      `${what}: tandem ${ours.length === 0 ? 'accepts' : 'rejects'}, API server ${theirs ? 'rejects' : 'accepts'}`,
+    );
+    assert.equal(
+      ours.length === 0,
+      theirs === undefined,
+      `${what}: tandem ${JSON.stringify(ours)}, API server ${theirs}`,
+    );
+  }
+  assert.ok(verdicts.length === corpus.length);
+});
+
+test('an InferenceService becomes groups of pods: placed, Ready, recreated whole, scaled, picked up, collected', async () => {
+  let operator = new Operator(kubeConfig(kubeconfig), { namespace: ns, log: (l) => logs.push(l), resyncMs: 2000 });
+  await operator.start();
+  try {
+    await custom().createNamespacedCustomObject({ ...where, body: isvc('big', big(2)) });
+    const placed = await until('4 Ready pods', 60_000, async () => {
+      const list = await pods('big');
+      return readyPods(list).length === 4 ? list : undefined;
+    });
+    const nodes = (await core().listNode()).items;
+    const block = (node?: string) => nodes.find((n) => n.metadata?.name === node)?.metadata?.labels?.[TOPOLOGY_LABEL];
+    for (const replica of ['0', '1']) {
+      const members = placed.filter((p) => p.metadata?.labels?.[LABEL.replica] === replica);
+      assert.equal(members.length, 2);
+      assert.equal(new Set(members.map((p) => block(p.spec?.nodeName))).size, 1, 'one topology domain per group');
+      for (const p of members) {
+        const env = Object.fromEntries((p.spec?.containers[0]?.env ?? []).map((e) => [e.name, e.value]));
+        assert.equal(env.LWS_LEADER_ADDRESS, `big-${replica}-0.big-${replica}.${ns}`);
+        assert.equal(env.LWS_GROUP_SIZE, '2');
+        assert.equal(env.LWS_WORKER_INDEX, p.metadata?.labels?.[LABEL.member]);
+        assert.equal(env.NCCL_DEBUG, 'INFO');
+        assert.equal(p.spec?.restartPolicy, 'Never');
+        assert.equal(p.spec?.containers[0]?.resources?.limits?.['nvidia.com/gpu'], '8');
+        assert.equal(p.metadata?.ownerReferences?.[0]?.kind, 'InferenceService');
+      }
+      const leader = members.find((p) => p.metadata?.labels?.[LABEL.member] === '0')!;
+      assert.ok(
+        leader.spec?.containers[0]?.args?.join(' ').includes(`--rpc big-${replica}-1.big-${replica}.${ns}:50052`),
+      );
+    }
+    await until('status 2/2 and Available', 20_000, async () => {
+      const s = await status('big');
+      const available = s.conditions?.find((c: { type: string }) => c.type === 'Available');
+      return s.readyGroups === '2/2' && available?.status === 'True' && s.nodesPerGroup === 2 ? s : undefined;
+    });
+
+    // A worker deleted behind the operator's back: its group is recreated whole, the other untouched.
+    const group0 = placed.filter((p) => p.metadata?.labels?.[LABEL.replica] === '0').map((p) => p.metadata?.uid);
+    const lost = placed.find((p) => p.metadata?.name === 'big-1-1')!;
+    await core().deleteNamespacedPod({ namespace: ns, name: 'big-1-1' });
+    const after = await until('group 1 recreated and Ready', 60_000, async () => {
+      const s = await status('big');
+      const g1 = s.groups?.find((g: { replica: number }) => g.replica === 1);
+      const list = await pods('big');
+      return g1?.restarts === 1 && g1.phase === 'Ready' && readyPods(list).length === 4 ? { s, list } : undefined;
+    });
+    const g1 = after.s.groups.find((g: { replica: number }) => g.replica === 1);
+    assert.match(g1.lastFailure.reason, /^worker 1 (was deleted by someone else|disappeared)$/);
+    assert.ok(g1.lastFailureTime);
+    assert.ok(!after.list.some((p) => p.metadata?.uid === lost.metadata?.uid));
+    const leader1 = placed.find((p) => p.metadata?.name === 'big-1-0')!;
+    assert.ok(!after.list.some((p) => p.metadata?.uid === leader1.metadata?.uid), 'the leader was recreated too');
+    assert.deepEqual(
+      after.list
+        .filter((p) => p.metadata?.labels?.[LABEL.replica] === '0')
+        .map((p) => p.metadata?.uid)
+        .sort(),
+      [...group0].sort(),
+      'group 0 untouched',
+    );
+    const events = (await core().listNamespacedEvent({ namespace: ns })).items.filter(
+      (e) => e.involvedObject.name === 'big',
+    );
+    assert.ok(events.some((e) => e.reason === 'GroupRecreating' && e.type === 'Warning'));
+
+    // A restarted operator picks everything up: no pod recreated, the restart count kept.
+    await operator.stop();
+    const before = (await pods('big')).map((p) => p.metadata?.uid).sort();
+    operator = new Operator(kubeConfig(kubeconfig), { namespace: ns, log: (l) => logs.push(l), resyncMs: 2000 });
+    await operator.start();
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.deepEqual((await pods('big')).map((p) => p.metadata?.uid).sort(), before, 'nothing recreated');
+    const kept = (await status('big')).groups.find((g: { replica: number }) => g.replica === 1);
+    assert.equal(kept.restarts, 1);
+
+    // The scale subresource (kubectl scale) drives spec.replicas.
+    const scale = (await custom().getNamespacedCustomObjectScale({ ...where, name: 'big' })) as {
+      spec: { replicas: number };
+    };
+    assert.equal(scale.spec.replicas, 2);
+    await custom().patchNamespacedCustomObjectScale(
+      { ...where, name: 'big', body: { spec: { replicas: 1 } } },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+    await until('scaled to one group', 60_000, async () => {
+      const list = await pods('big');
+      const s = await status('big');
+      return list.length === 2 && s.readyGroups === '1/1' ? true : undefined;
+    });
+    const services = (await core().listNamespacedService({ namespace: ns })).items.map((s) => s.metadata?.name);
+    assert.deepEqual(services, ['big-0'], "the removed group's headless Service is gone");
+
+    // Deleting the object: the garbage collector removes every pod, Service and NetworkPolicy.
+    await custom().deleteNamespacedCustomObject({ ...where, name: 'big' });
+    const net = apiClient(kubeconfig, k8s.NetworkingV1Api);
+    await until('everything collected', 60_000, async () => {
+      const left =
+        (await pods('big')).length +
+        (await core().listNamespacedService({ namespace: ns })).items.length +
+        (await net.listNamespacedNetworkPolicy({ namespace: ns })).items.length;
+      return left === 0 ? true : undefined;
+    });
+  } finally {
+    await operator.stop();
+  }
+});
+
+test('a group that cannot be placed gives back its placed pods after the deadline, and fails past its budget', async () => {
+  const operator = new Operator(kubeConfig(kubeconfig), { namespace: ns, log: (l) => logs.push(l), resyncMs: 2000 });
+  await operator.start();
+  try {
+    // 5 nodes × 8 GPUs on a cluster of 4 such nodes: never placed whole.
+    const spec = big(1, {
+      parallelism: { nodes: 5 },
+      scheduling: { placementTimeout: '3s' },
+      failurePolicy: { maxRestarts: 1, window: '10m' },
+    });
+    await custom().createNamespacedCustomObject({ ...where, body: isvc('huge', spec) });
+    const s = await until('group Failed', 60_000, async () => {
+      const st = await status('huge');
+      return st.groups?.[0]?.phase === 'Failed' ? st : undefined;
+    });
+    assert.match(s.groups[0].lastFailure.reason, /not placed on a node 3s after its creation/);
+    const degraded = s.conditions.find((c: { type: string }) => c.type === 'Degraded');
+    assert.equal(degraded.status, 'True');
+    assert.match(degraded.message, /more than spec.failurePolicy.maxRestarts \(1\)/);
+    await until('no pod of it left', 30_000, async () => ((await pods('huge')).length === 0 ? true : undefined));
+    await custom().deleteNamespacedCustomObject({ ...where, name: 'huge' });
+  } finally {
+    await operator.stop();
+  }
+});
+
+test('two candidates for the lease: one leads, the other takes over once it is released', async () => {
+  const kc = kubeConfig(kubeconfig);
+  const options = { namespace: ns, name: 'tandem-operator', durationSeconds: 3 };
+  const a = new LeaderLease(kc, { ...options, identity: 'a' });
+  const b = new LeaderLease(kc, { ...options, identity: 'b' });
+  await a.acquire(() => undefined);
+  let bLeads = false;
+  const bDone = b.acquire(() => undefined).then(() => (bLeads = true));
+  await new Promise((r) => setTimeout(r, 2000));
+  assert.equal(bLeads, false, 'b waits while a renews');
+  await a.release();
+  await bDone;
+  assert.equal(bLeads, true);
+  await b.release();
+});
