@@ -49,7 +49,7 @@ export async function prepareServices(loaded: LoadedService[], progress: Progres
     }
     const { parallelism, resources, engine } = service.spec;
     let nodes: number;
-    if (parallelism === 'auto') {
+    if (parallelism.nodes === 'auto') {
       try {
         const layout = autoLayout(
           gguf.arch,

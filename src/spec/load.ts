@@ -36,7 +36,7 @@ export function formatIssues(issues: z.core.$ZodIssue[]): string[] {
         out.push(...formatIssues(best.map((i) => ({ ...i, path: [...issue.path, ...i.path] }))));
         continue;
       }
-      out.push(`${path.join('.')}: must be "auto" or a map with nodes, tensor and pipeline`);
+      out.push(`${path.join('.')}: ${issue.message}`);
       continue;
     }
     if (issue.code === 'unrecognized_keys') {

@@ -26,7 +26,8 @@ const text = (what: string) => z.string({ error: `must be ${what}` }).min(1, { e
 // Kubernetes resource.Quantity, as users write it, up to `max` (in its base unit).
 const quantity = (max: number, unit: string) =>
   z
-    .union([z.number(), z.string()], { error: 'must be a quantity such as 2, "500m" or "16Gi"' })
+    // Integers or strings, as Kubernetes takes quantities: 1.5 CPUs is "1500m" or "1.5".
+    .union([z.int(), z.string()], { error: 'must be a quantity such as 2, "500m" or "16Gi"' })
     .refine((q) => typeof q === 'number' || QUANTITY.test(q), {
       error: 'must be a quantity such as 2, "500m" or "16Gi"',
       abort: true,
@@ -49,7 +50,8 @@ const envName = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const env = z
   .record(
     z.string(),
-    z.union([z.string(), z.number(), z.boolean()], { error: 'must be a string, number or boolean' }),
+    // What a Kubernetes API server takes for an untyped scalar: a string or an integer.
+    z.union([z.string(), z.int()], { error: 'must be a string or an integer (quote other values: "true", "0.5")' }),
     {
       error: 'must be a map of variable names to values',
     },
@@ -110,19 +112,18 @@ export const InferenceServiceSchema = z
             env,
           })
           .strict(),
-        /** "auto": the planner picks the group size from the model and spec.resources.memory. */
         parallelism: z
-          .union([
-            z.literal('auto'),
-            z
-              .object({
-                /** Group size: the leader and nodes − 1 workers. */
-                nodes: count(1, MAX_NODES).default(1),
-                tensor: count(1, 1024).optional(),
-                pipeline: count(1, MAX_NODES).optional(),
+          .object({
+            /** Group size: the leader and nodes − 1 workers; "auto": the planner sizes it to spec.resources.memory. */
+            nodes: z
+              .union([z.literal('auto'), count(1, MAX_NODES)], {
+                error: `must be an integer from 1 to ${MAX_NODES}, or auto`,
               })
-              .strict(),
-          ])
+              .default(1),
+            tensor: count(1, 1024).optional(),
+            pipeline: count(1, MAX_NODES).optional(),
+          })
+          .strict()
           .default({ nodes: 1 }),
         replicas: count(0, 1000).default(1),
         restartPolicy: z
@@ -175,15 +176,15 @@ export const InferenceServiceSchema = z
     if (svc.spec.rollout.maxUnavailable === 0 && svc.spec.rollout.maxSurge === 0) {
       issue(['spec', 'rollout'], 'maxUnavailable and maxSurge cannot both be 0: a rollout could never start');
     }
-    if (p === 'auto') {
+    if (p.nodes === 'auto') {
       if (resources.memory === undefined)
         issue(
           ['spec', 'resources', 'memory'],
-          'is required when spec.parallelism is auto: the planner sizes the group to it',
+          'is required when spec.parallelism.nodes is auto: the planner sizes the group to it',
         );
       if (engine.type !== 'llamacpp')
         issue(
-          ['spec', 'parallelism'],
+          ['spec', 'parallelism', 'nodes'],
           'auto is planned for llamacpp on the embedded default; set nodes, tensor and pipeline for vllm and sglang',
         );
       return;

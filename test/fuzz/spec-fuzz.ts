@@ -83,7 +83,11 @@ export function fuzzSpecs(seed: number, count: number): FuzzResult {
   const dir = mkdtempSync(join(tmpdir(), 'tandem-fuzz-spec-'));
   const bases = [
     tinySpec('a', { parallelism: { nodes: 2 }, replicas: 2 }),
-    tinySpec('b', { parallelism: 'auto', resources: { cpu: '500m', memory: '64Mi' }, startupTimeout: '90s' }),
+    tinySpec('b', {
+      parallelism: { nodes: 'auto' },
+      resources: { cpu: '500m', memory: '64Mi' },
+      startupTimeout: '90s',
+    }),
     tinySpec('c', { engine: { type: 'llamacpp', args: ['--ctx-size', '512'], env: { A: '1' } } }),
   ] as unknown as Json[];
   const result: FuzzResult = { cases: 0, crashes: [], accepted: 0 };

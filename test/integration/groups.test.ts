@@ -128,7 +128,7 @@ test('a leader that hangs while loading is recreated after spec.startupTimeout, 
 
 test('parallelism auto: the planner sizes the group from spec.resources.memory, and it answers like one node', async () => {
   const running = await startServices([
-    tinySpec('auto', { parallelism: 'auto', resources: { cpu: 1, memory: '64Mi' } }),
+    tinySpec('auto', { parallelism: { nodes: 'auto' }, resources: { cpu: 1, memory: '64Mi' } }),
     tinySpec('ref', { parallelism: { nodes: 1 } }),
   ]);
   try {

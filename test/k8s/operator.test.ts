@@ -23,7 +23,8 @@ before(async () => {
   startedHere = cluster.started;
   await apiClient(kubeconfig, k8s.CoreV1Api).createNamespace({ body: { metadata: { name: ns } } });
   const ext = apiClient(kubeconfig, k8s.ApiextensionsV1Api);
-  const crd = inferenceServiceCrd() as unknown as k8s.V1CustomResourceDefinition;
+  // Through the client's own model, so that it serializes the x-kubernetes-* extensions.
+  const crd = k8s.loadYaml<k8s.V1CustomResourceDefinition>(JSON.stringify(inferenceServiceCrd()));
   const name = crd.metadata!.name!;
   await ext.deleteCustomResourceDefinition({ name }).catch(() => undefined);
   await until('the old CRD to go', 30_000, async () =>
@@ -91,15 +92,21 @@ test('tandem validate and the API server agree on a corpus of InferenceServices'
   const base = big(1);
   const corpus: [string, Record<string, unknown>][] = [
     ['valid', base],
-    ['valid auto', { ...base, parallelism: 'auto', resources: { memory: '8Gi' } }],
+    ['valid auto', { ...base, parallelism: { nodes: 'auto' }, resources: { memory: '8Gi' } }],
     ['valid vllm', { ...base, engine: { type: 'vllm' }, parallelism: { nodes: 2, tensor: 8, pipeline: 2 } }],
-    ['valid env values', { ...base, env: { A: 1, B: true, C: 'x' } }],
-    ['valid cpu number', { ...base, resources: { cpu: 1.5, gpu: 0 } }],
+    ['valid env values', { ...base, env: { A: 1, C: 'x' } }],
+    ['env boolean', { ...base, env: { B: true } }],
+    ['cpu fraction as a number', { ...base, resources: { cpu: 1.5, gpu: 0 } }],
+    ['valid cpu string', { ...base, resources: { cpu: '1.5', gpu: 0 } }],
     ['unknown field', { ...base, replicaz: 2 }],
     ['nodes too many', { ...base, parallelism: { nodes: 300 } }],
     ['nodes not a number', { ...base, parallelism: { nodes: 'two' } }],
     ['parallelism word', { ...base, parallelism: 'manual' }],
-    ['auto without memory', { ...base, parallelism: 'auto', resources: { gpu: 0 } }],
+    [
+      'nodes auto on vllm',
+      { ...base, engine: { type: 'vllm' }, parallelism: { nodes: 'auto' }, resources: { memory: '8Gi' } },
+    ],
+    ['auto without memory', { ...base, parallelism: { nodes: 'auto' }, resources: { gpu: 0 } }],
     ['llamacpp tensor', { ...base, parallelism: { nodes: 2, tensor: 2 } }],
     ['llamacpp pipeline', { ...base, parallelism: { nodes: 2, pipeline: 3 } }],
     ['bad source', { ...base, model: { servedName: 'x', source: 's3://bucket/m.gguf' } }],

@@ -15,27 +15,11 @@ const rule = (rule: string, message: string, fieldPath?: string) => ({
   ...(fieldPath ? { fieldPath } : {}),
 });
 
-// Values a zod union gives several JSON types: untyped in the CRD, checked in CEL.
-const number = (max: number) =>
-  `(type(self) == int || type(self) == double) && double(self) > 0.0 && double(self) <= ${max}.0`;
-const quantity = (max: string, maxNumber: number, message: string): Schema => ({
-  'x-kubernetes-preserve-unknown-fields': true,
-  'x-kubernetes-validations': [
-    rule(
-      `type(self) == string ? (isQuantity(self) && self.matches('^[0-9]+(\\\\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$') && quantity(self).isGreaterThan(quantity('0')) && quantity(self).compareTo(quantity('${max}')) <= 0) : (${number(maxNumber)})`,
-      message,
-    ),
-  ],
-});
 const env: Schema = {
   type: 'object',
   default: {},
-  additionalProperties: { 'x-kubernetes-preserve-unknown-fields': true },
+  additionalProperties: { 'x-kubernetes-int-or-string': true, anyOf: [{ type: 'integer' }, { type: 'string' }] },
   'x-kubernetes-validations': [
-    rule(
-      'self.all(k, type(self[k]) == string || type(self[k]) == int || type(self[k]) == double || type(self[k]) == bool)',
-      'values must be strings, numbers or booleans',
-    ),
     rule("self.all(k, k.matches('^[A-Za-z_][A-Za-z0-9_]*$'))", 'names must be valid environment variable names'),
     rule(
       `!self.exists(k, k in [${GROUP_ENV.map((n) => `'${n}'`).join(', ')}])`,
@@ -43,27 +27,40 @@ const env: Schema = {
     ),
   ],
 };
-const parallelism: Schema = {
-  default: { nodes: 1 },
-  'x-kubernetes-preserve-unknown-fields': true,
+const nodesSchema: Schema = {
+  default: 1,
+  'x-kubernetes-int-or-string': true,
+  anyOf: [{ type: 'integer' }, { type: 'string' }],
   'x-kubernetes-validations': [
     rule(
-      "type(self) == string ? self == 'auto' : (type(self) == map && self.all(k, k in ['nodes', 'tensor', 'pipeline']) && (!has(self.nodes) || (type(self.nodes) == int && self.nodes >= 1 && self.nodes <= 256)) && (!has(self.tensor) || (type(self.tensor) == int && self.tensor >= 1 && self.tensor <= 1024)) && (!has(self.pipeline) || (type(self.pipeline) == int && self.pipeline >= 1 && self.pipeline <= 256)))",
-      'must be auto, or {nodes, tensor, pipeline} with nodes and pipeline from 1 to 256 and tensor from 1 to 1024',
+      "type(self) == int ? (self >= 1 && self <= 256) : self == 'auto'",
+      'must be an integer from 1 to 256, or auto',
     ),
   ],
 };
+// Kubernetes quantities are integers or strings (as in a Pod's resources).
+const quantity = (max: string, message: string): Schema => ({
+  'x-kubernetes-int-or-string': true,
+  anyOf: [{ type: 'integer' }, { type: 'string' }],
+  'x-kubernetes-validations': [
+    rule(
+      `type(self) == string ? (isQuantity(self) && self.matches('^[0-9]+([.][0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$') && quantity(self).isGreaterThan(quantity('0')) && quantity(self).compareTo(quantity('${max}')) <= 0) : (self > 0 && self <= ${max === '1Pi' ? 2 ** 50 : Number(max)})`,
+      message,
+    ),
+  ],
+});
 
 /** Where the zod JSON Schema cannot be made structural by rule: these paths are replaced. */
 const REPLACED: Record<string, Schema> = {
-  'spec.parallelism': parallelism,
+  'spec.parallelism.nodes': nodesSchema,
   'spec.env': env,
   'spec.engine.env': env,
-  'spec.resources.cpu': quantity('1024', 1024, 'must be a quantity such as 2 or "500m", more than 0 and at most 1024'),
-  'spec.resources.memory': quantity('1Pi', 2 ** 50, 'must be a quantity such as "16Gi", more than 0 and at most 1Pi'),
+  'spec.resources.cpu': quantity('1024', 'must be a quantity such as 2 or "500m", more than 0 and at most 1024'),
+  'spec.resources.memory': quantity('1Pi', 'must be a quantity such as "16Gi", more than 0 and at most 1Pi'),
 };
 
-const nodes = '(type(self.parallelism) == map && has(self.parallelism.nodes) ? self.parallelism.nodes : 1)';
+const groupNodes = '(has(self.parallelism.nodes) && type(self.parallelism.nodes) == int ? self.parallelism.nodes : 1)';
+const auto = "(has(self.parallelism.nodes) && string(self.parallelism.nodes) == 'auto')";
 const gpus = '(self.resources.gpu > 0 ? self.resources.gpu : 1)';
 /** The superRefine rules of spec/schema.ts, in the same words. */
 const SPEC_RULES = [
@@ -72,19 +69,19 @@ const SPEC_RULES = [
     'rollout: maxUnavailable and maxSurge cannot both be 0: a rollout could never start',
   ),
   rule(
-    'type(self.parallelism) != string || has(self.resources.memory)',
-    'resources.memory is required when parallelism is auto: the planner sizes the group to it',
+    `!${auto} || has(self.resources.memory)`,
+    'resources.memory is required when parallelism.nodes is auto: the planner sizes the group to it',
   ),
   rule(
-    "type(self.parallelism) != string || self.engine.type == 'llamacpp'",
-    'parallelism: auto is planned for llamacpp; set nodes, tensor and pipeline for vllm and sglang',
+    `!${auto} || self.engine.type == 'llamacpp'`,
+    'parallelism.nodes: auto is planned for llamacpp; set nodes, tensor and pipeline for vllm and sglang',
   ),
   rule(
-    "self.engine.type != 'llamacpp' || type(self.parallelism) == string || !has(self.parallelism.tensor) || self.parallelism.tensor == 1",
+    "self.engine.type != 'llamacpp' || !has(self.parallelism.tensor) || self.parallelism.tensor == 1",
     'parallelism.tensor must be 1 for llamacpp: llama.cpp splits a model across nodes by layers (pipeline), not tensors',
   ),
   rule(
-    `self.engine.type != 'llamacpp' || type(self.parallelism) == string || !has(self.parallelism.pipeline) || self.parallelism.pipeline == ${nodes}`,
+    `self.engine.type != 'llamacpp' || ${auto} || !has(self.parallelism.pipeline) || self.parallelism.pipeline == ${groupNodes}`,
     'parallelism.pipeline must equal parallelism.nodes for llamacpp: each node holds one stage',
   ),
   rule(
@@ -96,7 +93,7 @@ const SPEC_RULES = [
     'startupPolicy must be WorkersReady for llamacpp: llama-server aborts unless every RPC worker accepts connections',
   ),
   rule(
-    `self.engine.type == 'llamacpp' || type(self.parallelism) == string || (has(self.parallelism.tensor) ? self.parallelism.tensor : ${gpus}) * (has(self.parallelism.pipeline) ? self.parallelism.pipeline : ${nodes}) == ${nodes} * ${gpus}`,
+    `self.engine.type == 'llamacpp' || ${auto} || (has(self.parallelism.tensor) ? self.parallelism.tensor : ${gpus}) * (has(self.parallelism.pipeline) ? self.parallelism.pipeline : ${groupNodes}) == ${groupNodes} * ${gpus}`,
     "parallelism: tensor × pipeline must equal the group's GPUs (nodes × resources.gpu)",
   ),
 ];

@@ -85,11 +85,25 @@ export function memberPod(obj: ServiceObject, group: GroupRef, member: MemberTem
       subdomain: groupName(group),
       ...(topologyKey
         ? {
-            // Every member next to the others; the first one placed picks the domain.
+            // Every member next to the others (the first one placed picks the domain), and one group
+            // per domain, as LWS's exclusive topology: two groups half-placed in one domain deadlock.
             affinity: {
               podAffinity: {
                 requiredDuringSchedulingIgnoredDuringExecution: [
                   { labelSelector: { matchLabels: groupLabels(group) }, topologyKey },
+                ],
+              },
+              podAntiAffinity: {
+                requiredDuringSchedulingIgnoredDuringExecution: [
+                  {
+                    labelSelector: {
+                      matchExpressions: [
+                        { key: LABEL.service, operator: 'In', values: [group.service] },
+                        { key: LABEL.replica, operator: 'NotIn', values: [String(group.replica)] },
+                      ],
+                    },
+                    topologyKey,
+                  },
                 ],
               },
             },

@@ -12,8 +12,9 @@ export function clusterServiceTemplate(obj: ServiceObject): ServiceTemplate {
   if (spec.engine.type !== 'llamacpp') {
     throw new Error(`spec.engine.type: ${spec.engine.type} is not rendered for pods by this version of Tandem yet`);
   }
-  if (spec.parallelism === 'auto') {
-    throw new Error('spec.parallelism: auto reads the model file, which the operator cannot: set nodes');
+  const nodes = spec.parallelism.nodes;
+  if (nodes === 'auto') {
+    throw new Error('spec.parallelism.nodes: auto reads the model file, which the operator cannot: set a number');
   }
   const source = spec.model.source;
   const hf = /^hf:\/\/(.+)$/.exec(source);
@@ -28,6 +29,6 @@ export function clusterServiceTemplate(obj: ServiceObject): ServiceTemplate {
     obj.service,
     hf ? { hfRepo: hf[1]! } : { path: `${MODEL_MOUNT}/${pvc![1]!}` },
     { ...LLAMACPP_IN_IMAGE, commit: image, bindAll: true },
-    spec.parallelism.nodes,
+    nodes,
   );
 }
