@@ -74,8 +74,8 @@ export function planGroup(
           status.members,
           failed.map((f) => f.index),
         );
-    status = { ...counted, members };
     const doomed = whole ? live : live.filter((m) => failed.some((f) => f.uid === m.uid));
+    status = { ...counted, members, counted: deleted(counted, doomed) };
     return {
       phase: status.failed ? 'Failed' : 'Recreating',
       steps: all(doomed),
@@ -88,11 +88,22 @@ export function planGroup(
 
   const complete = template.members.every((t) => live.some((m) => m.index === t.index));
   if (live.some((m) => m.templateHash !== template.hash)) {
-    if (mayRoll || !complete) return { phase: 'Updating', steps: all(live), status: { ...status, members: {} } };
+    if (mayRoll || !complete) {
+      return {
+        phase: 'Updating',
+        steps: all(live),
+        status: { ...status, members: {}, counted: deleted(status, live) },
+      };
+    }
     return { phase: live.every((m) => m.ready) ? 'Ready' : 'Starting', steps: [], status };
   }
 
-  status = { ...status, members: Object.fromEntries(live.map((m) => [String(m.index), m.uid])) };
+  // Members this group deleted may still look alive in a stale cache: never take them for the new incarnation.
+  const gone = new Set(status.counted ?? []);
+  status = {
+    ...status,
+    members: Object.fromEntries(live.filter((m) => !gone.has(m.uid)).map((m) => [String(m.index), m.uid])),
+  };
   const present = new Map(live.map((m) => [m.index, m]));
   const missing = template.members.map((m) => m.index).filter((i) => !present.has(i));
   if (missing.length === 0) {
@@ -196,6 +207,11 @@ export function recordFailure(
 /** Status once the group is Ready again: the next failure backs off from the start. */
 export function recordReady(status: GroupStatus): GroupStatus {
   return status.consecutiveFailures ? { ...status, consecutiveFailures: 0 } : status;
+}
+
+/** Uids this group deleted (or saw fail): their later sightings are neither failures nor members. */
+function deleted(status: GroupStatus, members: ObservedMember[]): string[] {
+  return [...new Set([...(status.counted ?? []), ...members.map((m) => m.uid)])].slice(-COUNTED_KEPT);
 }
 
 function withoutIndices(members: Record<string, string> | undefined, indices: number[]): Record<string, string> {

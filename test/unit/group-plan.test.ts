@@ -217,3 +217,15 @@ test('past failurePolicy.maxRestarts within the window the group is Failed until
   for (let i = 0; i < 6; i++) spread = recordFailure(spread, t, 'x', [`s${i}`], i * 600_000);
   assert.equal(spread.failed, undefined);
 });
+
+test('a member this group deleted is neither lost nor re-adopted while a stale cache still shows it (found on the k8s tier)', () => {
+  const t = template(2, 'WorkersReady');
+  const failed = planGroup(t, [running(0, true), exited(1)], fresh, 0);
+  // The worker is gone, the leader's deletion not yet seen: it looks alive.
+  const stale = planGroup(t, [running(0, true)], failed.status, 10);
+  assert.equal(stale.failure, undefined);
+  assert.deepEqual(stale.status.members, {});
+  const seen = planGroup(t, [{ ...running(0, true), terminating: true }], stale.status, 20);
+  assert.equal(seen.failure, undefined, 'not "leader 0 disappeared"');
+  assert.equal(seen.status.restarts, 1);
+});
