@@ -45,12 +45,19 @@ after(async () => {
   if (startedHere) await stopCluster();
 });
 
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+async function until<T>(
+  what: string | (() => string),
+  timeoutMs: number,
+  probe: () => Promise<T | undefined>,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
     if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${logs.slice(-20).join('\n')}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out waiting for ${typeof what === 'string' ? what : what()}\n${logs.slice(-20).join('\n')}`,
+      );
     await new Promise((r) => setTimeout(r, 200));
   }
 }
@@ -223,11 +230,17 @@ test('an InferenceService becomes groups of pods: placed, Ready, recreated whole
       { ...where, name: 'big', body: { spec: { replicas: 1 } } },
       k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
     );
-    await until('scaled to one group', 60_000, async () => {
-      const list = await pods('big');
-      const s = await status('big');
-      return list.length === 2 && s.readyGroups === '1/1' ? true : undefined;
-    });
+    let last = '';
+    await until(
+      () => `scaled to one group (last: ${last})`,
+      60_000,
+      async () => {
+        const list = await pods('big');
+        const s = await status('big');
+        last = `${list.map((p) => p.metadata?.name).join(',')} ${JSON.stringify(s.readyGroups)} ${JSON.stringify(s.groups?.map((g: { phase: string }) => g.phase))}`;
+        return list.length === 2 && s.readyGroups === '1/1' ? true : undefined;
+      },
+    );
     const services = (await core().listNamespacedService({ namespace: ns })).items.map((s) => s.metadata?.name);
     assert.deepEqual(services, ['big-0'], "the removed group's headless Service is gone");
 

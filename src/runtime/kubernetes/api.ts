@@ -11,17 +11,33 @@ export async function ignoreStatus<T>(status: number, call: Promise<T>): Promise
   }
 }
 
-/** Starts an informer (LIST then WATCH) and restarts it whenever its watch ends in an error. */
-export async function watchForever<T extends k8s.KubernetesObject>(
-  informer: k8s.Informer<T>,
-  what: string,
-  log: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
-): Promise<void> {
-  informer.on('error', (err?: unknown) => {
-    log(`tandem: watch on ${what} ended (${(err as Error | undefined)?.message ?? 'no reason'}); restarting in 1 s`);
-    setTimeout(() => void informer.start().catch(() => undefined), 1000);
-  });
-  await informer.start();
+/** An informer (LIST then WATCH) restarted whenever its watch ends in an error, until stopped. */
+export class Watch<T extends k8s.KubernetesObject> {
+  private stopped = false;
+
+  constructor(
+    private readonly informer: k8s.Informer<T>,
+    what: string,
+    log: (line: string) => void,
+  ) {
+    informer.on('error', (err?: unknown) => {
+      if (this.stopped) return; // our own stop() aborts the request: not an error
+      log(`tandem: watch on ${what} ended (${(err as Error | undefined)?.message ?? 'no reason'}); restarting in 1 s`);
+      setTimeout(() => {
+        if (!this.stopped) void informer.start().catch(() => undefined);
+      }, 1000);
+    });
+  }
+
+  start(): Promise<void> {
+    this.stopped = false;
+    return this.informer.start();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.informer.stop();
+  }
 }
 
 /** The message of an API error: the API server's own Status message when there is one. */

@@ -12,7 +12,7 @@ import { GROUP, PLURAL, VERSION } from './crd.js';
 import type { ServiceObject } from './objects.js';
 import { clusterServiceTemplate } from './render.js';
 import { groupStatuses, serviceStatus, type Condition, type GroupStatusEntry } from './service-status.js';
-import { apiMessage, ignoreStatus, watchForever } from './api.js';
+import { apiMessage, ignoreStatus, Watch } from './api.js';
 
 interface InferenceServiceObject extends k8s.KubernetesObject {
   spec?: unknown;
@@ -41,6 +41,7 @@ export class Operator implements StatusStore {
   private readonly custom: k8s.CustomObjectsApi;
   private readonly core: k8s.CoreV1Api;
   private readonly tracked = new Map<string, Tracked>();
+  private readonly watch: Watch<InferenceServiceObject>;
   private readonly log: (line: string) => void;
 
   constructor(
@@ -51,7 +52,7 @@ export class Operator implements StatusStore {
     this.log = options.log ?? ((line) => process.stderr.write(`${line}\n`));
     this.custom = kc.makeApiClient(k8s.CustomObjectsApi);
     this.core = kc.makeApiClient(k8s.CoreV1Api);
-    this.platform = new KubernetesPlatform(kc, namespace, (name) => this.tracked.get(name)?.valid);
+    this.platform = new KubernetesPlatform(kc, namespace, (name) => this.tracked.get(name)?.valid, this.log);
     this.reconciler = new Reconciler(this.platform, this, { resyncMs: options.resyncMs ?? 30_000 });
     this.objects = k8s.makeInformer(
       kc,
@@ -64,6 +65,7 @@ export class Operator implements StatusStore {
           plural: PLURAL,
         }) as Promise<k8s.KubernetesListObject<InferenceServiceObject>>,
     );
+    this.watch = new Watch(this.objects, PLURAL, this.log);
     this.objects.on('add', (o) => this.sync(o));
     this.objects.on('update', (o) => this.sync(o));
     this.objects.on('delete', (o) => {
@@ -80,14 +82,14 @@ export class Operator implements StatusStore {
   /** Watches pods first (so the first passes see them), then the objects, then reconciles. */
   async start(): Promise<void> {
     await this.platform.start();
-    await watchForever(this.objects, PLURAL, this.log);
+    await this.watch.start();
     this.reconciler.start();
   }
 
   /** Stops acting; every pod keeps running for the next operator. */
   async stop(): Promise<void> {
     await this.reconciler.stop();
-    await this.objects.stop();
+    await this.watch.stop();
     await this.platform.stop();
   }
 
@@ -108,12 +110,12 @@ export class Operator implements StatusStore {
   private sync(object: InferenceServiceObject): void {
     const name = object.metadata?.name ?? '';
     const known = this.tracked.get(name);
+    const seenGeneration = known?.object.metadata?.generation;
     const t: Tracked = known ?? { object, statuses: groupStatuses(object.status) };
     t.object = object;
     this.tracked.set(name, t);
-    if (known && known.object.metadata?.generation === object.metadata?.generation && (known.valid || known.invalid)) {
-      return; // a status write of ours, or metadata: the spec is as it was
-    }
+    // A status write of ours, or a metadata change: the spec is as it was.
+    if (known && seenGeneration === object.metadata?.generation) return;
     const { service, problems } = validateDocument({
       apiVersion: API_VERSION,
       kind: 'InferenceService',

@@ -15,13 +15,14 @@ import {
   podName,
   type ServiceObject,
 } from './objects.js';
-import { ignoreStatus, watchForever } from './api.js';
+import { ignoreStatus, Watch } from './api.js';
 
 export class KubernetesPlatform implements Platform {
   private readonly core: k8s.CoreV1Api;
   private readonly net: k8s.NetworkingV1Api;
   private readonly pods: k8s.Informer<k8s.V1Pod> & k8s.ObjectCache<k8s.V1Pod>;
   private readonly listeners: ((service: string) => void)[] = [];
+  private readonly watch: Watch<k8s.V1Pod>;
   /** Groups whose Service and NetworkPolicy exist (created once per group per operator). */
   private readonly fenced = new Set<string>();
 
@@ -30,6 +31,7 @@ export class KubernetesPlatform implements Platform {
     private readonly namespace: string,
     /** The InferenceService a group belongs to, from the operator's cache. */
     private readonly owner: (service: string) => ServiceObject | undefined,
+    log: (line: string) => void,
   ) {
     this.core = kc.makeApiClient(k8s.CoreV1Api);
     this.net = kc.makeApiClient(k8s.NetworkingV1Api);
@@ -46,15 +48,16 @@ export class KubernetesPlatform implements Platform {
     this.pods.on('add', changed);
     this.pods.on('update', changed);
     this.pods.on('delete', changed);
+    this.watch = new Watch(this.pods, 'pods', log);
   }
 
   /** Fills the cache (a LIST), then keeps it current with a WATCH, restarted after errors. */
   start(): Promise<void> {
-    return watchForever(this.pods, 'pods');
+    return this.watch.start();
   }
 
-  async stop(): Promise<void> {
-    await this.pods.stop();
+  stop(): Promise<void> {
+    return this.watch.stop();
   }
 
   async endpoints(group: GroupRef, size: number): Promise<Endpoint[]> {
