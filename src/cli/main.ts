@@ -19,6 +19,7 @@ import { currentRun, readStatus, reapLeftovers } from './state.js';
 import { waitForExit } from '../util/process.js';
 import { parseDuration } from '../spec/duration.js';
 import { DEFAULT_TIMEOUTS } from '../gateway/server.js';
+import { clusterLogs, clusterStatus, installManifests, loadKubeConfig, namespaceOf, runOperator } from './cluster.js';
 
 const DEFAULT_DRAIN_MS = 30_000;
 
@@ -36,6 +37,8 @@ Commands:
   validate FILE…   check InferenceService files; every problem is listed (exit code 2 if any)
   prepare          build llama.cpp and make the project's model into the cache (once)
   schema           print the InferenceService JSON Schema
+  operator         run the Kubernetes operator (InferenceService objects become groups of pods)
+  install          print the CRD, RBAC and Deployment that install the operator on a cluster
   version          print versions
 
 Run 'tandem <command> --help' for a command's options.`,
@@ -57,13 +60,27 @@ Options:
   --drain-timeout D         on Ctrl-C or SIGTERM, how long requests in flight may take to finish
                             before the groups stop (default 30s)
 Durations: 90s, 10m, 1h30m, 500ms.`,
-  status: `Usage: tandem status [--json]
+  status: `Usage: tandem status [--json] [--kubeconfig FILE [--namespace NS]]
 
 Shows the gateway and every group member of the 'tandem up' running from this folder (its state is
-in $TANDEM_STATE, default ./.tandem), with restarts and the latest failures.`,
-  logs: `Usage: tandem logs SERVICE [--replica N] [--member M] [-f]
+in $TANDEM_STATE, default ./.tandem), with restarts and the latest failures. With --kubeconfig (or
+--namespace), shows the InferenceServices of a cluster instead: ready groups, each group's phase,
+ready members, restarts and last failure.`,
+  logs: `Usage: tandem logs SERVICE [--replica N] [--member M] [-f] [--kubeconfig FILE [--namespace NS]]
 
-Prints a group member's log (default: replica 0, member 0 = the leader); -f follows it.`,
+Prints a group member's log (default: replica 0, member 0 = the leader); -f follows it (locally).
+With --kubeconfig (or --namespace), prints the member pod's log from the cluster.`,
+  operator: `Usage: tandem operator [--kubeconfig FILE] [--namespace NS]
+
+Runs the operator for one namespace (default: the kubeconfig context's, else "default"): every
+InferenceService there becomes groups of pods, kept, recreated whole, rolled and scaled. Several may
+run; a Lease (NS/tandem-operator) lets one act at a time. Stopping it leaves every pod running.
+Kubeconfig: --kubeconfig, else KUBECONFIG, else ~/.kube/config, else the pod's service account.`,
+  install: `Usage: tandem install --image IMAGE [--namespace NS]
+
+Prints, as YAML for 'kubectl apply -f -': the InferenceService CRD, a ServiceAccount with a Role
+limited to what the operator does in NS (default tandem-system), and a Deployment of two operator
+replicas running IMAGE (an image with this package, its entrypoint 'tandem').`,
   down: `Usage: tandem down
 
 Stops the 'tandem up' running from this folder and waits until every process it started is gone.
@@ -156,8 +173,12 @@ const OPTIONS: Record<string, Options> = {
     'idle-timeout': { type: 'string' },
     'drain-timeout': { type: 'string' },
   },
-  status: { json: { type: 'boolean' } },
+  status: { json: { type: 'boolean' }, kubeconfig: { type: 'string' }, namespace: { type: 'string' } },
+  operator: { kubeconfig: { type: 'string' }, namespace: { type: 'string' } },
+  install: { image: { type: 'string' }, namespace: { type: 'string' } },
   logs: {
+    kubeconfig: { type: 'string' },
+    namespace: { type: 'string' },
     'log-dir': { type: 'string' },
     replica: { type: 'string' },
     member: { type: 'string' },
@@ -247,8 +268,22 @@ async function main(argv: string[]): Promise<number> {
       });
       return -1; // keeps running until a signal
     }
-    case 'status':
-      return status(values.json === true);
+    case 'status': {
+      if (text('kubeconfig') === undefined && text('namespace') === undefined) return status(values.json === true);
+      const kc = loadKubeConfig(text('kubeconfig'));
+      return clusterStatus(kc, namespaceOf(kc, text('namespace')), values.json === true);
+    }
+    case 'operator': {
+      const kc = loadKubeConfig(text('kubeconfig'));
+      await runOperator(kc, namespaceOf(kc, text('namespace')));
+      return -1; // keeps running until a signal
+    }
+    case 'install': {
+      const image = text('image');
+      if (!image) throw new UsageError('install: --image IMAGE is required (an image with tandem as its entrypoint)');
+      process.stdout.write(installManifests(text('namespace') ?? 'tandem-system', image));
+      return 0;
+    }
     case 'plan':
       return planCommand(values as PlanFlags);
     case 'logs': {
@@ -259,6 +294,11 @@ async function main(argv: string[]): Promise<number> {
         if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name}: must be an integer ≥ 0`);
         return n;
       };
+      if (text('kubeconfig') !== undefined || text('namespace') !== undefined) {
+        const kc = loadKubeConfig(text('kubeconfig'));
+        await clusterLogs(kc, namespaceOf(kc, text('namespace')), service, index('replica'), index('member'));
+        return 0;
+      }
       const logDir = text('log-dir') ?? currentRun(stateDir())?.logDir ?? join(stateDir(), 'logs');
       await showLog(
         join(logDir, service, `replica-${index('replica')}`, `member-${index('member')}.log`),

@@ -3,6 +3,11 @@
 // up by a restarted operator, and collected by the real garbage collector.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
 import { silentProgress } from '../../src/util/progress.js';
 import { validateDocument } from '../../src/spec/load.js';
@@ -300,3 +305,92 @@ test('two candidates for the lease: one leads, the other takes over once it is r
   assert.equal(bLeads, true);
   await b.release();
 });
+
+test('tandem install applies with least privilege; two `tandem operator` processes: one acts, the other takes over', async () => {
+  const cli = join(dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
+  const manifests = execFileSync(
+    process.execPath,
+    [cli, 'install', '--image', 'example/tandem:test', '--namespace', ns],
+    {
+      encoding: 'utf8',
+    },
+  );
+  const docs = k8s.loadAllYaml(manifests) as k8s.KubernetesObject[];
+  assert.deepEqual(
+    docs.map((d) => d.kind),
+    ['CustomResourceDefinition', 'ServiceAccount', 'Role', 'RoleBinding', 'Deployment'],
+  );
+  const objects = k8s.KubernetesObjectApi.makeApiClient(kubeConfig(kubeconfig));
+  for (const d of docs.slice(1, 4)) await objects.create(d);
+
+  // The operators run as the installed ServiceAccount: its Role must be enough.
+  const token = await core().createNamespacedServiceAccountToken({
+    namespace: ns,
+    name: 'tandem-operator',
+    body: { spec: { audiences: [], expirationSeconds: 3600 } },
+  });
+  const admin = kubeConfig(kubeconfig);
+  const cluster = admin.getCurrentCluster()!;
+  const saConfig = join(mkdtempSync(join(tmpdir(), 'tandem-sa-')), 'kubeconfig');
+  writeFileSync(
+    saConfig,
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'c', cluster: { server: cluster.server, 'certificate-authority-data': readCa(cluster) } }],
+      users: [{ name: 'sa', user: { token: token.status?.token } }],
+      contexts: [{ name: 'sa', context: { cluster: 'c', user: 'sa', namespace: ns } }],
+      'current-context': 'sa',
+    }),
+  );
+  const start = () => {
+    const child = spawn(process.execPath, [cli, 'operator', '--kubeconfig', saConfig], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const out = { child, log: '' };
+    child.stderr.on('data', (d: Buffer) => (out.log += d.toString()));
+    return out;
+  };
+  const a = start();
+  const b = start();
+  try {
+    await until('one leader', 20_000, async () =>
+      a.log.includes('leading') || b.log.includes('leading') ? true : undefined,
+    );
+    await custom().createNamespacedCustomObject({
+      ...where,
+      body: isvc('duo', { ...big(1), parallelism: { nodes: 1 }, resources: { gpu: 0 }, scheduling: {} }),
+    });
+    const first = await until('a Ready pod', 30_000, async () => {
+      const ready = readyPods(await pods('duo'));
+      return ready.length === 1 ? ready[0] : undefined;
+    });
+    const [leader, standby] = a.log.includes('leading') ? [a, b] : [b, a];
+    assert.match(leader.log, /group 0: group created/);
+    assert.doesNotMatch(standby.log, /leading|group created/, 'the other one waits');
+
+    leader.child.kill('SIGTERM');
+    await until('the leader to exit', 20_000, async () => (leader.child.exitCode === 0 ? true : undefined));
+    await until('the standby to lead', 20_000, async () => (standby.log.includes('leading') ? true : undefined));
+    await core().deleteNamespacedPod({ namespace: ns, name: 'duo-0-0' });
+    await until('a new pod, from the new leader', 30_000, async () => {
+      const ready = readyPods(await pods('duo'));
+      return ready.length === 1 && ready[0]!.metadata?.uid !== first.metadata?.uid ? true : undefined;
+    });
+    assert.match(standby.log, /group 0: leader 0 (was deleted by someone else|disappeared): recreating/);
+
+    const table = execFileSync(process.execPath, [cli, 'status', '--kubeconfig', saConfig], { encoding: 'utf8' });
+    assert.match(table, /^duo +1\/1 +1 +llamacpp +0 +Ready +1\/1 +1 /m);
+  } finally {
+    a.child.kill('SIGTERM');
+    b.child.kill('SIGTERM');
+    await custom()
+      .deleteNamespacedCustomObject({ ...where, name: 'duo' })
+      .catch(() => undefined);
+  }
+});
+
+function readCa(cluster: k8s.Cluster): string {
+  if (cluster.caData) return cluster.caData;
+  return readFileSync(cluster.caFile!).toString('base64');
+}

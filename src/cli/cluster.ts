@@ -1,0 +1,158 @@
+// The commands that work against a Kubernetes cluster: `tandem operator`, `tandem install`, and
+// `status` / `logs` given --kubeconfig.
+import { hostname } from 'node:os';
+import * as k8s from '@kubernetes/client-node';
+import { stringify } from 'yaml';
+import { Operator } from '../runtime/kubernetes/operator.js';
+import { LeaderLease } from '../runtime/kubernetes/lease.js';
+import { GROUP, PLURAL, VERSION, inferenceServiceCrd } from '../runtime/kubernetes/crd.js';
+import { podName } from '../runtime/kubernetes/objects.js';
+import type { ServiceStatus } from '../runtime/kubernetes/service-status.js';
+import { UsageError } from './usage-error.js';
+
+export const LEASE_NAME = 'tandem-operator';
+
+/** --kubeconfig, else KUBECONFIG, else ~/.kube/config, else the pod's service account. */
+export function loadKubeConfig(file: string | undefined): k8s.KubeConfig {
+  const kc = new k8s.KubeConfig();
+  if (file) kc.loadFromFile(file);
+  else kc.loadFromDefault();
+  if (!kc.getCurrentCluster()) throw new UsageError('no Kubernetes cluster: pass --kubeconfig FILE or set KUBECONFIG');
+  return kc;
+}
+
+export function namespaceOf(kc: k8s.KubeConfig, flag: string | undefined): string {
+  return flag ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
+}
+
+/** Runs the operator for one namespace while it holds the lease; SIGINT/SIGTERM stop it and leave every pod. */
+export async function runOperator(kc: k8s.KubeConfig, namespace: string): Promise<void> {
+  const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+  const identity = `${hostname()}-${process.pid}`;
+  const lease = new LeaderLease(kc, { namespace, name: LEASE_NAME, identity });
+  const operator = new Operator(kc, { namespace, log });
+  let stopping = false;
+  const stop = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    await operator.stop().catch(() => undefined);
+    await lease.release().catch(() => undefined);
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void stop(0));
+  process.on('SIGTERM', () => void stop(0));
+  log(`tandem: operator ${identity} for namespace ${namespace}: waiting for the lease ${namespace}/${LEASE_NAME}`);
+  await lease.acquire(() => {
+    log('tandem: lost the lease; stopping so that the new leader acts alone');
+    void stop(1);
+  });
+  log(`tandem: leading; reconciling InferenceServices in ${namespace}`);
+  await operator.start();
+}
+
+/** The CRD, a ServiceAccount with least privilege in the namespace it runs in, and the operator's Deployment. */
+export function installManifests(namespace: string, image: string): string {
+  const labels = { 'app.kubernetes.io/name': 'tandem-operator' };
+  const rules = [
+    { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'create', 'delete'] },
+    { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] },
+    { apiGroups: [''], resources: ['services'], verbs: ['create', 'delete'] },
+    { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+    { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], verbs: ['create', 'delete'] },
+    { apiGroups: [GROUP], resources: [PLURAL], verbs: ['get', 'list', 'watch'] },
+    { apiGroups: [GROUP], resources: [`${PLURAL}/status`], verbs: ['patch'] },
+    { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
+  ];
+  const docs = [
+    inferenceServiceCrd(),
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'tandem-operator', namespace, labels } },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: { name: 'tandem-operator', namespace, labels },
+      rules,
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: 'tandem-operator', namespace, labels },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'tandem-operator' },
+      subjects: [{ kind: 'ServiceAccount', name: 'tandem-operator', namespace }],
+    },
+    {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'tandem-operator', namespace, labels },
+      spec: {
+        // Two replicas: the lease lets one act; the other takes over within the lease's 15 s.
+        replicas: 2,
+        selector: { matchLabels: labels },
+        template: {
+          metadata: { labels },
+          spec: {
+            serviceAccountName: 'tandem-operator',
+            containers: [
+              {
+                name: 'operator',
+                image,
+                args: ['operator', '--namespace', namespace],
+                resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
+                securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true },
+              },
+            ],
+          },
+        },
+      },
+    },
+  ];
+  return docs.map((d) => stringify(d, { lineWidth: 0 })).join('---\n');
+}
+
+export async function clusterStatus(kc: k8s.KubeConfig, namespace: string, json: boolean): Promise<number> {
+  const list = (await kc
+    .makeApiClient(k8s.CustomObjectsApi)
+    .listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL })) as {
+    items: { metadata: { name: string }; spec: { engine: { type: string } }; status?: Partial<ServiceStatus> }[];
+  };
+  if (json) {
+    process.stdout.write(`${JSON.stringify(list.items, null, 2)}\n`);
+    return 0;
+  }
+  const rows = [['SERVICE', 'READY', 'NODES', 'ENGINE', 'GROUP', 'PHASE', 'MEMBERS', 'RESTARTS', 'LAST FAILURE']];
+  for (const item of list.items) {
+    const s = item.status ?? {};
+    const head = [item.metadata.name, s.readyGroups ?? '-', String(s.nodesPerGroup ?? '-'), item.spec.engine.type];
+    if (!s.groups?.length) rows.push([...head, '-', '-', '-', '-', '']);
+    for (const g of s.groups ?? []) {
+      rows.push([...head, String(g.replica), g.phase, g.readyMembers, String(g.restarts), g.lastFailure?.reason ?? '']);
+    }
+    const degraded = s.conditions?.find((c) => c.type === 'Degraded' && c.status === 'True');
+    if (degraded) rows.push([`  ${degraded.reason}: ${degraded.message}`]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.filter((r) => r.length > 1).map((r) => (r[i] ?? '').length)));
+  for (const r of rows) {
+    process.stdout.write(
+      `${
+        r.length === 1
+          ? r[0]
+          : r
+              .map((c, i) => c.padEnd(widths[i]!))
+              .join('  ')
+              .trimEnd()
+      }\n`,
+    );
+  }
+  return 0;
+}
+
+export async function clusterLogs(
+  kc: k8s.KubeConfig,
+  namespace: string,
+  service: string,
+  replica: number,
+  member: number,
+): Promise<void> {
+  const name = podName({ service, replica }, member);
+  const text = await kc.makeApiClient(k8s.CoreV1Api).readNamespacedPodLog({ namespace, name });
+  process.stdout.write(text.endsWith('\n') || text === '' ? text : `${text}\n`);
+}
