@@ -72,6 +72,27 @@ const env = z
   })
   .transform((vars) => Object.fromEntries(Object.entries(vars).map(([k, v]) => [k, String(v)])));
 
+// Kubernetes objects Tandem passes through to pods as they are (the API server validates them).
+const passthrough = z.record(z.string(), z.unknown(), { error: 'must be a map' });
+const stringMap = z.record(z.string(), z.string(), { error: 'must be a map of strings' });
+/** Merged over the pods Tandem renders for one role (Kubernetes only). */
+const podOverride = z
+  .object({
+    metadata: z.object({ annotations: stringMap.optional(), labels: stringMap.optional() }).strict().optional(),
+    nodeSelector: stringMap.optional(),
+    tolerations: z.array(passthrough).optional(),
+    affinity: passthrough.optional(),
+    volumes: z.array(passthrough).optional(),
+    volumeMounts: z.array(passthrough).optional(),
+    env: z.array(passthrough).optional(),
+    serviceAccountName: z.string().min(1).optional(),
+    schedulerName: z.string().min(1).optional(),
+    priorityClassName: z.string().min(1).optional(),
+    /** Extra resources such as rdma/hca_shared_devices_a: "1", as requests and limits. */
+    resources: z.record(z.string(), z.union([z.int(), z.string()])).optional(),
+  })
+  .strict();
+
 export const InferenceServiceSchema = z
   .object({
     apiVersion: z.literal(API_VERSION, { error: `must be "${API_VERSION}"` }),
@@ -152,6 +173,8 @@ export const InferenceServiceSchema = z
             placementTimeout: duration('5m'),
             /** Place each group inside one domain of this node label (e.g. a rack or a NVLink domain). */
             topologyKey: z.string().min(1).optional(),
+            /** Admit each group as one unit through this Kueue LocalQueue (pod-group labels on every member). */
+            queue: z.string().min(1).optional(),
           })
           .strict()
           .default({ placementTimeout: '5m' }),
@@ -166,6 +189,9 @@ export const InferenceServiceSchema = z
           .default({ gpu: 0 }),
         /** Environment for every member (e.g. NCCL_*). */
         env,
+        /** Per-role pod overrides on Kubernetes: network annotations, tolerations, extra volumes, RDMA… */
+        leaderTemplate: podOverride.optional(),
+        workerTemplate: podOverride.optional(),
       })
       .strict(),
   })

@@ -15,6 +15,7 @@ import { inferenceServiceCrd, GROUP, PLURAL, VERSION } from '../../src/runtime/k
 import { Operator } from '../../src/runtime/kubernetes/operator.js';
 import { LeaderLease } from '../../src/runtime/kubernetes/lease.js';
 import { LABEL } from '../../src/runtime/kubernetes/objects.js';
+import type { GroupStatusEntry, ServiceStatus } from '../../src/runtime/kubernetes/service-status.js';
 import { apiClient, kubeConfig, startCluster, stopCluster, TOPOLOGY_LABEL } from './cluster.js';
 
 let kubeconfig: string;
@@ -83,8 +84,14 @@ const big = (replicas: number, extra: Record<string, unknown> = {}) => ({
   scheduling: { topologyKey: TOPOLOGY_LABEL, placementTimeout: '5s' },
   failurePolicy: { maxRestarts: 3, window: '10m' },
   env: { NCCL_DEBUG: 'INFO' },
+  leaderTemplate: { metadata: { annotations: { [NETWORKS]: 'roce-a' } }, nodeSelector: { type: 'kwok' } },
+  workerTemplate: {
+    metadata: { annotations: { [NETWORKS]: 'roce-a' } },
+    tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
+  },
   ...extra,
 });
+const NETWORKS = 'k8s.v1.cni.cncf.io/networks';
 
 async function pods(service: string): Promise<k8s.V1Pod[]> {
   return (await core().listNamespacedPod({ namespace: ns, labelSelector: `${LABEL.service}=${service}` })).items;
@@ -94,10 +101,15 @@ const readyPods = (list: k8s.V1Pod[]) =>
     (p) =>
       !p.metadata?.deletionTimestamp && p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
   );
-async function status(name: string): Promise<Record<string, any>> {
-  return (
-    ((await custom().getNamespacedCustomObject({ ...where, name })) as { status?: Record<string, any> }).status ?? {}
-  );
+/** The object's status; a test reads a field only once it waited for it to be there. */
+async function status(name: string): Promise<ServiceStatus> {
+  const obj = (await custom().getNamespacedCustomObject({ ...where, name })) as { status?: ServiceStatus };
+  return obj.status ?? ({ groups: [], conditions: [] } as unknown as ServiceStatus);
+}
+function groupOf(s: ServiceStatus, replica: number): GroupStatusEntry {
+  const g = s.groups.find((x) => x.replica === replica);
+  assert.ok(g, `group ${replica} in ${JSON.stringify(s)}`);
+  return g;
 }
 
 test('tandem validate and the API server agree on a corpus of InferenceServices', async () => {
@@ -175,8 +187,15 @@ test('an InferenceService becomes groups of pods: placed, Ready, recreated whole
         assert.equal(p.spec?.restartPolicy, 'Never');
         assert.equal(p.spec?.containers[0]?.resources?.limits?.['nvidia.com/gpu'], '8');
         assert.equal(p.metadata?.ownerReferences?.[0]?.kind, 'InferenceService');
+        assert.equal(p.metadata?.annotations?.[NETWORKS], 'roce-a', 'the pod template override');
       }
       const leader = members.find((p) => p.metadata?.labels?.[LABEL.member] === '0')!;
+      const worker = members.find((p) => p.metadata?.labels?.[LABEL.member] === '1')!;
+      assert.deepEqual(leader.spec?.nodeSelector, { type: 'kwok' });
+      assert.equal(
+        worker.spec?.tolerations?.some((t) => t.key === 'nvidia.com/gpu'),
+        true,
+      );
       assert.ok(
         leader.spec?.containers[0]?.args?.join(' ').includes(`--rpc big-${replica}-1.big-${replica}.${ns}:50052`),
       );
@@ -197,8 +216,8 @@ test('an InferenceService becomes groups of pods: placed, Ready, recreated whole
       const list = await pods('big');
       return g1?.restarts === 1 && g1.phase === 'Ready' && readyPods(list).length === 4 ? { s, list } : undefined;
     });
-    const g1 = after.s.groups.find((g: { replica: number }) => g.replica === 1);
-    assert.match(g1.lastFailure.reason, /^worker 1 (was deleted by someone else|disappeared)$/);
+    const g1 = groupOf(after.s, 1);
+    assert.match(g1.lastFailure!.reason, /^worker 1 (was deleted by someone else|disappeared)$/);
     assert.ok(g1.lastFailureTime);
     assert.ok(!after.list.some((p) => p.metadata?.uid === lost.metadata?.uid));
     const leader1 = placed.find((p) => p.metadata?.name === 'big-1-0')!;
@@ -223,8 +242,70 @@ test('an InferenceService becomes groups of pods: placed, Ready, recreated whole
     await operator.start();
     await new Promise((r) => setTimeout(r, 3000));
     assert.deepEqual((await pods('big')).map((p) => p.metadata?.uid).sort(), before, 'nothing recreated');
-    const kept = (await status('big')).groups.find((g: { replica: number }) => g.replica === 1);
+    const kept = groupOf(await status('big'), 1);
     assert.equal(kept.restarts, 1);
+
+    // A pod turning Failed (its engine exited): that group is recreated whole too.
+    const failing = (await pods('big')).find((p) => p.metadata?.name === 'big-0-1')!;
+    await core().patchNamespacedPodStatus(
+      {
+        namespace: ns,
+        name: 'big-0-1',
+        body: { status: { phase: 'Failed', reason: 'Error', message: 'engine exited' } },
+      },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+    await until('group 0 recreated after its pod failed', 60_000, async () => {
+      const g0 = (await status('big')).groups?.find((g: { replica: number }) => g.replica === 0);
+      const list = await pods('big');
+      return g0?.restarts === 1 && g0.phase === 'Ready' && readyPods(list).length === 4 ? true : undefined;
+    });
+    assert.ok(!(await pods('big')).some((p) => p.metadata?.uid === failing.metadata?.uid));
+    assert.match(
+      groupOf(await status('big'), 0).lastFailure!.reason,
+      /^worker 1 exited \(pod Failed: Error \(engine exited\)\)$/,
+    );
+
+    // A template change rolls one group at a time (maxUnavailable 1 of 2); the operator is replaced
+    // mid-rollout and the new one finishes it: no duplicate pod, the groups' restart counts kept.
+    let minReady = 2;
+    let maxPods = 0;
+    const watchRollout = setInterval(() => {
+      void pods('big').then((list) => {
+        maxPods = Math.max(maxPods, list.length);
+        const ready = ['0', '1'].filter(
+          (r) => readyPods(list).filter((p) => p.metadata?.labels?.[LABEL.replica] === r).length === 2,
+        ).length;
+        minReady = Math.min(minReady, ready);
+      });
+    }, 100);
+    try {
+      await custom().patchNamespacedCustomObject(
+        { ...where, name: 'big', body: { spec: { env: { NCCL_DEBUG: 'WARN' } } } },
+        k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+      );
+      await until('a group rolling', 30_000, async () =>
+        (await status('big')).groups?.some((g: { phase: string }) => g.phase !== 'Ready') ? true : undefined,
+      );
+      await operator.stop();
+      operator = new Operator(kubeConfig(kubeconfig), { namespace: ns, log: (l) => logs.push(l), resyncMs: 2000 });
+      await operator.start();
+      await until('the rollout done', 90_000, async () => {
+        const list = readyPods(await pods('big'));
+        const env = (p: k8s.V1Pod) => p.spec?.containers[0]?.env?.find((e) => e.name === 'NCCL_DEBUG')?.value;
+        return list.length === 4 && list.every((p) => env(p) === 'WARN') ? true : undefined;
+      });
+    } finally {
+      clearInterval(watchRollout);
+    }
+    assert.equal(minReady, 1, 'never more than maxUnavailable (1) group down, and the rollout did take one down');
+    assert.equal(maxPods, 4, 'no duplicate or orphaned pod');
+    const rolled = (await status('big')).groups;
+    assert.deepEqual(
+      rolled.map((g: { restarts: number }) => g.restarts),
+      [1, 1],
+      'a rollout is not a failure; restarts kept',
+    );
 
     // The scale subresource (kubectl scale) drives spec.replicas.
     const scale = (await custom().getNamespacedCustomObjectScale({ ...where, name: 'big' })) as {
@@ -279,8 +360,8 @@ test('a group that cannot be placed gives back its placed pods after the deadlin
       const st = await status('huge');
       return st.groups?.[0]?.phase === 'Failed' ? st : undefined;
     });
-    assert.match(s.groups[0].lastFailure.reason, /not placed on a node 3s after its creation/);
-    const degraded = s.conditions.find((c: { type: string }) => c.type === 'Degraded');
+    assert.match(groupOf(s, 0).lastFailure!.reason, /not placed on a node 3s after its creation/);
+    const degraded = s.conditions.find((c: { type: string }) => c.type === 'Degraded')!;
     assert.equal(degraded.status, 'True');
     assert.match(degraded.message, /more than spec.failurePolicy.maxRestarts \(1\)/);
     await until('no pod of it left', 30_000, async () => ((await pods('huge')).length === 0 ? true : undefined));

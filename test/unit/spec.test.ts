@@ -25,12 +25,12 @@ const INVALID: [string, (d: Record<string, any>) => void, string][] = [
   [
     'nodes fractional',
     (d) => (d.spec.parallelism.nodes = 1.5),
-    'spec.parallelism.nodes: must be an integer from 1 to 256',
+    'spec.parallelism.nodes: must be an integer from 1 to 256, or auto',
   ],
   [
     'nodes a string',
     (d) => (d.spec.parallelism.nodes = 'two'),
-    'spec.parallelism.nodes: must be an integer from 1 to 256',
+    'spec.parallelism.nodes: must be an integer from 1 to 256, or auto',
   ],
   ['replicas negative', (d) => (d.spec.replicas = -1), 'spec.replicas: must be an integer from 0 to 1000'],
   ['replicas huge', (d) => (d.spec.replicas = 1e300), 'spec.replicas: must be an integer from 0 to 1000'],
@@ -173,27 +173,26 @@ test('files: every document is checked; missing model files and duplicate names 
   assert.equal(loaded!.modelPath, join(dir, 'model.gguf'), 'relative paths resolve from the spec file');
 });
 
-test('the schema is emitted as JSON Schema (for the CRD and the control API)', () => {
+test('the schema is emitted as JSON Schema (for the control API; the CRD is made from it)', () => {
   const schema = inferenceServiceJsonSchema() as any;
   assert.equal(schema.type, 'object');
   assert.deepEqual(schema.properties.spec.properties.engine.properties.type.enum, ['llamacpp', 'vllm', 'sglang']);
-  const parallelism = schema.properties.spec.properties.parallelism.anyOf;
-  assert.deepEqual(parallelism[0], { type: 'string', const: 'auto' });
-  assert.equal(parallelism[1].properties.nodes.minimum, 1);
-  assert.equal(schema.properties.spec.additionalProperties, false);
+  const nodes = schema.properties.spec.properties.parallelism.properties.nodes.anyOf;
+  assert.deepEqual(nodes[0], { type: 'string', const: 'auto' });
+  assert.equal(nodes[1].minimum, 1);
 });
 
-test('parallelism auto needs spec.resources.memory, and is for llamacpp', () => {
+test('parallelism.nodes auto needs spec.resources.memory, and is for llamacpp', () => {
   const doc = valid();
-  doc.spec.parallelism = 'auto';
+  doc.spec.parallelism = { nodes: 'auto' };
   assert.deepEqual(validateDocument(doc).problems, [
-    'spec.resources.memory: is required when spec.parallelism is auto: the planner sizes the group to it',
+    'spec.resources.memory: is required when spec.parallelism.nodes is auto: the planner sizes the group to it',
   ]);
   doc.spec.resources.memory = '64Mi';
   assert.deepEqual(validateDocument(doc).problems, []);
-  doc.spec.parallelism = 'automatic';
+  doc.spec.parallelism = { nodes: 'automatic' };
   assert.deepEqual(validateDocument(doc).problems, [
-    'spec.parallelism: must be "auto" or a map with nodes, tensor and pipeline',
+    'spec.parallelism.nodes: must be an integer from 1 to 256, or auto',
   ]);
 });
 

@@ -102,13 +102,20 @@ function structural(node: unknown, path: string): unknown {
   if (REPLACED[path]) return REPLACED[path];
   if (Array.isArray(node)) return node.map((n) => structural(n, path));
   if (typeof node !== 'object' || node === null) return node;
+  const anyOf = (node as Schema).anyOf as Schema[] | undefined;
+  if (anyOf?.length === 2 && anyOf.every((b) => b.type === 'integer' || b.type === 'string')) {
+    return { 'x-kubernetes-int-or-string': true, anyOf: [{ type: 'integer' }, { type: 'string' }] };
+  }
   const out: Schema = {};
   for (const [key, value] of Object.entries(node as Schema)) {
     if (key === '$schema' || key === 'propertyNames') continue;
     if (key === 'const') out.enum = [value];
     // Beside `properties` it is implied: the API server rejects unknown fields under strict field validation.
     else if (key === 'additionalProperties' && value === false) continue;
-    else if (key === 'properties') {
+    // A map of anything (pod fields Tandem passes through): the API server checks them on the pod.
+    else if (key === 'additionalProperties' && Object.keys(value as Schema).length === 0) {
+      out['x-kubernetes-preserve-unknown-fields'] = true;
+    } else if (key === 'properties') {
       out.properties = Object.fromEntries(
         Object.entries(value as Schema).map(([name, s]) => [name, structural(s, path ? `${path}.${name}` : name)]),
       );

@@ -2,7 +2,17 @@
 // per member, a headless Service per group for stable DNS names, a NetworkPolicy fencing the
 // group's unauthenticated inter-node ports. Everything is owned by the InferenceService, so the
 // garbage collector removes it with the object.
-import type { V1NetworkPolicy, V1OwnerReference, V1Pod, V1Service } from '@kubernetes/client-node';
+import type {
+  V1Affinity,
+  V1EnvVar,
+  V1NetworkPolicy,
+  V1OwnerReference,
+  V1Pod,
+  V1Service,
+  V1Toleration,
+  V1Volume,
+  V1VolumeMount,
+} from '@kubernetes/client-node';
 import type { InferenceService } from '../../spec/schema.js';
 import type { GroupRef, MemberTemplate } from '../types.js';
 import { API_VERSION } from '../../spec/schema.js';
@@ -64,7 +74,7 @@ export function memberPod(obj: ServiceObject, group: GroupRef, member: MemberTem
   const topologyKey = spec.scheduling.topologyKey;
   const claim = /^pvc:\/\/([^/]+)\//.exec(spec.model.source)?.[1];
   const token = spec.model.tokenSecret;
-  return {
+  const pod: V1Pod = {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: {
@@ -134,6 +144,66 @@ export function memberPod(obj: ServiceObject, group: GroupRef, member: MemberTem
       volumes: [
         { name: 'dshm', emptyDir: { medium: 'Memory' } },
         ...(claim ? [{ name: 'model', persistentVolumeClaim: { claimName: claim, readOnly: true } }] : []),
+      ],
+    },
+  };
+  const override = member.role === 'leader' ? spec.leaderTemplate : spec.workerTemplate;
+  const queue = spec.scheduling.queue;
+  return withOverride(
+    pod,
+    override,
+    queue
+      ? {
+          // Kueue's plain-pod groups: the group is admitted (gets its quota) as one unit, or not at all.
+          labels: {
+            'kueue.x-k8s.io/queue-name': queue,
+            'kueue.x-k8s.io/pod-group-name': `${groupName(group)}-${templateHash}`,
+          },
+          annotations: { 'kueue.x-k8s.io/pod-group-total-count': String(spec.parallelism.nodes) },
+        }
+      : undefined,
+  );
+}
+
+type PodOverride = NonNullable<InferenceService['spec']['leaderTemplate']>;
+
+/** Merges a role's overrides over a rendered pod: maps merged, lists appended, Tandem's own keys kept. */
+function withOverride(
+  pod: V1Pod,
+  o: PodOverride | undefined,
+  gang: { labels: Record<string, string>; annotations: Record<string, string> } | undefined,
+): V1Pod {
+  const spec = pod.spec!;
+  const container = spec.containers[0]!;
+  const extra = Object.fromEntries(Object.entries(o?.resources ?? {}).map(([k, v]) => [k, String(v)]));
+  const affinity = (o?.affinity ?? {}) as V1Affinity;
+  return {
+    ...pod,
+    metadata: {
+      ...pod.metadata,
+      labels: { ...o?.metadata?.labels, ...gang?.labels, ...pod.metadata?.labels },
+      annotations: { ...o?.metadata?.annotations, ...gang?.annotations },
+    },
+    spec: {
+      ...spec,
+      ...(o?.nodeSelector ? { nodeSelector: o.nodeSelector } : {}),
+      ...(o?.tolerations ? { tolerations: o.tolerations as unknown as V1Toleration[] } : {}),
+      ...(o?.serviceAccountName ? { serviceAccountName: o.serviceAccountName } : {}),
+      ...(o?.schedulerName ? { schedulerName: o.schedulerName } : {}),
+      ...(o?.priorityClassName ? { priorityClassName: o.priorityClassName } : {}),
+      // The user's affinity, with Tandem's group placement (if any) on top.
+      ...(o?.affinity || spec.affinity ? { affinity: { ...affinity, ...spec.affinity } } : {}),
+      volumes: [...(spec.volumes ?? []), ...((o?.volumes ?? []) as unknown as V1Volume[])],
+      containers: [
+        {
+          ...container,
+          env: [...((o?.env ?? []) as unknown as V1EnvVar[]), ...(container.env ?? [])],
+          volumeMounts: [...(container.volumeMounts ?? []), ...((o?.volumeMounts ?? []) as unknown as V1VolumeMount[])],
+          resources: {
+            requests: { ...extra, ...container.resources?.requests },
+            limits: { ...extra, ...container.resources?.limits },
+          },
+        },
       ],
     },
   };

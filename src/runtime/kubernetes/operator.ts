@@ -165,7 +165,8 @@ export class Operator implements StatusStore {
       );
     } catch (err) {
       t.written = undefined; // written again on the next change or resync
-      if ((err as { code?: number }).code !== 404) throw new Error(`status of ${name}: ${apiMessage(err)}`);
+      if ((err as { code?: number }).code !== 404)
+        throw new Error(`status of ${name}: ${apiMessage(err)}`, { cause: err });
     }
   }
 

@@ -1,0 +1,84 @@
+// The pure Kubernetes builders: what a member's pod carries, before any API server sees it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { validateDocument } from '../../src/spec/load.js';
+import { clusterServiceTemplate } from '../../src/runtime/kubernetes/render.js';
+import { memberHost, memberPod, type ServiceObject } from '../../src/runtime/kubernetes/objects.js';
+
+function object(spec: Record<string, unknown>): ServiceObject {
+  const { service, problems } = validateDocument({
+    apiVersion: 'tandem.dev/v1alpha1',
+    kind: 'InferenceService',
+    metadata: { name: 'm' },
+    spec: { model: { servedName: 'm', source: 'pvc://models/llama/70b.gguf' }, engine: { type: 'llamacpp' }, ...spec },
+  });
+  assert.deepEqual(problems, []);
+  return { service: service!, namespace: 'ns', uid: 'u1' };
+}
+
+test('a member pod: group env, image, GPUs, /dev/shm, the model volume read-only, overrides merged', () => {
+  const obj = object({
+    parallelism: { nodes: 2 },
+    resources: { gpu: 8, memory: '64Gi' },
+    scheduling: { queue: 'team-a' },
+    workerTemplate: {
+      metadata: { annotations: { 'k8s.v1.cni.cncf.io/networks': 'roce' }, labels: { team: 'a' } },
+      resources: { 'rdma/hca': 1 },
+      env: [{ name: 'NCCL_IB_HCA', value: 'mlx5' }],
+    },
+  });
+  const template = clusterServiceTemplate(obj);
+  const ref = { service: 'm', replica: 3 };
+  const endpoints = Array.from({ length: 2 }, (_, i) => ({
+    host: memberHost(ref, i, 'ns'),
+    port: i === 0 ? 8080 : 50052,
+  }));
+  const group = template.render(ref, endpoints);
+  const pod = memberPod(obj, ref, group.members[1]!, group.hash);
+  const c = pod.spec!.containers[0]!;
+  assert.equal(pod.metadata!.name, 'm-3-1');
+  assert.equal(pod.spec!.hostname, 'm-3-1');
+  assert.equal(pod.spec!.subdomain, 'm-3');
+  assert.equal(c.image, 'ghcr.io/ggml-org/llama.cpp:full');
+  assert.deepEqual(c.args, ['--host', '0.0.0.0', '--port', '50052']);
+  const env = Object.fromEntries(c.env!.map((e) => [e.name, e.value]));
+  assert.deepEqual(
+    [env.LWS_LEADER_ADDRESS, env.LWS_GROUP_SIZE, env.LWS_WORKER_INDEX, env.NCCL_IB_HCA],
+    ['m-3-0.m-3.ns', '2', '1', 'mlx5'],
+  );
+  assert.deepEqual(c.resources!.limits, { 'rdma/hca': '1', memory: '64Gi', 'nvidia.com/gpu': '8' });
+  assert.deepEqual(
+    c.volumeMounts!.map((v) => [v.mountPath, v.readOnly === true]),
+    [
+      ['/dev/shm', false],
+      ['/models', true],
+    ],
+  );
+  assert.deepEqual(pod.spec!.volumes![1], {
+    name: 'model',
+    persistentVolumeClaim: { claimName: 'models', readOnly: true },
+  });
+  assert.equal(pod.metadata!.annotations!['k8s.v1.cni.cncf.io/networks'], 'roce');
+  assert.equal(pod.metadata!.labels!.team, 'a');
+  assert.equal(pod.metadata!.labels!['kueue.x-k8s.io/queue-name'], 'team-a');
+  assert.equal(pod.metadata!.labels!['kueue.x-k8s.io/pod-group-name'], `m-3-${group.hash}`);
+  assert.equal(pod.metadata!.annotations!['kueue.x-k8s.io/pod-group-total-count'], '2');
+  const leader = memberPod(obj, ref, group.members[0]!, group.hash).spec!.containers[0]!;
+  assert.ok(
+    leader
+      .args!.join(' ')
+      .includes('--model /models/llama/70b.gguf --alias m --host 0.0.0.0 --port 8080 --rpc m-3-1.m-3.ns:50052'),
+  );
+  assert.equal(leader.resources!.limits!['rdma/hca'], undefined, 'worker overrides stay on workers');
+});
+
+test('sources a pod cannot reach, and engines not rendered for pods yet, are clear errors', () => {
+  assert.throws(
+    () => clusterServiceTemplate(object({ model: { servedName: 'm', source: 'tandem://tiny-llama' } })),
+    /spec.model.source: tandem:\/\/tiny-llama is not reachable from pods: use hf:\/\/ORG\/NAME or pvc:\/\/CLAIM\/PATH.gguf/,
+  );
+  assert.throws(
+    () => clusterServiceTemplate(object({ engine: { type: 'vllm' }, resources: { gpu: 1 } })),
+    /spec.engine.type: vllm is not rendered for pods/,
+  );
+});
