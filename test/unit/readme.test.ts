@@ -1,7 +1,8 @@
 // The README's quickstart must be what CI runs, and its example must be valid.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadServices } from '../../src/spec/load.js';
@@ -31,4 +32,13 @@ test("the quickstart's example is valid and serves the model the README's calls 
   for (const call of quickstart.matchAll(/"model": "([^"]+)"|model: '([^']+)'/g))
     assert.equal(call[1] ?? call[2], spec.model.servedName);
   assert.match(quickstart, /http:\/\/127\.0\.0\.1:8080\/v1/);
+});
+
+test("the spec reference's example is valid, every field it shows included", () => {
+  const reference = readme.slice(readme.indexOf('## Spec reference'));
+  const block = /```yaml\n([\s\S]*?)```/.exec(reference)![1]!;
+  const dir = mkdtempSync(join(tmpdir(), 'tandem-readme-'));
+  writeFileSync(join(dir, 'reference.yaml'), block);
+  const [loaded] = loadServices([join(dir, 'reference.yaml')]);
+  assert.equal(loaded!.service.spec.rollout.maxUnavailable, 1);
 });
