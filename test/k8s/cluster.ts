@@ -9,6 +9,7 @@ import { request } from 'node:https';
 import { freePort } from '../../src/util/net.js';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
+import { inferenceServiceCrd } from '../../src/runtime/kubernetes/crd.js';
 import { cacheDir } from '../../src/util/paths.js';
 import { isRunning, isRunningCommand, terminate } from '../../src/util/process.js';
 import type { Progress } from '../../src/util/progress.js';
@@ -66,12 +67,20 @@ function apiGet(state: Pick<State, 'server' | 'kubeconfig'>, path: string): Prom
   });
 }
 
-/** The running control plane if every process is alive and the API server is ready. */
-export async function runningCluster(): Promise<State | undefined> {
+/**
+ * The running control plane if every process is alive and the API server is ready. A live plane
+ * under load may answer slowly: it gets `patienceMs` before it counts as half-dead (and is replaced).
+ */
+export async function runningCluster(patienceMs = 0): Promise<State | undefined> {
   const state = readState();
-  if (!state || !Object.entries(state.pids).every(([name, pid]) => isRunningCommand(pid, new RegExp(name))))
-    return undefined;
-  return (await apiGet(state, '/readyz')) === 200 ? state : undefined;
+  const alive = () =>
+    state !== undefined && Object.entries(state.pids).every(([name, pid]) => isRunningCommand(pid, new RegExp(name)));
+  for (const deadline = Date.now() + patienceMs; alive();) {
+    if ((await apiGet(state!, '/readyz')) === 200) return state;
+    if (Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  return undefined;
 }
 
 async function waitFor(
@@ -97,7 +106,8 @@ async function waitFor(
 
 /** Starts the control plane, or returns the one already running. */
 export async function startCluster(progress: Progress): Promise<{ kubeconfig: string; started: boolean }> {
-  const existing = await runningCluster();
+  // Patience: stopping a busy plane that another run is using would fail that run.
+  const existing = await runningCluster(30_000);
   if (existing) return { kubeconfig: existing.kubeconfig, started: false };
   await stopCluster(); // a half-dead previous run
   const bin = await ensureK8sBinaries(progress);
@@ -280,27 +290,53 @@ export function apiClient<T extends k8s.ApiType>(kubeconfig: string, api: new (c
 }
 
 async function createFakeNodes(kubeconfig: string): Promise<void> {
-  const core = apiClient(kubeconfig, k8s.CoreV1Api);
+  const gpus = { [GPU_RESOURCE]: String(GPUS_PER_NODE) };
   for (let i = 0; i < FAKE_NODES; i++) {
-    const name = `gpu-node-${i}`;
-    const resources = { cpu: '96', memory: '1Ti', pods: '110', [GPU_RESOURCE]: String(GPUS_PER_NODE) };
-    await core.createNode({
-      body: {
-        metadata: {
-          name,
-          annotations: { 'kwok.x-k8s.io/node': 'fake' },
-          labels: {
-            'kubernetes.io/hostname': name,
-            'kubernetes.io/os': 'linux',
-            'node.kubernetes.io/instance-type': 'BM.GPU.H100.8',
-            'nvidia.com/gpu.product': 'NVIDIA-H100-80GB-HBM3',
-            [TOPOLOGY_LABEL]: `block-${Math.floor(i / 2)}`,
-            type: 'kwok',
-          },
-        },
-        status: { capacity: resources, allocatable: resources },
-      },
+    await addFakeNode(kubeconfig, `gpu-node-${i}`, gpus, {
+      'node.kubernetes.io/instance-type': 'BM.GPU.H100.8',
+      'nvidia.com/gpu.product': 'NVIDIA-H100-80GB-HBM3',
+      [TOPOLOGY_LABEL]: `block-${Math.floor(i / 2)}`,
     });
+  }
+}
+
+/** One more KWOK node (benchmarks add CPU-only ones for pod count); KWOK makes it Ready. */
+export async function addFakeNode(
+  kubeconfig: string,
+  name: string,
+  extra: Record<string, string> = {},
+  labels: Record<string, string> = {},
+): Promise<void> {
+  const resources = { cpu: '96', memory: '1Ti', pods: '110', ...extra };
+  await apiClient(kubeconfig, k8s.CoreV1Api).createNode({
+    body: {
+      metadata: {
+        name,
+        annotations: { 'kwok.x-k8s.io/node': 'fake' },
+        labels: { 'kubernetes.io/hostname': name, 'kubernetes.io/os': 'linux', type: 'kwok', ...labels },
+      },
+      status: { capacity: resources, allocatable: resources },
+    },
+  });
+}
+
+/** Tandem's own CRD, replacing any older one, Established. */
+export async function installTandemCrd(kubeconfig: string): Promise<void> {
+  const ext = apiClient(kubeconfig, k8s.ApiextensionsV1Api);
+  // Through the client's own model, so that it serializes the x-kubernetes-* extensions.
+  const crd = k8s.loadYaml<k8s.V1CustomResourceDefinition>(JSON.stringify(inferenceServiceCrd()));
+  const name = crd.metadata!.name!;
+  await ext.deleteCustomResourceDefinition({ name }).catch(() => undefined);
+  for (const deadline = Date.now() + 30_000; await ext.readCustomResourceDefinition({ name }).catch(() => undefined);) {
+    if (Date.now() > deadline) throw new Error(`the old CRD ${name} is still there after 30 s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await ext.createCustomResourceDefinition({ body: crd });
+  for (const deadline = Date.now() + 30_000; ;) {
+    const c = await ext.readCustomResourceDefinition({ name });
+    if (c.status?.conditions?.some((x) => x.type === 'Established' && x.status === 'True')) return;
+    if (Date.now() > deadline) throw new Error(`CRD ${name} not Established after 30 s`);
+    await new Promise((r) => setTimeout(r, 200));
   }
 }
 

@@ -11,12 +11,12 @@ import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
 import { silentProgress } from '../../src/util/progress.js';
 import { validateDocument } from '../../src/spec/load.js';
-import { inferenceServiceCrd, GROUP, PLURAL, VERSION } from '../../src/runtime/kubernetes/crd.js';
+import { GROUP, PLURAL, VERSION } from '../../src/runtime/kubernetes/crd.js';
 import { Operator } from '../../src/runtime/kubernetes/operator.js';
 import { LeaderLease } from '../../src/runtime/kubernetes/lease.js';
 import { LABEL } from '../../src/runtime/kubernetes/objects.js';
 import type { GroupStatusEntry, ServiceStatus } from '../../src/runtime/kubernetes/service-status.js';
-import { apiClient, kubeConfig, startCluster, stopCluster, TOPOLOGY_LABEL } from './cluster.js';
+import { apiClient, installTandemCrd, kubeConfig, startCluster, stopCluster, TOPOLOGY_LABEL } from './cluster.js';
 
 let kubeconfig: string;
 let startedHere = false;
@@ -28,19 +28,7 @@ before(async () => {
   kubeconfig = cluster.kubeconfig;
   startedHere = cluster.started;
   await apiClient(kubeconfig, k8s.CoreV1Api).createNamespace({ body: { metadata: { name: ns } } });
-  const ext = apiClient(kubeconfig, k8s.ApiextensionsV1Api);
-  // Through the client's own model, so that it serializes the x-kubernetes-* extensions.
-  const crd = k8s.loadYaml<k8s.V1CustomResourceDefinition>(JSON.stringify(inferenceServiceCrd()));
-  const name = crd.metadata!.name!;
-  await ext.deleteCustomResourceDefinition({ name }).catch(() => undefined);
-  await until('the old CRD to go', 30_000, async () =>
-    (await ext.readCustomResourceDefinition({ name }).catch(() => undefined)) ? undefined : true,
-  );
-  await ext.createCustomResourceDefinition({ body: crd });
-  await until('the CRD to be established', 30_000, async () => {
-    const c = await ext.readCustomResourceDefinition({ name });
-    return c.status?.conditions?.some((x) => x.type === 'Established' && x.status === 'True') ? true : undefined;
-  });
+  await installTandemCrd(kubeconfig);
 });
 
 after(async () => {
