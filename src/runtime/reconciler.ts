@@ -66,6 +66,8 @@ export interface ReconcilerOptions {
   resyncMs?: number;
   /** Wait before retrying a pass that failed (an API error): doubles up to 30 s. */
   retryBaseMs?: number;
+  /** Passes running at once, across services (controller-runtime's MaxConcurrentReconciles). */
+  concurrency?: number;
 }
 
 interface ServiceState {
@@ -91,12 +93,16 @@ export class MemoryStatusStore implements StatusStore {
   }
 }
 
-export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [ServiceSnapshot[]] }> {
+/** `tick`: after every pass, every service's view and the name of the service that pass was for. */
+export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [ServiceSnapshot[], string?] }> {
   private readonly services = new Map<string, ServiceState>();
   private started = false;
   private stopping = false;
   private readonly resyncMs: number;
   private readonly retryBaseMs: number;
+  private readonly concurrency: number;
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
 
   constructor(
     private readonly platform: Platform,
@@ -106,6 +112,7 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
     super();
     this.resyncMs = options.resyncMs ?? 30_000;
     this.retryBaseMs = options.retryBaseMs ?? 1000;
+    this.concurrency = options.concurrency ?? 16;
     platform.onChange((service) => this.enqueue(service));
   }
 
@@ -189,6 +196,9 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
     while (state.dirty && !this.stopping && this.services.get(name) === state) {
       state.dirty = false;
       let next: number;
+      // A slot first: a thousand services at once would only meet the API server's 429s.
+      if (this.active < this.concurrency) this.active++;
+      else await new Promise<void>((resolve) => this.waiting.push(resolve)); // handed a slot
       try {
         next = await this.pass(state);
         state.errors = 0;
@@ -202,8 +212,12 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
           `reconcile failed (retrying in ${next} ms): ${(err as Error).message}`,
           true,
         );
+      } finally {
+        const waiter = this.waiting.shift();
+        if (waiter) waiter();
+        else this.active--;
       }
-      this.emit('tick', this.snapshot());
+      this.emit('tick', this.snapshot(), name);
       this.enqueue(name, next);
     }
   }

@@ -376,7 +376,6 @@ test('two candidates for the lease: one leads, the other takes over once it is r
 });
 
 test('tandem install applies with least privilege; two `tandem operator` processes: one acts, the other takes over', async () => {
-  const cli = join(dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
   const manifests = execFileSync(
     process.execPath,
     [cli, 'install', '--image', 'example/tandem:test', '--namespace', ns],
@@ -393,33 +392,8 @@ test('tandem install applies with least privilege; two `tandem operator` process
   for (const d of docs.slice(1, 4)) await objects.create(d);
 
   // The operators run as the installed ServiceAccount: its Role must be enough.
-  const token = await core().createNamespacedServiceAccountToken({
-    namespace: ns,
-    name: 'tandem-operator',
-    body: { spec: { audiences: [], expirationSeconds: 3600 } },
-  });
-  const admin = kubeConfig(kubeconfig);
-  const cluster = admin.getCurrentCluster()!;
-  const saConfig = join(mkdtempSync(join(tmpdir(), 'tandem-sa-')), 'kubeconfig');
-  writeFileSync(
-    saConfig,
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [{ name: 'c', cluster: { server: cluster.server, 'certificate-authority-data': readCa(cluster) } }],
-      users: [{ name: 'sa', user: { token: token.status?.token } }],
-      contexts: [{ name: 'sa', context: { cluster: 'c', user: 'sa', namespace: ns } }],
-      'current-context': 'sa',
-    }),
-  );
-  const start = () => {
-    const child = spawn(process.execPath, [cli, 'operator', '--kubeconfig', saConfig], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    const out = { child, log: '' };
-    child.stderr.on('data', (d: Buffer) => (out.log += d.toString()));
-    return out;
-  };
+  const saConfig = await serviceAccountConfig('tandem-operator');
+  const start = () => startOperator(saConfig);
   const a = start();
   const b = start();
   try {
@@ -455,6 +429,82 @@ test('tandem install applies with least privilege; two `tandem operator` process
     b.child.kill('SIGTERM');
     await custom()
       .deleteNamespacedCustomObject({ ...where, name: 'duo' })
+      .catch(() => undefined);
+  }
+});
+
+const cli = join(dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
+
+/** A kubeconfig that acts as a ServiceAccount of the test namespace (a token from the TokenRequest API). */
+async function serviceAccountConfig(name: string): Promise<string> {
+  const token = await core().createNamespacedServiceAccountToken({
+    namespace: ns,
+    name,
+    body: { spec: { audiences: [], expirationSeconds: 3600 } },
+  });
+  const cluster = kubeConfig(kubeconfig).getCurrentCluster()!;
+  const file = join(mkdtempSync(join(tmpdir(), 'tandem-sa-')), 'kubeconfig');
+  writeFileSync(
+    file,
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'c', cluster: { server: cluster.server, 'certificate-authority-data': readCa(cluster) } }],
+      users: [{ name: 'sa', user: { token: token.status?.token } }],
+      contexts: [{ name: 'sa', context: { cluster: 'c', user: 'sa', namespace: ns } }],
+      'current-context': 'sa',
+    }),
+  );
+  return file;
+}
+
+function startOperator(config: string) {
+  const child = spawn(process.execPath, [cli, 'operator', '--kubeconfig', config], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const out = { child, log: '' };
+  child.stderr.on('data', (d: Buffer) => (out.log += d.toString()));
+  return out;
+}
+
+test('an operator whose status writes fail stays up, says why, and creates nothing it could not record (it crashed before)', async () => {
+  const rbac = k8s.KubernetesObjectApi.makeApiClient(kubeConfig(kubeconfig));
+  const role = (
+    k8s.loadAllYaml(
+      execFileSync(process.execPath, [cli, 'install', '--image', 'x', '--namespace', ns], { encoding: 'utf8' }),
+    ) as k8s.KubernetesObject[]
+  )
+    .filter((d) => d.kind === 'ServiceAccount' || d.kind === 'Role' || d.kind === 'RoleBinding')
+    .map((d) => {
+      const copy = JSON.parse(JSON.stringify(d)) as k8s.KubernetesObject & {
+        rules?: { resources: string[] }[];
+        subjects?: { name: string }[];
+        roleRef?: { name: string };
+      };
+      copy.metadata!.name = 'no-status';
+      copy.rules = copy.rules?.filter((r) => !r.resources.includes(`${PLURAL}/status`));
+      if (copy.subjects) copy.subjects[0]!.name = 'no-status';
+      if (copy.roleRef) copy.roleRef.name = 'no-status';
+      return copy;
+    });
+  for (const d of role) await rbac.create(d);
+  const op = startOperator(await serviceAccountConfig('no-status'));
+  try {
+    await until('it leads', 20_000, async () => (op.log.includes('leading') ? true : undefined));
+    await custom().createNamespacedCustomObject({
+      ...where,
+      body: isvc('mute', { ...big(1), parallelism: { nodes: 1 }, resources: { gpu: 0 }, scheduling: {} }),
+    });
+    await until('the forbidden status write reported', 20_000, async () =>
+      /status of mute: .*forbidden/.test(op.log) ? true : undefined,
+    );
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.equal(op.child.exitCode, null, `the operator exited:\n${op.log}`);
+    assert.equal((await pods('mute')).length, 0, 'nothing created that its status could not record');
+  } finally {
+    op.child.kill('SIGTERM');
+    await custom()
+      .deleteNamespacedCustomObject({ ...where, name: 'mute' })
       .catch(() => undefined);
   }
 });

@@ -74,8 +74,11 @@ export class Operator implements StatusStore {
       this.reconciler.forget(name); // the garbage collector deletes its pods, Services and policies
     });
     this.reconciler.on('event', (e) => void this.event(e));
-    this.reconciler.on('tick', (views) => {
-      for (const view of views) void this.writeStatus(view.name, view);
+    this.reconciler.on('tick', (views, name) => {
+      // Best effort here (the next change or resync writes it again); a pass's own save() is not.
+      for (const view of views.filter((v) => v.name === name)) {
+        this.writeStatus(view.name, view).catch((err: unknown) => this.log(`tandem: ${(err as Error).message}`));
+      }
     });
   }
 
