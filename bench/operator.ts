@@ -11,6 +11,7 @@ import * as k8s from '@kubernetes/client-node';
 import { stderrProgress } from '../src/util/progress.js';
 import { GROUP, PLURAL, VERSION } from '../src/runtime/kubernetes/crd.js';
 import { Watch } from '../src/runtime/kubernetes/api.js';
+import { OPERATOR_NODE_OPTIONS } from '../src/cli/cluster.js';
 import {
   addFakeNode,
   apiClient,
@@ -42,6 +43,7 @@ try {
   const cli = join(dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
   operator = spawn(process.execPath, [cli, 'operator', '--kubeconfig', kubeconfig, '--namespace', ns], {
     stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, NODE_OPTIONS: OPERATOR_NODE_OPTIONS }, // as `tandem install` runs it
   });
   let log = '';
   operator.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-20_000)));
