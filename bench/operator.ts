@@ -1,8 +1,10 @@
-// bench:operator: N InferenceServices × 2 pods on the test control plane (KWOK nodes added for the
-// pod count), `tandem operator` as its own process. Prints the time until every group is Ready,
-// per-group time to Ready (p50/p99), the operator's peak RSS and CPU seconds.
-//   npm run bench:operator [-- --groups N]   (default 1000; bounded by a 15-minute deadline)
-import { spawn } from 'node:child_process';
+// bench:operator: N groups × 2 pods on the test control plane (KWOK nodes added for the pod count),
+// first as N InferenceServices under `tandem operator`, then as N equivalent LeaderWorkerSets under
+// the LWS controller (sigs.k8s.io/lws v0.8.0, built from its module), each controller its own
+// process. Prints, per controller, the time until every group is Ready, per-group time to Ready
+// (p50/p99), peak RSS and CPU seconds, and the ratios.
+//   npm run bench:operator [-- --groups N] [-- --no-lws]   (default 1000; 15 minutes at most each)
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,115 +19,205 @@ import {
   apiClient,
   installTandemCrd,
   kubeConfig,
+  BENCH_NODE_LABEL,
   startCluster,
   stopCluster,
 } from '../test/k8s/cluster.js';
+import { ensureLwsManager, removeLwsWebhooks, startLws } from './lws.js';
 
-const { values } = parseArgs({ options: { groups: { type: 'string', default: '1000' } } });
+const { values } = parseArgs({
+  options: { groups: { type: 'string', default: '1000' }, 'no-lws': { type: 'boolean', default: false } },
+});
 const groups = Number(values.groups);
 if (!Number.isInteger(groups) || groups < 1 || groups > 5000) throw new Error('--groups: an integer from 1 to 5000');
 const DEADLINE_MS = 15 * 60_000;
-const ns = `tandem-bench-${process.pid}`;
 
-const cluster = await startCluster(stderrProgress);
-const kubeconfig = cluster.kubeconfig;
-const core = apiClient(kubeconfig, k8s.CoreV1Api);
-const custom = apiClient(kubeconfig, k8s.CustomObjectsApi);
-let operator: ReturnType<typeof spawn> | undefined;
-try {
-  await installTandemCrd(kubeconfig);
-  const existing = new Set((await core.listNode()).items.map((n) => n.metadata?.name));
-  const nodes = Math.ceil((groups * 2) / 100);
-  for (let i = 0; i < nodes; i++)
-    if (!existing.has(`bench-node-${i}`)) await addFakeNode(kubeconfig, `bench-node-${i}`);
-  await core.createNamespace({ body: { metadata: { name: ns } } });
+interface Result {
+  allReadyMs: number;
+  perGroupReadyMs: { p50: number; p99: number };
+  peakRssMiB: number;
+  cpuSeconds: number;
+}
 
-  const cli = join(dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
-  operator = spawn(process.execPath, [cli, 'operator', '--kubeconfig', kubeconfig, '--namespace', ns], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, NODE_OPTIONS: OPERATOR_NODE_OPTIONS }, // as `tandem install` runs it
-  });
-  let log = '';
-  operator.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-20_000)));
-  const pid = operator.pid!;
+type Obj = k8s.KubernetesObject & { status?: Record<string, unknown> };
 
-  // Every object's first Ready, from a watch (the informer) on the objects.
+/** Creates N objects, watches them until each is Ready, and reads the controller's /proc figures. */
+async function measure(
+  kubeconfig: string,
+  what: string,
+  api: { group: string; version: string; plural: string; namespace: string },
+  body: (name: string) => object,
+  ready: (o: Obj) => boolean,
+  controller: ChildProcess,
+  log: () => string,
+): Promise<Result> {
+  const custom = apiClient(kubeconfig, k8s.CustomObjectsApi);
   const readyAt = new Map<string, number>();
   const createdAt = new Map<string, number>();
   const informer = k8s.makeInformer(
     kubeConfig(kubeconfig),
-    `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}`,
-    () =>
-      custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL }) as Promise<
-        k8s.KubernetesListObject<k8s.KubernetesObject & { status?: { readyGroups?: string } }>
-      >,
+    `/apis/${api.group}/${api.version}/namespaces/${api.namespace}/${api.plural}`,
+    () => custom.listNamespacedCustomObject(api) as Promise<k8s.KubernetesListObject<Obj>>,
   );
-  const seen = (o: k8s.KubernetesObject & { status?: { readyGroups?: string } }) => {
-    const name = o.metadata!.name!;
-    if (o.status?.readyGroups === '1/1' && !readyAt.has(name)) readyAt.set(name, Date.now());
+  const seen = (o: Obj) => {
+    if (ready(o) && !readyAt.has(o.metadata!.name!)) readyAt.set(o.metadata!.name!, Date.now());
   };
   informer.on('add', seen);
   informer.on('update', seen);
-  const watch = new Watch(informer, PLURAL, (line) => process.stderr.write(`${line}\n`));
+  const watch = new Watch(informer, api.plural, (line) => process.stderr.write(`${line}\n`));
   await watch.start();
-
   const start = Date.now();
-  const spec = {
-    model: { servedName: 'bench', source: 'hf://org/model-GGUF' },
-    engine: { type: 'llamacpp' },
-    parallelism: { nodes: 2 },
-    resources: { cpu: '100m', memory: '64Mi' },
-  };
   const names = Array.from({ length: groups }, (_, i) => `bench-${i}`);
   for (let i = 0; i < names.length; i += 20) {
     await Promise.all(
       names.slice(i, i + 20).map(async (name) => {
         createdAt.set(name, Date.now());
-        await custom.createNamespacedCustomObject({
-          group: GROUP,
-          version: VERSION,
-          namespace: ns,
-          plural: PLURAL,
-          body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'InferenceService', metadata: { name }, spec },
-        });
+        await custom.createNamespacedCustomObject({ ...api, body: body(name) });
       }),
     );
   }
-  const created = Date.now() - start;
-  let lastShown = 0;
+  let shown = 0;
   while (readyAt.size < groups) {
-    if (Date.now() - start > DEADLINE_MS) throw new Error(`only ${readyAt.size}/${groups} Ready after 15 min\n${log}`);
-    if (Date.now() - lastShown > 10_000) {
-      stderrProgress(`${readyAt.size}/${groups} groups Ready (${Math.round((Date.now() - start) / 1000)} s)`);
-      lastShown = Date.now();
+    if (controller.exitCode !== null) throw new Error(`${what} exited (${controller.exitCode}):\n${log()}`);
+    if (Date.now() - start > DEADLINE_MS) throw new Error(`${what}: ${readyAt.size}/${groups} Ready after 15 min`);
+    if (Date.now() - shown > 10_000) {
+      stderrProgress(`${what}: ${readyAt.size}/${groups} groups Ready (${Math.round((Date.now() - start) / 1000)} s)`);
+      shown = Date.now();
     }
     await new Promise((r) => setTimeout(r, 250));
   }
-  const total = Math.max(...readyAt.values()) - start;
+  await watch.stop();
   const perGroup = names.map((n) => readyAt.get(n)! - createdAt.get(n)!).sort((a, b) => a - b);
   const pct = (p: number) => perGroup[Math.min(perGroup.length - 1, Math.floor((p / 100) * perGroup.length))]!;
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const peakKiB = Number(/VmHWM:\s+(\d+)/.exec(status)![1]);
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  const cpuSeconds = (Number(stat[11]) + Number(stat[12])) / 100; // utime + stime, in clock ticks
-  await watch.stop();
+  const status = readFileSync(`/proc/${controller.pid}/status`, 'utf8');
+  const stat = readFileSync(`/proc/${controller.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return {
+    allReadyMs: Math.max(...readyAt.values()) - start,
+    perGroupReadyMs: { p50: pct(50), p99: pct(99) },
+    peakRssMiB: Math.round(Number(/VmHWM:\s+(\d+)/.exec(status)![1]) / 1024),
+    cpuSeconds: (Number(stat[11]) + Number(stat[12])) / 100, // utime + stime, in clock ticks
+  };
+}
+
+function spawnLogged(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): { child: ChildProcess; log: () => string } {
+  let text = '';
+  const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  child.stderr!.on('data', (d: Buffer) => (text = (text + d.toString()).slice(-20_000)));
+  return { child, log: () => text };
+}
+
+const cluster = await startCluster(stderrProgress);
+const kubeconfig = cluster.kubeconfig;
+const core = apiClient(kubeconfig, k8s.CoreV1Api);
+const children: ChildProcess[] = [];
+const namespaces: string[] = [];
+const newNamespace = async (name: string) => {
+  await core.createNamespace({ body: { metadata: { name } } });
+  namespaces.push(name);
+  return name;
+};
+try {
+  const lwsManager = values['no-lws'] ? undefined : await ensureLwsManager(stderrProgress); // built before timing
+  await installTandemCrd(kubeconfig);
+  const existing = new Set((await core.listNode()).items.map((n) => n.metadata?.name));
+  for (let i = 0; i < Math.ceil((groups * 2) / 100); i++) {
+    if (!existing.has(`bench-node-${i}`))
+      await addFakeNode(kubeconfig, `bench-node-${i}`, {}, { [BENCH_NODE_LABEL]: 'true' });
+  }
+  const container = {
+    image: 'ghcr.io/ggml-org/llama.cpp:full',
+    resources: { requests: { cpu: '100m', memory: '64Mi' } },
+  };
+
+  const tandemNs = await newNamespace(`tandem-bench-${process.pid}`);
+  const cli = join(dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
+  const tandem = spawnLogged(process.execPath, [cli, 'operator', '--kubeconfig', kubeconfig, '--namespace', tandemNs], {
+    ...process.env,
+    NODE_OPTIONS: OPERATOR_NODE_OPTIONS, // as `tandem install` runs it
+  });
+  children.push(tandem.child);
+  const results: Record<string, Result> = {};
+  results.tandem = await measure(
+    kubeconfig,
+    'tandem',
+    { group: GROUP, version: VERSION, plural: PLURAL, namespace: tandemNs },
+    (name) => ({
+      apiVersion: `${GROUP}/${VERSION}`,
+      kind: 'InferenceService',
+      metadata: { name },
+      spec: {
+        model: { servedName: 'bench', source: 'hf://org/model-GGUF' },
+        engine: { type: 'llamacpp', image: container.image },
+        parallelism: { nodes: 2 },
+        resources: { cpu: '100m', memory: '64Mi' },
+      },
+    }),
+    (o) => o.status?.readyGroups === '1/1',
+    tandem.child,
+    tandem.log,
+  );
+  tandem.child.kill('SIGTERM');
+
+  if (lwsManager) {
+    const lwsNs = await newNamespace(`lws-bench-${process.pid}`);
+    let lwsLog = '';
+    const manager = await startLws(lwsManager, kubeconfig, lwsNs, (d) => (lwsLog = (lwsLog + d).slice(-20_000)));
+    children.push(manager);
+    await new Promise((r) => setTimeout(r, 3000)); // its webhook server up before the first object
+    results.lws = await measure(
+      kubeconfig,
+      'lws',
+      { group: 'leaderworkerset.x-k8s.io', version: 'v1', plural: 'leaderworkersets', namespace: lwsNs },
+      (name) => ({
+        apiVersion: 'leaderworkerset.x-k8s.io/v1',
+        kind: 'LeaderWorkerSet',
+        metadata: { name },
+        spec: {
+          replicas: 1,
+          leaderWorkerTemplate: {
+            size: 2,
+            workerTemplate: { spec: { containers: [{ name: 'engine', ...container }] } },
+          },
+        },
+      }),
+      (o) => o.status?.readyReplicas === 1,
+      manager,
+      () => lwsLog,
+    );
+  }
+  const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100;
+  const t = results.tandem!;
+  const l = results.lws;
   console.log(
     JSON.stringify(
       {
         groups,
-        pods: groups * 2,
-        objectsCreatedMs: created,
-        allReadyMs: total,
-        perGroupReadyMs: { p50: pct(50), p99: pct(99) },
-        operatorPeakRssMiB: Math.round(peakKiB / 1024),
-        operatorCpuSeconds: cpuSeconds,
+        podsPerController: groups * 2,
+        ...results,
+        ...(l
+          ? {
+              'lws/tandem': {
+                allReady: ratio(l.allReadyMs, t.allReadyMs),
+                p50: ratio(l.perGroupReadyMs.p50, t.perGroupReadyMs.p50),
+                p99: ratio(l.perGroupReadyMs.p99, t.perGroupReadyMs.p99),
+                peakRss: ratio(l.peakRssMiB, t.peakRssMiB),
+                cpu: ratio(l.cpuSeconds, t.cpuSeconds),
+              },
+            }
+          : {}),
       },
       null,
       2,
     ),
   );
 } finally {
-  operator?.kill('SIGTERM');
-  await core.deleteNamespace({ name: ns }).catch(() => undefined);
+  for (const c of children) c.kill('SIGTERM');
+  await removeLwsWebhooks(kubeconfig);
+  for (const ns of namespaces) await core.deleteNamespace({ name: ns }).catch(() => undefined);
+  await core.deleteCollectionNode({ labelSelector: BENCH_NODE_LABEL }).catch(() => undefined);
   if (cluster.started) await stopCluster();
 }

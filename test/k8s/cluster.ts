@@ -300,6 +300,9 @@ async function createFakeNodes(kubeconfig: string): Promise<void> {
   }
 }
 
+/** Marks the nodes benchmarks add, so that tests can tell them from the cluster's own. */
+export const BENCH_NODE_LABEL = 'tandem.dev/bench';
+
 /** One more KWOK node (benchmarks add CPU-only ones for pod count); KWOK makes it Ready. */
 export async function addFakeNode(
   kubeconfig: string,

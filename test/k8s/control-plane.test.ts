@@ -16,6 +16,7 @@ import {
   startCluster,
   stopCluster,
   TOPOLOGY_LABEL,
+  BENCH_NODE_LABEL,
 } from './cluster.js';
 
 let kubeconfig: string;
@@ -51,7 +52,9 @@ async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T 
 }
 
 test('fake nodes carry GPU capacity and a topology label, and are Ready', async () => {
-  const nodes = (await apiClient(kubeconfig, k8s.CoreV1Api).listNode({ labelSelector: 'type=kwok' })).items;
+  const nodes = (
+    await apiClient(kubeconfig, k8s.CoreV1Api).listNode({ labelSelector: `type=kwok,!${BENCH_NODE_LABEL}` })
+  ).items;
   assert.equal(nodes.length, FAKE_NODES);
   for (const n of nodes) {
     assert.equal(n.status?.allocatable?.[GPU_RESOURCE], String(GPUS_PER_NODE));
