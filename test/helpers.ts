@@ -9,6 +9,7 @@ import { prepareServices } from '../src/engine/prepare.js';
 import { LocalPlatform } from '../src/runtime/local/platform.js';
 import { Reconciler, type ServiceSnapshot } from '../src/runtime/reconciler.js';
 import { silentProgress } from '../src/util/progress.js';
+import type { ServiceTemplate } from '../src/runtime/service-template.js';
 
 export function tinySpec(name: string, spec: Partial<InferenceServiceInput['spec']> = {}): InferenceServiceInput {
   return {
@@ -33,14 +34,19 @@ export interface Running {
   stop(): Promise<void>;
 }
 
-/** Starts services on the local platform and waits until every group is Ready (unless readyTimeoutMs is 0). */
-export async function startServices(specs: InferenceServiceInput[], readyTimeoutMs = 60_000): Promise<Running> {
+/** Specs validated and prepared for the embedded default, as `tandem up` does. */
+export async function templatesFor(specs: InferenceServiceInput[]): Promise<ServiceTemplate[]> {
   const loaded = specs.map((doc) => {
     const { service, problems } = validateDocument(doc);
     if (!service) throw new Error(problems.join('\n'));
     return { service, file: '(test)' };
   });
-  const templates = await prepareServices(loaded, silentProgress);
+  return prepareServices(loaded, silentProgress);
+}
+
+/** Starts services on the local platform and waits until every group is Ready (unless readyTimeoutMs is 0). */
+export async function startServices(specs: InferenceServiceInput[], readyTimeoutMs = 60_000): Promise<Running> {
+  const templates = await templatesFor(specs);
   const logDir = mkdtempSync(join(tmpdir(), 'tandem-test-logs-'));
   const platform = new LocalPlatform({ logDir });
   const reconciler = new Reconciler(platform);

@@ -39,6 +39,8 @@ export interface GroupSnapshot {
   lastFailure?: { at: number; reason: string };
   /** Why the group is Failed (past spec.failurePolicy). */
   failed?: string;
+  /** The template its members run (absent while it has none); differs from the service's while it rolls. */
+  templateHash?: string;
   members: MemberSnapshot[];
 }
 
@@ -371,6 +373,7 @@ function groupSnapshot(
     restarts: status.restarts,
     ...(status.lastFailure ? { lastFailure: status.lastFailure } : {}),
     ...(status.failed ? { failed: status.failed.reason } : {}),
+    ...hashOf(observed),
     members: template.members.map((m) => {
       const seen =
         observed.find((o) => o.index === m.index && !o.terminating) ?? observed.find((o) => o.index === m.index);

@@ -4,7 +4,17 @@ import { createServer, type AddressInfo } from 'node:net';
 import assert from 'node:assert/strict';
 import { TINY_LLAMA } from '../../src/model/tiny-llama.js';
 import { splitLayers } from '../../src/planner/llamacpp.js';
-import { allReady, complete, isAlive, leaderUrl, readLog, startServices, tinySpec, waitFor } from '../helpers.js';
+import {
+  allReady,
+  complete,
+  isAlive,
+  leaderUrl,
+  readLog,
+  startServices,
+  templatesFor,
+  tinySpec,
+  waitFor,
+} from '../helpers.js';
 
 const PROMPTS = ['Hello world', 'The leader and its workers'];
 const MiB = 1024 * 1024;
@@ -137,6 +147,34 @@ test('parallelism auto: the planner sizes the group from spec.resources.memory, 
     assert.equal(
       await complete(leaderUrl(running, 'auto'), PROMPTS[1]!),
       await complete(leaderUrl(running, 'ref'), PROMPTS[1]!),
+    );
+  } finally {
+    await running.stop();
+  }
+});
+
+test('a new template rolls groups of real processes one at a time (maxUnavailable 1)', async () => {
+  const spec = (debug: string) => tinySpec('roll', { replicas: 2, parallelism: { nodes: 2 }, env: { ROLL: debug } });
+  const running = await startServices([spec('a')]);
+  try {
+    const [next] = await templatesFor([spec('b')]);
+    let minReady = 2;
+    const watch = (services: { groups: { phase: string }[] }[]) => {
+      minReady = Math.min(minReady, services[0]!.groups.filter((g) => g.phase === 'Ready').length);
+    };
+    running.reconciler.on('tick', watch);
+    running.reconciler.apply(next!);
+    await waitFor(
+      running.reconciler,
+      ([s]) => s!.groups.length === 2 && s!.groups.every((g) => g.phase === 'Ready' && g.templateHash === next!.hash),
+      60_000,
+    );
+    running.reconciler.off('tick', watch);
+    assert.equal(minReady, 1, 'one group down at a time, and never both');
+    assert.deepEqual(
+      running.reconciler.snapshot()[0]!.groups.map((g) => g.restarts),
+      [0, 0],
+      'a rollout is not a failure',
     );
   } finally {
     await running.stop();
