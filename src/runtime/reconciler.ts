@@ -6,7 +6,7 @@
 // pass never holds up another's. Nothing lives only here: groups are discovered from what the
 // platform observes and statuses from the store, so a restarted reconciler carries on.
 import { EventEmitter } from 'node:events';
-import { planGroup, type GroupPhase } from './group-plan.js';
+import { planGroup, type GroupDecision, type GroupPhase } from './group-plan.js';
 import { planService, type ObservedGroup } from './service-plan.js';
 import type { ServiceTemplate } from './service-template.js';
 import type {
@@ -76,6 +76,7 @@ interface ServiceState {
   template: ServiceTemplate;
   statuses?: Record<number, GroupStatus>;
   endpoints: Map<number, Endpoint[]>;
+  rendered: Map<number, GroupTemplate>;
   groups: Map<number, GroupSnapshot>;
   dirty: boolean;
   running?: Promise<void>;
@@ -121,9 +122,18 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
   /** Adds a service or changes it (a new template hash rolls its groups; replicas scale them). */
   apply(template: ServiceTemplate): void {
     const state = this.services.get(template.name);
-    if (state) state.template = template;
-    else
-      this.services.set(template.name, { template, endpoints: new Map(), groups: new Map(), dirty: false, errors: 0 });
+    if (state) {
+      state.template = template;
+      state.rendered.clear(); // policies outside the hash (failurePolicy) are in what render() returns
+    } else
+      this.services.set(template.name, {
+        template,
+        endpoints: new Map(),
+        rendered: new Map(),
+        groups: new Map(),
+        dirty: false,
+        errors: 0,
+      });
     this.enqueue(template.name);
   }
 
@@ -236,8 +246,9 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
     for (const m of observed) byReplica.set(m.replica, [...(byReplica.get(m.replica) ?? []), m]);
     const known = new Set([...byReplica.keys(), ...Object.keys(statuses).map(Number)]);
 
-    // First look: each group's phase as it stands, for the service planner.
+    // First look: each group's decision as it stands; its phase is what the service planner needs.
     const templates = new Map<number, GroupTemplate>();
+    const decisions = new Map<number, GroupDecision>();
     const groups: ObservedGroup[] = [];
     for (const replica of known) {
       const members = byReplica.get(replica) ?? [];
@@ -247,8 +258,9 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
       }
       const t = await this.groupTemplate(state, replica);
       templates.set(replica, t);
-      const { phase } = planGroup(t, members, statuses[replica] ?? { restarts: 0 }, now);
-      groups.push({ replica, phase, ...hashOf(members) });
+      const decision = planGroup(t, members, statuses[replica] ?? { restarts: 0 }, now);
+      decisions.set(replica, decision);
+      groups.push({ replica, phase: decision.phase, ...hashOf(members) });
     }
     const plan = planService(template.replicas, template.hash, template.rollout, groups);
 
@@ -259,8 +271,10 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
       const ref: GroupRef = { service: name, replica };
       const t = templates.get(replica) ?? (await this.groupTemplate(state, replica));
       const members = byReplica.get(replica) ?? [];
-      const before = statuses[replica] ?? { restarts: 0 };
-      const decision = planGroup(t, members, before, now, plan.roll.includes(replica));
+      const rolls = plan.roll.includes(replica);
+      // Planned again only when it may now roll; a group new to this pass has no first look.
+      const decision =
+        (!rolls && decisions.get(replica)) || planGroup(t, members, statuses[replica] ?? { restarts: 0 }, now, rolls);
       next[replica] = decision.status;
       const previous = state.groups.get(replica);
       if (!previous && members.length === 0) this.record(name, replica, 'GroupCreated', 'group created');
@@ -300,6 +314,7 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
       if (members.length === 0) {
         actions.push(() => this.platform.release(ref));
         state.endpoints.delete(replica);
+        state.rendered.delete(replica);
         if (state.groups.delete(replica)) this.record(name, replica, 'GroupDeleted', 'group deleted');
         continue;
       }
@@ -319,14 +334,19 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
     return Math.max(wake, 10);
   }
 
+  /** A group's rendered template, kept until the service is applied again or the group goes. */
   private async groupTemplate(state: ServiceState, replica: number): Promise<GroupTemplate> {
     const ref: GroupRef = { service: state.template.name, replica };
+    const known = state.rendered.get(replica);
+    if (known) return known;
     let endpoints = state.endpoints.get(replica);
     if (!endpoints || endpoints.length !== state.template.size) {
       endpoints = await this.platform.endpoints(ref, state.template.size);
       state.endpoints.set(replica, endpoints);
     }
-    return state.template.render(ref, endpoints);
+    const rendered = state.template.render(ref, endpoints);
+    state.rendered.set(replica, rendered);
+    return rendered;
   }
 
   private record(service: string, replica: number | undefined, reason: string, message: string, warning = false): void {

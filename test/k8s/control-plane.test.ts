@@ -1,11 +1,10 @@
 // The test control plane is a real one: upstream CRDs validate, the scheduler places pods on
 // KWOK's fake GPU nodes, the garbage collector removes what a deleted owner leaves.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
-import { silentProgress } from '../../src/util/progress.js';
 import { K8S_SOURCE } from './binaries.js';
 import {
   apiClient,
@@ -13,43 +12,19 @@ import {
   kubeConfig,
   GPU_RESOURCE,
   GPUS_PER_NODE,
-  startCluster,
-  stopCluster,
   TOPOLOGY_LABEL,
   BENCH_NODE_LABEL,
 } from './cluster.js';
+import { until, useTestCluster } from './harness.js';
 
 let kubeconfig: string;
-let startedHere = false;
 const ns = `tandem-test-${process.pid}`;
-
-before(async () => {
-  const cluster = await startCluster(silentProgress);
-  kubeconfig = cluster.kubeconfig;
-  startedHere = cluster.started;
-  await apiClient(kubeconfig, k8s.CoreV1Api).createNamespace({ body: { metadata: { name: ns } } });
-});
-
-after(async () => {
-  if (!kubeconfig) return;
-  await apiClient(kubeconfig, k8s.CoreV1Api)
-    .deleteNamespace({ name: ns })
-    .catch(() => undefined);
-  if (startedHere) await stopCluster();
+useTestCluster(ns, (k) => {
+  kubeconfig = k;
 });
 
 const fixture = (name: string) =>
   k8s.loadYaml<k8s.KubernetesObject>(readFileSync(join(K8S_SOURCE, 'fixtures', name), 'utf8'));
-
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 test('fake nodes carry GPU capacity and a topology label, and are Ready', async () => {
   const nodes = (

@@ -1,7 +1,7 @@
 // The operator on the real control plane: Tandem's own CRD, groups of pods placed by the real
 // scheduler and made Ready by KWOK, recreated whole, scaled through the scale subresource, picked
 // up by a restarted operator, and collected by the real garbage collector.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -9,51 +9,25 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
-import { silentProgress } from '../../src/util/progress.js';
 import { validateDocument } from '../../src/spec/load.js';
 import { GROUP, PLURAL, VERSION } from '../../src/runtime/kubernetes/crd.js';
 import { Operator } from '../../src/runtime/kubernetes/operator.js';
 import { LeaderLease } from '../../src/runtime/kubernetes/lease.js';
 import { LABEL } from '../../src/runtime/kubernetes/objects.js';
 import type { GroupStatusEntry, ServiceStatus } from '../../src/runtime/kubernetes/service-status.js';
-import { apiClient, installTandemCrd, kubeConfig, startCluster, stopCluster, TOPOLOGY_LABEL } from './cluster.js';
+import { apiClient, installTandemCrd, kubeConfig, TOPOLOGY_LABEL } from './cluster.js';
+import { until as poll, useTestCluster } from './harness.js';
 
 let kubeconfig: string;
-let startedHere = false;
 const ns = `tandem-op-${process.pid}`;
 const logs: string[] = [];
-
-before(async () => {
-  const cluster = await startCluster(silentProgress);
-  kubeconfig = cluster.kubeconfig;
-  startedHere = cluster.started;
-  await apiClient(kubeconfig, k8s.CoreV1Api).createNamespace({ body: { metadata: { name: ns } } });
+useTestCluster(ns, async (k) => {
+  kubeconfig = k;
   await installTandemCrd(kubeconfig);
 });
 
-after(async () => {
-  if (!kubeconfig) return;
-  await apiClient(kubeconfig, k8s.CoreV1Api)
-    .deleteNamespace({ name: ns })
-    .catch(() => undefined);
-  if (startedHere) await stopCluster();
-});
-
-async function until<T>(
-  what: string | (() => string),
-  timeoutMs: number,
-  probe: () => Promise<T | undefined>,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out waiting for ${typeof what === 'string' ? what : what()}\n${logs.slice(-20).join('\n')}`,
-      );
-    await new Promise((r) => setTimeout(r, 200));
-  }
+function until<T>(what: string | (() => string), timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  return poll(what, timeoutMs, probe, () => logs.slice(-20).join('\n'));
 }
 
 const custom = () => apiClient(kubeconfig, k8s.CustomObjectsApi);

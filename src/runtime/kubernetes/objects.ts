@@ -6,6 +6,7 @@ import type {
   V1Affinity,
   V1EnvVar,
   V1NetworkPolicy,
+  V1ObjectMeta,
   V1OwnerReference,
   V1Pod,
   V1Service,
@@ -209,16 +210,21 @@ function withOverride(
   };
 }
 
+/** A group-level object's name, labels and owner: one per group, collected with the InferenceService. */
+function groupMetadata(obj: ServiceObject, group: GroupRef): V1ObjectMeta {
+  return {
+    name: groupName(group),
+    namespace: obj.namespace,
+    labels: groupLabels(group),
+    ownerReferences: [owner(obj)],
+  };
+}
+
 export function groupService(obj: ServiceObject, group: GroupRef): V1Service {
   return {
     apiVersion: 'v1',
     kind: 'Service',
-    metadata: {
-      name: groupName(group),
-      namespace: obj.namespace,
-      labels: groupLabels(group),
-      ownerReferences: [owner(obj)],
-    },
+    metadata: groupMetadata(obj, group),
     spec: {
       clusterIP: 'None',
       selector: groupLabels(group),
@@ -232,12 +238,7 @@ export function groupNetworkPolicy(obj: ServiceObject, group: GroupRef): V1Netwo
   return {
     apiVersion: 'networking.k8s.io/v1',
     kind: 'NetworkPolicy',
-    metadata: {
-      name: groupName(group),
-      namespace: obj.namespace,
-      labels: groupLabels(group),
-      ownerReferences: [owner(obj)],
-    },
+    metadata: groupMetadata(obj, group),
     spec: {
       podSelector: { matchLabels: groupLabels(group) },
       policyTypes: ['Ingress'],

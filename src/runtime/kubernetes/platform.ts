@@ -20,8 +20,9 @@ import { ignoreStatus, Watch } from './api.js';
 export class KubernetesPlatform implements Platform {
   private readonly core: k8s.CoreV1Api;
   private readonly net: k8s.NetworkingV1Api;
-  private readonly pods: k8s.Informer<k8s.V1Pod> & k8s.ObjectCache<k8s.V1Pod>;
+  private readonly pods: k8s.Informer<k8s.V1Pod>;
   private readonly listeners: ((service: string) => void)[] = [];
+  private readonly byService = new Map<string, Map<string, k8s.V1Pod>>();
   private readonly watch: Watch<k8s.V1Pod>;
   /** Groups whose Service and NetworkPolicy exist (created once per group per operator). */
   private readonly fenced = new Set<string>();
@@ -41,13 +42,21 @@ export class KubernetesPlatform implements Platform {
       () => this.core.listNamespacedPod({ namespace, labelSelector: LABEL.service }),
       LABEL.service,
     );
-    const changed = (pod: k8s.V1Pod) => {
+    // Pods by service, kept from the watch's events: a pass reads its own, not every pod's.
+    const changed = (pod: k8s.V1Pod, gone = false) => {
       const service = pod.metadata?.labels?.[LABEL.service];
-      if (service) for (const l of this.listeners) l(service);
+      const uid = pod.metadata?.uid;
+      if (!service || !uid) return;
+      const pods = this.byService.get(service) ?? new Map<string, k8s.V1Pod>();
+      if (gone) pods.delete(uid);
+      else pods.set(uid, pod);
+      if (pods.size === 0) this.byService.delete(service);
+      else this.byService.set(service, pods);
+      for (const l of this.listeners) l(service);
     };
-    this.pods.on('add', changed);
-    this.pods.on('update', changed);
-    this.pods.on('delete', changed);
+    this.pods.on('add', (pod) => changed(pod));
+    this.pods.on('update', (pod) => changed(pod));
+    this.pods.on('delete', (pod) => changed(pod, true));
     this.watch = new Watch(this.pods, 'pods', log);
   }
 
@@ -93,10 +102,7 @@ export class KubernetesPlatform implements Platform {
   }
 
   async observe(service: string): Promise<ObservedMember[]> {
-    return this.pods
-      .list(this.namespace)
-      .filter((p) => p.metadata?.labels?.[LABEL.service] === service)
-      .map(observedMember);
+    return [...(this.byService.get(service)?.values() ?? [])].map(observedMember);
   }
 
   async release(group: GroupRef): Promise<void> {
