@@ -1,12 +1,13 @@
 // The commands that work against a Kubernetes cluster: `tandem operator`, `tandem install`, and
 // `status` / `logs` given --kubeconfig.
 import { hostname } from 'node:os';
+import { PassThrough } from 'node:stream';
 import * as k8s from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { Operator } from '../runtime/kubernetes/operator.js';
 import { LeaderLease } from '../runtime/kubernetes/lease.js';
 import { GROUP, PLURAL, VERSION, inferenceServiceCrd } from '../runtime/kubernetes/crd.js';
-import { podName } from '../runtime/kubernetes/objects.js';
+import { PODGROUP, podName } from '../runtime/kubernetes/objects.js';
 import type { ServiceStatus } from '../runtime/kubernetes/service-status.js';
 import { UsageError } from './usage-error.js';
 
@@ -67,6 +68,8 @@ export function installManifests(namespace: string, image: string): string {
     { apiGroups: [GROUP], resources: [PLURAL], verbs: ['get', 'list', 'watch'] },
     { apiGroups: [GROUP], resources: [`${PLURAL}/status`], verbs: ['patch'] },
     { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
+    // Only with spec.scheduling.gangScheduler: volcano.
+    { apiGroups: [PODGROUP.group], resources: [PODGROUP.plural], verbs: ['create', 'deletecollection'] },
   ];
   const docs = [
     inferenceServiceCrd(),
@@ -151,14 +154,36 @@ export async function clusterStatus(kc: k8s.KubeConfig, namespace: string, json:
   return 0;
 }
 
+/** Prints a member pod's log through the API server; with `follow`, streams it until the pod ends or Ctrl-C. */
 export async function clusterLogs(
   kc: k8s.KubeConfig,
   namespace: string,
   service: string,
   replica: number,
   member: number,
+  follow: boolean,
 ): Promise<void> {
   const name = podName({ service, replica }, member);
-  const text = await kc.makeApiClient(k8s.CoreV1Api).readNamespacedPodLog({ namespace, name });
-  process.stdout.write(text.endsWith('\n') || text === '' ? text : `${text}\n`);
+  const pod = await kc
+    .makeApiClient(k8s.CoreV1Api)
+    .readNamespacedPod({ namespace, name })
+    .catch((err: unknown) => {
+      if ((err as { code?: number }).code === 404) {
+        throw new Error(
+          `no pod ${name} in namespace ${namespace}: is ${service} running with that many replicas and members? (tandem status)`,
+        );
+      }
+      throw err;
+    });
+  const out = new PassThrough();
+  out.pipe(process.stdout, { end: false });
+  const ended = new Promise((resolve, reject) => out.on('end', resolve).on('error', reject));
+  const request = await new k8s.Log(kc).log(namespace, name, pod.spec!.containers[0]!.name, out, { follow });
+  const stop = () => request.abort();
+  process.once('SIGINT', stop);
+  try {
+    await ended;
+  } finally {
+    process.off('SIGINT', stop);
+  }
 }

@@ -68,7 +68,7 @@ in $TANDEM_STATE, default ./.tandem), with restarts and the latest failures. Wit
 ready members, restarts and last failure.`,
   logs: `Usage: tandem logs SERVICE [--replica N] [--member M] [-f] [--kubeconfig FILE [--namespace NS]]
 
-Prints a group member's log (default: replica 0, member 0 = the leader); -f follows it (locally).
+Prints a group member's log (default: replica 0, member 0 = the leader); -f follows it.
 With --kubeconfig (or --namespace), prints the member pod's log from the cluster.`,
   operator: `Usage: tandem operator [--kubeconfig FILE] [--namespace NS]
 
@@ -296,7 +296,14 @@ async function main(argv: string[]): Promise<number> {
       };
       if (text('kubeconfig') !== undefined || text('namespace') !== undefined) {
         const kc = loadKubeConfig(text('kubeconfig'));
-        await clusterLogs(kc, namespaceOf(kc, text('namespace')), service, index('replica'), index('member'));
+        await clusterLogs(
+          kc,
+          namespaceOf(kc, text('namespace')),
+          service,
+          index('replica'),
+          index('member'),
+          values.follow === true,
+        );
         return 0;
       }
       const logDir = text('log-dir') ?? currentRun(stateDir())?.logDir ?? join(stateDir(), 'logs');

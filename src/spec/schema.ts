@@ -173,11 +173,13 @@ export const InferenceServiceSchema = z
             placementTimeout: duration('5m'),
             /** Place each group inside one domain of this node label (e.g. a rack or a NVLink domain). */
             topologyKey: z.string().min(1).optional(),
-            /** Admit each group as one unit through this Kueue LocalQueue (pod-group labels on every member). */
+            /** Admit each group as one unit through this queue (a Kueue LocalQueue or a Volcano Queue). */
             queue: z.string().min(1).optional(),
+            /** Which gang scheduler `queue` names a queue of: Kueue (pod-group labels) or Volcano (a PodGroup). */
+            gangScheduler: z.enum(['kueue', 'volcano']).default('kueue'),
           })
           .strict()
-          .default({ placementTimeout: '5m' }),
+          .default({ placementTimeout: '5m', gangScheduler: 'kueue' }),
         /** Per node, the same for the leader and every worker. */
         resources: z
           .object({

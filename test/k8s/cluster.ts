@@ -7,8 +7,9 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { freePort } from '../../src/util/net.js';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
+import { stringify } from 'yaml';
 import { inferenceServiceCrd } from '../../src/runtime/kubernetes/crd.js';
 import { cacheDir } from '../../src/util/paths.js';
 import { isRunning, isRunningCommand, terminate } from '../../src/util/process.js';
@@ -123,7 +124,32 @@ export async function startCluster(progress: Progress): Promise<{ kubeconfig: st
   writeFileSync(join(pki, 'sa.key'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
   writeFileSync(join(pki, 'sa.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
   const token = randomBytes(24).toString('hex');
-  writeFileSync(join(pki, 'tokens.csv'), `${token},tandem-admin,tandem-admin,"system:masters"\n`);
+  // The admin, and one user per benchmarked controller so that the audit log can count its requests.
+  const users = ['tandem-admin', ...BENCH_USERS].map((u) => ({
+    u,
+    t: u === 'tandem-admin' ? token : randomBytes(24).toString('hex'),
+  }));
+  writeFileSync(join(pki, 'tokens.csv'), users.map(({ u, t }) => `${t},${u},${u},"system:masters"\n`).join(''));
+  writeFileSync(
+    join(dir, 'audit-policy.yaml'),
+    stringify({
+      apiVersion: 'audit.k8s.io/v1',
+      kind: 'Policy',
+      omitStages: ['RequestReceived', 'ResponseStarted'], // one line per request
+      rules: [{ level: 'Metadata', users: BENCH_USERS }, { level: 'None' }],
+    }),
+  );
+  // What KWOK's fake kubelets serve as every container's log (`kubectl logs`, with -f).
+  writeFileSync(
+    join(dir, 'kwok-logs.yaml'),
+    stringify({
+      apiVersion: 'kwok.x-k8s.io/v1alpha1',
+      kind: 'ClusterLogs',
+      metadata: { name: 'all-pods' },
+      spec: { logs: [{ containers: [], logsFile: containerLogPath(), follow: true }] },
+    }),
+  );
+  writeFileSync(containerLogPath(), '');
   const stages = join(dir, 'kwok-stages.yaml');
   writeFileSync(stages, bin.kwokStages.map((f) => readFileSync(f, 'utf8').trim()).join('\n---\n') + '\n');
 
@@ -191,6 +217,13 @@ export async function startCluster(progress: Progress): Promise<{ kubeconfig: st
       '10.96.0.0/16',
       '--allow-privileged=true',
       '--profiling=false',
+      '--audit-policy-file',
+      join(dir, 'audit-policy.yaml'),
+      '--audit-log-path',
+      auditLogPath(),
+      // KWOK's nodes serve logs on 127.0.0.1 (their InternalIP); their hostnames resolve nowhere.
+      '--kubelet-preferred-address-types',
+      'InternalIP',
     ]);
     await waitFor('the API server certificate', 60_000, async () => existsSync(join(pki, 'apiserver.crt')), pids, logs);
     const ca = readFileSync(join(pki, 'apiserver.crt')).toString('base64');
@@ -221,6 +254,12 @@ export async function startCluster(progress: Progress): Promise<{ kubeconfig: st
       '--root-ca-file',
       join(pki, 'apiserver.crt'),
       '--use-service-account-credentials=false',
+      // The default 20/s would pace every workload controller here (LWS's StatefulSets in
+      // bench:operator most of all) by the test machine's client limit, not by the controllers.
+      '--kube-api-qps',
+      '200',
+      '--kube-api-burst',
+      '400',
     ]);
     launch('kube-scheduler', bin.kubeScheduler, [
       '--kubeconfig',
@@ -236,6 +275,14 @@ export async function startCluster(progress: Progress): Promise<{ kubeconfig: st
       kubeconfig,
       '--config',
       stages,
+      '--config',
+      join(dir, 'kwok-logs.yaml'),
+      '--node-port',
+      String(kwokPort),
+      '--tls-cert-file',
+      join(pki, 'apiserver.crt'),
+      '--tls-private-key-file',
+      join(pki, 'apiserver.key'),
       '--manage-all-nodes=false',
       '--manage-nodes-with-annotation-selector',
       'kwok.x-k8s.io/node=fake',
@@ -298,6 +345,42 @@ async function createFakeNodes(kubeconfig: string): Promise<void> {
       [TOPOLOGY_LABEL]: `block-${Math.floor(i / 2)}`,
     });
   }
+}
+
+/** The users benchmarked controllers run as (admins, each with its own token). */
+export const BENCH_USERS = ['bench-tandem', 'bench-lws'];
+
+const auditLogPath = () => join(runDir(), 'logs', 'audit.log');
+
+/** The file whose lines every fake container logs (KWOK ClusterLogs, followed). */
+export const containerLogPath = () => join(runDir(), 'container.log');
+
+/** A kubeconfig like the admin's but for one of BENCH_USERS, written beside it. */
+export function userKubeconfig(kubeconfig: string, user: string): string {
+  const line = readFileSync(join(dirname(kubeconfig), 'pki', 'tokens.csv'), 'utf8')
+    .split('\n')
+    .find((l) => l.split(',')[1] === user);
+  if (!line) throw new Error(`no token for ${user}`);
+  const path = join(dirname(kubeconfig), `kubeconfig-${user}`);
+  writeFileSync(
+    path,
+    readFileSync(kubeconfig, 'utf8')
+      .replace(/token: [0-9a-f]+/, `token: ${line.split(',')[0]}`)
+      .replaceAll('tandem-admin', user),
+  );
+  return path;
+}
+
+/** API requests one user made so far, by verb, from the API server's audit log. */
+export function apiRequests(user: string): Record<string, number> {
+  const counts: Record<string, number> = {};
+  if (!existsSync(auditLogPath())) return counts;
+  for (const line of readFileSync(auditLogPath(), 'utf8').split('\n')) {
+    if (!line) continue;
+    const e = JSON.parse(line) as { user: { username: string }; verb: string };
+    if (e.user.username === user) counts[e.verb] = (counts[e.verb] ?? 0) + 1;
+  }
+  return counts;
 }
 
 /** Marks the nodes benchmarks add, so that tests can tell them from the cluster's own. */

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,9 +13,9 @@ import { validateDocument } from '../../src/spec/load.js';
 import { GROUP, PLURAL, VERSION } from '../../src/runtime/kubernetes/crd.js';
 import { Operator } from '../../src/runtime/kubernetes/operator.js';
 import { LeaderLease } from '../../src/runtime/kubernetes/lease.js';
-import { LABEL } from '../../src/runtime/kubernetes/objects.js';
+import { LABEL, PODGROUP } from '../../src/runtime/kubernetes/objects.js';
 import type { GroupStatusEntry, ServiceStatus } from '../../src/runtime/kubernetes/service-status.js';
-import { apiClient, installTandemCrd, kubeConfig, TOPOLOGY_LABEL } from './cluster.js';
+import { apiClient, containerLogPath, installTandemCrd, kubeConfig, TOPOLOGY_LABEL } from './cluster.js';
 import { until as poll, useTestCluster } from './harness.js';
 
 let kubeconfig: string;
@@ -333,6 +333,88 @@ test('a group that cannot be placed gives back its placed pods after the deadlin
   }
 });
 
+test('with Volcano as gang scheduler: a PodGroup per group, its pods left to that scheduler, collected with the object', async () => {
+  // Volcano's PodGroup API as its scheduler serves it (group, version, names, minMember/queue). Its
+  // own CRD ships only in volcano.sh/volcano, a module the proxy here does not serve; no Volcano
+  // scheduler runs, so the pods must wait for it rather than be bound by the default one.
+  const ext = apiClient(kubeconfig, k8s.ApiextensionsV1Api);
+  const name = `${PODGROUP.plural}.${PODGROUP.group}`;
+  if (!(await ext.readCustomResourceDefinition({ name }).catch(() => undefined))) {
+    await ext.createCustomResourceDefinition({
+      body: {
+        metadata: { name },
+        spec: {
+          group: PODGROUP.group,
+          scope: 'Namespaced',
+          names: { plural: PODGROUP.plural, singular: 'podgroup', kind: 'PodGroup', shortNames: ['pg'] },
+          versions: [
+            {
+              name: PODGROUP.version,
+              served: true,
+              storage: true,
+              schema: {
+                openAPIV3Schema: {
+                  type: 'object',
+                  properties: {
+                    spec: {
+                      type: 'object',
+                      properties: { minMember: { type: 'integer' }, queue: { type: 'string' } },
+                    },
+                    status: { type: 'object', xKubernetesPreserveUnknownFields: true },
+                  },
+                },
+              },
+            },
+          ],
+        },
+      },
+    });
+  }
+  const podGroups = async () =>
+    (
+      (await custom().listNamespacedCustomObject({ ...PODGROUP, namespace: ns })) as {
+        items: { metadata: { name: string; ownerReferences: { uid: string }[] }; spec: unknown }[];
+      }
+    ).items;
+  const operator = new Operator(kubeConfig(kubeconfig), { namespace: ns, log: (l) => logs.push(l), resyncMs: 2000 });
+  await operator.start();
+  try {
+    const created = (await until('the PodGroup CRD to serve', 30_000, () =>
+      custom()
+        .createNamespacedCustomObject({
+          ...where,
+          body: isvc('gang', big(1, { scheduling: { queue: 'research', gangScheduler: 'volcano' } })),
+        })
+        .catch(() => undefined),
+    )) as { metadata: { uid: string } };
+    const [pg] = await until('a PodGroup', 30_000, async () => {
+      const items = await podGroups();
+      return items.length === 1 ? items : undefined;
+    });
+    assert.deepEqual(pg!.spec, { minMember: 2, queue: 'research' });
+    assert.equal(pg!.metadata.ownerReferences[0]!.uid, created.metadata.uid);
+    const members = await until('both pods', 30_000, async () => {
+      const p = await pods('gang');
+      return p.length === 2 ? p : undefined;
+    });
+    for (const pod of members) {
+      assert.equal(pod.spec!.schedulerName, 'volcano');
+      assert.equal(pod.metadata!.annotations!['scheduling.k8s.io/group-name'], pg!.metadata.name);
+    }
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.ok(
+      (await pods('gang')).every((p) => !p.spec!.nodeName),
+      'the default scheduler leaves them to Volcano',
+    );
+    await custom().deleteNamespacedCustomObject({ ...where, name: 'gang' });
+    await until('the PodGroup collected with the object', 60_000, async () =>
+      (await podGroups()).length === 0 ? true : undefined,
+    );
+  } finally {
+    await operator.stop();
+  }
+});
+
 test('two candidates for the lease: one leads, the other takes over once it is released', async () => {
   const kc = kubeConfig(kubeconfig);
   const options = { namespace: ns, name: 'tandem-operator', durationSeconds: 3 };
@@ -398,6 +480,32 @@ test('tandem install applies with least privilege; two `tandem operator` process
 
     const table = execFileSync(process.execPath, [cli, 'status', '--kubeconfig', saConfig], { encoding: 'utf8' });
     assert.match(table, /^duo +1\/1 +1 +llamacpp +0 +Ready +1\/1 +1 /m);
+
+    // Logs through the API server from KWOK's fake kubelet, as the ServiceAccount: printed, then followed.
+    appendFileSync(containerLogPath(), `before ${process.pid}\n`);
+    const once = execFileSync(process.execPath, [cli, 'logs', 'duo', '--kubeconfig', saConfig], { encoding: 'utf8' });
+    assert.match(once, new RegExp(`^before ${process.pid}$`, 'm'));
+    const follower = spawn(process.execPath, [cli, 'logs', 'duo', '-f', '--kubeconfig', saConfig]);
+    let followed = '';
+    follower.stdout.on('data', (d: Buffer) => (followed += d.toString()));
+    try {
+      await until('the followed log to show the line that was there', 20_000, async () =>
+        followed.includes(`before ${process.pid}`) ? true : undefined,
+      );
+      appendFileSync(containerLogPath(), `after ${process.pid}\n`);
+      await until('the followed log to show a line written later', 20_000, async () =>
+        followed.includes(`after ${process.pid}`) ? true : undefined,
+      );
+    } finally {
+      follower.kill('SIGINT');
+    }
+    assert.throws(
+      () =>
+        execFileSync(process.execPath, [cli, 'logs', 'duo', '--replica', '3', '--kubeconfig', saConfig], {
+          stdio: 'pipe',
+        }),
+      /no pod duo-3-0 in namespace/,
+    );
   } finally {
     a.child.kill('SIGTERM');
     b.child.kill('SIGTERM');

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { validateDocument } from '../../src/spec/load.js';
 import { clusterServiceTemplate } from '../../src/runtime/kubernetes/render.js';
-import { memberHost, memberPod, type ServiceObject } from '../../src/runtime/kubernetes/objects.js';
+import { groupPodGroup, memberHost, memberPod, type ServiceObject } from '../../src/runtime/kubernetes/objects.js';
 
 function object(spec: Record<string, unknown>): ServiceObject {
   const { service, problems } = validateDocument({
@@ -70,6 +70,38 @@ test('a member pod: group env, image, GPUs, /dev/shm, the model volume read-only
       .includes('--model /models/llama/70b.gguf --alias m --host 0.0.0.0 --port 8080 --rpc m-3-1.m-3.ns:50052'),
   );
   assert.equal(leader.resources!.limits!['rdma/hca'], undefined, 'worker overrides stay on workers');
+});
+
+test('a queue with Volcano: one PodGroup per group and template (the whole group or none), named by every pod', () => {
+  const render = (spec: Record<string, unknown>) => {
+    const obj = object({ parallelism: { nodes: 3 }, ...spec });
+    const ref = { service: 'm', replica: 1 };
+    const endpoints = Array.from({ length: 3 }, (_, i) => ({ host: memberHost(ref, i, 'ns'), port: 8080 }));
+    const group = clusterServiceTemplate(obj).render(ref, endpoints);
+    return { obj, ref, group, pods: group.members.map((m) => memberPod(obj, ref, m, group.hash)) };
+  };
+  const { obj, ref, group, pods } = render({ scheduling: { queue: 'research', gangScheduler: 'volcano' } });
+  const pg = groupPodGroup(obj, ref, group.members[0]!, group.hash) as unknown as {
+    metadata: { name: string; labels: Record<string, string>; ownerReferences: { uid: string }[] };
+    spec: unknown;
+  };
+  assert.equal(pg.metadata.name, `m-1-${group.hash}`);
+  assert.deepEqual(pg.spec, { minMember: 3, queue: 'research' });
+  assert.equal(pg.metadata.ownerReferences[0]!.uid, 'u1');
+  assert.equal(pg.metadata.labels['tandem.dev/template-hash'], group.hash);
+  for (const pod of pods) {
+    assert.equal(pod.spec!.schedulerName, 'volcano');
+    assert.equal(pod.metadata!.annotations!['scheduling.k8s.io/group-name'], pg.metadata.name);
+    assert.equal(pod.metadata!.labels!['kueue.x-k8s.io/queue-name'], undefined);
+  }
+  // Kueue (the default with a queue) needs no object of its own; without a queue, neither.
+  const kueue = render({ scheduling: { queue: 'research' } });
+  assert.equal(groupPodGroup(kueue.obj, kueue.ref, kueue.group.members[0]!, kueue.group.hash), undefined);
+  assert.equal(kueue.pods[2]!.spec!.schedulerName, undefined);
+  assert.equal(kueue.pods[2]!.metadata!.annotations!['kueue.x-k8s.io/pod-group-total-count'], '3');
+  const plain = render({});
+  assert.equal(groupPodGroup(plain.obj, plain.ref, plain.group.members[0]!, plain.group.hash), undefined);
+  assert.deepEqual(plain.pods[0]!.metadata!.annotations, {});
 });
 
 test('sources a pod cannot reach, and engines not rendered for pods yet, are clear errors', () => {

@@ -3,6 +3,7 @@
 // group's unauthenticated inter-node ports. Everything is owned by the InferenceService, so the
 // garbage collector removes it with the object.
 import type {
+  KubernetesObject,
   V1Affinity,
   V1EnvVar,
   V1NetworkPolicy,
@@ -64,6 +65,12 @@ function owner(obj: ServiceObject): V1OwnerReference {
 function groupLabels(g: GroupRef): Record<string, string> {
   return { [LABEL.service]: g.service, [LABEL.replica]: String(g.replica) };
 }
+
+/** A label selector for every object of one group. */
+export const groupSelector = (g: GroupRef) =>
+  Object.entries(groupLabels(g))
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
 
 export function memberPod(obj: ServiceObject, group: GroupRef, member: MemberTemplate, templateHash: string): V1Pod {
   const { spec } = obj.service;
@@ -149,31 +156,62 @@ export function memberPod(obj: ServiceObject, group: GroupRef, member: MemberTem
     },
   };
   const override = member.role === 'leader' ? spec.leaderTemplate : spec.workerTemplate;
-  const queue = spec.scheduling.queue;
-  return withOverride(
-    pod,
-    override,
-    queue
-      ? {
-          // Kueue's plain-pod groups: the group is admitted (gets its quota) as one unit, or not at all.
-          labels: {
-            'kueue.x-k8s.io/queue-name': queue,
-            'kueue.x-k8s.io/pod-group-name': `${groupName(group)}-${templateHash}`,
-          },
-          annotations: { 'kueue.x-k8s.io/pod-group-total-count': String(spec.parallelism.nodes) },
-        }
-      : undefined,
-  );
+  return withOverride(pod, override, gang(obj, group, member, templateHash));
+}
+
+/** Volcano's PodGroup API (its scheduler's gang unit). */
+export const PODGROUP = { group: 'scheduling.volcano.sh', version: 'v1beta1', plural: 'podgroups' } as const;
+
+/** The name both gang schedulers know a group by: one per group and template. */
+const gangName = (group: GroupRef, templateHash: string) => `${groupName(group)}-${templateHash}`;
+
+/** Labels, annotations and scheduler that make `spec.scheduling.queue` admit a group as one unit. */
+function gang(obj: ServiceObject, group: GroupRef, member: MemberTemplate, templateHash: string): Gang | undefined {
+  const { queue, gangScheduler } = obj.service.spec.scheduling;
+  if (!queue) return undefined;
+  const name = gangName(group, templateHash);
+  return gangScheduler === 'volcano'
+    ? // Volcano's scheduler binds no member until the PodGroup's minMember can all be placed.
+      { labels: {}, annotations: { 'scheduling.k8s.io/group-name': name }, schedulerName: 'volcano' }
+    : {
+        // Kueue's plain-pod groups: the group is admitted (gets its quota) as one unit, or not at all.
+        labels: { 'kueue.x-k8s.io/queue-name': queue, 'kueue.x-k8s.io/pod-group-name': name },
+        annotations: { 'kueue.x-k8s.io/pod-group-total-count': member.env.LWS_GROUP_SIZE! },
+      };
+}
+
+/** With Volcano as the gang scheduler, the PodGroup a group's pods name; otherwise none. */
+export function groupPodGroup(
+  obj: ServiceObject,
+  group: GroupRef,
+  member: MemberTemplate,
+  templateHash: string,
+): KubernetesObject | undefined {
+  const { queue, gangScheduler } = obj.service.spec.scheduling;
+  if (!queue || gangScheduler !== 'volcano') return undefined;
+  return {
+    apiVersion: `${PODGROUP.group}/${PODGROUP.version}`,
+    kind: 'PodGroup',
+    metadata: {
+      ...groupMetadata(obj, group),
+      name: gangName(group, templateHash),
+      labels: { ...groupLabels(group), [LABEL.templateHash]: templateHash },
+    },
+    // The size every member is told (LWS_GROUP_SIZE): the whole group or none of it.
+    spec: { minMember: Number(member.env.LWS_GROUP_SIZE), queue },
+  } as KubernetesObject;
 }
 
 type PodOverride = NonNullable<InferenceService['spec']['leaderTemplate']>;
 
 /** Merges a role's overrides over a rendered pod: maps merged, lists appended, Tandem's own keys kept. */
-function withOverride(
-  pod: V1Pod,
-  o: PodOverride | undefined,
-  gang: { labels: Record<string, string>; annotations: Record<string, string> } | undefined,
-): V1Pod {
+interface Gang {
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  schedulerName?: string;
+}
+
+function withOverride(pod: V1Pod, o: PodOverride | undefined, gang: Gang | undefined): V1Pod {
   const spec = pod.spec!;
   const container = spec.containers[0]!;
   const extra = Object.fromEntries(Object.entries(o?.resources ?? {}).map(([k, v]) => [k, String(v)]));
@@ -190,7 +228,7 @@ function withOverride(
       ...(o?.nodeSelector ? { nodeSelector: o.nodeSelector } : {}),
       ...(o?.tolerations ? { tolerations: o.tolerations as unknown as V1Toleration[] } : {}),
       ...(o?.serviceAccountName ? { serviceAccountName: o.serviceAccountName } : {}),
-      ...(o?.schedulerName ? { schedulerName: o.schedulerName } : {}),
+      ...(o?.schedulerName || gang?.schedulerName ? { schedulerName: gang?.schedulerName ?? o?.schedulerName } : {}),
       ...(o?.priorityClassName ? { priorityClassName: o.priorityClassName } : {}),
       // The user's affinity, with Tandem's group placement (if any) on top.
       ...(o?.affinity || spec.affinity ? { affinity: { ...affinity, ...spec.affinity } } : {}),

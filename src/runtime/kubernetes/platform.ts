@@ -9,10 +9,13 @@ import {
   WORKER_PORT,
   groupName,
   groupNetworkPolicy,
+  groupPodGroup,
+  groupSelector,
   groupService,
   memberHost,
   memberPod,
   podName,
+  PODGROUP,
   type ServiceObject,
 } from './objects.js';
 import { ignoreStatus, Watch } from './api.js';
@@ -20,11 +23,12 @@ import { ignoreStatus, Watch } from './api.js';
 export class KubernetesPlatform implements Platform {
   private readonly core: k8s.CoreV1Api;
   private readonly net: k8s.NetworkingV1Api;
+  private readonly custom: k8s.CustomObjectsApi;
   private readonly pods: k8s.Informer<k8s.V1Pod>;
   private readonly listeners: ((service: string) => void)[] = [];
   private readonly byService = new Map<string, Map<string, k8s.V1Pod>>();
   private readonly watch: Watch<k8s.V1Pod>;
-  /** Groups whose Service and NetworkPolicy exist (created once per group per operator). */
+  /** Groups whose Service and NetworkPolicy exist, and PodGroups (created once per operator). */
   private readonly fenced = new Set<string>();
 
   constructor(
@@ -36,6 +40,7 @@ export class KubernetesPlatform implements Platform {
   ) {
     this.core = kc.makeApiClient(k8s.CoreV1Api);
     this.net = kc.makeApiClient(k8s.NetworkingV1Api);
+    this.custom = kc.makeApiClient(k8s.CustomObjectsApi);
     this.pods = k8s.makeInformer(
       kc,
       `/api/v1/namespaces/${namespace}/pods`,
@@ -91,10 +96,32 @@ export class KubernetesPlatform implements Platform {
       );
       this.fenced.add(key);
     }
+    const podGroup = groupPodGroup(obj, group, member, templateHash);
+    if (podGroup && !this.fenced.has(podGroup.metadata!.name!)) {
+      await this.createPodGroup(group, podGroup, templateHash);
+      this.fenced.add(podGroup.metadata!.name!);
+    }
     await ignoreStatus(
       409,
       this.core.createNamespacedPod({ namespace: this.namespace, body: memberPod(obj, group, member, templateHash) }),
     );
+  }
+
+  /** Volcano's PodGroup for this template; those of the group's older templates go. */
+  private async createPodGroup(group: GroupRef, body: k8s.KubernetesObject, templateHash: string): Promise<void> {
+    const where = { ...PODGROUP, namespace: this.namespace };
+    try {
+      await this.custom.deleteCollectionNamespacedCustomObject({
+        ...where,
+        labelSelector: `${groupSelector(group)},${LABEL.templateHash}!=${templateHash}`,
+      });
+      await ignoreStatus(409, this.custom.createNamespacedCustomObject({ ...where, body }));
+    } catch (err) {
+      if ((err as { code?: number }).code !== 404) throw err;
+      throw new Error(
+        `spec.scheduling.gangScheduler is volcano, but this cluster serves no ${PODGROUP.plural}.${PODGROUP.group}: is Volcano installed?`,
+      );
+    }
   }
 
   async delete(group: GroupRef, index: number): Promise<void> {
@@ -110,6 +137,17 @@ export class KubernetesPlatform implements Platform {
     this.fenced.delete(name);
     await ignoreStatus(404, this.core.deleteNamespacedService({ namespace: this.namespace, name }));
     await ignoreStatus(404, this.net.deleteNamespacedNetworkPolicy({ namespace: this.namespace, name }));
+    if (this.owner(group.service)?.service.spec.scheduling.gangScheduler === 'volcano') {
+      for (const key of this.fenced) if (key.startsWith(`${name}-`)) this.fenced.delete(key);
+      await ignoreStatus(
+        404,
+        this.custom.deleteCollectionNamespacedCustomObject({
+          ...PODGROUP,
+          namespace: this.namespace,
+          labelSelector: groupSelector(group),
+        }),
+      );
+    }
   }
 
   onChange(listener: (service: string) => void): void {
