@@ -360,7 +360,7 @@ test('with Volcano as gang scheduler: a PodGroup per group, its pods left to tha
                       type: 'object',
                       properties: { minMember: { type: 'integer' }, queue: { type: 'string' } },
                     },
-                    status: { type: 'object', xKubernetesPreserveUnknownFields: true },
+                    status: { type: 'object', x_kubernetes_preserve_unknown_fields: true },
                   },
                 },
               },
