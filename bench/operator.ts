@@ -1,8 +1,10 @@
-// bench:operator: N InferenceServices × 2 pods on the test control plane (KWOK nodes added for the
-// pod count) under `tandem operator` as its own process, run as `tandem install` runs it. Prints the
-// time until every group is Ready, per-group time to Ready (p50/p99), peak RSS and CPU seconds.
-// The side-by-side run of the LWS controller is not here yet (see the README's Benchmarks).
-//   npm run bench:operator [-- --groups N]   (default 1000; 15 minutes at most)
+// bench:operator: N groups × 2 pods on the test control plane (KWOK nodes added for the pod count),
+// first as N InferenceServices under `tandem operator` (run as `tandem install` runs it), then as N
+// equivalent LeaderWorkerSets under the LWS controller (sigs.k8s.io/lws, pinned in bench/lws/go.mod,
+// built from its module), each controller its own process and its own API user. Prints, per
+// controller, the time until every group is Ready, per-group time to Ready (p50/p99), peak RSS, CPU
+// seconds and API requests (counted by the API server's audit log), and the ratios LWS / Tandem.
+//   npm run bench:operator [-- --groups N] [-- --no-lws]   (default 1000; 15 minutes at most each)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -13,18 +15,23 @@ import { stderrProgress } from '../src/util/progress.js';
 import { GROUP, PLURAL, VERSION } from '../src/runtime/kubernetes/crd.js';
 import { Watch } from '../src/runtime/kubernetes/api.js';
 import { OPERATOR_NODE_OPTIONS } from '../src/cli/cluster.js';
+import { DEFAULT_IMAGES } from '../src/runtime/kubernetes/objects.js';
+import { ensureLwsManager, removeLwsWebhooks, startLws } from './lws.js';
 import {
   addFakeNode,
   apiClient,
   installTandemCrd,
   kubeConfig,
   BENCH_NODE_LABEL,
+  BENCH_USERS,
+  apiRequests,
   startCluster,
+  userKubeconfig,
   stopCluster,
 } from '../test/k8s/cluster.js';
 
 const { values } = parseArgs({
-  options: { groups: { type: 'string', default: '1000' } },
+  options: { groups: { type: 'string', default: '1000' }, 'no-lws': { type: 'boolean', default: false } },
 });
 const groups = Number(values.groups);
 if (!Number.isInteger(groups) || groups < 1 || groups > 5000) throw new Error('--groups: an integer from 1 to 5000');
@@ -35,6 +42,7 @@ interface Result {
   perGroupReadyMs: { p50: number; p99: number };
   peakRssMiB: number;
   cpuSeconds: number;
+  apiRequests: { total: number } & Record<string, number>;
 }
 
 type Obj = k8s.KubernetesObject & { status?: Record<string, unknown> };
@@ -47,6 +55,7 @@ async function measure(
   body: (name: string) => object,
   ready: (o: Obj) => boolean,
   controller: ChildProcess,
+  user: string,
   log: () => string,
 ): Promise<Result> {
   const custom = apiClient(kubeconfig, k8s.CustomObjectsApi);
@@ -94,7 +103,12 @@ async function measure(
     perGroupReadyMs: { p50: pct(50), p99: pct(99) },
     peakRssMiB: Math.round(Number(/VmHWM:\s+(\d+)/.exec(status)![1]) / 1024),
     cpuSeconds: (Number(stat[11]) + Number(stat[12])) / 100, // utime + stime, in clock ticks
+    apiRequests: byVerb(apiRequests(user)),
   };
+}
+
+function byVerb(counts: Record<string, number>): Result['apiRequests'] {
+  return { total: Object.values(counts).reduce((a, b) => a + b, 0), ...counts };
 }
 
 function spawnLogged(
@@ -112,27 +126,55 @@ const cluster = await startCluster(stderrProgress);
 const kubeconfig = cluster.kubeconfig;
 const core = apiClient(kubeconfig, k8s.CoreV1Api);
 const children: ChildProcess[] = [];
-const namespaces: string[] = [];
-const newNamespace = async (name: string) => {
-  await core.createNamespace({ body: { metadata: { name } } });
-  namespaces.push(name);
-  return name;
-};
-try {
-  await installTandemCrd(kubeconfig);
-  const existing = new Set((await core.listNode()).items.map((n) => n.metadata?.name));
-  for (let i = 0; i < Math.ceil((groups * 2) / 100); i++) {
-    if (!existing.has(`bench-node-${i}`))
-      await addFakeNode(kubeconfig, `bench-node-${i}`, {}, { [BENCH_NODE_LABEL]: 'true' });
+const BENCH_NS = /^(tandem|lws)-bench-\d+$/;
+
+/** Removes a namespace and waits until it is gone (its pods too), so the next run starts clean. */
+async function removeNamespace(name: string): Promise<void> {
+  await core.deleteNamespace({ name }).catch(() => undefined);
+  for (const deadline = Date.now() + 5 * 60_000; Date.now() < deadline;) {
+    if (!(await core.readNamespace({ name }).catch(() => undefined))) return;
+    stderrProgress(`waiting for namespace ${name} to go`);
+    await new Promise((r) => setTimeout(r, 5000));
   }
-  const tandemNs = await newNamespace(`tandem-bench-${process.pid}`);
-  const cli = join(dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
-  const tandem = spawnLogged(process.execPath, [cli, 'operator', '--kubeconfig', kubeconfig, '--namespace', tandemNs], {
-    ...process.env,
-    NODE_OPTIONS: OPERATOR_NODE_OPTIONS, // as `tandem install` runs it
+}
+
+async function cleanUp(): Promise<void> {
+  for (const c of children) c.kill('SIGTERM');
+  await removeLwsWebhooks(kubeconfig);
+  const leftovers = (await core.listNamespace()).items.map((n) => n.metadata!.name!).filter((n) => BENCH_NS.test(n));
+  for (const ns of leftovers) await removeNamespace(ns);
+  await core.deleteCollectionNode({ labelSelector: BENCH_NODE_LABEL }).catch(() => undefined);
+}
+// Interrupted runs clean up too: leftover pods and nodes would slow every later test on this plane.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    stderrProgress(`${signal}: cleaning up`);
+    void cleanUp().finally(() => process.exit(130));
   });
+}
+
+try {
+  await cleanUp(); // what an earlier run left behind
+  const lwsManager = values['no-lws'] ? undefined : await ensureLwsManager(stderrProgress); // built before timing
+  await installTandemCrd(kubeconfig);
+  for (let i = 0; i < Math.ceil((groups * 2) / 100); i++) {
+    await addFakeNode(kubeconfig, `bench-node-${i}`, {}, { [BENCH_NODE_LABEL]: 'true' });
+  }
+  // The same pod for both: the image Tandem renders for llama.cpp, the same requests.
+  const container = { image: DEFAULT_IMAGES.llamacpp, resources: { requests: { cpu: '100m', memory: '64Mi' } } };
+  const [tandemUser, lwsUser] = BENCH_USERS as [string, string];
+
+  const tandemNs = `tandem-bench-${process.pid}`;
+  await core.createNamespace({ body: { metadata: { name: tandemNs } } });
+  const cli = join(dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
+  const tandem = spawnLogged(
+    process.execPath,
+    [cli, 'operator', '--kubeconfig', userKubeconfig(kubeconfig, tandemUser), '--namespace', tandemNs],
+    { ...process.env, NODE_OPTIONS: OPERATOR_NODE_OPTIONS }, // as `tandem install` runs it
+  );
   children.push(tandem.child);
-  const result = await measure(
+  const results: Record<string, Result> = {};
+  results.tandem = await measure(
     kubeconfig,
     'tandem',
     { group: GROUP, version: VERSION, plural: PLURAL, namespace: tandemNs },
@@ -142,21 +184,80 @@ try {
       metadata: { name },
       spec: {
         model: { servedName: 'bench', source: 'hf://org/model-GGUF' },
-        engine: { type: 'llamacpp' },
+        engine: { type: 'llamacpp', image: container.image },
         parallelism: { nodes: 2 },
-        resources: { cpu: '100m', memory: '64Mi' },
+        resources: container.resources.requests,
       },
     }),
     (o) => o.status?.readyGroups === '1/1',
     tandem.child,
+    tandemUser,
     tandem.log,
   );
   tandem.child.kill('SIGTERM');
+  await removeNamespace(tandemNs);
 
-  console.log(JSON.stringify({ groups, pods: groups * 2, ...result }, null, 2));
+  if (lwsManager) {
+    const lwsNs = `lws-bench-${process.pid}`;
+    await core.createNamespace({ body: { metadata: { name: lwsNs } } });
+    let lwsLog = '';
+    const manager = await startLws(
+      lwsManager,
+      userKubeconfig(kubeconfig, lwsUser),
+      kubeconfig,
+      lwsNs,
+      (d) => (lwsLog = (lwsLog + d).slice(-20_000)),
+    );
+    children.push(manager);
+    results.lws = await measure(
+      kubeconfig,
+      'lws',
+      { group: 'leaderworkerset.x-k8s.io', version: 'v1', plural: 'leaderworkersets', namespace: lwsNs },
+      (name) => ({
+        apiVersion: 'leaderworkerset.x-k8s.io/v1',
+        kind: 'LeaderWorkerSet',
+        metadata: { name },
+        spec: {
+          replicas: 1,
+          leaderWorkerTemplate: {
+            size: 2,
+            workerTemplate: { spec: { containers: [{ name: 'engine', ...container }] } },
+          },
+        },
+      }),
+      (o) => o.status?.readyReplicas === 1,
+      manager,
+      lwsUser,
+      () => lwsLog,
+    );
+  }
+  const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100;
+  const t = results.tandem;
+  const l = results.lws;
+  console.log(
+    JSON.stringify(
+      {
+        groups,
+        podsPerController: groups * 2,
+        ...results,
+        ...(l
+          ? {
+              'lws/tandem': {
+                allReady: ratio(l.allReadyMs, t.allReadyMs),
+                p50: ratio(l.perGroupReadyMs.p50, t.perGroupReadyMs.p50),
+                p99: ratio(l.perGroupReadyMs.p99, t.perGroupReadyMs.p99),
+                peakRss: ratio(l.peakRssMiB, t.peakRssMiB),
+                cpu: ratio(l.cpuSeconds, t.cpuSeconds),
+                apiRequests: ratio(l.apiRequests.total, t.apiRequests.total),
+              },
+            }
+          : {}),
+      },
+      null,
+      2,
+    ),
+  );
 } finally {
-  for (const c of children) c.kill('SIGTERM');
-  for (const ns of namespaces) await core.deleteNamespace({ name: ns }).catch(() => undefined);
-  await core.deleteCollectionNode({ labelSelector: BENCH_NODE_LABEL }).catch(() => undefined);
+  await cleanUp();
   if (cluster.started) await stopCluster();
 }

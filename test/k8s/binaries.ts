@@ -108,7 +108,7 @@ export async function ensureK8sBinaries(progress: Progress): Promise<K8sBinaries
 }
 
 /** `go build -v` names each package as it compiles it: progress is their count over the total. */
-function goBuild(
+export function goBuild(
   cwd: string,
   pkg: string,
   out: string,

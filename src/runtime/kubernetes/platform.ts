@@ -120,6 +120,7 @@ export class KubernetesPlatform implements Platform {
       if ((err as { code?: number }).code !== 404) throw err;
       throw new Error(
         `spec.scheduling.gangScheduler is volcano, but this cluster serves no ${PODGROUP.plural}.${PODGROUP.group}: is Volcano installed?`,
+        { cause: err },
       );
     }
   }
