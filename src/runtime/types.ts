@@ -16,7 +16,8 @@ export interface Endpoint {
   port: number;
 }
 
-export type Probe = { kind: 'http'; path: string } | { kind: 'tcp' };
+/** How a member is known ready: its HTTP path answers, its port accepts, or (a worker with no API) it runs. */
+export type Probe = { kind: 'http'; path: string } | { kind: 'tcp' } | { kind: 'running' };
 
 /** What one member runs, platform-neutral (a pod template, or a local process). */
 export interface MemberTemplate {

@@ -127,7 +127,11 @@ export const InferenceServiceSchema = z
             type: z.enum(ENGINE_TYPES, { error: `must be one of ${ENGINE_TYPES.join(', ')}` }),
             /** The container image on Kubernetes (a default per engine); the embedded default ignores it. */
             image: text('a container image such as ghcr.io/ggml-org/llama.cpp:full').optional(),
-            /** Extra engine arguments, appended to the leader's command line. */
+            /** vLLM only: how a multi-node group runs (mp: vLLM's own multi-node mode; ray: a Ray cluster per group). */
+            distributedExecutorBackend: z
+              .enum(['mp', 'ray'], { error: 'must be mp or ray' })
+              .optional(),
+            /** Extra engine arguments: the leader's command line (llamacpp), every member's (vllm, sglang). */
             args: z.array(z.string(), { error: 'must be a list of strings' }).default([]),
             /** Extra environment for the engine processes (every member). */
             env,
@@ -216,6 +220,15 @@ export const InferenceServiceSchema = z
           'auto is planned for llamacpp on the embedded default; set nodes, tensor and pipeline for vllm and sglang',
         );
       return;
+    }
+    if (engine.distributedExecutorBackend !== undefined && engine.type !== 'vllm') {
+      issue(['spec', 'engine', 'distributedExecutorBackend'], `is for vllm, not ${engine.type}`);
+    }
+    if (engine.type !== 'llamacpp' && svc.spec.startupPolicy === 'LeaderReady' && p.nodes > 1) {
+      issue(
+        ['spec', 'startupPolicy'],
+        `cannot be LeaderReady for a multi-node ${engine.type} group: its leader is ready only once its workers have joined`,
+      );
     }
     if (engine.type === 'llamacpp') {
       if (p.tensor !== undefined && p.tensor !== 1) {

@@ -104,13 +104,9 @@ test('a queue with Volcano: one PodGroup per group and template (the whole group
   assert.deepEqual(plain.pods[0]!.metadata!.annotations, {});
 });
 
-test('sources a pod cannot reach, and engines not rendered for pods yet, are clear errors', () => {
+test('sources a pod cannot reach are clear errors', () => {
   assert.throws(
     () => clusterServiceTemplate(object({ model: { servedName: 'm', source: 'tandem://tiny-llama' } })),
     /spec.model.source: tandem:\/\/tiny-llama is not reachable from pods: use hf:\/\/ORG\/NAME or pvc:\/\/CLAIM\/PATH.gguf/,
-  );
-  assert.throws(
-    () => clusterServiceTemplate(object({ engine: { type: 'vllm' }, resources: { gpu: 1 } })),
-    /spec.engine.type: vllm is not rendered for pods/,
   );
 });

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { offloadArgs, splitLayers } from '../../src/planner/llamacpp.js';
-import { llamaCppServiceTemplate, threadsFor } from '../../src/engine/llamacpp/service.js';
+import { llamaCppServiceTemplate } from '../../src/engine/llamacpp/service.js';
+import { threadsFor } from '../../src/engine/template.js';
 import { findModel } from '../../src/planner/catalog.js';
 import { plan } from '../../src/planner/plan.js';
 import { validateDocument } from '../../src/spec/load.js';

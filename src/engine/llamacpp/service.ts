@@ -1,14 +1,11 @@
 // llama.cpp on the embedded default: workers are `ggml-rpc-server` (one RPC device each), the
 // leader is `llama-server --rpc w1,w2,…` serving the OpenAI API, holding the first layers itself.
-import { createHash } from 'node:crypto';
 import type { InferenceService } from '../../spec/schema.js';
 import type { ServiceTemplate } from '../../runtime/service-template.js';
-import { groupEnv } from '../../runtime/service-template.js';
-import type { Endpoint, GroupRef, GroupTemplate, MemberTemplate } from '../../runtime/types.js';
+import type { Endpoint, GroupRef, MemberTemplate } from '../../runtime/types.js';
+import { engineServiceTemplate, memberEnv, threadsFor } from '../template.js';
 import type { LlamaBinaries } from './build.js';
 import { offloadArgs, splitLayers } from '../../planner/llamacpp.js';
-import { parseDuration } from '../../spec/duration.js';
-import { parseQuantity } from '../../spec/quantity.js';
 
 /** Where the model is and how many layers it has (unknown on a cluster until the leader loads it). */
 export interface LlamaCppModel {
@@ -23,12 +20,6 @@ export interface LlamaCppTarget extends LlamaBinaries {
   bindAll?: boolean;
 }
 
-/** CPU quantity ("2", "500m", 1.5) → whole threads, at least 1. */
-export function threadsFor(cpu: string | number | undefined): number | undefined {
-  if (cpu === undefined) return undefined;
-  return Math.max(1, Math.ceil(parseQuantity(cpu)));
-}
-
 /** `nodes` is spec.parallelism.nodes, or what the planner chose for `auto`. */
 export function llamaCppServiceTemplate(
   service: InferenceService,
@@ -37,30 +28,16 @@ export function llamaCppServiceTemplate(
   nodes: number,
 ): ServiceTemplate {
   const { spec } = service;
-  const size = nodes;
   // The planned split (throws a clear error when it cannot work); unknown layers: llama.cpp splits by free memory.
   const offload =
     model.layers === undefined
       ? ['--n-gpu-layers', '999']
-      : [...offloadArgs(splitLayers(model.layers, size)), '--fit', 'off'];
+      : [...offloadArgs(splitLayers(model.layers, nodes)), '--fit', 'off'];
   const source = model.hfRepo ? ['--hf-repo', model.hfRepo] : ['--model', model.path ?? ''];
   const bind = (endpoint: Endpoint) => (binaries.bindAll ? '0.0.0.0' : endpoint.host);
   const threads = threadsFor(spec.resources.cpu);
-  const hash = createHash('sha256')
-    .update(
-      // What the members run: scaling and the rollout and failure policies do not roll groups.
-      JSON.stringify({
-        spec: { ...spec, replicas: undefined, rollout: undefined, failurePolicy: undefined },
-        nodes,
-        model,
-        commit: binaries.commit,
-      }),
-    )
-    .digest('hex')
-    .slice(0, 12);
-
-  const render = (_group: GroupRef, endpoints: Endpoint[]): GroupTemplate => {
-    const env = (index: number) => ({ ...spec.env, ...spec.engine.env, ...groupEnv(endpoints, index) });
+  const members = (_group: GroupRef, endpoints: Endpoint[]): MemberTemplate[] => {
+    const env = (index: number) => memberEnv(service, endpoints, index);
     const threadArgs = threads === undefined ? [] : ['--threads', String(threads)];
     const workers: MemberTemplate[] = endpoints.slice(1).map((endpoint, i) => ({
       index: i + 1,
@@ -101,26 +78,12 @@ export function llamaCppServiceTemplate(
       ...(threads === undefined ? {} : { cpu: threads }),
       readiness: { kind: 'http', path: '/health' },
     };
-    return {
-      members: [leader, ...workers],
-      startupPolicy: spec.startupPolicy ?? 'WorkersReady',
-      restartPolicy: spec.restartPolicy,
-      startupTimeoutMs: parseDuration(spec.startupTimeout),
-      placementTimeoutMs: parseDuration(spec.scheduling.placementTimeout),
-      failurePolicy: {
-        maxRestarts: spec.failurePolicy.maxRestarts,
-        windowMs: parseDuration(spec.failurePolicy.window),
-      },
-      hash,
-    };
+    return [leader, ...workers];
   };
-  return {
-    name: service.metadata.name,
-    servedName: spec.model.servedName,
-    replicas: spec.replicas,
-    size,
-    hash,
-    rollout: spec.rollout,
-    render,
-  };
+  return engineServiceTemplate(service, {
+    size: nodes,
+    identity: { nodes, model, commit: binaries.commit },
+    startupPolicy: 'WorkersReady', // llama-server aborts unless every RPC worker accepts connections
+    members,
+  });
 }

@@ -65,6 +65,14 @@ const gpus = '(self.resources.gpu > 0 ? self.resources.gpu : 1)';
 /** The superRefine rules of spec/schema.ts, in the same words. */
 const SPEC_RULES = [
   rule(
+    "!has(self.engine.distributedExecutorBackend) || self.engine.type == 'vllm'",
+    'engine.distributedExecutorBackend is for vllm only',
+  ),
+  rule(
+    `self.engine.type == 'llamacpp' || !has(self.startupPolicy) || self.startupPolicy != 'LeaderReady' || ${auto} || ${groupNodes} == 1`,
+    'startupPolicy cannot be LeaderReady for a multi-node vllm or sglang group: its leader is ready only once its workers have joined',
+  ),
+  rule(
     '!(self.rollout.maxUnavailable == 0 && self.rollout.maxSurge == 0)',
     'rollout: maxUnavailable and maxSurge cannot both be 0: a rollout could never start',
   ),

@@ -5,6 +5,7 @@
 import type {
   KubernetesObject,
   V1Affinity,
+  V1Container,
   V1EnvVar,
   V1NetworkPolicy,
   V1ObjectMeta,
@@ -139,9 +140,7 @@ export function memberPod(obj: ServiceObject, group: GroupRef, member: MemberTem
           ],
           ports: [{ name: member.role === 'leader' ? 'http' : 'rpc', containerPort: member.endpoint.port }],
           resources: { requests, limits },
-          ...(member.readiness.kind === 'http'
-            ? { readinessProbe: { httpGet: { path: member.readiness.path, port: member.endpoint.port } } }
-            : { readinessProbe: { tcpSocket: { port: member.endpoint.port } } }),
+          ...readinessProbe(member),
           volumeMounts: [
             { name: 'dshm', mountPath: '/dev/shm' },
             ...(claim ? [{ name: 'model', mountPath: MODEL_MOUNT, readOnly: true }] : []),
@@ -157,6 +156,17 @@ export function memberPod(obj: ServiceObject, group: GroupRef, member: MemberTem
   };
   const override = member.role === 'leader' ? spec.leaderTemplate : spec.workerTemplate;
   return withOverride(pod, override, gang(obj, group, member, templateHash));
+}
+
+function readinessProbe({ readiness, endpoint }: MemberTemplate): Pick<V1Container, 'readinessProbe'> {
+  switch (readiness.kind) {
+    case 'http':
+      return { readinessProbe: { httpGet: { path: readiness.path, port: endpoint.port } } };
+    case 'tcp':
+      return { readinessProbe: { tcpSocket: { port: endpoint.port } } };
+    case 'running':
+      return {}; // no probe: Ready while it runs
+  }
 }
 
 /** Volcano's PodGroup API (its scheduler's gang unit). */

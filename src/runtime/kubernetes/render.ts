@@ -1,34 +1,55 @@
-// An InferenceService as a ServiceTemplate for pods: the engine's own renderer with the binaries
+// An InferenceService as a ServiceTemplate for pods: the engine's own renderer with the commands
 // of its image, members bound to every address of their pod, and the model from a cluster source.
 import { llamaCppServiceTemplate } from '../../engine/llamacpp/service.js';
+import { sglangServiceTemplate } from '../../engine/sglang/service.js';
+import { vllmServiceTemplate } from '../../engine/vllm/service.js';
 import type { ServiceTemplate } from '../service-template.js';
 import { DEFAULT_IMAGES, MODEL_MOUNT, type ServiceObject } from './objects.js';
 
 /** Where a llama.cpp image keeps its binaries (ghcr.io/ggml-org/llama.cpp:full). */
 const LLAMACPP_IN_IMAGE = { llamaServer: '/app/llama-server', rpcServer: '/app/rpc-server' };
 
+/** Where a pod finds the model: a hub repo (the engine fetches it) or a path on the mounted claim. */
+function clusterModel(source: string, gguf: boolean): { hf: string } | { path: string } {
+  const hf = /^hf:\/\/(.+)$/.exec(source);
+  if (hf) return { hf: hf[1]! };
+  const pvc = /^pvc:\/\/[^/]+\/(.+)$/.exec(source);
+  if (pvc) return { path: `${MODEL_MOUNT}/${pvc[1]!}` };
+  throw new Error(
+    `spec.model.source: ${source} is not reachable from pods: use hf://ORG/NAME or pvc://CLAIM/PATH${gguf ? '.gguf' : ''}`,
+  );
+}
+
 export function clusterServiceTemplate(obj: ServiceObject): ServiceTemplate {
   const { spec } = obj.service;
-  if (spec.engine.type !== 'llamacpp') {
-    throw new Error(`spec.engine.type: ${spec.engine.type} is not rendered for pods by this version of Tandem yet`);
-  }
   const nodes = spec.parallelism.nodes;
   if (nodes === 'auto') {
     throw new Error('spec.parallelism.nodes: auto reads the model file, which the operator cannot: set a number');
   }
-  const source = spec.model.source;
-  const hf = /^hf:\/\/(.+)$/.exec(source);
-  const pvc = /^pvc:\/\/[^/]+\/(.+)$/.exec(source);
-  if (!hf && !pvc) {
-    throw new Error(
-      `spec.model.source: ${source} is not reachable from pods: use hf://ORG/NAME or pvc://CLAIM/PATH.gguf`,
-    );
+  const model = clusterModel(spec.model.source, spec.engine.type === 'llamacpp');
+  const image = spec.engine.image ?? DEFAULT_IMAGES[spec.engine.type];
+  switch (spec.engine.type) {
+    case 'llamacpp':
+      return llamaCppServiceTemplate(
+        obj.service,
+        'hf' in model ? { hfRepo: model.hf } : { path: model.path },
+        { ...LLAMACPP_IN_IMAGE, commit: image, bindAll: true },
+        nodes,
+      );
+    case 'vllm':
+      // vllm/vllm-openai has vllm, ray and python3 on its PATH.
+      return vllmServiceTemplate(
+        obj.service,
+        'hf' in model ? model.hf : model.path,
+        { vllm: 'vllm', ray: 'ray', python: 'python3', bindAll: true, version: image },
+        nodes,
+      );
+    case 'sglang':
+      return sglangServiceTemplate(
+        obj.service,
+        'hf' in model ? model.hf : model.path,
+        { python: 'python3', bindAll: true, version: image },
+        nodes,
+      );
   }
-  const image = spec.engine.image ?? DEFAULT_IMAGES.llamacpp;
-  return llamaCppServiceTemplate(
-    obj.service,
-    hf ? { hfRepo: hf[1]! } : { path: `${MODEL_MOUNT}/${pvc![1]!}` },
-    { ...LLAMACPP_IN_IMAGE, commit: image, bindAll: true },
-    nodes,
-  );
 }

@@ -192,7 +192,7 @@ export class LocalPlatform implements Platform {
         this.changed(member.group.service);
       }
       // TCP readiness is checked once (an RPC worker serves one client at a time); HTTP keeps being checked.
-      if (ok && member.template.readiness.kind === 'tcp') return;
+      if (ok && member.template.readiness.kind !== 'http') return;
       this.scheduleProbe(member, ok ? READY_RECHECK_MS : PROBE_INTERVAL_MS);
     }, delay);
   }

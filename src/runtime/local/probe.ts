@@ -1,10 +1,12 @@
-// Readiness probes, as a kubelet runs them: an HTTP GET that must answer 200, or a TCP connect.
+// Readiness probes, as a kubelet runs them: an HTTP GET that must answer 200, a TCP connect, or
+// none (a container without a probe is ready while it runs).
 import { connect } from 'node:net';
 import type { Endpoint, Probe } from '../types.js';
 
 const PROBE_TIMEOUT_MS = 1000;
 
 export async function probe(endpoint: Endpoint, spec: Probe): Promise<boolean> {
+  if (spec.kind === 'running') return true; // the caller probes live processes only
   return spec.kind === 'http' ? httpProbe(endpoint, spec.path) : tcpProbe(endpoint);
 }
 

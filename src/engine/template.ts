@@ -1,0 +1,69 @@
+// What every engine's renderer shares: the template hash (what the members run, so that scaling
+// and the rollout and failure policies never roll groups), the group policies from the spec, and
+// the spec's environment under the group's own.
+import { createHash } from 'node:crypto';
+import type { InferenceService, StartupPolicy } from '../spec/schema.js';
+import { parseDuration } from '../spec/duration.js';
+import { parseQuantity } from '../spec/quantity.js';
+import { groupEnv, type ServiceTemplate } from '../runtime/service-template.js';
+import type { Endpoint, GroupRef, MemberTemplate } from '../runtime/types.js';
+
+export interface EngineRender {
+  /** Members per group. */
+  size: number;
+  /** Everything besides the spec that decides what members run (model, binaries, nodes). */
+  identity: unknown;
+  /** The engine's own order of starting members when the spec names none. */
+  startupPolicy: StartupPolicy;
+  members(group: GroupRef, endpoints: Endpoint[]): MemberTemplate[];
+}
+
+export function engineServiceTemplate(service: InferenceService, engine: EngineRender): ServiceTemplate {
+  const { spec } = service;
+  const hash = createHash('sha256')
+    .update(
+      JSON.stringify({
+        spec: { ...spec, replicas: undefined, rollout: undefined, failurePolicy: undefined },
+        engine: engine.identity,
+      }),
+    )
+    .digest('hex')
+    .slice(0, 12);
+  return {
+    name: service.metadata.name,
+    servedName: spec.model.servedName,
+    replicas: spec.replicas,
+    size: engine.size,
+    hash,
+    rollout: spec.rollout,
+    render: (group, endpoints) => ({
+      members: engine.members(group, endpoints),
+      startupPolicy: spec.startupPolicy ?? engine.startupPolicy,
+      restartPolicy: spec.restartPolicy,
+      startupTimeoutMs: parseDuration(spec.startupTimeout),
+      placementTimeoutMs: parseDuration(spec.scheduling.placementTimeout),
+      failurePolicy: {
+        maxRestarts: spec.failurePolicy.maxRestarts,
+        windowMs: parseDuration(spec.failurePolicy.window),
+      },
+      hash,
+    }),
+  };
+}
+
+/** A member's environment: the spec's, the engine's, then the group's own (which nothing overrides). */
+export function memberEnv(service: InferenceService, endpoints: Endpoint[], index: number): Record<string, string> {
+  return { ...service.spec.env, ...service.spec.engine.env, ...groupEnv(endpoints, index) };
+}
+
+/** CPU quantity ("2", "500m", 1.5) → whole threads, at least 1. */
+export function threadsFor(cpu: string | number | undefined): number | undefined {
+  if (cpu === undefined) return undefined;
+  return Math.max(1, Math.ceil(parseQuantity(cpu)));
+}
+
+/** Tensor × pipeline for GPU engines: the spec's, else every GPU of a node in tensor and one stage per node. */
+export function tensorPipeline(service: InferenceService, nodes: number): { tp: number; pp: number } {
+  const { parallelism, resources } = service.spec;
+  return { tp: parallelism.tensor ?? Math.max(1, resources.gpu), pp: parallelism.pipeline ?? nodes };
+}
