@@ -128,9 +128,7 @@ export const InferenceServiceSchema = z
             /** The container image on Kubernetes (a default per engine); the embedded default ignores it. */
             image: text('a container image such as ghcr.io/ggml-org/llama.cpp:full').optional(),
             /** vLLM only: how a multi-node group runs (mp: vLLM's own multi-node mode; ray: a Ray cluster per group). */
-            distributedExecutorBackend: z
-              .enum(['mp', 'ray'], { error: 'must be mp or ray' })
-              .optional(),
+            distributedExecutorBackend: z.enum(['mp', 'ray'], { error: 'must be mp or ray' }).optional(),
             /** Extra engine arguments: the leader's command line (llamacpp), every member's (vllm, sglang). */
             args: z.array(z.string(), { error: 'must be a list of strings' }).default([]),
             /** Extra environment for the engine processes (every member). */

@@ -9,6 +9,11 @@ import { sglangServiceTemplate } from '../../src/engine/sglang/service.js';
 import { clusterServiceTemplate } from '../../src/runtime/kubernetes/render.js';
 import { memberHost, memberPod } from '../../src/runtime/kubernetes/objects.js';
 import type { InferenceService } from '../../src/spec/schema.js';
+import { expandEnvRefs } from '../../src/runtime/env-refs.js';
+import type { MemberTemplate } from '../../src/runtime/types.js';
+
+/** The command line as the member runs it: $(VAR) expanded from its environment, as a kubelet does. */
+const run = (m: MemberTemplate) => m.args.map((a) => expandEnvRefs(a, m.env)).join(' ');
 
 function service(spec: Record<string, unknown>): InferenceService {
   const { service, problems } = validateDocument({
@@ -46,13 +51,13 @@ test('vLLM mp: every member runs vllm serve with its rank; the leader serves, wo
     `--distributed-executor-backend mp --nnodes 2 --node-rank ${rank} --master-addr 127.0.0.2 --master-port 29500`;
   assert.equal(leader!.command, '/venv/bin/vllm');
   assert.equal(
-    leader!.args.join(' '),
+    run(leader!),
     `serve /m --served-model-name big --host 127.0.0.2 --port 8000 --tensor-parallel-size 2 --pipeline-parallel-size 1 ${multiNode(0)}`,
   );
-  assert.equal(
-    worker!.args.join(' '),
-    `serve /m --tensor-parallel-size 2 --pipeline-parallel-size 1 ${multiNode(1)} --headless`,
-  );
+  assert.equal(run(worker!), `serve /m --tensor-parallel-size 2 --pipeline-parallel-size 1 ${multiNode(1)} --headless`);
+  const three = vllmServiceTemplate(service({ parallelism: { nodes: 3, pipeline: 3 } }), '/m', LOCAL, 3);
+  const workers = three.render(ref, endpoints(3)).members.slice(1);
+  assert.deepEqual(workers[0]!.args, workers[1]!.args, 'one worker template for every worker (ranks from the env)');
   assert.deepEqual(leader!.readiness, { kind: 'http', path: '/health' });
   assert.deepEqual(worker!.readiness, { kind: 'running' }, 'a headless worker has no API to probe');
   assert.equal(worker!.env.VLLM_HOST_IP, '127.0.0.3');
@@ -98,10 +103,7 @@ test('vLLM Ray: the leader forms the cluster, waits for every node, then serves 
     [w2, '127.0.0.4'],
   ] as const) {
     assert.equal(w!.command, '/venv/bin/ray');
-    assert.equal(
-      w!.args.join(' '),
-      `start --address 127.0.0.2:6379 --node-ip-address ${host} --block --disable-usage-stats`,
-    );
+    assert.equal(run(w!), `start --address 127.0.0.2:6379 --node-ip-address ${host} --block --disable-usage-stats`);
   }
 });
 
@@ -119,10 +121,10 @@ test('SGLang: --tp is the whole group, ranks find rank 0 through --dist-init-add
   ]).members;
   const common = '-m sglang.launch_server --model-path org/big --served-model-name big --tp 16 --pp-size 1 --nnodes 2';
   assert.equal(
-    leader!.args.join(' '),
+    run(leader!),
     `${common} --node-rank 0 --dist-init-addr big-0-0.big-0.ns:20000 --host 0.0.0.0 --port 8080`,
   );
-  assert.ok(worker!.args.join(' ').startsWith(`${common} --node-rank 1 --dist-init-addr big-0-0.big-0.ns:20000`));
+  assert.ok(run(worker!).startsWith(`${common} --node-rank 1 --dist-init-addr big-0-0.big-0.ns:20000`));
   assert.deepEqual(worker!.readiness, { kind: 'running' });
 });
 
@@ -149,7 +151,8 @@ test('vLLM in pods: the image default, the hub repo, no probe on a headless work
         'serve meta-llama/Llama-3.1-405B --served-model-name big --host 0.0.0.0 --port 8080 --tensor-parallel-size 8 --pipeline-parallel-size 2',
       ),
   );
-  assert.ok(c.args!.join(' ').includes('--master-addr big-0-0.big-0.ns'));
+  assert.ok(c.args!.join(' ').includes('--master-addr $(LWS_LEADER_ADDRESS)'), 'the kubelet expands it');
+  assert.equal(c.env!.find((e) => e.name === 'LWS_LEADER_ADDRESS')?.value, 'big-0-0.big-0.ns');
   assert.ok(c.readinessProbe?.httpGet);
   assert.equal(worker!.spec!.containers[0]!.readinessProbe, undefined);
   assert.equal(
@@ -157,6 +160,11 @@ test('vLLM in pods: the image default, the hub repo, no probe on a headless work
     undefined,
     'a pod finds its own address',
   );
+});
+
+test('$(VAR) references expand as a kubelet expands them', () => {
+  const env = { A: 'x', EMPTY: '' };
+  assert.equal(expandEnvRefs('$(A)-$(EMPTY)-$(B)-$$(A)-$(echo hi)', env), 'x--$(B)-$(A)-$(echo hi)');
 });
 
 test('engine options are checked against the engine', () => {

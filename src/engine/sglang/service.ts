@@ -23,7 +23,6 @@ export function sglangServiceTemplate(
   const { spec } = service;
   const { tp, pp } = tensorPipeline(service, nodes);
   const members = (_group: GroupRef, endpoints: Endpoint[]): MemberTemplate[] => {
-    const leader = endpoints[0]!;
     return endpoints.map((endpoint, index) => ({
       index,
       role: index === 0 ? 'leader' : 'worker',
@@ -45,9 +44,9 @@ export function sglangServiceTemplate(
               '--nnodes',
               String(nodes),
               '--node-rank',
-              String(index),
+              '$(LWS_WORKER_INDEX)',
               '--dist-init-addr',
-              `${leader.host}:${SGLANG_DIST_PORT}`,
+              `$(LWS_LEADER_ADDRESS):${SGLANG_DIST_PORT}`,
             ]
           : []),
         '--host',

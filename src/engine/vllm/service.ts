@@ -60,7 +60,8 @@ export function vllmServiceTemplate(
       String(leader.port),
       ...parallel,
     ];
-    const multiNode = (rank: number) =>
+    // Ranks and the leader's address as $(VAR) references: one worker template fits every worker.
+    const multiNode = (rank: string) =>
       nodes === 1
         ? []
         : [
@@ -69,9 +70,9 @@ export function vllmServiceTemplate(
             '--nnodes',
             String(nodes),
             '--node-rank',
-            String(rank),
+            rank,
             '--master-addr',
-            leader.host,
+            '$(LWS_LEADER_ADDRESS)',
             '--master-port',
             String(VLLM_MASTER_PORT),
           ];
@@ -85,7 +86,7 @@ export function vllmServiceTemplate(
             args: [
               'start',
               '--address',
-              `${leader.host}:${RAY_HEAD_PORT}`,
+              `$(LWS_LEADER_ADDRESS):${RAY_HEAD_PORT}`,
               ...(target.bindAll ? [] : ['--node-ip-address', endpoint.host]),
               '--block',
               '--disable-usage-stats',
@@ -93,7 +94,7 @@ export function vllmServiceTemplate(
           }
         : {
             command: target.vllm,
-            args: ['serve', model, ...parallel, ...multiNode(index), '--headless', ...spec.engine.args],
+            args: ['serve', model, ...parallel, ...multiNode('$(LWS_WORKER_INDEX)'), '--headless', ...spec.engine.args],
           }),
       env: env(index),
       readiness: { kind: 'running' },
@@ -105,9 +106,18 @@ export function vllmServiceTemplate(
       ...(ray && nodes > 1
         ? {
             command: '/bin/sh',
-            args: ['-c', rayLeaderScript(target, leader, nodes), 'ray-leader', target.vllm, ...serve, '--distributed-executor-backend', 'ray', ...spec.engine.args],
+            args: [
+              '-c',
+              rayLeaderScript(target, leader, nodes),
+              'ray-leader',
+              target.vllm,
+              ...serve,
+              '--distributed-executor-backend',
+              'ray',
+              ...spec.engine.args,
+            ],
           }
-        : { command: target.vllm, args: [...serve, ...multiNode(0), ...spec.engine.args] }),
+        : { command: target.vllm, args: [...serve, ...multiNode('0'), ...spec.engine.args] }),
       env: env(0),
       readiness: { kind: 'http', path: '/health' },
     };

@@ -3,6 +3,7 @@
 // readiness probed as a kubelet would. Each member leads its own process group, which a keeper
 // process stops should tandem die without stopping it (keeper-main.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
+import { expandEnvRefs } from '../env-refs.js';
 import { join } from 'node:path';
 import { randomInt, randomUUID } from 'node:crypto';
 import type { Endpoint, GroupRef, MemberTemplate, ObservedMember, Platform } from '../types.js';
@@ -73,8 +74,9 @@ export class LocalPlatform implements Platform {
     const key = memberKey(group, template.index);
     if (this.members.has(key)) return;
     const log = new BoundedLog(this.logPath(group, template.index), this.options.logLimit);
-    log.write(`--- ${new Date().toISOString()} start: ${template.command} ${template.args.join(' ')}\n`);
-    const child = spawn(template.command, template.args, {
+    const args = template.args.map((a) => expandEnvRefs(a, template.env));
+    log.write(`--- ${new Date().toISOString()} start: ${template.command} ${args.join(' ')}\n`);
+    const child = spawn(template.command, args, {
       env: { ...process.env, ...template.env },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true, // its own process group: stopped whole, and out of reach of the terminal's Ctrl-C
