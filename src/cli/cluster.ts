@@ -10,6 +10,7 @@ import { GROUP, PLURAL, VERSION, inferenceServiceCrd } from '../runtime/kubernet
 import { PODGROUP, podName } from '../runtime/kubernetes/objects.js';
 import type { ServiceStatus } from '../runtime/kubernetes/service-status.js';
 import { UsageError } from './usage-error.js';
+import { apiMessage } from '../runtime/kubernetes/api.js';
 
 export const LEASE_NAME = 'tandem-operator';
 /**
@@ -178,7 +179,17 @@ export async function clusterLogs(
   const out = new PassThrough();
   out.pipe(process.stdout, { end: false });
   const ended = new Promise((resolve, reject) => out.on('end', resolve).on('error', reject));
-  const request = await new k8s.Log(kc).log(namespace, name, pod.spec!.containers[0]!.name, out, { follow });
+  const container = pod.spec!.containers[0]!.name;
+  const request = await new k8s.Log(kc).log(namespace, name, container, out, { follow }).catch(async (err: unknown) => {
+    // The streaming client drops the API server's message: ask again for it.
+    await kc
+      .makeApiClient(k8s.CoreV1Api)
+      .readNamespacedPodLog({ namespace, name, container })
+      .catch((e: unknown) => {
+        throw new Error(`the log of pod ${name}: ${apiMessage(e)}`, { cause: e });
+      });
+    throw err;
+  });
   const stop = () => request.abort();
   process.once('SIGINT', stop);
   try {

@@ -4,7 +4,16 @@
 // and is found again through its state file; `stop` ends every process it started.
 import { spawn } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { request } from 'node:https';
 import { freePort } from '../../src/util/net.js';
 import { dirname, join } from 'node:path';
@@ -352,8 +361,12 @@ export const BENCH_USERS = ['bench-tandem', 'bench-lws'];
 
 const auditLogPath = () => join(runDir(), 'logs', 'audit.log');
 
-/** The file whose lines every fake container logs (KWOK ClusterLogs, followed). */
-export const containerLogPath = () => join(runDir(), 'container.log');
+const containerLogPath = () => join(runDir(), 'container.log');
+
+/** Appends a line to what every fake container logs (KWOK ClusterLogs, followed; CRI log format). */
+export function appendContainerLog(line: string): void {
+  appendFileSync(containerLogPath(), `${new Date().toISOString()} stdout F ${line}\n`);
+}
 
 /** A kubeconfig like the admin's but for one of BENCH_USERS, written beside it. */
 export function userKubeconfig(kubeconfig: string, user: string): string {

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +15,7 @@ import { Operator } from '../../src/runtime/kubernetes/operator.js';
 import { LeaderLease } from '../../src/runtime/kubernetes/lease.js';
 import { LABEL, PODGROUP } from '../../src/runtime/kubernetes/objects.js';
 import type { GroupStatusEntry, ServiceStatus } from '../../src/runtime/kubernetes/service-status.js';
-import { apiClient, containerLogPath, installTandemCrd, kubeConfig, TOPOLOGY_LABEL } from './cluster.js';
+import { apiClient, appendContainerLog, installTandemCrd, kubeConfig, TOPOLOGY_LABEL } from './cluster.js';
 import { until as poll, useTestCluster } from './harness.js';
 
 let kubeconfig: string;
@@ -482,7 +482,7 @@ test('tandem install applies with least privilege; two `tandem operator` process
     assert.match(table, /^duo +1\/1 +1 +llamacpp +0 +Ready +1\/1 +1 /m);
 
     // Logs through the API server from KWOK's fake kubelet, as the ServiceAccount: printed, then followed.
-    appendFileSync(containerLogPath(), `before ${process.pid}\n`);
+    appendContainerLog(`before ${process.pid}`);
     const once = execFileSync(process.execPath, [cli, 'logs', 'duo', '--kubeconfig', saConfig], { encoding: 'utf8' });
     assert.match(once, new RegExp(`^before ${process.pid}$`, 'm'));
     const follower = spawn(process.execPath, [cli, 'logs', 'duo', '-f', '--kubeconfig', saConfig]);
@@ -492,7 +492,7 @@ test('tandem install applies with least privilege; two `tandem operator` process
       await until('the followed log to show the line that was there', 20_000, async () =>
         followed.includes(`before ${process.pid}`) ? true : undefined,
       );
-      appendFileSync(containerLogPath(), `after ${process.pid}\n`);
+      appendContainerLog(`after ${process.pid}`);
       await until('the followed log to show a line written later', 20_000, async () =>
         followed.includes(`after ${process.pid}`) ? true : undefined,
       );

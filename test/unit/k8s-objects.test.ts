@@ -89,6 +89,16 @@ test('a queue with Volcano: one PodGroup per group and template (the whole group
   assert.deepEqual(pg.spec, { minMember: 3, queue: 'research' });
   assert.equal(pg.metadata.ownerReferences[0]!.uid, 'u1');
   assert.equal(pg.metadata.labels['tandem.dev/template-hash'], group.hash);
+  // The gang is admitted once every pod exists: all are created at once, and llama.cpp's leader
+  // waits in its container for its workers' ports rather than being created after them.
+  assert.equal(group.startupPolicy, 'LeaderCreated');
+  const leader = pods[0]!.spec!.containers[0]!;
+  assert.equal(leader.command![0], '/bin/bash');
+  assert.equal(
+    leader.args![1],
+    'until (exec 3<>/dev/tcp/m-1-1.m-1.ns/8080) 2>/dev/null && (exec 3<>/dev/tcp/m-1-2.m-1.ns/8080) 2>/dev/null; do sleep 1; done; exec "$@"',
+  );
+  assert.equal(leader.args![3], '/app/llama-server');
   for (const pod of pods) {
     assert.equal(pod.spec!.schedulerName, 'volcano');
     assert.equal(pod.metadata!.annotations!['scheduling.k8s.io/group-name'], pg.metadata.name);
@@ -100,6 +110,7 @@ test('a queue with Volcano: one PodGroup per group and template (the whole group
   assert.equal(kueue.pods[2]!.spec!.schedulerName, undefined);
   assert.equal(kueue.pods[2]!.metadata!.annotations!['kueue.x-k8s.io/pod-group-total-count'], '3');
   const plain = render({});
+  assert.equal(plain.group.startupPolicy, 'WorkersReady', 'without a gang, the group planner orders the start');
   assert.equal(groupPodGroup(plain.obj, plain.ref, plain.group.members[0]!, plain.group.hash), undefined);
   assert.deepEqual(plain.pods[0]!.metadata!.annotations, {});
 });

@@ -21,6 +21,46 @@ function clusterModel(source: string, gguf: boolean): { hf: string } | { path: s
 }
 
 export function clusterServiceTemplate(obj: ServiceObject): ServiceTemplate {
+  const template = engineTemplate(obj);
+  return obj.service.spec.scheduling.queue ? gangStartup(template) : template;
+}
+
+/**
+ * A gang scheduler admits a group once all its pods exist (Kueue's pod-group-total-count,
+ * Volcano's minMember), so no member may wait for another to be created: every pod is created at
+ * once, and a leader that must wait for its workers (WorkersReady) waits in its container instead,
+ * until each worker's port accepts a connection.
+ */
+function gangStartup(template: ServiceTemplate): ServiceTemplate {
+  return {
+    ...template,
+    render: (group, endpoints) => {
+      const rendered = template.render(group, endpoints);
+      const [leader, ...workers] = rendered.members;
+      if (rendered.startupPolicy !== 'WorkersReady' || workers.length === 0) {
+        return { ...rendered, startupPolicy: 'LeaderCreated' };
+      }
+      const reachable = workers
+        .map((w) => `(exec 3<>/dev/tcp/${w.endpoint.host}/${w.endpoint.port}) 2>/dev/null`)
+        .join(' && ');
+      const wait = `until ${reachable}; do sleep 1; done; exec "$@"`;
+      return {
+        ...rendered,
+        startupPolicy: 'LeaderCreated',
+        members: [
+          {
+            ...leader!,
+            command: '/bin/bash',
+            args: ['-c', wait, 'wait-for-workers', leader!.command, ...leader!.args],
+          },
+          ...workers,
+        ],
+      };
+    },
+  };
+}
+
+function engineTemplate(obj: ServiceObject): ServiceTemplate {
   const { spec } = obj.service;
   const nodes = spec.parallelism.nodes;
   if (nodes === 'auto') {
