@@ -19,6 +19,8 @@ import { currentRun, readStatus, reapLeftovers } from './state.js';
 import { waitForExit } from '../util/process.js';
 import { parseDuration } from '../spec/duration.js';
 import { DEFAULT_TIMEOUTS } from '../gateway/server.js';
+import { stringify } from 'yaml';
+import { EXPORT_TARGETS, exportService, type ExportTarget } from '../runtime/kubernetes/export/index.js';
 import { clusterLogs, clusterStatus, installManifests, loadKubeConfig, namespaceOf, runOperator } from './cluster.js';
 
 const DEFAULT_DRAIN_MS = 30_000;
@@ -39,6 +41,7 @@ Commands:
   schema           print the InferenceService JSON Schema
   operator         run the Kubernetes operator (InferenceService objects become groups of pods)
   install          print the CRD, RBAC and Deployment that install the operator on a cluster
+  render FILE…     print an InferenceService as LeaderWorkerSet, KubeRay, AIBrix or plain objects
   version          print versions
 
 Run 'tandem <command> --help' for a command's options.`,
@@ -81,6 +84,15 @@ Kubeconfig: --kubeconfig, else KUBECONFIG, else ~/.kube/config, else the pod's s
 Prints, as YAML for 'kubectl apply -f -': the InferenceService CRD, a ServiceAccount with a Role
 limited to what the operator does in NS (default tandem-system), and a Deployment of two operator
 replicas running IMAGE (an image with this package, its entrypoint 'tandem').`,
+  render: `Usage: tandem render FILE… --to lws|kuberay|rayservice|aibrix|manifests [--namespace NS]
+
+Prints each InferenceService as the objects another controller runs, as YAML for 'kubectl apply -f -':
+  lws         a LeaderWorkerSet (sigs.k8s.io/lws v1): the leader and worker pod templates Tandem renders
+  kuberay     a KubeRay RayCluster per replica, the head serving vLLM with the Ray executor (vllm only)
+  rayservice  a KubeRay RayService running Ray Serve LLM's OpenAI app (vllm only)
+  aibrix      an AIBrix RayClusterFleet of such RayClusters (vllm only)
+  manifests   the Pods, Services, NetworkPolicies (and Volcano PodGroups) the operator would create,
+              standalone: nothing recreates a member that dies (the namespace NS, default "default")`,
   down: `Usage: tandem down
 
 Stops the 'tandem up' running from this folder and waits until every process it started is gone.
@@ -176,6 +188,7 @@ const OPTIONS: Record<string, Options> = {
   status: { json: { type: 'boolean' }, kubeconfig: { type: 'string' }, namespace: { type: 'string' } },
   operator: { kubeconfig: { type: 'string' }, namespace: { type: 'string' } },
   install: { image: { type: 'string' }, namespace: { type: 'string' } },
+  render: { to: { type: 'string' }, namespace: { type: 'string' } },
   logs: {
     kubeconfig: { type: 'string' },
     namespace: { type: 'string' },
@@ -244,6 +257,17 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   switch (command) {
+    case 'render': {
+      const to = text('to');
+      if (!to || !(EXPORT_TARGETS as readonly string[]).includes(to)) {
+        throw new UsageError(`render: --to must be one of ${EXPORT_TARGETS.join(', ')}${to ? ` (got ${to})` : ''}`);
+      }
+      const docs = loadServices(positionals).flatMap(({ service }) =>
+        exportService(service, to as ExportTarget, text('namespace') ?? 'default'),
+      );
+      process.stdout.write(docs.map((d) => stringify(d)).join('---\n'));
+      return 0;
+    }
     case 'validate': {
       const loaded = loadServices(positionals);
       for (const { service, file } of loaded) process.stdout.write(`${file}: ${service.metadata.name}: ok\n`);

@@ -49,17 +49,7 @@ export function vllmServiceTemplate(
       ...(target.bindAll ? {} : { VLLM_HOST_IP: endpoints[index]!.host }),
     });
     const host = (e: Endpoint) => (target.bindAll ? '0.0.0.0' : e.host);
-    const serve = [
-      'serve',
-      model,
-      '--served-model-name',
-      spec.model.servedName,
-      '--host',
-      host(leader),
-      '--port',
-      String(leader.port),
-      ...parallel,
-    ];
+    const serve = serveArgs(service, model, { host: host(leader), port: leader.port }, tp, pp);
     // Ranks and the leader's address as $(VAR) references: one worker template fits every worker.
     const multiNode = (rank: string) =>
       nodes === 1
@@ -131,6 +121,24 @@ export function vllmServiceTemplate(
   });
 }
 
+/** `vllm serve` for the leader, before the executor's flags and the spec's own arguments. */
+export function serveArgs(service: InferenceService, model: string, bind: Endpoint, tp: number, pp: number): string[] {
+  return [
+    'serve',
+    model,
+    '--served-model-name',
+    service.spec.model.servedName,
+    '--host',
+    bind.host,
+    '--port',
+    String(bind.port),
+    '--tensor-parallel-size',
+    String(tp),
+    '--pipeline-parallel-size',
+    String(pp),
+  ];
+}
+
 /**
  * The Ray leader: a head node, then `vllm serve` (the script's arguments) once the cluster has
  * every node of the group, as vLLM's multi-node-serving.sh does. A head whose workers never come
@@ -138,14 +146,21 @@ export function vllmServiceTemplate(
  */
 function rayLeaderScript(target: VllmTarget, leader: Endpoint, nodes: number): string {
   const ip = target.bindAll ? '' : ` --node-ip-address ${leader.host}`;
-  const count = `import ray; ray.init(address='auto', logging_level='ERROR'); print(sum(1 for n in ray.nodes() if n['Alive']))`;
   return [
     'set -e',
     `${target.ray} start --head --port ${RAY_HEAD_PORT}${ip} --disable-usage-stats`,
-    'i=0',
-    `until [ "$(${target.python} -c "${count}" 2>/dev/null)" = "${nodes}" ]; do`,
-    '  i=$((i+1)); if [ "$i" -gt 600 ]; then echo "Ray: not every node joined in 600 s" >&2; exit 1; fi; sleep 1',
-    'done',
+    ...waitForRayNodes(target.python, nodes),
     'exec "$@"',
   ].join('\n');
+}
+
+/** Shell lines that wait (600 s at most) until the local Ray cluster has `nodes` live nodes. */
+export function waitForRayNodes(python: string, nodes: number): string[] {
+  const count = `import ray; ray.init(address='auto', logging_level='ERROR'); print(sum(1 for n in ray.nodes() if n['Alive']))`;
+  return [
+    'i=0',
+    `until [ "$(${python} -c "${count}" 2>/dev/null)" = "${nodes}" ]; do`,
+    '  i=$((i+1)); if [ "$i" -gt 600 ]; then echo "Ray: not every node joined in 600 s" >&2; exit 1; fi; sleep 1',
+    'done',
+  ];
 }

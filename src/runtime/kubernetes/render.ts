@@ -10,7 +10,7 @@ import { DEFAULT_IMAGES, MODEL_MOUNT, type ServiceObject } from './objects.js';
 const LLAMACPP_IN_IMAGE = { llamaServer: '/app/llama-server', rpcServer: '/app/rpc-server' };
 
 /** Where a pod finds the model: a hub repo (the engine fetches it) or a path on the mounted claim. */
-function clusterModel(source: string, gguf: boolean): { hf: string } | { path: string } {
+export function clusterModel(source: string, gguf: boolean): { hf: string } | { path: string } {
   const hf = /^hf:\/\/(.+)$/.exec(source);
   if (hf) return { hf: hf[1]! };
   const pvc = /^pvc:\/\/[^/]+\/(.+)$/.exec(source);
@@ -22,16 +22,16 @@ function clusterModel(source: string, gguf: boolean): { hf: string } | { path: s
 
 export function clusterServiceTemplate(obj: ServiceObject): ServiceTemplate {
   const template = engineTemplate(obj);
-  return obj.service.spec.scheduling.queue ? gangStartup(template) : template;
+  return obj.service.spec.scheduling.queue ? inContainerStartup(template) : template;
 }
 
 /**
- * A gang scheduler admits a group once all its pods exist (Kueue's pod-group-total-count,
- * Volcano's minMember), so no member may wait for another to be created: every pod is created at
- * once, and a leader that must wait for its workers (WorkersReady) waits in its container instead,
- * until each worker's port accepts a connection.
+ * Every member created at once; a leader that must wait for its workers (WorkersReady) waits in
+ * its container instead, until each worker's port accepts a connection. For gang schedulers (Kueue
+ * and Volcano admit a group once all its pods exist) and for controllers that create a group's
+ * pods together (LeaderWorkerSet, KubeRay).
  */
-function gangStartup(template: ServiceTemplate): ServiceTemplate {
+export function inContainerStartup(template: ServiceTemplate): ServiceTemplate {
   return {
     ...template,
     render: (group, endpoints) => {

@@ -1,0 +1,219 @@
+// vLLM over Ray, as KubeRay and AIBrix run it: a RayCluster per group (head + workers, KubeRay
+// starting Ray in each), the head serving `vllm serve --distributed-executor-backend ray` once
+// every node has joined; a RayService running Ray Serve LLM's OpenAI app; an AIBrix
+// RayClusterFleet of such clusters.
+import type { KubernetesObject, V1Container, V1PodTemplateSpec } from '@kubernetes/client-node';
+import { stringify } from 'yaml';
+import type { InferenceService } from '../../../spec/schema.js';
+import { serveArgs, waitForRayNodes } from '../../../engine/vllm/service.js';
+import { tensorPipeline } from '../../../engine/template.js';
+import { clusterModel } from '../render.js';
+import { DEFAULT_IMAGES, LABEL, LEADER_PORT } from '../objects.js';
+
+type Mode = 'vllm-serve' | 'ray-serve';
+
+function checkRay(service: InferenceService, to: string): void {
+  const { engine, scheduling } = service.spec;
+  if (engine.type !== 'vllm') {
+    throw new Error(
+      `--to ${to}: Ray runs vLLM's Ray executor; spec.engine.type ${engine.type} renders --to lws or --to manifests`,
+    );
+  }
+  if (scheduling.topologyKey) {
+    throw new Error(
+      `--to ${to}: spec.scheduling.topologyKey has no KubeRay equivalent; render --to lws or --to manifests`,
+    );
+  }
+}
+
+function modelOf(service: InferenceService): string {
+  const m = clusterModel(service.spec.model.source, false);
+  return 'hf' in m ? m.hf : m.path;
+}
+
+function container(service: InferenceService, name: string, gpus: boolean): V1Container {
+  const { resources, env, engine } = service.spec;
+  const amounts: Record<string, string> = {};
+  if (resources.cpu !== undefined) amounts.cpu = String(resources.cpu);
+  if (resources.memory !== undefined) amounts.memory = String(resources.memory);
+  if (gpus && resources.gpu > 0) amounts['nvidia.com/gpu'] = String(resources.gpu);
+  const vars = { ...env, ...engine.env };
+  const token = service.spec.model.tokenSecret;
+  return {
+    name,
+    image: engine.image ?? DEFAULT_IMAGES.vllm,
+    resources: { requests: amounts, limits: amounts },
+    env: [
+      ...Object.entries(vars).map(([k, value]) => ({ name: k, value })),
+      ...(token ? [{ name: 'HF_TOKEN', valueFrom: { secretKeyRef: { name: token.name, key: token.key } } }] : []),
+    ],
+    volumeMounts: [{ name: 'dshm', mountPath: '/dev/shm' }],
+  };
+}
+
+function template(service: InferenceService, c: V1Container, annotations?: Record<string, string>): V1PodTemplateSpec {
+  return {
+    metadata: { labels: { [LABEL.service]: service.metadata.name }, ...(annotations ? { annotations } : {}) },
+    spec: { containers: [c], volumes: [{ name: 'dshm', emptyDir: { medium: 'Memory' } }] },
+  };
+}
+
+/** The RayCluster spec of one group (vllm-serve), or of a Ray Serve cluster for every replica. */
+function rayClusterSpec(service: InferenceService, nodes: number, mode: Mode): Record<string, unknown> {
+  const { tp, pp } = tensorPipeline(service, nodes);
+  const head = container(service, 'ray-head', mode === 'vllm-serve');
+  const ports = [
+    { name: 'gcs-server', containerPort: 6379 },
+    { name: 'dashboard', containerPort: 8265 },
+    { name: 'client', containerPort: 10001 },
+  ];
+  let headTemplate: V1PodTemplateSpec;
+  if (mode === 'vllm-serve') {
+    // KubeRay's generated `ray start --head --block` in the background, as AIBrix's samples do.
+    const serve = [
+      'vllm',
+      ...serveArgs(service, modelOf(service), { host: '0.0.0.0', port: LEADER_PORT }, tp, pp),
+      '--distributed-executor-backend',
+      'ray',
+      ...service.spec.engine.args,
+    ];
+    const script = [
+      'ulimit -n 65536',
+      'eval "$KUBERAY_GEN_RAY_START_CMD" &',
+      ...waitForRayNodes('python3', nodes),
+      `exec ${serve.map(shellQuote).join(' ')}`,
+    ].join('\n');
+    headTemplate = template(
+      service,
+      {
+        ...head,
+        command: ['/bin/bash', '-c'],
+        args: [script],
+        ports: [...ports, { name: 'http', containerPort: LEADER_PORT }],
+        readinessProbe: { httpGet: { path: '/health', port: LEADER_PORT } },
+      },
+      { 'ray.io/overwrite-container-cmd': 'true' },
+    );
+  } else {
+    headTemplate = template(service, { ...head, ports: [...ports, { name: 'serve', containerPort: 8000 }] });
+  }
+  const workers = mode === 'vllm-serve' ? nodes - 1 : service.spec.replicas * nodes;
+  return {
+    headGroupSpec: {
+      rayStartParams: { 'dashboard-host': '0.0.0.0', ...(mode === 'ray-serve' ? { 'num-gpus': '0' } : {}) },
+      template: headTemplate,
+    },
+    workerGroupSpecs:
+      workers > 0
+        ? [
+            {
+              groupName: 'workers',
+              replicas: workers,
+              minReplicas: workers,
+              maxReplicas: workers,
+              rayStartParams: {},
+              template: template(service, container(service, 'ray-worker', true)),
+            },
+          ]
+        : [],
+  };
+}
+
+function admission(service: InferenceService): Record<string, string> {
+  const { queue, gangScheduler } = service.spec.scheduling;
+  if (!queue) return {};
+  return gangScheduler === 'volcano'
+    ? { 'ray.io/scheduler-name': 'volcano', 'volcano.sh/queue-name': queue }
+    : { 'kueue.x-k8s.io/queue-name': queue };
+}
+
+/** KubeRay RayClusters, one per replica (the OCI Blueprints' raycluster mode). */
+export function rayClusters(service: InferenceService, nodes: number): KubernetesObject[] {
+  checkRay(service, 'kuberay');
+  return Array.from({ length: service.spec.replicas }, (_, r) => ({
+    apiVersion: 'ray.io/v1',
+    kind: 'RayCluster',
+    metadata: {
+      name: `${service.metadata.name}-${r}`,
+      labels: { [LABEL.service]: service.metadata.name, ...admission(service) },
+    },
+    spec: rayClusterSpec(service, nodes, 'vllm-serve'),
+  })) as KubernetesObject[];
+}
+
+/** A RayService running Ray Serve LLM's OpenAI app with `replicas` copies of the model. */
+export function rayService(service: InferenceService, nodes: number): KubernetesObject {
+  checkRay(service, 'rayservice');
+  const { tp, pp } = tensorPipeline(service, nodes);
+  const { spec } = service;
+  const app = {
+    applications: [
+      {
+        name: 'llm',
+        route_prefix: '/',
+        import_path: 'ray.serve.llm:build_openai_app',
+        args: {
+          llm_configs: [
+            {
+              model_loading_config: { model_id: spec.model.servedName, model_source: modelOf(service) },
+              engine_kwargs: {
+                tensor_parallel_size: tp,
+                pipeline_parallel_size: pp,
+                ...engineKwargs(spec.engine.args),
+              },
+              deployment_config: { autoscaling_config: { min_replicas: spec.replicas, max_replicas: spec.replicas } },
+              runtime_env: { env_vars: { ...spec.env, ...spec.engine.env } },
+            },
+          ],
+        },
+      },
+    ],
+  };
+  return {
+    apiVersion: 'ray.io/v1',
+    kind: 'RayService',
+    metadata: {
+      name: service.metadata.name,
+      labels: { [LABEL.service]: service.metadata.name, ...admission(service) },
+    },
+    spec: { serveConfigV2: stringify(app), rayClusterConfig: rayClusterSpec(service, nodes, 'ray-serve') },
+  } as KubernetesObject;
+}
+
+/** An AIBrix RayClusterFleet: `replicas` RayClusters as one Deployment-like object. */
+export function rayClusterFleet(service: InferenceService, nodes: number): KubernetesObject {
+  checkRay(service, 'aibrix');
+  const { name } = service.metadata;
+  const { rollout } = service.spec;
+  return {
+    apiVersion: 'orchestration.aibrix.ai/v1alpha1',
+    kind: 'RayClusterFleet',
+    metadata: { name, labels: { [LABEL.service]: name, ...admission(service) } },
+    spec: {
+      replicas: service.spec.replicas,
+      selector: { matchLabels: { [LABEL.service]: name } },
+      strategy: {
+        type: 'RollingUpdate',
+        rollingUpdate: { maxUnavailable: rollout.maxUnavailable, maxSurge: rollout.maxSurge },
+      },
+      template: { metadata: { labels: { [LABEL.service]: name } }, spec: rayClusterSpec(service, nodes, 'vllm-serve') },
+    },
+  } as KubernetesObject;
+}
+
+/** vLLM's CLI flags as engine keyword arguments (--max-model-len 4096 → max_model_len: 4096). */
+export function engineKwargs(args: string[]): Record<string, string | number | boolean> {
+  const out: Record<string, string | number | boolean> = {};
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (!arg.startsWith('--'))
+      throw new Error(`spec.engine.args: ${arg} is not a --flag (Ray Serve takes engine keyword arguments)`);
+    const [flag, inline] = arg.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
+    const next = args[i + 1];
+    const value = inline ?? (next !== undefined && !next.startsWith('--') ? (i++, next) : true);
+    out[flag.replaceAll('-', '_')] = typeof value === 'string' && /^-?\d+(\.\d+)?$/.test(value) ? Number(value) : value;
+  }
+  return out;
+}
+
+const shellQuote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`);

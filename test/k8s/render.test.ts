@@ -1,0 +1,139 @@
+// `tandem render`: every object it writes is accepted by the real API server against the upstream
+// CRDs (LeaderWorkerSet, KubeRay RayCluster/RayService, AIBrix RayClusterFleet) in a server-side dry
+// run, for every engine and for 1-, 2- and 4-node groups; Ray targets refuse engines Ray cannot run.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as k8s from '@kubernetes/client-node';
+import { stringify } from 'yaml';
+import { validateDocument } from '../../src/spec/load.js';
+import { EXPORT_TARGETS, exportService } from '../../src/runtime/kubernetes/export/index.js';
+import { apiMessage } from '../../src/runtime/kubernetes/api.js';
+import { apiClient, kubeConfig } from './cluster.js';
+import { useTestCluster } from './harness.js';
+
+let kubeconfig: string;
+const ns = `tandem-render-${process.pid}`;
+useTestCluster(ns, (k) => {
+  kubeconfig = k;
+});
+
+const ENGINES = {
+  llamacpp: { model: { servedName: 'm', source: 'hf://org/model-GGUF' }, engine: { type: 'llamacpp' } },
+  vllm: {
+    model: { servedName: 'm', source: 'hf://org/model' },
+    engine: { type: 'vllm', args: ['--max-model-len', '4096'] },
+  },
+  'vllm-ray': {
+    model: { servedName: 'm', source: 'pvc://models/org/model' },
+    engine: { type: 'vllm', distributedExecutorBackend: 'ray', args: ['--enforce-eager'] },
+  },
+  sglang: { model: { servedName: 'm', source: 'hf://org/model' }, engine: { type: 'sglang' } },
+} as const;
+
+function document(engine: keyof typeof ENGINES, nodes: number) {
+  return {
+    apiVersion: 'tandem.dev/v1alpha1',
+    kind: 'InferenceService',
+    metadata: { name: `${engine}-${nodes}` },
+    spec: {
+      ...ENGINES[engine],
+      parallelism: { nodes },
+      replicas: 2,
+      resources: { cpu: 8, memory: '64Gi', gpu: engine === 'llamacpp' ? 0 : 8 },
+      env: { NCCL_DEBUG: 'INFO' },
+      scheduling: { queue: 'team-a' },
+      model: { ...ENGINES[engine].model, tokenSecret: { name: 'hub', key: 'token' } },
+    },
+  };
+}
+
+test('every rendered object passes the API server (dry run) for every engine, target and group size', async () => {
+  const kc = kubeConfig(kubeconfig);
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const net = kc.makeApiClient(k8s.NetworkingV1Api);
+  const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+  const PLURALS: Record<string, string> = {
+    LeaderWorkerSet: 'leaderworkersets',
+    RayCluster: 'rayclusters',
+    RayService: 'rayservices',
+    RayClusterFleet: 'rayclusterfleets',
+  };
+  // Strict: a field the schema does not know is an error, not a warning (and not silently dropped).
+  const strict = { namespace: ns, dryRun: 'All', fieldValidation: 'Strict' } as const;
+  const create = (o: k8s.KubernetesObject): Promise<unknown> => {
+    switch (o.kind) {
+      case 'Pod':
+        return core.createNamespacedPod({ ...strict, body: o as k8s.V1Pod });
+      case 'Service':
+        return core.createNamespacedService({ ...strict, body: o as k8s.V1Service });
+      case 'NetworkPolicy':
+        return net.createNamespacedNetworkPolicy({ ...strict, body: o as k8s.V1NetworkPolicy });
+      default: {
+        const [group, version] = o.apiVersion!.split('/') as [string, string];
+        return custom.createNamespacedCustomObject({ ...strict, group, version, plural: PLURALS[o.kind!]!, body: o });
+      }
+    }
+  };
+  let accepted = 0;
+  for (const engine of Object.keys(ENGINES) as (keyof typeof ENGINES)[]) {
+    for (const nodes of [1, 2, 4]) {
+      const { service, problems } = validateDocument(document(engine, nodes));
+      assert.deepEqual(problems, [], `${engine} × ${nodes}`);
+      for (const to of EXPORT_TARGETS) {
+        const ray = to === 'kuberay' || to === 'rayservice' || to === 'aibrix';
+        if (ray && !engine.startsWith('vllm')) {
+          assert.throws(() => exportService(service!, to, ns), /Ray runs vLLM's Ray executor/);
+          continue;
+        }
+        for (const o of exportService(service!, to, ns)) {
+          o.metadata!.namespace = ns;
+          await create(o).catch((err: unknown) => {
+            throw new Error(`${engine} × ${nodes} --to ${to}: ${o.kind} ${o.metadata!.name}: ${apiMessage(err)}`, {
+              cause: err,
+            });
+          });
+          accepted++;
+        }
+      }
+    }
+  }
+  assert.ok(accepted >= 100, `${accepted} objects accepted`);
+});
+
+test('the dry run is strict: an unknown field is refused', async () => {
+  const { service } = validateDocument(document('vllm', 2));
+  const [lws] = exportService(service!, 'lws', ns) as (k8s.KubernetesObject & { spec: Record<string, unknown> })[];
+  lws!.spec.leaderWorkerTemplateTypo = {};
+  await assert.rejects(
+    apiClient(kubeconfig, k8s.CustomObjectsApi).createNamespacedCustomObject({
+      group: 'leaderworkerset.x-k8s.io',
+      version: 'v1',
+      plural: 'leaderworkersets',
+      namespace: ns,
+      body: lws,
+      dryRun: 'All',
+      fieldValidation: 'Strict',
+    }),
+    (err: unknown) => /unknown field "spec.leaderWorkerTemplateTypo"/.test(apiMessage(err)),
+  );
+});
+
+test('tandem render writes YAML that reads back as the same objects', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tandem-render-'));
+  const file = join(dir, 'svc.yaml');
+  writeFileSync(file, stringify(document('vllm', 2)));
+  const cli = join(dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
+  const out = execFileSync(process.execPath, [cli, 'render', file, '--to', 'aibrix'], { encoding: 'utf8' });
+  const [fleet] = k8s.loadAllYaml(out) as { kind: string; spec: { replicas: number } }[];
+  assert.equal(fleet!.kind, 'RayClusterFleet');
+  assert.equal(fleet!.spec.replicas, 2);
+  assert.throws(
+    () => execFileSync(process.execPath, [cli, 'render', file, '--to', 'helm'], { stdio: 'pipe' }),
+    /--to must be one of lws, kuberay, rayservice, aibrix, manifests \(got helm\)/,
+  );
+});
