@@ -160,8 +160,9 @@ try {
   for (let i = 0; i < Math.ceil((groups * 2) / 100); i++) {
     await addFakeNode(kubeconfig, `bench-node-${i}`, {}, { [BENCH_NODE_LABEL]: 'true' });
   }
-  // The same pod for both: the image Tandem renders for llama.cpp, the same requests.
-  const container = { image: DEFAULT_IMAGES.llamacpp, resources: { requests: { cpu: '100m', memory: '64Mi' } } };
+  // The same pods for both: vLLM's image, the same requests, every member created at once (LWS's
+  // LeaderCreated; llama.cpp would have Tandem start workers before their leader).
+  const container = { image: DEFAULT_IMAGES.vllm, resources: { requests: { cpu: '100m', memory: '64Mi' } } };
   const [tandemUser, lwsUser] = BENCH_USERS as [string, string];
 
   const tandemNs = `tandem-bench-${process.pid}`;
@@ -183,8 +184,8 @@ try {
       kind: 'InferenceService',
       metadata: { name },
       spec: {
-        model: { servedName: 'bench', source: 'hf://org/model-GGUF' },
-        engine: { type: 'llamacpp', image: container.image },
+        model: { servedName: 'bench', source: 'hf://org/model' },
+        engine: { type: 'vllm', image: container.image },
         parallelism: { nodes: 2 },
         resources: container.resources.requests,
       },

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SpecError, loadServices } from '../spec/load.js';
+import { importOciRecipe } from '../spec/oci-recipe.js';
 import { inferenceServiceJsonSchema } from '../spec/schema.js';
 import { ensureLlamaBinaries } from '../engine/llamacpp/build.js';
 import { ensureLlamaSource } from '../engine/llamacpp/source.js';
@@ -41,6 +42,7 @@ Commands:
   schema           print the InferenceService JSON Schema
   operator         run the Kubernetes operator (InferenceService objects become groups of pods)
   install          print the CRD, RBAC and Deployment that install the operator on a cluster
+  import FILE      print an OCI AI Blueprints multi-node recipe (JSON) as an InferenceService
   render FILE…     print an InferenceService as LeaderWorkerSet, KubeRay, AIBrix or plain objects
   version          print versions
 
@@ -84,6 +86,13 @@ Kubeconfig: --kubeconfig, else KUBECONFIG, else ~/.kube/config, else the pod's s
 Prints, as YAML for 'kubectl apply -f -': the InferenceService CRD, a ServiceAccount with a Role
 limited to what the operator does in NS (default tandem-system), and a Deployment of two operator
 replicas running IMAGE (an image with this package, its entrypoint 'tandem').`,
+  import: `Usage: tandem import FILE
+
+Reads an OCI AI Blueprints multi-node recipe (recipe_mode "raycluster", JSON) and prints the
+InferenceService that runs the same group: vLLM over Ray on recipe_node_pool_size nodes of
+recipe_node_shape, the head's CPUs, memory and GPUs per node, the model from a PersistentVolumeClaim
+holding the recipe's bucket. The recipe's rules are checked (uniform head and workers, pool size =
+workers + 1); every problem names its field.`,
   render: `Usage: tandem render FILE… --to lws|kuberay|rayservice|aibrix|manifests [--namespace NS]
 
 Prints each InferenceService as the objects another controller runs, as YAML for 'kubectl apply -f -':
@@ -189,6 +198,7 @@ const OPTIONS: Record<string, Options> = {
   operator: { kubeconfig: { type: 'string' }, namespace: { type: 'string' } },
   install: { image: { type: 'string' }, namespace: { type: 'string' } },
   render: { to: { type: 'string' }, namespace: { type: 'string' } },
+  import: {},
   logs: {
     kubeconfig: { type: 'string' },
     namespace: { type: 'string' },
@@ -257,6 +267,26 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   switch (command) {
+    case 'import': {
+      const [file] = positionals;
+      if (!file || positionals.length > 1) throw new UsageError('import: name one recipe FILE (JSON)');
+      let recipe: unknown;
+      try {
+        recipe = JSON.parse(readFileSync(file, 'utf8'));
+      } catch (err) {
+        throw new SpecError([`${file}: ${(err as Error).message}`]);
+      }
+      let imported: ReturnType<typeof importOciRecipe>;
+      try {
+        imported = importOciRecipe(recipe);
+      } catch (err) {
+        if (err instanceof SpecError) throw new SpecError(err.problems.map((p) => `${file}: ${p}`));
+        throw err;
+      }
+      for (const note of imported.notes) stderrProgress(`note: ${note}`);
+      process.stdout.write(stringify(imported.service));
+      return 0;
+    }
     case 'render': {
       const to = text('to');
       if (!to || !(EXPORT_TARGETS as readonly string[]).includes(to)) {

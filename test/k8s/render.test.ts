@@ -15,6 +15,8 @@ import { EXPORT_TARGETS, exportService } from '../../src/runtime/kubernetes/expo
 import { apiMessage } from '../../src/runtime/kubernetes/api.js';
 import { apiClient, kubeConfig } from './cluster.js';
 import { useTestCluster } from './harness.js';
+import { importOciRecipe } from '../../src/spec/oci-recipe.js';
+import { RECIPE } from '../fixtures/oci-recipe.js';
 
 let kubeconfig: string;
 const ns = `tandem-render-${process.pid}`;
@@ -103,6 +105,21 @@ test('every rendered object passes the API server (dry run) for every engine, ta
     }
   }
   assert.ok(accepted >= 100, `${accepted} objects accepted`);
+});
+
+test('an imported OCI recipe renders to KubeRay objects the API server accepts', async () => {
+  const { service } = validateDocument(importOciRecipe(RECIPE).service);
+  for (const o of exportService(service!, 'kuberay', ns)) {
+    await apiClient(kubeconfig, k8s.CustomObjectsApi).createNamespacedCustomObject({
+      group: 'ray.io',
+      version: 'v1',
+      plural: 'rayclusters',
+      namespace: ns,
+      body: o,
+      dryRun: 'All',
+      fieldValidation: 'Strict',
+    });
+  }
 });
 
 test('the dry run is strict: an unknown field is refused', async () => {

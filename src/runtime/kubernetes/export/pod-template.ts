@@ -30,7 +30,8 @@ export function renderForExport(service: InferenceService, endpoints: Endpoint[]
   };
 }
 
-function podTemplate(pod: V1Pod, fieldEnv: boolean): V1PodTemplateSpec {
+/** A pod as a template: no identity of its own, no group environment (the controller sets both). */
+export function podTemplate(pod: V1Pod, fieldEnv = false): V1PodTemplateSpec {
   const { hostname: _h, subdomain: _s, restartPolicy: _r, ...spec } = pod.spec!;
   const labels = pod.metadata!.labels!;
   return {

@@ -2,13 +2,15 @@
 // starting Ray in each), the head serving `vllm serve --distributed-executor-backend ray` once
 // every node has joined; a RayService running Ray Serve LLM's OpenAI app; an AIBrix
 // RayClusterFleet of such clusters.
-import type { KubernetesObject, V1Container, V1PodTemplateSpec } from '@kubernetes/client-node';
+import type { KubernetesObject, V1PodTemplateSpec } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import type { InferenceService } from '../../../spec/schema.js';
 import { serveArgs, waitForRayNodes } from '../../../engine/vllm/service.js';
 import { tensorPipeline } from '../../../engine/template.js';
 import { clusterModel } from '../render.js';
-import { DEFAULT_IMAGES, LABEL, LEADER_PORT } from '../objects.js';
+import { LABEL, LEADER_PORT, memberPod } from '../objects.js';
+import type { MemberTemplate } from '../../types.js';
+import { podTemplate } from './pod-template.js';
 
 type Mode = 'vllm-serve' | 'ray-serve';
 
@@ -31,45 +33,58 @@ function modelOf(service: InferenceService): string {
   return 'hf' in m ? m.hf : m.path;
 }
 
-function container(service: InferenceService, name: string, gpus: boolean): V1Container {
-  const { resources, env, engine } = service.spec;
-  const amounts: Record<string, string> = {};
-  if (resources.cpu !== undefined) amounts.cpu = String(resources.cpu);
-  if (resources.memory !== undefined) amounts.memory = String(resources.memory);
-  if (gpus && resources.gpu > 0) amounts['nvidia.com/gpu'] = String(resources.gpu);
-  const vars = { ...env, ...engine.env };
-  const token = service.spec.model.tokenSecret;
-  return {
-    name,
-    image: engine.image ?? DEFAULT_IMAGES.vllm,
-    resources: { requests: amounts, limits: amounts },
-    env: [
-      ...Object.entries(vars).map(([k, value]) => ({ name: k, value })),
-      ...(token ? [{ name: 'HF_TOKEN', valueFrom: { secretKeyRef: { name: token.name, key: token.key } } }] : []),
-    ],
-    volumeMounts: [{ name: 'dshm', mountPath: '/dev/shm' }],
+/**
+ * A Ray node's pod template, rendered as the operator renders a member (resources, /dev/shm, the
+ * model volume, the hub token, the role's overrides); its command runs KubeRay's generated
+ * `ray start` (`$KUBERAY_GEN_RAY_START_CMD`), then what `after` adds.
+ */
+function rayNode(
+  service: InferenceService,
+  role: 'leader' | 'worker',
+  after: string[],
+  port?: { name: string; port: number },
+): V1PodTemplateSpec {
+  const { spec } = service;
+  const ref = { service: service.metadata.name, replica: 0 };
+  const member: MemberTemplate = {
+    index: role === 'leader' ? 0 : 1,
+    role,
+    endpoint: { host: '', port: port?.port ?? LEADER_PORT },
+    command: '/bin/bash',
+    args: ['-c', ['ulimit -n 65536', ...after].join('\n')],
+    env: { ...spec.env, ...spec.engine.env },
+    readiness: port?.name === 'http' ? { kind: 'http', path: '/health' } : { kind: 'running' },
   };
-}
-
-function template(service: InferenceService, c: V1Container, annotations?: Record<string, string>): V1PodTemplateSpec {
-  return {
-    metadata: { labels: { [LABEL.service]: service.metadata.name }, ...(annotations ? { annotations } : {}) },
-    spec: { containers: [c], volumes: [{ name: 'dshm', emptyDir: { medium: 'Memory' } }] },
+  // Admission is the RayCluster's (its labels), not each pod's.
+  const { queue: _q, ...scheduling } = spec.scheduling;
+  const plain = { ...service, spec: { ...spec, scheduling } };
+  const pod = memberPod({ service: plain, namespace: '', uid: '' }, ref, member, '');
+  const template = podTemplate(pod);
+  const c = template.spec!.containers[0]!;
+  c.ports = [
+    ...(role === 'leader'
+      ? [
+          { name: 'gcs-server', containerPort: 6379 },
+          { name: 'dashboard', containerPort: 8265 },
+          { name: 'client', containerPort: 10001 },
+        ]
+      : []),
+    ...(port ? [{ name: port.name, containerPort: port.port }] : []),
+  ];
+  // The command above replaces KubeRay's own (which it would otherwise generate).
+  template.metadata = {
+    ...template.metadata,
+    annotations: { ...template.metadata?.annotations, 'ray.io/overwrite-container-cmd': 'true' },
   };
+  return template;
 }
 
 /** The RayCluster spec of one group (vllm-serve), or of a Ray Serve cluster for every replica. */
 function rayClusterSpec(service: InferenceService, nodes: number, mode: Mode): Record<string, unknown> {
   const { tp, pp } = tensorPipeline(service, nodes);
-  const head = container(service, 'ray-head', mode === 'vllm-serve');
-  const ports = [
-    { name: 'gcs-server', containerPort: 6379 },
-    { name: 'dashboard', containerPort: 8265 },
-    { name: 'client', containerPort: 10001 },
-  ];
   let headTemplate: V1PodTemplateSpec;
   if (mode === 'vllm-serve') {
-    // KubeRay's generated `ray start --head --block` in the background, as AIBrix's samples do.
+    // `ray start --head --block` in the background (as AIBrix's samples do), then vLLM once every node joined.
     const serve = [
       'vllm',
       ...serveArgs(service, modelOf(service), { host: '0.0.0.0', port: LEADER_PORT }, tp, pp),
@@ -77,25 +92,20 @@ function rayClusterSpec(service: InferenceService, nodes: number, mode: Mode): R
       'ray',
       ...service.spec.engine.args,
     ];
-    const script = [
-      'ulimit -n 65536',
-      'eval "$KUBERAY_GEN_RAY_START_CMD" &',
-      ...waitForRayNodes('python3', nodes),
-      `exec ${serve.map(shellQuote).join(' ')}`,
-    ].join('\n');
-    headTemplate = template(
+    headTemplate = rayNode(
       service,
-      {
-        ...head,
-        command: ['/bin/bash', '-c'],
-        args: [script],
-        ports: [...ports, { name: 'http', containerPort: LEADER_PORT }],
-        readinessProbe: { httpGet: { path: '/health', port: LEADER_PORT } },
-      },
-      { 'ray.io/overwrite-container-cmd': 'true' },
+      'leader',
+      [
+        'eval "$KUBERAY_GEN_RAY_START_CMD" &',
+        ...waitForRayNodes('python3', nodes),
+        `exec ${serve.map(shellQuote).join(' ')}`,
+      ],
+      { name: 'http', port: LEADER_PORT },
     );
   } else {
-    headTemplate = template(service, { ...head, ports: [...ports, { name: 'serve', containerPort: 8000 }] });
+    // Ray Serve's head schedules no model replica: it holds no GPU.
+    const cpuOnly = { ...service, spec: { ...service.spec, resources: { ...service.spec.resources, gpu: 0 } } };
+    headTemplate = rayNode(cpuOnly, 'leader', ['exec $KUBERAY_GEN_RAY_START_CMD'], { name: 'serve', port: 8000 });
   }
   const workers = mode === 'vllm-serve' ? nodes - 1 : service.spec.replicas * nodes;
   return {
@@ -112,7 +122,7 @@ function rayClusterSpec(service: InferenceService, nodes: number, mode: Mode): R
               minReplicas: workers,
               maxReplicas: workers,
               rayStartParams: {},
-              template: template(service, container(service, 'ray-worker', true)),
+              template: rayNode(service, 'worker', ['exec $KUBERAY_GEN_RAY_START_CMD']),
             },
           ]
         : [],
