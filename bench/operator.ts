@@ -38,6 +38,8 @@ if (!Number.isInteger(groups) || groups < 1 || groups > 5000) throw new Error('-
 const DEADLINE_MS = 15 * 60_000;
 
 interface Result {
+  /** Groups Ready before the deadline; when short of all, the times below are lower bounds. */
+  readyGroups: number;
   allReadyMs: number;
   perGroupReadyMs: { p50: number; p99: number };
   peakRssMiB: number;
@@ -84,9 +86,8 @@ async function measure(
     );
   }
   let shown = 0;
-  while (readyAt.size < groups) {
+  while (readyAt.size < groups && Date.now() - start < DEADLINE_MS) {
     if (controller.exitCode !== null) throw new Error(`${what} exited (${controller.exitCode}):\n${log()}`);
-    if (Date.now() - start > DEADLINE_MS) throw new Error(`${what}: ${readyAt.size}/${groups} Ready after 15 min`);
     if (Date.now() - shown > 10_000) {
       stderrProgress(`${what}: ${readyAt.size}/${groups} groups Ready (${Math.round((Date.now() - start) / 1000)} s)`);
       shown = Date.now();
@@ -94,12 +95,17 @@ async function measure(
     await new Promise((r) => setTimeout(r, 250));
   }
   await watch.stop();
-  const perGroup = names.map((n) => readyAt.get(n)! - createdAt.get(n)!).sort((a, b) => a - b);
+  // A group not Ready by the deadline counts as Ready at the deadline: a lower bound.
+  const end = Date.now();
+  if (readyAt.size < groups)
+    stderrProgress(`${what}: only ${readyAt.size}/${groups} groups Ready after ${DEADLINE_MS / 60_000} min`);
+  const perGroup = names.map((n) => (readyAt.get(n) ?? end) - createdAt.get(n)!).sort((a, b) => a - b);
   const pct = (p: number) => perGroup[Math.min(perGroup.length - 1, Math.floor((p / 100) * perGroup.length))]!;
   const status = readFileSync(`/proc/${controller.pid}/status`, 'utf8');
   const stat = readFileSync(`/proc/${controller.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return {
-    allReadyMs: Math.max(...readyAt.values()) - start,
+    readyGroups: readyAt.size,
+    allReadyMs: (readyAt.size < groups ? end : Math.max(...readyAt.values())) - start,
     perGroupReadyMs: { p50: pct(50), p99: pct(99) },
     peakRssMiB: Math.round(Number(/VmHWM:\s+(\d+)/.exec(status)![1]) / 1024),
     cpuSeconds: (Number(stat[11]) + Number(stat[12])) / 100, // utime + stime, in clock ticks
@@ -233,6 +239,7 @@ try {
     );
   }
   const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100;
+  const atLeast = (r: Result, x: number) => (r.readyGroups < groups ? `≥ ${x}` : x);
   const t = results.tandem;
   const l = results.lws;
   console.log(
@@ -244,9 +251,10 @@ try {
         ...(l
           ? {
               'lws/tandem': {
-                allReady: ratio(l.allReadyMs, t.allReadyMs),
-                p50: ratio(l.perGroupReadyMs.p50, t.perGroupReadyMs.p50),
-                p99: ratio(l.perGroupReadyMs.p99, t.perGroupReadyMs.p99),
+                // "≥": LWS had groups not Ready at the deadline, so its times are lower bounds.
+                allReady: atLeast(l, ratio(l.allReadyMs, t.allReadyMs)),
+                p50: atLeast(l, ratio(l.perGroupReadyMs.p50, t.perGroupReadyMs.p50)),
+                p99: atLeast(l, ratio(l.perGroupReadyMs.p99, t.perGroupReadyMs.p99)),
                 peakRss: ratio(l.peakRssMiB, t.peakRssMiB),
                 cpu: ratio(l.cpuSeconds, t.cpuSeconds),
                 apiRequests: ratio(l.apiRequests.total, t.apiRequests.total),
