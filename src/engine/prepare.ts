@@ -11,6 +11,19 @@ import { SpecError, type LoadedService } from '../spec/load.js';
 import { CLUSTER_SOURCE } from '../spec/schema.js';
 import type { ServiceTemplate } from '../runtime/service-template.js';
 import type { Progress } from '../util/progress.js';
+import { ensureVllm } from './vllm/install.js';
+import { vllmServiceTemplate } from './vllm/service.js';
+import { ensureTinyHf } from '../model/tiny-hf.js';
+
+/** vLLM on this machine's CPU: gloo over the group's loopback, a small KV cache, offline. */
+const VLLM_LOCAL_ENV = {
+  GLOO_SOCKET_IFNAME: 'lo',
+  VLLM_CPU_KVCACHE_SPACE: '1', // GiB
+  VLLM_CPU_OMP_THREADS_BIND: 'nobind',
+  HF_HUB_OFFLINE: '1',
+  VLLM_NO_USAGE_STATS: '1',
+  DO_NOT_TRACK: '1',
+};
 
 /** Context llama-server will allocate: --ctx-size/-c from the engine args, else the model's. */
 function contextTokens(args: string[], modelContext: number): number {
@@ -21,11 +34,18 @@ function contextTokens(args: string[], modelContext: number): number {
 
 export async function prepareServices(loaded: LoadedService[], progress: Progress): Promise<ServiceTemplate[]> {
   const unsupported = loaded
-    .filter((l) => l.service.spec.engine.type !== 'llamacpp')
+    .filter((l) => l.service.spec.engine.type === 'sglang')
     .map(
       (l) =>
-        `${l.file}: spec.engine.type: ${l.service.spec.engine.type} runs on Kubernetes (the operator); the embedded default runs llamacpp`,
+        `${l.file}: spec.engine.type: sglang runs on Kubernetes (the operator, or tandem render): PyPI has no CPU build of it for the embedded default`,
     );
+  for (const l of loaded) {
+    if (l.service.spec.engine.type === 'vllm' && l.service.spec.engine.distributedExecutorBackend === 'ray') {
+      unsupported.push(
+        `${l.file}: spec.engine.distributedExecutorBackend: ray needs GPUs (vLLM's Ray executor refuses the CPU platform); the embedded default runs vllm with mp`,
+      );
+    }
+  }
   for (const l of loaded) {
     if (CLUSTER_SOURCE.test(l.service.spec.model.source)) {
       unsupported.push(
@@ -35,10 +55,27 @@ export async function prepareServices(loaded: LoadedService[], progress: Progres
   }
   if (unsupported.length > 0) throw new SpecError(unsupported);
 
-  const binaries = await ensureLlamaBinaries(progress);
   const templates: ServiceTemplate[] = [];
   const problems: string[] = [];
-  for (const { service, file, modelPath } of loaded) {
+  const vllm = loaded.filter((l) => l.service.spec.engine.type === 'vllm');
+  if (vllm.length > 0) {
+    const install = await ensureVllm(progress);
+    for (const { service, modelPath } of vllm) {
+      const model = modelPath ?? (await ensureTinyHf(progress));
+      templates.push(
+        vllmServiceTemplate(
+          service,
+          model,
+          { ...install, env: VLLM_LOCAL_ENV },
+          service.spec.parallelism.nodes as number,
+        ),
+      );
+    }
+  }
+  const llamacpp = loaded.filter((l) => l.service.spec.engine.type === 'llamacpp');
+  if (llamacpp.length === 0) return templates;
+  const binaries = await ensureLlamaBinaries(progress);
+  for (const { service, file, modelPath } of llamacpp) {
     const path = modelPath ?? (await ensureTinyLlama((await ensureLlamaSource(progress)).dir, progress));
     let gguf: ReturnType<typeof archFromGguf>;
     try {

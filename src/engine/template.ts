@@ -13,6 +13,8 @@ export interface EngineRender {
   size: number;
   /** Everything besides the spec that decides what members run (model, binaries, nodes). */
   identity: unknown;
+  /** Members bind wildcard ports (locally: a network namespace per group). */
+  isolated?: boolean;
   /** The engine's own order of starting members when the spec names none. */
   startupPolicy: StartupPolicy;
   members(group: GroupRef, endpoints: Endpoint[]): MemberTemplate[];
@@ -36,6 +38,7 @@ export function engineServiceTemplate(service: InferenceService, engine: EngineR
     size: engine.size,
     hash,
     rollout: spec.rollout,
+    ...(engine.isolated ? { isolated: true } : {}),
     render: (group, endpoints) => ({
       members: engine.members(group, endpoints),
       startupPolicy: spec.startupPolicy ?? engine.startupPolicy,

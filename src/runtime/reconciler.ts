@@ -341,7 +341,7 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
     if (known) return known;
     let endpoints = state.endpoints.get(replica);
     if (!endpoints || endpoints.length !== state.template.size) {
-      endpoints = await this.platform.endpoints(ref, state.template.size);
+      endpoints = await this.platform.endpoints(ref, state.template.size, state.template.isolated === true);
       state.endpoints.set(replica, endpoints);
     }
     const rendered = state.template.render(ref, endpoints);
@@ -389,7 +389,7 @@ function groupSnapshot(
   return {
     replica,
     phase,
-    leader: template.members[0]!.endpoint,
+    leader: template.members[0]!.endpoint.external ?? template.members[0]!.endpoint,
     restarts: status.restarts,
     ...(status.lastFailure ? { lastFailure: status.lastFailure } : {}),
     ...(status.failed ? { failed: status.failed.reason } : {}),

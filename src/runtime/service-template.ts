@@ -12,6 +12,8 @@ export interface ServiceTemplate {
   /** Identifies everything the groups run; a new hash rolls the groups over one by one. */
   hash: string;
   rollout: RolloutPolicy;
+  /** Members bind wildcard ports: the platform gives the group a network of its own. */
+  isolated?: boolean;
   render(group: GroupRef, endpoints: Endpoint[]): GroupTemplate;
 }
 

@@ -14,6 +14,8 @@ export interface GroupRef {
 export interface Endpoint {
   host: string;
   port: number;
+  /** Where clients outside the group (the gateway, probes) reach it, when not at host:port. */
+  external?: Endpoint;
 }
 
 /** How a member is known ready: its HTTP path answers, its port accepts, or (a worker with no API) it runs. */
@@ -94,8 +96,11 @@ export interface GroupStatus {
 
 /** The operations every platform provides; group semantics live above this line, once. */
 export interface Platform {
-  /** Where each member of a group will listen; stable for the life of the group. */
-  endpoints(group: GroupRef, size: number): Promise<Endpoint[]>;
+  /**
+   * Where each member of a group will listen; stable for the life of the group. `isolated`: the
+   * engine binds wildcard ports, so the group needs a network of its own (a pod has one already).
+   */
+  endpoints(group: GroupRef, size: number, isolated?: boolean): Promise<Endpoint[]>;
   /** Creates a member; a member that exists already is left as it is. */
   create(group: GroupRef, member: MemberTemplate, templateHash: string): Promise<void>;
   /** Starts deleting a member and returns; it is observed `terminating` until it is gone. */

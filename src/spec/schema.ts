@@ -16,6 +16,8 @@ export const DEFAULT_STARTUP_TIMEOUT = '30m';
 export const LLAMACPP_SOURCE =
   /^(file:\/\/.+\.gguf|tandem:\/\/tiny-llama|hf:\/\/[^/]+\/[^/]+|pvc:\/\/[^/]+\/.+\.gguf)$/;
 export const CLUSTER_SOURCE = /^(hf|pvc):\/\//;
+/** vLLM and SGLang model sources: a Hugging Face layout folder, the project's model, a hub repo, a volume. */
+export const HF_SOURCE = /^(file:\/\/.+|tandem:\/\/tiny-llama|hf:\/\/[^/]+\/[^/]+|pvc:\/\/[^/]+\/.+)$/;
 export const GROUP_ENV = ['LWS_LEADER_ADDRESS', 'LWS_GROUP_SIZE', 'LWS_WORKER_INDEX'] as const;
 
 const count = (min: number, max: number) => {
@@ -254,6 +256,12 @@ export const InferenceServiceSchema = z
         );
       }
     } else {
+      if (!HF_SOURCE.test(model.source)) {
+        issue(
+          ['spec', 'model', 'source'],
+          `must be file://FOLDER (Hugging Face layout), tandem://tiny-llama, hf://ORG/NAME or pvc://CLAIM/PATH for ${engine.type}`,
+        );
+      }
       const gpus = p.nodes * Math.max(1, resources.gpu);
       const tp = p.tensor ?? Math.max(1, resources.gpu);
       const pp = p.pipeline ?? p.nodes;

@@ -98,6 +98,27 @@ test('tandem validate and the API server agree on a corpus of InferenceServices'
     ['bad source', { ...base, model: { servedName: 'x', source: 's3://bucket/m.gguf' } }],
     ['vllm tp×pp', { ...base, engine: { type: 'vllm' }, parallelism: { nodes: 2, tensor: 3 } }],
     ['env override', { ...base, env: { LWS_GROUP_SIZE: '3' } }],
+    [
+      'valid vllm ray',
+      { ...base, engine: { type: 'vllm', distributedExecutorBackend: 'ray' }, parallelism: { nodes: 2, tensor: 8 } },
+    ],
+    [
+      'ray on sglang',
+      { ...base, engine: { type: 'sglang', distributedExecutorBackend: 'ray' }, parallelism: { nodes: 2, tensor: 8 } },
+    ],
+    [
+      'vllm s3 source',
+      {
+        ...base,
+        engine: { type: 'vllm' },
+        parallelism: { nodes: 2, tensor: 8 },
+        model: { servedName: 'x', source: 's3://b/m' },
+      },
+    ],
+    [
+      'vllm multi-node LeaderReady',
+      { ...base, engine: { type: 'vllm' }, parallelism: { nodes: 2, tensor: 8 }, startupPolicy: 'LeaderReady' },
+    ],
     ['env name', { ...base, env: { 'BAD-NAME': 'x' } }],
     ['memory quantity', { ...base, resources: { memory: '16 GiB', gpu: 0 } }],
     ['negative cpu', { ...base, resources: { cpu: -1, gpu: 0 } }],

@@ -116,7 +116,7 @@ const INVALID: [string, (d: Record<string, any>) => void, string][] = [
     'vllm layout ≠ GPUs',
     (d) => {
       d.spec.engine.type = 'vllm';
-      d.spec.model.source = 'meta-llama/Llama-3.1-405B';
+      d.spec.model.source = 'hf://meta-llama/Llama-3.1-405B';
       d.spec.resources = { gpu: 8 };
       d.spec.parallelism = { nodes: 2, tensor: 8, pipeline: 1 };
     },

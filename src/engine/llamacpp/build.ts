@@ -1,15 +1,16 @@
 // Builds `llama-server` and `ggml-rpc-server` from one llama.cpp commit, once, into the cache.
 // The cache key covers everything that changes the binaries: source commit, cmake flags, the CPU
 // (GGML_NATIVE compiles for this processor) and the compiler.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { cacheDir } from '../../util/paths.js';
 import { withLock } from '../../util/lock.js';
 import type { Progress } from '../../util/progress.js';
 import { ensureLlamaSource } from './source.js';
+import { runLogged } from '../../util/run-logged.js';
 import { CMAKE, CXX, requireTools } from '../../util/toolchain.js';
 
 export interface LlamaBinaries {
@@ -84,10 +85,10 @@ export async function ensureLlamaBinaries(progress: Progress): Promise<LlamaBina
       `building llama.cpp ${source.commit.slice(0, 12)} (${TARGETS.join(', ')}); once, cached in ${dir}; log: ${log}`,
     );
     const started = Date.now();
-    await run('cmake', ['-S', source.dir, '-B', dir, '-G', generator, ...CMAKE_FLAGS], log, () => {});
+    await runLogged('cmake', ['-S', source.dir, '-B', dir, '-G', generator, ...CMAKE_FLAGS], log, () => {});
     const jobs = String(availableParallelism());
     let shown = -1;
-    await run('cmake', ['--build', dir, '--target', ...TARGETS, '-j', jobs], log, (line) => {
+    await runLogged('cmake', ['--build', dir, '--target', ...TARGETS, '-j', jobs], log, (line) => {
       // Ninja prints "[12/209] …", make prints "[ 42%] …".
       const step = line.match(/^\[(\d+)\/(\d+)\]/);
       const pct = step
@@ -105,31 +106,5 @@ export async function ensureLlamaBinaries(progress: Progress): Promise<LlamaBina
     writeFileSync(done, JSON.stringify({ commit: source.commit, flags: CMAKE_FLAGS, generator, seconds }, null, 2));
     progress(`built llama.cpp in ${seconds} s`);
     return binaries;
-  });
-}
-
-/** Runs a build command, its output appended to `log`; on failure the error carries the log's tail. */
-function run(cmd: string, args: string[], log: string, onLine: (line: string) => void): Promise<void> {
-  mkdirSync(join(log, '..'), { recursive: true });
-  const out = createWriteStream(log, { flags: 'a' });
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let partial = '';
-    const onData = (chunk: Buffer) => {
-      out.write(chunk);
-      const lines = (partial + chunk.toString('utf8')).split('\n');
-      partial = lines.pop() ?? '';
-      lines.forEach(onLine);
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('error', (err) => reject(new Error(`${cmd}: ${err.message} (is it installed?)`)));
-    child.on('close', (code) => {
-      out.end(() => {
-        if (code === 0) return resolve();
-        const tail = readFileSync(log, 'utf8').split('\n').slice(-40).join('\n');
-        reject(new Error(`${cmd} ${args.join(' ')} failed (exit ${code}):\n${tail}`));
-      });
-    });
   });
 }

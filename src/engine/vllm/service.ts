@@ -116,6 +116,8 @@ export function vllmServiceTemplate(
   return engineServiceTemplate(service, {
     size: nodes,
     identity: { nodes, model, version: target.version },
+    // torch's TCPStore binds *:MASTER_PORT whatever address it is given.
+    isolated: !target.bindAll,
     startupPolicy: 'LeaderCreated',
     members,
   });

@@ -97,6 +97,10 @@ const SPEC_RULES = [
     'model.source must be file://PATH.gguf, tandem://tiny-llama, hf://ORG/NAME or pvc://CLAIM/PATH.gguf for llamacpp',
   ),
   rule(
+    "self.engine.type == 'llamacpp' || self.model.source.matches('^(file://.+|tandem://tiny-llama|hf://[^/]+/[^/]+|pvc://[^/]+/.+)$')",
+    'model.source must be file://FOLDER, tandem://tiny-llama, hf://ORG/NAME or pvc://CLAIM/PATH for vllm and sglang',
+  ),
+  rule(
     "self.engine.type != 'llamacpp' || !has(self.startupPolicy) || self.startupPolicy == 'WorkersReady'",
     'startupPolicy must be WorkersReady for llamacpp: llama-server aborts unless every RPC worker accepts connections',
   ),

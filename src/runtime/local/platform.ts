@@ -12,10 +12,14 @@ import { signalGroup } from '../../util/process.js';
 import { BoundedLog } from './bounded-log.js';
 import { Keeper } from './keeper.js';
 import { probe } from './probe.js';
+import { GroupNamespace } from './netns.js';
+import { tmpdir } from 'node:os';
 
 const PROBE_INTERVAL_MS = 100;
 const READY_RECHECK_MS = 1000;
 const STOP_GRACE_MS = 5000;
+/** Every member of an isolated group has an address of its own in the namespace: one port for all. */
+const ISOLATED_PORT = 8000;
 
 interface LocalMember {
   uid: string;
@@ -47,10 +51,12 @@ export class LocalPlatform implements Platform {
   /** Second octet shared by this platform's addresses; random so that parallel runs rarely meet. */
   private readonly block = randomInt(16, 255);
   private readonly keeper = new Keeper();
+  /** Groups whose engine binds wildcard ports, each in a network namespace of its own. */
+  private readonly namespaces = new Map<string, GroupNamespace>();
 
   constructor(private readonly options: LocalPlatformOptions) {}
 
-  async endpoints(group: GroupRef, size: number): Promise<Endpoint[]> {
+  async endpoints(group: GroupRef, size: number, isolated = false): Promise<Endpoint[]> {
     if (size > 250) throw new Error(`a local group has at most 250 members (asked for ${size})`);
     const key = groupKey(group);
     let slot = this.groupSlots.get(key);
@@ -65,9 +71,27 @@ export class LocalPlatform implements Platform {
     if (known?.length === size) return known;
     // 127.B.G.M: block, group slot, member: each member its own node address.
     const addrs = Array.from({ length: size }, (_, i) => `127.${this.block}.${slot}.${i + 1}`);
-    const endpoints = await Promise.all(addrs.map(async (host) => ({ host, port: await freePort(host) })));
+    const endpoints = isolated
+      ? await this.isolate(group, slot, size, addrs[0]!)
+      : await Promise.all(addrs.map(async (host) => ({ host, port: await freePort(host) })));
     this.groupEndpoints.set(key, endpoints);
     return endpoints;
+  }
+
+  /** A network namespace for the group: members on its loopback, the leader's API relayed out to `outside`. */
+  private async isolate(group: GroupRef, slot: number, size: number, outside: string): Promise<Endpoint[]> {
+    this.namespaces.get(groupKey(group))?.close();
+    const ns = await GroupNamespace.create();
+    this.namespaces.set(groupKey(group), ns);
+    const members: Endpoint[] = Array.from({ length: size }, (_, i) => ({
+      host: `127.0.0.${i + 1}`,
+      port: ISOLATED_PORT,
+    }));
+    const external = { host: outside, port: await freePort(outside) };
+    await ns.expose(members[0]!, external, join(tmpdir(), `tandem-${process.pid}-${this.block}-${slot}.sock`));
+    for (const pid of ns.pids) this.keeper.add(pid);
+    members[0] = { ...members[0]!, external };
+    return members;
   }
 
   async create(group: GroupRef, template: MemberTemplate, templateHash: string): Promise<void> {
@@ -76,7 +100,9 @@ export class LocalPlatform implements Platform {
     const log = new BoundedLog(this.logPath(group, template.index), this.options.logLimit);
     const args = template.args.map((a) => expandEnvRefs(a, template.env));
     log.write(`--- ${new Date().toISOString()} start: ${template.command} ${args.join(' ')}\n`);
-    const child = spawn(template.command, args, {
+    const ns = this.namespaces.get(groupKey(group));
+    const [command, argv] = ns ? ns.wrap(template.command, args) : [template.command, args];
+    const child = spawn(command, argv, {
       env: { ...process.env, ...template.env },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true, // its own process group: stopped whole, and out of reach of the terminal's Ctrl-C
@@ -161,6 +187,12 @@ export class LocalPlatform implements Platform {
   async release(group: GroupRef): Promise<void> {
     this.groupSlots.delete(groupKey(group));
     this.groupEndpoints.delete(groupKey(group));
+    const ns = this.namespaces.get(groupKey(group));
+    if (ns) {
+      ns.close();
+      for (const pid of ns.pids) this.keeper.remove(pid);
+      this.namespaces.delete(groupKey(group));
+    }
   }
 
   logPath(group: GroupRef, index: number): string {
@@ -186,7 +218,8 @@ export class LocalPlatform implements Platform {
   private scheduleProbe(member: LocalMember, delay: number): void {
     member.probeTimer = setTimeout(async () => {
       if (member.exited) return;
-      const ok = await probe(member.template.endpoint, member.template.readiness);
+      const { endpoint } = member.template;
+      const ok = await probe(endpoint.external ?? endpoint, member.template.readiness);
       if (member.exited || member.terminating) return;
       if (member.ready !== ok) {
         member.ready = ok;
