@@ -1,6 +1,6 @@
 // `npm test [TIER…]`: runs the tiers in order (default: all of them), each with node's test runner.
 // A tier builds only what it needs (cached): unit needs Node alone; integration builds llama.cpp and
-// makes the model; k8s builds and starts the test control plane (or reuses a running one) and
+// makes the model; engines installs vLLM and makes its model; k8s builds and starts the test control plane (or reuses a running one) and
 // stops it afterwards if this run started it, on failure and on Ctrl-C too.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync } from 'node:fs';
@@ -11,6 +11,8 @@ import { ensureLlamaSource } from '../src/engine/llamacpp/source.js';
 import { ensureTinyLlama } from '../src/model/tiny-llama.js';
 import { stderrProgress } from '../src/util/progress.js';
 import { startCluster, stopCluster } from './k8s/cluster.js';
+import { ensureVllm } from '../src/engine/vllm/install.js';
+import { ensureTinyHf } from '../src/model/tiny-hf.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const root = join(here, '..', '..');
@@ -37,6 +39,12 @@ const TIERS: Record<string, Tier> = {
     prepare: async () => {
       await ensureLlamaBinaries(stderrProgress);
       await ensureTinyLlama((await ensureLlamaSource(stderrProgress)).dir, stderrProgress);
+    },
+  },
+  engines: {
+    prepare: async () => {
+      await ensureVllm(stderrProgress);
+      await ensureTinyHf(stderrProgress);
     },
   },
   k8s: {
