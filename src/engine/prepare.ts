@@ -41,6 +41,11 @@ export async function prepareServices(loaded: LoadedService[], progress: Progres
         `${l.file}: spec.engine.type: sglang runs on Kubernetes (the operator, or tandem render): PyPI has no CPU build of it for the embedded default`,
     );
   for (const l of loaded) {
+    if (l.service.spec.engine.type === 'vllm' && process.getuid?.() !== 0) {
+      unsupported.push(
+        `${l.file}: spec.engine.type: vllm runs each group in a network namespace of its own on the embedded default, which needs root (sudo)`,
+      );
+    }
     if (l.service.spec.engine.type === 'vllm' && l.service.spec.engine.distributedExecutorBackend === 'ray') {
       unsupported.push(
         `${l.file}: spec.engine.distributedExecutorBackend: ray needs GPUs (vLLM's Ray executor refuses the CPU platform); the embedded default runs vllm with mp`,

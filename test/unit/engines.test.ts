@@ -90,7 +90,7 @@ test('vLLM Ray: the leader forms the cluster, waits for every node, then serves 
   assert.equal(name, 'ray-leader');
   assert.match(
     script!,
-    /^set -e\n\/venv\/bin\/ray start --head --port 6379 --node-ip-address 127\.0\.0\.2 --disable-usage-stats\n/,
+    /^\/venv\/bin\/ray start --head --port 6379 --node-ip-address 127\.0\.0\.2 --disable-usage-stats --block &\n/,
   );
   assert.match(script!, /ray\.nodes\(\).*= "3" \]/, 'waits for all 3 nodes');
   assert.match(script!, /exec "\$@"$/);

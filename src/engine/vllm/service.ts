@@ -149,16 +149,16 @@ export function serveArgs(service: InferenceService, model: string, bind: Endpoi
 function rayLeaderScript(target: VllmTarget, leader: Endpoint, nodes: number): string {
   const ip = target.bindAll ? '' : ` --node-ip-address ${leader.host}`;
   return [
-    'set -e',
-    `${target.ray} start --head --port ${RAY_HEAD_PORT}${ip} --disable-usage-stats`,
-    ...waitForRayNodes(target.python, nodes),
+    // --block in the background: Ray's processes stay the member's own, and go when it goes.
+    `${target.ray} start --head --port ${RAY_HEAD_PORT}${ip} --disable-usage-stats --block &`,
+    ...waitForRayNodes(target.python, nodes, `${leader.host}:${RAY_HEAD_PORT}`),
     'exec "$@"',
   ].join('\n');
 }
 
-/** Shell lines that wait (600 s at most) until the local Ray cluster has `nodes` live nodes. */
-export function waitForRayNodes(python: string, nodes: number): string[] {
-  const count = `import ray; ray.init(address='auto', logging_level='ERROR'); print(sum(1 for n in ray.nodes() if n['Alive']))`;
+/** Shell lines that wait (600 s at most) until the Ray cluster at `address` has `nodes` live nodes. */
+export function waitForRayNodes(python: string, nodes: number, address = 'auto'): string[] {
+  const count = `import ray; ray.init(address='${address}', logging_level='ERROR'); print(sum(1 for n in ray.nodes() if n['Alive']))`;
   return [
     'i=0',
     `until [ "$(${python} -c "${count}" 2>/dev/null)" = "${nodes}" ]; do`,
