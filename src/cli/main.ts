@@ -21,6 +21,7 @@ import { waitForExit } from '../util/process.js';
 import { parseDuration } from '../spec/duration.js';
 import { DEFAULT_TIMEOUTS } from '../gateway/server.js';
 import { stringify } from 'yaml';
+import { addKey } from '../gateway/keys.js';
 import { EXPORT_TARGETS, exportService, type ExportTarget } from '../runtime/kubernetes/export/index.js';
 import { clusterLogs, clusterStatus, installManifests, loadKubeConfig, namespaceOf, runOperator } from './cluster.js';
 
@@ -42,6 +43,7 @@ Commands:
   schema           print the InferenceService JSON Schema
   operator         run the Kubernetes operator (InferenceService objects become groups of pods)
   install          print the CRD, RBAC and Deployment that install the operator on a cluster
+  keys add NAME    make an API key for the gateway (its hash goes into the key file)
   import FILE      print an OCI AI Blueprints multi-node recipe (JSON) as an InferenceService
   render FILE…     print an InferenceService as LeaderWorkerSet, KubeRay, AIBrix or plain objects
   version          print versions
@@ -56,7 +58,11 @@ stops every process it started.
 
 Options:
   --port N                  the gateway's port (default 8080)
-  --host H                  the gateway's address (default 127.0.0.1; 0.0.0.0 to listen wider)
+  --host H                  the gateway's address (default 127.0.0.1; 0.0.0.0 to listen wider,
+                            which needs --api-keys or --insecure-no-auth)
+  --api-keys FILE           require an API key (Authorization: Bearer) from FILE ('tandem keys add'):
+                            401 without a valid one, 403 for a model it may not use, 429 past its rate
+  --insecure-no-auth        serve beyond loopback without keys
   --log-dir DIR             where member logs go (default: $TANDEM_STATE/logs, ./.tandem/logs)
   --connect-timeout D       connecting to a replica (default 5s)
   --first-byte-timeout D    from request to the first byte of the answer: a whole generation when
@@ -86,6 +92,11 @@ Kubeconfig: --kubeconfig, else KUBECONFIG, else ~/.kube/config, else the pod's s
 Prints, as YAML for 'kubectl apply -f -': the InferenceService CRD, a ServiceAccount with a Role
 limited to what the operator does in NS (default tandem-system), and a Deployment of two operator
 replicas running IMAGE (an image with this package, its entrypoint 'tandem').`,
+  keys: `Usage: tandem keys add NAME --file FILE [--models M1,M2] [--rpm N]
+
+Makes a new API key, prints it once, and adds its name and SHA-256 hash to FILE (YAML, made if
+missing, mode 600). --models limits it to those models, --rpm to N requests per minute. 'tandem up
+--api-keys FILE' enforces the file and reads it again whenever it changes.`,
   import: `Usage: tandem import FILE
 
 Reads an OCI AI Blueprints multi-node recipe (recipe_mode "raycluster", JSON) and prints the
@@ -193,11 +204,14 @@ const OPTIONS: Record<string, Options> = {
     'first-byte-timeout': { type: 'string' },
     'idle-timeout': { type: 'string' },
     'drain-timeout': { type: 'string' },
+    'api-keys': { type: 'string' },
+    'insecure-no-auth': { type: 'boolean' },
   },
   status: { json: { type: 'boolean' }, kubeconfig: { type: 'string' }, namespace: { type: 'string' } },
   operator: { kubeconfig: { type: 'string' }, namespace: { type: 'string' } },
   install: { image: { type: 'string' }, namespace: { type: 'string' } },
   render: { to: { type: 'string' }, namespace: { type: 'string' } },
+  keys: { file: { type: 'string' }, models: { type: 'string' }, rpm: { type: 'string' } },
   import: {},
   logs: {
     kubeconfig: { type: 'string' },
@@ -267,6 +281,25 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   switch (command) {
+    case 'keys': {
+      const [verb, name] = positionals;
+      const file = text('file');
+      if (verb !== 'add' || !name || positionals.length > 2)
+        throw new UsageError('keys: tandem keys add NAME --file FILE');
+      if (!file) throw new UsageError('keys add: --file FILE names the key file (made if missing)');
+      const rpm = text('rpm');
+      if (rpm !== undefined && !(Number.isInteger(Number(rpm)) && Number(rpm) > 0)) {
+        throw new UsageError(`--rpm: must be an integer ≥ 1 (got ${rpm})`);
+      }
+      const key = addKey(file, {
+        name,
+        ...(text('models') ? { models: text('models')!.split(',').filter(Boolean) } : {}),
+        ...(rpm ? { requestsPerMinute: Number(rpm) } : {}),
+      });
+      stderrProgress(`added the key "${name}" to ${file} (stored as its SHA-256 hash): it is shown only now`);
+      process.stdout.write(`${key}\n`);
+      return 0;
+    }
     case 'import': {
       const [file] = positionals;
       if (!file || positionals.length > 1) throw new UsageError('import: name one recipe FILE (JSON)');
@@ -307,11 +340,18 @@ async function main(argv: string[]): Promise<number> {
       const port = Number(text('port') ?? 8080);
       if (!Number.isInteger(port) || port < 0 || port > 65535)
         throw new UsageError(`--port: must be a port number (got ${text('port')})`);
+      const host = text('host') ?? '127.0.0.1';
+      if (!isLoopback(host) && text('api-keys') === undefined && values['insecure-no-auth'] !== true) {
+        throw new UsageError(
+          `--host ${host} serves beyond this machine: give --api-keys FILE (tandem keys add makes one), or --insecure-no-auth`,
+        );
+      }
       await up({
+        ...(text('api-keys') !== undefined ? { apiKeys: text('api-keys')! } : {}),
         files: positionals,
         stateDir: stateDir(),
         logDir: text('log-dir') ?? join(stateDir(), 'logs'),
-        host: text('host') ?? '127.0.0.1',
+        host,
         port,
         timeouts: {
           connectMs: duration('connect-timeout', DEFAULT_TIMEOUTS.connectMs),
@@ -407,3 +447,7 @@ main(process.argv.slice(2)).then(
     }
   },
 );
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}

@@ -4,6 +4,7 @@ import { prepareServices } from '../engine/prepare.js';
 import { LocalPlatform } from '../runtime/local/platform.js';
 import { Reconciler, type ReconcilerEvent } from '../runtime/reconciler.js';
 import { gatewayFor } from '../gateway/attach.js';
+import { watchKeyFile } from '../gateway/keys.js';
 import type { UpstreamTimeouts } from '../gateway/server.js';
 import { formatDuration } from '../spec/duration.js';
 import { stderrProgress } from '../util/progress.js';
@@ -23,6 +24,8 @@ export interface UpOptions {
   timeouts: UpstreamTimeouts;
   /** How long in-flight requests may take to finish once a stop is asked for. */
   drainMs: number;
+  /** The API key file; none: every request is served. */
+  apiKeys?: string;
 }
 
 export async function up(options: UpOptions): Promise<void> {
@@ -36,10 +39,16 @@ export async function up(options: UpOptions): Promise<void> {
   if (reaped > 0)
     process.stderr.write(`tandem: stopped ${reaped} member process(es) left by an earlier run that died\n`);
   const loaded = loadServices(options.files);
+  const keys = options.apiKeys ? watchKeyFile(options.apiKeys, (l) => process.stderr.write(`${l}\n`)) : undefined;
   const templates = await prepareServices(loaded, stderrProgress);
   const reconciler = new Reconciler(new LocalPlatform({ logDir: options.logDir }));
   for (const template of templates) reconciler.apply(template);
-  const gateway = gatewayFor(reconciler, { host: options.host, port: options.port, timeouts: options.timeouts });
+  const gateway = gatewayFor(reconciler, {
+    host: options.host,
+    port: options.port,
+    timeouts: options.timeouts,
+    ...(keys ? { keys: keys.ring } : {}),
+  });
   await gateway.listen().catch((err: NodeJS.ErrnoException) => {
     throw err.code === 'EADDRINUSE'
       ? new UsageError(`${options.host}:${options.port} is in use: pass --port N (0 picks a free one)`)

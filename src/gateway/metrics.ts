@@ -23,6 +23,19 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly keyRequests = new Counter({
+    name: 'tandem_gateway_key_requests_total',
+    help: 'Requests admitted, by API key name',
+    labelNames: ['key'],
+    registers: [this.registry],
+  });
+  readonly keyDenials = new Counter({
+    name: 'tandem_gateway_key_denials_total',
+    help: 'Requests refused for their API key: missing or invalid (401), model not allowed (403), rate limit (429)',
+    labelNames: ['code'],
+    registers: [this.registry],
+  });
+
   constructor(outstanding: () => ReadonlyMap<string, number>) {
     new Gauge({
       name: 'tandem_gateway_outstanding_requests',

@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { Pool, errors, type Dispatcher } from 'undici';
 import { pickBackend, type Backend, type ModelEntry } from './backends.js';
 import { GatewayMetrics } from './metrics.js';
+import { isDenied, type Denied, type KeyEntry, type KeyRing } from './keys.js';
 
 export const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024;
 export const DEFAULT_TIMEOUTS: UpstreamTimeouts = { connectMs: 5_000, firstByteMs: 600_000, idleMs: 60_000 };
@@ -35,6 +36,8 @@ export interface GatewayOptions {
   port: number;
   bodyLimit?: number;
   timeouts?: UpstreamTimeouts;
+  /** API keys; without them every request is served (loopback, or --insecure-no-auth). */
+  keys?: KeyRing;
   /** Current backends and models; called per request, so it must be cheap. */
   backends: () => Backend[];
   models: () => ModelEntry[];
@@ -129,9 +132,11 @@ export class Gateway {
       res.end(text);
       return;
     }
+    const key = path.startsWith('/v1/') ? this.identify(req) : undefined;
     if (req.method === 'GET' && path === '/v1/models') {
       const created = Math.floor(Date.now() / 1000);
-      const data = this.options.models().map((m) => ({
+      const models = this.options.models().filter((m) => !key?.models || key.models.includes(m.id));
+      const data = models.map((m) => ({
         id: m.id,
         object: 'model',
         created,
@@ -162,8 +167,34 @@ export class Gateway {
     if (!this.options.models().some((m) => m.id === model)) {
       throw new HttpError(404, 'model_not_found', `the model '${model}' does not exist`);
     }
+    if (key) {
+      const denied = this.options.keys!.admit(key, model, Date.now());
+      if (denied) throw this.denial(denied);
+      this.metrics.keyRequests.inc({ key: key.name });
+    }
     const candidates = this.options.backends().filter((b) => b.model === model);
     await this.forward(req, res, path, body, model, candidates);
+  }
+
+  /** The request's API key when keys are in force (a 401 when it has no valid one). */
+  private identify(req: IncomingMessage): KeyEntry | undefined {
+    const keys = this.options.keys;
+    if (!keys) return undefined;
+    const key = keys.identify(req.headers.authorization);
+    if (isDenied(key)) throw this.denial(key);
+    return key;
+  }
+
+  private denial(d: Denied): HttpError {
+    this.metrics.keyDenials.inc({ code: d.code });
+    const type = d.status === 429 ? 'rate_limit_error' : 'invalid_request_error';
+    return new HttpError(
+      d.status,
+      d.code,
+      d.message,
+      type,
+      d.retryAfterS ? { 'retry-after': String(d.retryAfterS) } : {},
+    );
   }
 
   /** Sends the request to a ready replica; a failure before the first byte is retried once elsewhere. */

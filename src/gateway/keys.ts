@@ -1,0 +1,130 @@
+// API keys for the gateway. The key file holds names and SHA-256 hashes, never the keys: a key
+// is shown once, when `tandem keys add` makes it. Each key may be limited to some models and to a
+// number of requests per minute (a token bucket: the whole minute's budget may come at once, then
+// it refills evenly). Decisions are pure; the file is read again whenever it changes.
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, unwatchFile, watchFile, writeFileSync } from 'node:fs';
+import { parse, stringify } from 'yaml';
+import { z } from 'zod';
+
+const KeyEntrySchema = z
+  .object({
+    name: z.string().min(1, { error: 'must be a non-empty name' }),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, { error: 'must be a SHA-256 hash in hex (tandem keys add makes it)' }),
+    /** The models this key may use; all of them when absent. */
+    models: z.array(z.string().min(1)).optional(),
+    requestsPerMinute: z.int().min(1).optional(),
+  })
+  .strict();
+const KeyFileSchema = z.object({ keys: z.array(KeyEntrySchema).default([]) }).strict();
+
+export type KeyEntry = z.infer<typeof KeyEntrySchema>;
+
+export const hashKey = (key: string) => createHash('sha256').update(key).digest('hex');
+
+/** A new key: 32 random bytes, with a prefix that says what it is. */
+export const newKey = () => `tandem-${randomBytes(32).toString('base64url')}`;
+
+export function readKeyFile(path: string): KeyEntry[] {
+  const parsed = KeyFileSchema.safeParse(parse(readFileSync(path, 'utf8')) ?? {});
+  if (!parsed.success) {
+    throw new Error(`${path}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  }
+  const names = new Set<string>();
+  for (const k of parsed.data.keys) {
+    if (names.has(k.name)) throw new Error(`${path}: the key name "${k.name}" is used twice`);
+    names.add(k.name);
+  }
+  return parsed.data.keys;
+}
+
+/** Adds a key named `name` to the file (made if missing); returns the key, which is stored nowhere. */
+export function addKey(path: string, entry: Omit<KeyEntry, 'sha256'>): string {
+  const keys = existsSync(path) ? readKeyFile(path) : [];
+  if (keys.some((k) => k.name === entry.name)) throw new Error(`${path}: a key named "${entry.name}" exists already`);
+  const key = newKey();
+  keys.push({ ...entry, sha256: hashKey(key) });
+  writeFileSync(path, stringify({ keys }), { mode: 0o600 });
+  return key;
+}
+
+/** Why a request is refused, as the gateway answers it. */
+export interface Denied {
+  status: 401 | 403 | 429;
+  code: string;
+  message: string;
+  retryAfterS?: number;
+}
+
+export const isDenied = (x: KeyEntry | Denied): x is Denied => 'status' in x;
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+/** The keys in force and each key's request bucket. */
+export class KeyRing {
+  private byHash = new Map<string, KeyEntry>();
+  private readonly buckets = new Map<string, Bucket>();
+
+  constructor(keys: KeyEntry[]) {
+    this.replace(keys);
+  }
+
+  replace(keys: KeyEntry[]): void {
+    this.byHash = new Map(keys.map((k) => [k.sha256, k]));
+  }
+
+  /** The key an Authorization header carries, or why it carries none that is valid (401). */
+  identify(authorization: string | undefined): KeyEntry | Denied {
+    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '')?.[1];
+    if (!bearer) {
+      return { status: 401, code: 'missing_api_key', message: 'an API key is required: Authorization: Bearer KEY' };
+    }
+    return (
+      this.byHash.get(hashKey(bearer)) ?? { status: 401, code: 'invalid_api_key', message: 'the API key is not valid' }
+    );
+  }
+
+  /** Whether `key` may use `model` at `now` (ms); if so, one request is charged to it. */
+  admit(key: KeyEntry, model: string, now: number): Denied | undefined {
+    if (key.models && !key.models.includes(model)) {
+      return { status: 403, code: 'model_not_allowed', message: `this API key may not use the model '${model}'` };
+    }
+    const rpm = key.requestsPerMinute;
+    if (rpm === undefined) return undefined;
+    const perMs = rpm / 60_000;
+    const b = this.buckets.get(key.name) ?? { tokens: rpm, at: now };
+    b.tokens = Math.min(rpm, b.tokens + (now - b.at) * perMs);
+    b.at = now;
+    this.buckets.set(key.name, b);
+    if (b.tokens < 1) {
+      return {
+        status: 429,
+        code: 'rate_limit_exceeded',
+        message: `this API key may make ${rpm} requests per minute`,
+        retryAfterS: Math.ceil((1 - b.tokens) / perMs / 1000),
+      };
+    }
+    b.tokens -= 1;
+    return undefined;
+  }
+}
+
+/** A KeyRing kept in step with its file (polled: editors replace files, which watches can miss). */
+export function watchKeyFile(path: string, log: (line: string) => void): { ring: KeyRing; close: () => void } {
+  const ring = new KeyRing(readKeyFile(path));
+  const reload = () => {
+    try {
+      ring.replace(readKeyFile(path));
+      log(`tandem: API keys reloaded from ${path}`);
+    } catch (err) {
+      log(`tandem: API keys not reloaded, the ones in force stay: ${(err as Error).message}`);
+    }
+  };
+  watchFile(path, { interval: 1000 }, (cur, prev) => {
+    if (cur.mtimeMs !== prev.mtimeMs || cur.size !== prev.size) reload();
+  });
+  return { ring, close: () => unwatchFile(path) };
+}

@@ -1,0 +1,143 @@
+// API keys: the pure decisions (401, 403, 429 with a Retry-After from the bucket), the key file
+// (hashes only, reloaded on change), and the gateway answering in OpenAI's error shape through the
+// official client, never passing the key on. The upstream here is a stub that records what reaches
+// it and answers an error: what engines answer is tested against real engines elsewhere.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import OpenAI from 'openai';
+import { addKey, hashKey, KeyRing, readKeyFile, watchKeyFile, type KeyEntry } from '../../src/gateway/keys.js';
+import { Gateway } from '../../src/gateway/server.js';
+
+type ApiError = InstanceType<typeof OpenAI.APIError>;
+
+const entry = (name: string, key: string, extra: Partial<KeyEntry> = {}): KeyEntry => ({
+  name,
+  sha256: hashKey(key),
+  ...extra,
+});
+
+test('decisions: no key, a wrong key, a model not allowed, a rate that refills', () => {
+  const ring = new KeyRing([entry('a', 'ka', { models: ['m1'], requestsPerMinute: 2 }), entry('b', 'kb')]);
+  assert.deepEqual(ring.identify(undefined), {
+    status: 401,
+    code: 'missing_api_key',
+    message: 'an API key is required: Authorization: Bearer KEY',
+  });
+  assert.equal((ring.identify('Bearer nope') as { code: string }).code, 'invalid_api_key');
+  const a = ring.identify('Bearer ka') as KeyEntry;
+  assert.equal(a.name, 'a');
+  assert.equal(ring.admit(a, 'm2', 0)?.status, 403);
+  assert.equal(ring.admit(a, 'm1', 0), undefined);
+  assert.equal(ring.admit(a, 'm1', 0), undefined);
+  assert.deepEqual(ring.admit(a, 'm1', 1000), {
+    status: 429,
+    code: 'rate_limit_exceeded',
+    message: 'this API key may make 2 requests per minute',
+    retryAfterS: 29, // one request refills in 30 s; 1 s has passed
+  });
+  assert.equal(ring.admit(a, 'm1', 31_000), undefined, 'refilled');
+  const b = ring.identify('bearer kb') as KeyEntry;
+  for (let i = 0; i < 100; i++) assert.equal(ring.admit(b, 'anything', 0), undefined, 'no limits set: none applied');
+});
+
+test('the key file holds hashes only; bad files are refused with the field named; changes are picked up', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tandem-keys-'));
+  const file = join(dir, 'keys.yaml');
+  const key = addKey(file, { name: 'team-a', models: ['m1'], requestsPerMinute: 60 });
+  assert.match(key, /^tandem-[A-Za-z0-9_-]{43}$/);
+  const text = readFileSync(file, 'utf8');
+  assert.ok(!text.includes(key), 'the key itself is not stored');
+  assert.ok(text.includes(hashKey(key)));
+  assert.equal(statSync(file).mode & 0o777, 0o600);
+  assert.throws(() => addKey(file, { name: 'team-a' }), /a key named "team-a" exists already/);
+  writeFileSync(join(dir, 'bad.yaml'), 'keys: [{name: x, sha256: abc}]');
+  assert.throws(() => readKeyFile(join(dir, 'bad.yaml')), /keys\.0\.sha256: must be a SHA-256 hash in hex/);
+
+  const lines: string[] = [];
+  const watched = watchKeyFile(file, (l) => lines.push(l));
+  try {
+    const later = addKey(file, { name: 'team-b' });
+    for (let i = 0; i < 50 && !lines.some((l) => l.includes('reloaded')); i++)
+      await new Promise((r) => setTimeout(r, 100));
+    assert.equal((watched.ring.identify(`Bearer ${later}`) as KeyEntry).name, 'team-b');
+    writeFileSync(file, 'keys: {}');
+    for (let i = 0; i < 50 && !lines.some((l) => l.includes('not reloaded')); i++)
+      await new Promise((r) => setTimeout(r, 100));
+    assert.equal(
+      (watched.ring.identify(`Bearer ${later}`) as KeyEntry).name,
+      'team-b',
+      'a broken file keeps the keys in force',
+    );
+  } finally {
+    watched.close();
+  }
+});
+
+test('the gateway with keys: OpenAI-shaped 401/403/429, models filtered, the key never sent upstream', async () => {
+  const seen: IncomingHttpHeaders[] = [];
+  const upstream = createServer((req, res) => {
+    seen.push(req.headers);
+    req.resume();
+    res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' });
+    res.end('{"error":{"message":"Loading model","type":"unavailable_error","code":503}}');
+  });
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+  const gateway = new Gateway({
+    host: '127.0.0.1',
+    port: 0,
+    keys: new KeyRing([entry('a', 'ka', { models: ['m1'], requestsPerMinute: 1 }), entry('b', 'kb')]),
+    backends: () => ['m1', 'm2'].map((model) => ({ id: `${model}/0`, model, url, ready: true })),
+    models: () => ['m1', 'm2'].map((id) => ({ id, replicas: 1, readyReplicas: 1 })),
+  });
+  await gateway.listen();
+  const client = (apiKey: string) => new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey, maxRetries: 0 });
+  const ask = (apiKey: string, model: string) =>
+    client(apiKey).completions.create({ model, prompt: 'x', max_tokens: 1 });
+  try {
+    await assert.rejects(ask('wrong', 'm1'), (e: ApiError) => e.status === 401 && e.code === 'invalid_api_key');
+    assert.deepEqual(
+      (await client('kb').models.list()).data.map((m) => m.id),
+      ['m1', 'm2'],
+    );
+    assert.deepEqual(
+      (await client('ka').models.list()).data.map((m) => m.id),
+      ['m1'],
+      'only the models the key may use',
+    );
+    await assert.rejects(ask('ka', 'm2'), (e: ApiError) => e.status === 403 && e.code === 'model_not_allowed');
+    // Admitted: the request reaches the upstream (whose 503 comes back), without the key.
+    await assert.rejects(ask('ka', 'm1'), (e: ApiError) => e.status === 503);
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0]!.authorization, undefined);
+    await assert.rejects(
+      ask('ka', 'm1'),
+      (e: ApiError) =>
+        e.status === 429 && e.code === 'rate_limit_exceeded' && Number(e.headers?.get('retry-after')) > 50,
+    );
+    const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
+    assert.match(metrics, /tandem_gateway_key_denials_total\{code="rate_limit_exceeded"\} 1/);
+    assert.match(metrics, /tandem_gateway_key_denials_total\{code="invalid_api_key"\} 1/);
+    assert.match(metrics, /tandem_gateway_key_requests_total\{key="a"\} 1/);
+  } finally {
+    await gateway.close();
+    upstream.close();
+  }
+});
+
+test('tandem up refuses to serve beyond loopback without keys', () => {
+  const cli = join(dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
+  assert.throws(
+    () => execFileSync(process.execPath, [cli, 'up', 'x.yaml', '--host', '0.0.0.0'], { stdio: 'pipe' }),
+    (err: { status: number; stderr: Buffer }) =>
+      err.status === 2 &&
+      /--host 0\.0\.0\.0 serves beyond this machine: give --api-keys FILE/.test(err.stderr.toString()),
+  );
+});
