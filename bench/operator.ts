@@ -75,6 +75,8 @@ async function measure(
   informer.on('update', seen);
   const watch = new Watch(informer, api.plural, (line) => process.stderr.write(`${line}\n`));
   await watch.start();
+  // The audit log outlives runs: count this run's requests only.
+  const requestsBefore = apiRequests(user);
   const start = Date.now();
   const names = Array.from({ length: groups }, (_, i) => `bench-${i}`);
   for (let i = 0; i < names.length; i += 20) {
@@ -109,8 +111,12 @@ async function measure(
     perGroupReadyMs: { p50: pct(50), p99: pct(99) },
     peakRssMiB: Math.round(Number(/VmHWM:\s+(\d+)/.exec(status)![1]) / 1024),
     cpuSeconds: (Number(stat[11]) + Number(stat[12])) / 100, // utime + stime, in clock ticks
-    apiRequests: byVerb(apiRequests(user)),
+    apiRequests: byVerb(since(apiRequests(user), requestsBefore)),
   };
+}
+
+function since(now: Record<string, number>, before: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(now).map(([verb, n]) => [verb, n - (before[verb] ?? 0)]));
 }
 
 function byVerb(counts: Record<string, number>): Result['apiRequests'] {
