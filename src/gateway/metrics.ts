@@ -1,6 +1,6 @@
 // The gateway's Prometheus metrics (GET /metrics), in a registry of its own so that several
 // gateways in one process never mix their counts.
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export class GatewayMetrics {
   readonly registry = new Registry();
@@ -33,6 +33,23 @@ export class GatewayMetrics {
     name: 'tandem_gateway_key_denials_total',
     help: 'Requests refused for their API key: missing or invalid (401), model not allowed (403), rate limit (429)',
     labelNames: ['code'],
+    registers: [this.registry],
+  });
+
+  // Engines send one server-sent event per token (llama-server, vLLM): a streamed response's first
+  // chunk is its first token, the gaps between chunks the gaps between tokens.
+  readonly timeToFirstToken = new Histogram({
+    name: 'tandem_gateway_time_to_first_token_seconds',
+    help: 'Streamed requests: from the request to the first event relayed (retries included)',
+    labelNames: ['model'],
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+  readonly interTokenLatency = new Histogram({
+    name: 'tandem_gateway_inter_token_latency_seconds',
+    help: 'Streamed requests: the gap between two events relayed',
+    labelNames: ['model'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [this.registry],
   });
 

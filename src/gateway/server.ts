@@ -9,6 +9,7 @@
 // upstream. close() drains: no new requests, in-flight ones finish within a grace period.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { randomUUID } from 'node:crypto';
 import { Pool, errors, type Dispatcher } from 'undici';
 import { pickBackend, type Backend, type ModelEntry } from './backends.js';
 import { GatewayMetrics } from './metrics.js';
@@ -17,6 +18,8 @@ import { isDenied, type Denied, type KeyEntry, type KeyRing } from './keys.js';
 export const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024;
 export const DEFAULT_TIMEOUTS: UpstreamTimeouts = { connectMs: 5_000, firstByteMs: 600_000, idleMs: 60_000 };
 const ROUTED = new Set(['/v1/chat/completions', '/v1/completions']);
+/** Request ids taken from clients: printable, at most 128 characters. */
+const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 /** Seconds a client should wait before retrying when no replica is ready. */
 const RETRY_AFTER_S = 2;
 /** Response headers passed through from the engine; the rest are hop-by-hop or the gateway's own. */
@@ -120,6 +123,10 @@ export class Gateway {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0]!;
+    // The client's request id when it is a sane one, else a new one: returned, and passed upstream.
+    const given = req.headers['x-request-id'];
+    const requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    res.setHeader('x-request-id', requestId);
     if (req.method === 'GET' && path === '/healthz') return json(res, 200, { status: 'ok' });
     if (req.method === 'GET' && path === '/readyz') {
       const models = this.options.models();
@@ -210,6 +217,7 @@ export class Gateway {
     res.on('close', () => {
       if (!res.writableFinished) abort.abort(); // the client went away: stop the generation upstream
     });
+    const started = performance.now();
     const tried = new Set<string>();
     let lastError = '';
     let timedOut = false;
@@ -226,7 +234,11 @@ export class Gateway {
           upstream = await this.pool(backend.url).request({
             path,
             method: 'POST',
-            headers: { 'content-type': 'application/json', accept: req.headers.accept ?? '*/*' },
+            headers: {
+              'content-type': 'application/json',
+              accept: req.headers.accept ?? '*/*',
+              'x-request-id': String(res.getHeader('x-request-id')),
+            },
             body,
             signal: abort.signal,
           });
@@ -244,7 +256,7 @@ export class Gateway {
           lastError = `${backend.id}: HTTP 503`;
           continue;
         }
-        await this.relay(res, upstream, backend, model);
+        await this.relay(res, upstream, backend, model, started);
         return;
       } finally {
         this.outstanding.set(backend.id, (this.outstanding.get(backend.id) ?? 1) - 1);
@@ -266,6 +278,7 @@ export class Gateway {
     upstream: Dispatcher.ResponseData,
     backend: Backend,
     model: string,
+    started: number,
   ): Promise<void> {
     const type = String(upstream.headers['content-type'] ?? 'application/json');
     const streaming = type.startsWith('text/event-stream');
@@ -279,8 +292,15 @@ export class Gateway {
       ...(streaming ? { 'cache-control': 'no-cache', 'x-accel-buffering': 'no' } : {}),
     });
     res.flushHeaders();
+    let last = 0;
     try {
       for await (const chunk of upstream.body) {
+        if (streaming && upstream.statusCode === 200) {
+          const now = performance.now();
+          if (last === 0) this.metrics.timeToFirstToken.observe({ model }, (now - started) / 1000);
+          else this.metrics.interTokenLatency.observe({ model }, (now - last) / 1000);
+          last = now;
+        }
         // A client that stops reading and then leaves never sends 'drain': 'close' ends the wait too.
         if (!res.write(chunk)) await drainOrClose(res);
         if (res.destroyed) {

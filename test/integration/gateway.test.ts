@@ -271,3 +271,23 @@ test('the OpenAI surface through the official client: JSON mode, tools, logprobs
     return true;
   });
 });
+
+test('request ids are returned and passed on; streamed requests feed the token latency histograms', async () => {
+  const ttft = `tandem_gateway_time_to_first_token_seconds_count{model="${MODEL}"}`;
+  const itl = `tandem_gateway_inter_token_latency_seconds_count{model="${MODEL}"}`;
+  const before = await scrape(gateway.url);
+  for (let i = 0; i < 3; i++) {
+    const res = await fetch(`${gateway.url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-request-id': `trace-${i}` },
+      body: JSON.stringify({ model: MODEL, prompt: 'Hello', max_tokens: 12, temperature: 0, stream: true }),
+    });
+    assert.equal(res.headers.get('x-request-id'), `trace-${i}`);
+    await res.text();
+  }
+  const after = await scrape(gateway.url);
+  assert.equal((after[ttft] ?? 0) - (before[ttft] ?? 0), 3, 'one first token per stream');
+  assert.ok((after[itl] ?? 0) - (before[itl] ?? 0) >= 3 * 11, 'a gap between each of 12 tokens');
+  const made = await fetch(`${gateway.url}/v1/models`);
+  assert.match(made.headers.get('x-request-id') ?? '', /^[0-9a-f-]{36}$/, 'one is made when none is given');
+});

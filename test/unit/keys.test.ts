@@ -117,6 +117,7 @@ test('the gateway with keys: OpenAI-shaped 401/403/429, models filtered, the key
     await assert.rejects(ask('ka', 'm1'), (e: ApiError) => e.status === 503);
     assert.equal(seen.length, 1);
     assert.equal(seen[0]!.authorization, undefined);
+    assert.match(String(seen[0]!['x-request-id']), /^[0-9a-f-]{36}$/, 'the request id goes upstream');
     await assert.rejects(
       ask('ka', 'm1'),
       (e: ApiError) =>
