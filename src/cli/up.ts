@@ -4,7 +4,9 @@ import { prepareServices } from '../engine/prepare.js';
 import { LocalPlatform } from '../runtime/local/platform.js';
 import { Reconciler, type ReconcilerEvent } from '../runtime/reconciler.js';
 import { gatewayFor } from '../gateway/attach.js';
+import { join } from 'node:path';
 import { watchKeyFile } from '../gateway/keys.js';
+import pino from 'pino';
 import type { UpstreamTimeouts } from '../gateway/server.js';
 import { formatDuration } from '../spec/duration.js';
 import { stderrProgress } from '../util/progress.js';
@@ -48,6 +50,7 @@ export async function up(options: UpOptions): Promise<void> {
     port: options.port,
     timeouts: options.timeouts,
     ...(keys ? { keys: keys.ring } : {}),
+    accessLog: pino(pino.destination({ dest: join(options.logDir, 'gateway-access.log'), mkdir: true, sync: false })),
   });
   await gateway.listen().catch((err: NodeJS.ErrnoException) => {
     throw err.code === 'EADDRINUSE'

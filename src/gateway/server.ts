@@ -14,6 +14,7 @@ import { Pool, errors, type Dispatcher } from 'undici';
 import { pickBackend, type Backend, type ModelEntry } from './backends.js';
 import { GatewayMetrics } from './metrics.js';
 import { isDenied, type Denied, type KeyEntry, type KeyRing } from './keys.js';
+import type { Logger } from 'pino';
 
 export const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024;
 export const DEFAULT_TIMEOUTS: UpstreamTimeouts = { connectMs: 5_000, firstByteMs: 600_000, idleMs: 60_000 };
@@ -39,6 +40,8 @@ export interface GatewayOptions {
   port: number;
   bodyLimit?: number;
   timeouts?: UpstreamTimeouts;
+  /** One JSON line per request (pino); none: no access log. */
+  accessLog?: Logger;
   /** API keys; without them every request is served (loopback, or --insecure-no-auth). */
   keys?: KeyRing;
   /** Current backends and models; called per request, so it must be cheap. */
@@ -66,6 +69,8 @@ export class Gateway {
   private readonly lastPicked = new Map<string, number>();
   private readonly timeouts: UpstreamTimeouts;
   private picks = 0;
+  /** What the access log says of a request beyond its line: model, key name, replica. */
+  private readonly logged = new WeakMap<ServerResponse, { model?: string; key?: string; replica?: string }>();
   /** Requests being handled, for draining. */
   private active = 0;
   private draining = false;
@@ -75,8 +80,18 @@ export class Gateway {
     this.timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
     this.server = createServer((req, res) => {
       this.active++;
+      const started = performance.now();
       res.once('close', () => {
         if (--this.active === 0) this.idle?.();
+        this.options.accessLog?.info({
+          id: res.getHeader('x-request-id'),
+          method: req.method,
+          path: req.url,
+          status: res.statusCode,
+          complete: res.writableFinished,
+          ms: Math.round(performance.now() - started),
+          ...this.logged.get(res),
+        });
       });
       if (this.draining) res.setHeader('connection', 'close');
       this.handle(req, res).catch((err: unknown) => this.fail(req, res, err));
@@ -174,6 +189,7 @@ export class Gateway {
     if (!this.options.models().some((m) => m.id === model)) {
       throw new HttpError(404, 'model_not_found', `the model '${model}' does not exist`);
     }
+    this.logged.set(res, { model, ...(key ? { key: key.name } : {}) });
     if (key) {
       const denied = this.options.keys!.admit(key, model, Date.now());
       if (denied) throw this.denial(denied);
@@ -226,6 +242,8 @@ export class Gateway {
       if (!backend) break;
       if (attempt > 0) this.metrics.retries.inc({ model });
       tried.add(backend.id);
+      const logged = this.logged.get(res);
+      if (logged) logged.replica = backend.id;
       this.lastPicked.set(backend.id, ++this.picks);
       this.outstanding.set(backend.id, (this.outstanding.get(backend.id) ?? 0) + 1);
       try {

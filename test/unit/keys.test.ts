@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
+import pino from 'pino';
 import { addKey, hashKey, KeyRing, readKeyFile, watchKeyFile, type KeyEntry } from '../../src/gateway/keys.js';
 import { Gateway } from '../../src/gateway/server.js';
 
@@ -90,9 +91,11 @@ test('the gateway with keys: OpenAI-shaped 401/403/429, models filtered, the key
   });
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+  const lines: string[] = [];
   const gateway = new Gateway({
     host: '127.0.0.1',
     port: 0,
+    accessLog: pino({ base: null }, { write: (line: string) => lines.push(line) }),
     keys: new KeyRing([entry('a', 'ka', { models: ['m1'], requestsPerMinute: 1 }), entry('b', 'kb')]),
     backends: () => ['m1', 'm2'].map((model) => ({ id: `${model}/0`, model, url, ready: true })),
     models: () => ['m1', 'm2'].map((id) => ({ id, replicas: 1, readyReplicas: 1 })),
@@ -127,6 +130,16 @@ test('the gateway with keys: OpenAI-shaped 401/403/429, models filtered, the key
     assert.match(metrics, /tandem_gateway_key_denials_total\{code="rate_limit_exceeded"\} 1/);
     assert.match(metrics, /tandem_gateway_key_denials_total\{code="invalid_api_key"\} 1/);
     assert.match(metrics, /tandem_gateway_key_requests_total\{key="a"\} 1/);
+    // The access log: one JSON line per request, the key's name and never the key.
+    const log = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const forwarded = log.find((l) => l.status === 503)!;
+    assert.deepEqual(
+      { model: forwarded.model, key: forwarded.key, replica: forwarded.replica, path: forwarded.path },
+      { model: 'm1', key: 'a', replica: 'm1/0', path: '/v1/completions' },
+    );
+    assert.equal(forwarded.id, seen[0]!['x-request-id']);
+    assert.ok(log.some((l) => l.status === 401 && l.key === undefined));
+    assert.ok(!lines.join('\n').includes('ka'), 'no key in the log');
   } finally {
     await gateway.close();
     upstream.close();
