@@ -2,15 +2,23 @@
 import type { Reconciler, ServiceSnapshot } from '../runtime/reconciler.js';
 import { backendsFrom, modelsFrom, type Backend, type ModelEntry } from './backends.js';
 import { Gateway, type GatewayOptions } from './server.js';
+import type { GroupMetric } from './metrics.js';
 
-export function gatewayFor(reconciler: Reconciler, options: Omit<GatewayOptions, 'backends' | 'models'>): Gateway {
+export function gatewayFor(
+  reconciler: Reconciler,
+  options: Omit<GatewayOptions, 'backends' | 'models' | 'groups'>,
+): Gateway {
   let backends: Backend[] = [];
   let models: ModelEntry[] = [];
+  let groups: GroupMetric[] = [];
   const refresh = (snapshot: ServiceSnapshot[]) => {
     backends = backendsFrom(snapshot);
     models = modelsFrom(snapshot);
+    groups = snapshot.flatMap((s) =>
+      s.groups.map((g) => ({ service: s.name, replica: g.replica, phase: g.phase, restarts: g.restarts })),
+    );
   };
   refresh(reconciler.snapshot());
   reconciler.on('tick', refresh);
-  return new Gateway({ ...options, backends: () => backends, models: () => models });
+  return new Gateway({ ...options, backends: () => backends, models: () => models, groups: () => groups });
 }

@@ -2,6 +2,14 @@
 // gateways in one process never mix their counts.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
+/** What the gateway's metrics say of each group. */
+export interface GroupMetric {
+  service: string;
+  replica: number;
+  phase: string;
+  restarts: number;
+}
+
 export class GatewayMetrics {
   readonly registry = new Registry();
   readonly requests = new Counter({
@@ -53,7 +61,27 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
-  constructor(outstanding: () => ReadonlyMap<string, number>) {
+  constructor(outstanding: () => ReadonlyMap<string, number>, groups: () => GroupMetric[] = () => []) {
+    new Gauge({
+      name: 'tandem_group_phase',
+      help: "Each group's phase: 1 for the phase it is in (Pending, Starting, Ready, Recreating, BackingOff, Updating, Failed, Deleting)",
+      labelNames: ['service', 'replica', 'phase'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const g of groups()) this.set({ service: g.service, replica: String(g.replica), phase: g.phase }, 1);
+      },
+    });
+    new Gauge({
+      name: 'tandem_group_restarts',
+      help: 'Times each group was recreated whole',
+      labelNames: ['service', 'replica'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const g of groups()) this.set({ service: g.service, replica: String(g.replica) }, g.restarts);
+      },
+    });
     new Gauge({
       name: 'tandem_gateway_outstanding_requests',
       help: 'Requests in flight per replica',

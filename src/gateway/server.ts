@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { Pool, errors, type Dispatcher } from 'undici';
 import { pickBackend, type Backend, type ModelEntry } from './backends.js';
-import { GatewayMetrics } from './metrics.js';
+import { GatewayMetrics, type GroupMetric } from './metrics.js';
 import { isDenied, type Denied, type KeyEntry, type KeyRing } from './keys.js';
 import type { Logger } from 'pino';
 
@@ -44,6 +44,8 @@ export interface GatewayOptions {
   accessLog?: Logger;
   /** API keys; without them every request is served (loopback, or --insecure-no-auth). */
   keys?: KeyRing;
+  /** Every group's phase and restarts, for /metrics. */
+  groups?: () => GroupMetric[];
   /** Current backends and models; called per request, so it must be cheap. */
   backends: () => Backend[];
   models: () => ModelEntry[];
@@ -63,7 +65,7 @@ class HttpError extends Error {
 
 export class Gateway {
   private readonly outstanding = new Map<string, number>();
-  readonly metrics = new GatewayMetrics(() => this.outstanding);
+  readonly metrics: GatewayMetrics;
   private readonly server: Server;
   private readonly pools = new Map<string, Pool>();
   private readonly lastPicked = new Map<string, number>();
@@ -78,6 +80,7 @@ export class Gateway {
 
   constructor(private readonly options: GatewayOptions) {
     this.timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
+    this.metrics = new GatewayMetrics(() => this.outstanding, options.groups);
     this.server = createServer((req, res) => {
       this.active++;
       const started = performance.now();

@@ -288,6 +288,14 @@ test('request ids are returned and passed on; streamed requests feed the token l
   const after = await scrape(gateway.url);
   assert.equal((after[ttft] ?? 0) - (before[ttft] ?? 0), 3, 'one first token per stream');
   assert.ok((after[itl] ?? 0) - (before[itl] ?? 0) >= 3 * 11, 'a gap between each of 12 tokens');
+  // Each group: one phase series at 1, its restarts.
+  for (const replica of ['0', '1']) {
+    const phases = Object.entries(after).filter(
+      ([k, v]) => k.startsWith(`tandem_group_phase{service="pair",replica="${replica}"`) && v === 1,
+    );
+    assert.equal(phases.length, 1, JSON.stringify(phases));
+    assert.ok(after[`tandem_group_restarts{service="pair",replica="${replica}"}`]! >= 0);
+  }
   const made = await fetch(`${gateway.url}/v1/models`);
   assert.match(made.headers.get('x-request-id') ?? '', /^[0-9a-f-]{36}$/, 'one is made when none is given');
 });
