@@ -50,7 +50,7 @@ export async function up(options: UpOptions): Promise<void> {
     port: options.port,
     timeouts: options.timeouts,
     ...(keys ? { keys: keys.ring } : {}),
-    accessLog: pino(pino.destination({ dest: join(options.logDir, 'gateway-access.log'), mkdir: true, sync: false })),
+    accessLog: pino(pino.destination({ dest: join(options.stateDir, 'gateway-access.log'), mkdir: true, sync: false })),
   });
   await gateway.listen().catch((err: NodeJS.ErrnoException) => {
     throw err.code === 'EADDRINUSE'

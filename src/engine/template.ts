@@ -13,6 +13,8 @@ export interface EngineRender {
   size: number;
   /** Everything besides the spec that decides what members run (model, binaries, nodes). */
   identity: unknown;
+  /** Requests a group serves at once: the engine's flag for it in spec.engine.args, else its default. */
+  slots: { flags: string[]; fallback: number };
   /** Members bind wildcard ports (locally: a network namespace per group). */
   isolated?: boolean;
   /** The engine's own order of starting members when the spec names none. */
@@ -38,6 +40,7 @@ export function engineServiceTemplate(service: InferenceService, engine: EngineR
     size: engine.size,
     hash,
     rollout: spec.rollout,
+    slots: flagValue(spec.engine.args, engine.slots.flags) ?? engine.slots.fallback,
     ...(engine.isolated ? { isolated: true } : {}),
     render: (group, endpoints) => ({
       members: engine.members(group, endpoints),
@@ -69,4 +72,16 @@ export function threadsFor(cpu: string | number | undefined): number | undefined
 export function tensorPipeline(service: InferenceService, nodes: number): { tp: number; pp: number } {
   const { parallelism, resources } = service.spec;
   return { tp: parallelism.tensor ?? Math.max(1, resources.gpu), pp: parallelism.pipeline ?? nodes };
+}
+
+/** The integer value of the last of `flags` in `args` (`--flag N` or `--flag=N`). */
+export function flagValue(args: string[], flags: string[]): number | undefined {
+  let value: number | undefined;
+  args.forEach((arg, i) => {
+    const [flag, inline] = arg.split(/=(.*)/s, 2) as [string, string | undefined];
+    if (!flags.includes(flag)) return;
+    const n = Number(inline ?? args[i + 1]);
+    if (Number.isInteger(n) && n > 0) value = n;
+  });
+  return value;
 }

@@ -15,7 +15,13 @@ export function gatewayFor(
     backends = backendsFrom(snapshot);
     models = modelsFrom(snapshot);
     groups = snapshot.flatMap((s) =>
-      s.groups.map((g) => ({ service: s.name, replica: g.replica, phase: g.phase, restarts: g.restarts })),
+      s.groups.map((g) => ({
+        service: s.name,
+        model: s.servedName,
+        replica: g.replica,
+        phase: g.phase,
+        restarts: g.restarts,
+      })),
     );
   };
   refresh(reconciler.snapshot());

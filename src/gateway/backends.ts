@@ -8,6 +8,8 @@ export interface Backend {
   /** The group leader's base URL. */
   url: string;
   ready: boolean;
+  /** Requests it serves at once; more wait in the gateway's queue. None: no limit. */
+  slots?: number;
 }
 
 export interface ModelEntry {
@@ -24,6 +26,7 @@ export function backendsFrom(services: ServiceSnapshot[]): Backend[] {
       model: s.servedName,
       url: `http://${g.leader.host}:${g.leader.port}`,
       ready: g.phase === 'Ready',
+      slots: s.slots,
     })),
   );
 }
@@ -37,8 +40,8 @@ export function modelsFrom(services: ServiceSnapshot[]): ModelEntry[] {
 }
 
 /**
- * Least outstanding requests first among the ready backends not yet tried; ties go to the one
- * picked longest ago (`lastPicked`), which spreads an idle start evenly.
+ * Least outstanding requests first among the ready backends not yet tried and not at their slots;
+ * ties go to the one picked longest ago (`lastPicked`), which spreads an idle start evenly.
  */
 export function pickBackend(
   candidates: Backend[],
@@ -49,6 +52,7 @@ export function pickBackend(
   let best: Backend | undefined;
   for (const b of candidates) {
     if (!b.ready || exclude.has(b.id)) continue;
+    if (b.slots !== undefined && (outstanding.get(b.id) ?? 0) >= b.slots) continue;
     if (!best) {
       best = b;
       continue;

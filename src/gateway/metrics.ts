@@ -5,6 +5,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 /** What the gateway's metrics say of each group. */
 export interface GroupMetric {
   service: string;
+  model: string;
   replica: number;
   phase: string;
   restarts: number;
@@ -61,7 +62,29 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
-  constructor(outstanding: () => ReadonlyMap<string, number>, groups: () => GroupMetric[] = () => []) {
+  readonly queueWait = new Histogram({
+    name: 'tandem_gateway_queue_wait_seconds',
+    help: 'Requests that waited for a slot: how long',
+    labelNames: ['model'],
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+
+  constructor(
+    outstanding: () => ReadonlyMap<string, number>,
+    groups: () => GroupMetric[] = () => [],
+    queued: (model: string) => number = () => 0,
+  ) {
+    new Gauge({
+      name: 'tandem_gateway_queued_requests',
+      help: 'Requests waiting for a slot, by model',
+      labelNames: ['model'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const model of new Set(groups().map((g) => g.model))) this.set({ model }, queued(model));
+      },
+    });
     new Gauge({
       name: 'tandem_group_phase',
       help: "Each group's phase: 1 for the phase it is in (Pending, Starting, Ready, Recreating, BackingOff, Updating, Failed, Deleting)",

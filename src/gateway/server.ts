@@ -13,6 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { Pool, errors, type Dispatcher } from 'undici';
 import { pickBackend, type Backend, type ModelEntry } from './backends.js';
 import { GatewayMetrics, type GroupMetric } from './metrics.js';
+import { DEFAULT_ADMISSION, NotAdmitted, SlotQueues, type AdmissionOptions } from './admission.js';
 import { isDenied, type Denied, type KeyEntry, type KeyRing } from './keys.js';
 import type { Logger } from 'pino';
 
@@ -44,6 +45,8 @@ export interface GatewayOptions {
   accessLog?: Logger;
   /** API keys; without them every request is served (loopback, or --insecure-no-auth). */
   keys?: KeyRing;
+  /** Queue bounds for requests beyond every replica's slots. */
+  admission?: AdmissionOptions;
   /** Every group's phase and restarts, for /metrics. */
   groups?: () => GroupMetric[];
   /** Current backends and models; called per request, so it must be cheap. */
@@ -66,6 +69,8 @@ class HttpError extends Error {
 export class Gateway {
   private readonly outstanding = new Map<string, number>();
   readonly metrics: GatewayMetrics;
+  private readonly queues: SlotQueues;
+  private readonly wakeTimer: NodeJS.Timeout;
   private readonly server: Server;
   private readonly pools = new Map<string, Pool>();
   private readonly lastPicked = new Map<string, number>();
@@ -80,7 +85,14 @@ export class Gateway {
 
   constructor(private readonly options: GatewayOptions) {
     this.timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
-    this.metrics = new GatewayMetrics(() => this.outstanding, options.groups);
+    this.queues = new SlotQueues(options.admission ?? DEFAULT_ADMISSION);
+    this.metrics = new GatewayMetrics(
+      () => this.outstanding,
+      options.groups,
+      (model) => this.queues.queued(model),
+    );
+    // Replicas that become ready take waiters too, not only slots that free up.
+    this.wakeTimer = setInterval(() => this.queues.models().forEach((m) => this.wake(m)), 250).unref();
     this.server = createServer((req, res) => {
       this.active++;
       const started = performance.now();
@@ -121,6 +133,7 @@ export class Gateway {
    */
   async close(graceMs = 0): Promise<number> {
     this.draining = true;
+    clearInterval(this.wakeTimer);
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
     if (this.active > 0 && graceMs > 0) {
@@ -198,8 +211,28 @@ export class Gateway {
       if (denied) throw this.denial(denied);
       this.metrics.keyRequests.inc({ key: key.name });
     }
-    const candidates = this.options.backends().filter((b) => b.model === model);
-    await this.forward(req, res, path, body, model, candidates);
+    await this.forward(req, res, path, body, model);
+  }
+
+  private current(model: string): Backend[] {
+    return this.options.backends().filter((b) => b.model === model);
+  }
+
+  /** A ready backend of `model` with a free slot, not in `tried`, its slot taken; none if all are busy. */
+  private pickAndReserve(model: string, tried: ReadonlySet<string>): Backend | undefined {
+    const backend = pickBackend(this.current(model), this.outstanding, this.lastPicked, tried);
+    if (backend) {
+      this.lastPicked.set(backend.id, ++this.picks);
+      this.outstanding.set(backend.id, (this.outstanding.get(backend.id) ?? 0) + 1);
+    }
+    return backend;
+  }
+
+  /** Free slots of `model` to its waiters, in order. */
+  private wake(model: string): void {
+    for (const ms of this.queues.wake(model, (tried) => this.pickAndReserve(model, tried))) {
+      this.metrics.queueWait.observe({ model }, ms / 1000);
+    }
   }
 
   /** The request's API key when keys are in force (a 401 when it has no valid one). */
@@ -230,7 +263,6 @@ export class Gateway {
     path: string,
     body: Buffer,
     model: string,
-    candidates: Backend[],
   ): Promise<void> {
     const abort = new AbortController();
     res.on('close', () => {
@@ -241,14 +273,26 @@ export class Gateway {
     let lastError = '';
     let timedOut = false;
     for (let attempt = 0; attempt < 2; attempt++) {
-      const backend = pickBackend(candidates, this.outstanding, this.lastPicked, tried);
+      // Newcomers queue behind those already waiting: a freed slot goes to the queue's head.
+      let backend = attempt === 0 && this.queues.queued(model) > 0 ? undefined : this.pickAndReserve(model, tried);
+      if (!backend && attempt === 0 && this.current(model).some((b) => b.ready)) {
+        try {
+          backend = await this.queues.wait(model, tried, abort.signal);
+        } catch (err) {
+          if (abort.signal.aborted) return;
+          if (err instanceof NotAdmitted) {
+            throw new HttpError(429, err.code, err.message, 'rate_limit_error', {
+              'retry-after': String(err.retryAfterS),
+            });
+          }
+          throw err;
+        }
+      }
       if (!backend) break;
       if (attempt > 0) this.metrics.retries.inc({ model });
       tried.add(backend.id);
       const logged = this.logged.get(res);
       if (logged) logged.replica = backend.id;
-      this.lastPicked.set(backend.id, ++this.picks);
-      this.outstanding.set(backend.id, (this.outstanding.get(backend.id) ?? 0) + 1);
       try {
         let upstream: Dispatcher.ResponseData;
         try {
@@ -272,7 +316,7 @@ export class Gateway {
         // The engine is busy or loading: another replica may take it; if none can, the client gets
         // the engine's own answer (and its Retry-After).
         const busy = upstream.statusCode === 503 && attempt === 0;
-        if (busy && pickBackend(candidates, this.outstanding, this.lastPicked, tried)) {
+        if (busy && pickBackend(this.current(model), this.outstanding, this.lastPicked, tried)) {
           await upstream.body.dump();
           lastError = `${backend.id}: HTTP 503`;
           continue;
@@ -281,6 +325,8 @@ export class Gateway {
         return;
       } finally {
         this.outstanding.set(backend.id, (this.outstanding.get(backend.id) ?? 1) - 1);
+        this.queues.done(model, performance.now());
+        this.wake(model);
       }
     }
     if (tried.size === 0) {

@@ -48,6 +48,8 @@ export interface ServiceSnapshot {
   name: string;
   servedName: string;
   replicas: number;
+  /** Requests one group serves at once. */
+  slots: number;
   templateHash: string;
   groups: GroupSnapshot[];
 }
@@ -180,6 +182,7 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
       name: template.name,
       servedName: template.servedName,
       replicas: template.replicas,
+      slots: template.slots,
       templateHash: template.hash,
       groups: [...groups.values()].sort((a, b) => a.replica - b.replica),
     }));

@@ -12,6 +12,8 @@ export interface ServiceTemplate {
   /** Identifies everything the groups run; a new hash rolls the groups over one by one. */
   hash: string;
   rollout: RolloutPolicy;
+  /** Requests one group serves at once (the engine's sequence slots); the gateway queues the rest. */
+  slots: number;
   /** Members bind wildcard ports: the platform gives the group a network of its own. */
   isolated?: boolean;
   render(group: GroupRef, endpoints: Endpoint[]): GroupTemplate;

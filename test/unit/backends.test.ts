@@ -39,6 +39,9 @@ test('backends that are not ready, or already tried, are never picked', () => {
   assert.equal(pickBackend([b('a', false), b('b')], new Map([['b', 9]]), new Map(), new Set())?.id, 'b');
   assert.equal(pickBackend([b('a'), b('b')], new Map(), new Map(), new Set(['a', 'b'])), undefined);
   assert.equal(pickBackend([], new Map(), new Map(), new Set()), undefined);
+  const full = { ...b('a'), slots: 2 };
+  assert.equal(pickBackend([full], new Map([['a', 2]]), new Map(), new Set()), undefined, 'at its slots');
+  assert.equal(pickBackend([full], new Map([['a', 1]]), new Map(), new Set()), full);
 });
 
 test('a snapshot becomes backends (one per group leader) and models with ready counts', () => {
@@ -47,6 +50,7 @@ test('a snapshot becomes backends (one per group leader) and models with ready c
       name: 'svc',
       servedName: 'm',
       replicas: 3,
+      slots: 4,
       templateHash: 'h',
       groups: [
         { replica: 0, phase: 'Ready', leader: { host: '127.1.1.1', port: 9 }, restarts: 0, members: [] },
@@ -55,8 +59,8 @@ test('a snapshot becomes backends (one per group leader) and models with ready c
     },
   ];
   assert.deepEqual(backendsFrom(snapshot), [
-    { id: 'svc/0', model: 'm', url: 'http://127.1.1.1:9', ready: true },
-    { id: 'svc/1', model: 'm', url: 'http://127.1.2.1:8', ready: false },
+    { id: 'svc/0', model: 'm', url: 'http://127.1.1.1:9', ready: true, slots: 4 },
+    { id: 'svc/1', model: 'm', url: 'http://127.1.2.1:8', ready: false, slots: 4 },
   ]);
   assert.deepEqual(modelsFrom(snapshot), [{ id: 'm', replicas: 3, readyReplicas: 1 }]);
 });

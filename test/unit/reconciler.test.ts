@@ -67,6 +67,7 @@ function service(name: string, replicas: number, hash = 'h1', size = 2): Service
     size,
     hash,
     rollout: { maxUnavailable: 1, maxSurge: 0 },
+    slots: 1,
     render: (_g, endpoints) => ({
       hash,
       startupPolicy: 'LeaderCreated',

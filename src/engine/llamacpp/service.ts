@@ -83,6 +83,7 @@ export function llamaCppServiceTemplate(
   return engineServiceTemplate(service, {
     size: nodes,
     identity: { nodes, model, commit: binaries.commit },
+    slots: { flags: ['--parallel', '-np'], fallback: 4 }, // llama-server's --parallel: auto is 4
     startupPolicy: 'WorkersReady', // llama-server aborts unless every RPC worker accepts connections
     members,
   });

@@ -62,6 +62,7 @@ export function sglangServiceTemplate(
   return engineServiceTemplate(service, {
     size: nodes,
     identity: { nodes, model, version: target.version },
+    slots: { flags: ['--max-running-requests'], fallback: 256 }, // SGLang's --max-running-requests, sized like vLLM's
     startupPolicy: 'LeaderCreated',
     members,
   });

@@ -118,6 +118,7 @@ export function vllmServiceTemplate(
     identity: { nodes, model, version: target.version },
     // torch's TCPStore binds *:MASTER_PORT whatever address it is given.
     isolated: !target.bindAll,
+    slots: { flags: ['--max-num-seqs'], fallback: 256 }, // vLLM's --max-num-seqs default
     startupPolicy: 'LeaderCreated',
     members,
   });
