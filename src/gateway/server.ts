@@ -363,10 +363,16 @@ export class Gateway {
     try {
       for await (const chunk of upstream.body) {
         if (streaming && upstream.statusCode === 200) {
+          // Events can arrive several to a chunk: the gap since the last chunk is shared among them.
+          const events = countEvents(chunk as Buffer);
           const now = performance.now();
-          if (last === 0) this.metrics.timeToFirstToken.observe({ model }, (now - started) / 1000);
-          else this.metrics.interTokenLatency.observe({ model }, (now - last) / 1000);
-          last = now;
+          if (events > 0) {
+            if (last === 0) this.metrics.timeToFirstToken.observe({ model }, (now - started) / 1000);
+            const gaps = last === 0 ? events - 1 : events;
+            const gap = last === 0 ? 0 : (now - last) / 1000 / events;
+            for (let i = 0; i < gaps; i++) this.metrics.interTokenLatency.observe({ model }, gap);
+            last = now;
+          }
         }
         // A client that stops reading and then leaves never sends 'drain': 'close' ends the wait too.
         if (!res.write(chunk)) await drainOrClose(res);
@@ -430,6 +436,15 @@ export class Gateway {
     if (!req.complete) res.once('finish', () => req.socket.destroySoon());
   }
 }
+
+/** Server-sent events that start in a chunk (`data:` at a line's start). */
+function countEvents(chunk: Buffer): number {
+  let n = chunk.subarray(0, 5).equals(DATA) ? 1 : 0;
+  for (let i = chunk.indexOf(NEWLINE_DATA); i >= 0; i = chunk.indexOf(NEWLINE_DATA, i + 1)) n++;
+  return n;
+}
+const DATA = Buffer.from('data:');
+const NEWLINE_DATA = Buffer.from('\ndata:');
 
 function drainOrClose(res: ServerResponse): Promise<void> {
   return new Promise((resolve) => {
