@@ -74,7 +74,18 @@ export class GatewayMetrics {
     outstanding: () => ReadonlyMap<string, number>,
     groups: () => GroupMetric[] = () => [],
     queued: (model: string) => number = () => 0,
+    open: () => string[] = () => [],
   ) {
+    new Gauge({
+      name: 'tandem_gateway_circuit_open',
+      help: 'Replicas out of rotation after failing in a row (1), until a probe succeeds',
+      labelNames: ['replica'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const replica of open()) this.set({ replica }, 1);
+      },
+    });
     new Gauge({
       name: 'tandem_gateway_queued_requests',
       help: 'Requests waiting for a slot, by model',

@@ -13,6 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { Pool, errors, type Dispatcher } from 'undici';
 import { pickBackend, type Backend, type ModelEntry } from './backends.js';
 import { GatewayMetrics, type GroupMetric } from './metrics.js';
+import { Breakers, DEFAULT_BREAKER, type BreakerOptions } from './breaker.js';
 import { DEFAULT_ADMISSION, NotAdmitted, SlotQueues, type AdmissionOptions } from './admission.js';
 import { isDenied, type Denied, type KeyEntry, type KeyRing } from './keys.js';
 import type { Logger } from 'pino';
@@ -45,6 +46,8 @@ export interface GatewayOptions {
   accessLog?: Logger;
   /** API keys; without them every request is served (loopback, or --insecure-no-auth). */
   keys?: KeyRing;
+  /** When a failing replica is taken out of rotation, and for how long. */
+  breaker?: BreakerOptions;
   /** Queue bounds for requests beyond every replica's slots. */
   admission?: AdmissionOptions;
   /** Every group's phase and restarts, for /metrics. */
@@ -70,6 +73,7 @@ export class Gateway {
   private readonly outstanding = new Map<string, number>();
   readonly metrics: GatewayMetrics;
   private readonly queues: SlotQueues;
+  private readonly breakers: Breakers;
   private readonly wakeTimer: NodeJS.Timeout;
   private readonly server: Server;
   private readonly pools = new Map<string, Pool>();
@@ -86,10 +90,12 @@ export class Gateway {
   constructor(private readonly options: GatewayOptions) {
     this.timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
     this.queues = new SlotQueues(options.admission ?? DEFAULT_ADMISSION);
+    this.breakers = new Breakers(options.breaker ?? DEFAULT_BREAKER);
     this.metrics = new GatewayMetrics(
       () => this.outstanding,
       options.groups,
       (model) => this.queues.queued(model),
+      () => this.breakers.open(),
     );
     // Replicas that become ready take waiters too, not only slots that free up.
     this.wakeTimer = setInterval(() => this.queues.models().forEach((m) => this.wake(m)), 250).unref();
@@ -220,8 +226,11 @@ export class Gateway {
 
   /** A ready backend of `model` with a free slot, not in `tried`, its slot taken; none if all are busy. */
   private pickAndReserve(model: string, tried: ReadonlySet<string>): Backend | undefined {
-    const backend = pickBackend(this.current(model), this.outstanding, this.lastPicked, tried);
+    const now = performance.now();
+    const candidates = this.current(model).filter((b) => this.breakers.allows(b.id, now));
+    const backend = pickBackend(candidates, this.outstanding, this.lastPicked, tried);
     if (backend) {
+      this.breakers.taken(backend.id);
       this.lastPicked.set(backend.id, ++this.picks);
       this.outstanding.set(backend.id, (this.outstanding.get(backend.id) ?? 0) + 1);
     }
@@ -309,12 +318,17 @@ export class Gateway {
           });
         } catch (err) {
           if (abort.signal.aborted) return;
+          this.breakers.failed(backend.id, performance.now());
           timedOut = isTimeout(err);
           lastError = `${backend.id}: ${timedOut ? timeoutMessage(err, this.timeouts) : (err as Error).message}`;
           continue;
         }
         // The engine is busy or loading: another replica may take it; if none can, the client gets
         // the engine's own answer (and its Retry-After).
+        // A 503 is an engine busy or loading, not a broken replica.
+        if (upstream.statusCode >= 500 && upstream.statusCode !== 503)
+          this.breakers.failed(backend.id, performance.now());
+        else if (upstream.statusCode !== 503) this.breakers.succeeded(backend.id);
         const busy = upstream.statusCode === 503 && attempt === 0;
         if (busy && pickBackend(this.current(model), this.outstanding, this.lastPicked, tried)) {
           await upstream.body.dump();
@@ -385,6 +399,7 @@ export class Gateway {
       if (res.destroyed) return;
       // The replica failed mid-response: end a stream with an OpenAI error event, cut anything else.
       const why = isTimeout(err) ? timeoutMessage(err, this.timeouts) : (err as Error).message;
+      this.breakers.failed(backend.id, performance.now());
       this.metrics.requests.inc({ model, replica: backend.id, status: 'failed_mid_response' });
       if (streaming) {
         const event = errorBody('upstream_failed', `replica ${backend.id} failed mid-stream: ${why}`, 'api_error');
