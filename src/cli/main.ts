@@ -19,7 +19,7 @@ import { showLog } from './logs.js';
 import { currentRun, readStatus, reapLeftovers } from './state.js';
 import { waitForExit } from '../util/process.js';
 import { parseDuration } from '../spec/duration.js';
-import { DEFAULT_TIMEOUTS } from '../gateway/server.js';
+import { DEFAULT_TIMEOUTS, ROUTING_POLICIES, type RoutingPolicy } from '../gateway/server.js';
 import { stringify } from 'yaml';
 import { addKey } from '../gateway/keys.js';
 import { EXPORT_TARGETS, exportService, type ExportTarget } from '../runtime/kubernetes/export/index.js';
@@ -63,6 +63,9 @@ Options:
   --api-keys FILE           require an API key (Authorization: Bearer) from FILE ('tandem keys add'):
                             401 without a valid one, 403 for a model it may not use, 429 past its rate
   --insecure-no-auth        serve beyond loopback without keys
+  --routing P               prefix (default: a request goes to the replica that served its prompt's
+                            prefix, unless it is 4 requests busier than the least busy one) or
+                            least-outstanding
   --log-dir DIR             where member logs go (default: $TANDEM_STATE/logs, ./.tandem/logs)
   --connect-timeout D       connecting to a replica (default 5s)
   --first-byte-timeout D    from request to the first byte of the answer: a whole generation when
@@ -206,6 +209,7 @@ const OPTIONS: Record<string, Options> = {
     'drain-timeout': { type: 'string' },
     'api-keys': { type: 'string' },
     'insecure-no-auth': { type: 'boolean' },
+    routing: { type: 'string' },
   },
   status: { json: { type: 'boolean' }, kubeconfig: { type: 'string' }, namespace: { type: 'string' } },
   operator: { kubeconfig: { type: 'string' }, namespace: { type: 'string' } },
@@ -346,7 +350,12 @@ async function main(argv: string[]): Promise<number> {
           `--host ${host} serves beyond this machine: give --api-keys FILE (tandem keys add makes one), or --insecure-no-auth`,
         );
       }
+      const routing = text('routing') ?? 'prefix';
+      if (!(ROUTING_POLICIES as readonly string[]).includes(routing)) {
+        throw new UsageError(`--routing: must be one of ${ROUTING_POLICIES.join(', ')} (got ${routing})`);
+      }
       await up({
+        routing: routing as RoutingPolicy,
         ...(text('api-keys') !== undefined ? { apiKeys: text('api-keys')! } : {}),
         files: positionals,
         stateDir: stateDir(),

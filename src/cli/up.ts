@@ -6,6 +6,7 @@ import { Reconciler, type ReconcilerEvent } from '../runtime/reconciler.js';
 import { gatewayFor } from '../gateway/attach.js';
 import { join } from 'node:path';
 import { watchKeyFile } from '../gateway/keys.js';
+import type { RoutingPolicy } from '../gateway/server.js';
 import pino from 'pino';
 import type { UpstreamTimeouts } from '../gateway/server.js';
 import { formatDuration } from '../spec/duration.js';
@@ -28,6 +29,7 @@ export interface UpOptions {
   drainMs: number;
   /** The API key file; none: every request is served. */
   apiKeys?: string;
+  routing: RoutingPolicy;
 }
 
 export async function up(options: UpOptions): Promise<void> {
@@ -50,6 +52,7 @@ export async function up(options: UpOptions): Promise<void> {
     port: options.port,
     timeouts: options.timeouts,
     ...(keys ? { keys: keys.ring } : {}),
+    routing: options.routing,
     accessLog: pino(pino.destination({ dest: join(options.stateDir, 'gateway-access.log'), mkdir: true, sync: false })),
   });
   await gateway.listen().catch((err: NodeJS.ErrnoException) => {

@@ -41,18 +41,20 @@ export function modelsFrom(services: ServiceSnapshot[]): ModelEntry[] {
 
 /**
  * Least outstanding requests first among the ready backends not yet tried and not at their slots;
- * ties go to the one picked longest ago (`lastPicked`), which spreads an idle start evenly.
+ * ties go to the one picked longest ago (`lastPicked`), which spreads an idle start evenly. A
+ * preferred backend (the one holding the request's prefix) wins while it is not too much busier.
  */
 export function pickBackend(
   candidates: Backend[],
   outstanding: ReadonlyMap<string, number>,
   lastPicked: ReadonlyMap<string, number>,
   exclude: ReadonlySet<string>,
+  /** Taken when eligible and at most `balance` requests busier than the least busy choice. */
+  preferred?: { id: string; balance: number },
 ): Backend | undefined {
   let best: Backend | undefined;
   for (const b of candidates) {
-    if (!b.ready || exclude.has(b.id)) continue;
-    if (b.slots !== undefined && (outstanding.get(b.id) ?? 0) >= b.slots) continue;
+    if (!eligible(b, outstanding, exclude)) continue;
     if (!best) {
       best = b;
       continue;
@@ -62,5 +64,14 @@ export function pickBackend(
     if (load < bestLoad || (load === bestLoad && (lastPicked.get(b.id) ?? 0) < (lastPicked.get(best.id) ?? 0)))
       best = b;
   }
+  const favourite = preferred && candidates.find((b) => b.id === preferred.id);
+  if (best && favourite && favourite !== best && eligible(favourite, outstanding, exclude)) {
+    const load = (b: Backend) => outstanding.get(b.id) ?? 0;
+    if (load(favourite) <= load(best) + preferred.balance) return favourite;
+  }
   return best;
+}
+
+function eligible(b: Backend, outstanding: ReadonlyMap<string, number>, exclude: ReadonlySet<string>): boolean {
+  return b.ready && !exclude.has(b.id) && (b.slots === undefined || (outstanding.get(b.id) ?? 0) < b.slots);
 }

@@ -62,6 +62,12 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly prefixHits = new Counter({
+    name: 'tandem_gateway_prefix_hits_total',
+    help: 'Requests routed to the replica that served their prompt prefix last',
+    labelNames: ['model'],
+    registers: [this.registry],
+  });
   readonly queueWait = new Histogram({
     name: 'tandem_gateway_queue_wait_seconds',
     help: 'Requests that waited for a slot: how long',

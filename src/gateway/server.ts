@@ -13,11 +13,14 @@ import { randomUUID } from 'node:crypto';
 import { Pool, errors, type Dispatcher } from 'undici';
 import { pickBackend, type Backend, type ModelEntry } from './backends.js';
 import { GatewayMetrics, type GroupMetric } from './metrics.js';
+import { PREFIX_BALANCE, PrefixIndex, prefixKeys, promptText } from './prefix.js';
 import { Breakers, DEFAULT_BREAKER, type BreakerOptions } from './breaker.js';
 import { DEFAULT_ADMISSION, NotAdmitted, SlotQueues, type AdmissionOptions } from './admission.js';
 import { isDenied, type Denied, type KeyEntry, type KeyRing } from './keys.js';
 import type { Logger } from 'pino';
 
+export const ROUTING_POLICIES = ['prefix', 'least-outstanding'] as const;
+export type RoutingPolicy = (typeof ROUTING_POLICIES)[number];
 export const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024;
 export const DEFAULT_TIMEOUTS: UpstreamTimeouts = { connectMs: 5_000, firstByteMs: 600_000, idleMs: 60_000 };
 const ROUTED = new Set(['/v1/chat/completions', '/v1/completions']);
@@ -46,6 +49,8 @@ export interface GatewayOptions {
   accessLog?: Logger;
   /** API keys; without them every request is served (loopback, or --insecure-no-auth). */
   keys?: KeyRing;
+  /** prefix (the default): a request goes where its prompt's prefix was served, within a load bound. */
+  routing?: RoutingPolicy;
   /** When a failing replica is taken out of rotation, and for how long. */
   breaker?: BreakerOptions;
   /** Queue bounds for requests beyond every replica's slots. */
@@ -74,6 +79,7 @@ export class Gateway {
   readonly metrics: GatewayMetrics;
   private readonly queues: SlotQueues;
   private readonly breakers: Breakers;
+  private readonly prefixes = new PrefixIndex();
   private readonly wakeTimer: NodeJS.Timeout;
   private readonly server: Server;
   private readonly pools = new Map<string, Pool>();
@@ -217,7 +223,8 @@ export class Gateway {
       if (denied) throw this.denial(denied);
       this.metrics.keyRequests.inc({ key: key.name });
     }
-    await this.forward(req, res, path, body, model);
+    const keys = (this.options.routing ?? 'prefix') === 'prefix' ? prefixKeys(promptText(parsed)) : [];
+    await this.forward(req, res, path, body, model, keys);
   }
 
   private current(model: string): Backend[] {
@@ -225,10 +232,13 @@ export class Gateway {
   }
 
   /** A ready backend of `model` with a free slot, not in `tried`, its slot taken; none if all are busy. */
-  private pickAndReserve(model: string, tried: ReadonlySet<string>): Backend | undefined {
+  private pickAndReserve(model: string, tried: ReadonlySet<string>, keys: string[] = []): Backend | undefined {
     const now = performance.now();
     const candidates = this.current(model).filter((b) => this.breakers.allows(b.id, now));
-    const backend = pickBackend(candidates, this.outstanding, this.lastPicked, tried);
+    const holder = keys.length > 0 ? this.prefixes.lookup(model, keys) : undefined;
+    const preferred = holder === undefined ? undefined : { id: holder, balance: PREFIX_BALANCE };
+    const backend = pickBackend(candidates, this.outstanding, this.lastPicked, tried, preferred);
+    if (backend && backend.id === holder) this.metrics.prefixHits.inc({ model });
     if (backend) {
       this.breakers.taken(backend.id);
       this.lastPicked.set(backend.id, ++this.picks);
@@ -272,6 +282,7 @@ export class Gateway {
     path: string,
     body: Buffer,
     model: string,
+    keys: string[],
   ): Promise<void> {
     const abort = new AbortController();
     res.on('close', () => {
@@ -283,7 +294,8 @@ export class Gateway {
     let timedOut = false;
     for (let attempt = 0; attempt < 2; attempt++) {
       // Newcomers queue behind those already waiting: a freed slot goes to the queue's head.
-      let backend = attempt === 0 && this.queues.queued(model) > 0 ? undefined : this.pickAndReserve(model, tried);
+      let backend =
+        attempt === 0 && this.queues.queued(model) > 0 ? undefined : this.pickAndReserve(model, tried, keys);
       if (!backend && attempt === 0 && this.current(model).some((b) => b.ready)) {
         try {
           backend = await this.queues.wait(model, tried, abort.signal);
@@ -298,6 +310,7 @@ export class Gateway {
         }
       }
       if (!backend) break;
+      if (keys.length > 0) this.prefixes.record(model, keys, backend.id);
       if (attempt > 0) this.metrics.retries.inc({ model });
       tried.add(backend.id);
       const logged = this.logged.get(res);

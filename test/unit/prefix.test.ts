@@ -1,0 +1,105 @@
+// Prefix-aware routing: prompt blocks keyed as a chain, the longest known prefix found, the load
+// bound, and the gateway sending requests that share a long prefix to one replica. The upstreams
+// are stubs answering filler: which replica gets which request is what is checked.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { PrefixIndex, prefixKeys, promptText } from '../../src/gateway/prefix.js';
+import { pickBackend, type Backend } from '../../src/gateway/backends.js';
+import { Gateway, type RoutingPolicy } from '../../src/gateway/server.js';
+
+test('prompt blocks are keyed as a chain: a shared prefix shares its keys, and only those', () => {
+  const system = 'You are a careful assistant. '.repeat(20); // 580 characters: 4 whole blocks of 128
+  const a = prefixKeys(`${system}Question one?`);
+  const b = prefixKeys(`${system}Another, longer question that goes on and on?`);
+  assert.deepEqual(a.slice(0, 4), b.slice(0, 4));
+  assert.notDeepEqual(prefixKeys(`x${system}`).slice(0, 1), a.slice(0, 1), 'a different start shares nothing');
+  assert.equal(prefixKeys('short').length, 0, 'no whole block, no key');
+  assert.equal(
+    promptText({
+      messages: [
+        { role: 'system', content: 'S' },
+        { role: 'user', content: [{ type: 'text', text: 'U' }] },
+      ],
+    }),
+    'system:S\nuser:U\n',
+  );
+});
+
+test('the index finds the longest known prefix and forgets the least recently used past its capacity', () => {
+  const index = new PrefixIndex(3);
+  index.record('m', ['k1', 'k2'], 'a');
+  index.record('m', ['k1', 'k2', 'k3'], 'b');
+  assert.equal(index.lookup('m', ['k1', 'k2', 'k3', 'k4']), 'b');
+  assert.equal(index.lookup('other', ['k1']), undefined, 'per model');
+  index.record('m', ['z1'], 'c'); // k1 is the oldest: gone
+  assert.equal(index.lookup('m', ['k1']), undefined);
+  assert.equal(index.lookup('m', ['z1']), 'c');
+});
+
+test('a preferred replica wins until it is more than the bound busier than the least busy', () => {
+  const b = (id: string): Backend => ({ id, model: 'm', url: '', ready: true });
+  const pick = (loadA: number) =>
+    pickBackend([b('a'), b('b')], new Map([['a', loadA]]), new Map(), new Set(), { id: 'a', balance: 4 })?.id;
+  assert.equal(pick(4), 'a');
+  assert.equal(pick(5), 'b', 'a hot prefix does not pile onto one replica');
+});
+
+async function route(routing: RoutingPolicy): Promise<string[]> {
+  const upstreams = await Promise.all(
+    [0, 1].map(async () => {
+      const s = createServer((req, res) => {
+        req.resume();
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{"filler":true}');
+      });
+      await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+      return s;
+    }),
+  );
+  const gateway = new Gateway({
+    host: '127.0.0.1',
+    port: 0,
+    routing,
+    backends: () =>
+      upstreams.map((s, i) => ({
+        id: `m/${i}`,
+        model: 'm',
+        url: `http://127.0.0.1:${(s.address() as AddressInfo).port}`,
+        ready: true,
+      })),
+    models: () => [{ id: 'm', replicas: 2, readyReplicas: 2 }],
+  });
+  await gateway.listen();
+  const system = 'Tenant 7 system prompt: answer in French, cite sources. '.repeat(10);
+  const served: string[] = [];
+  try {
+    for (let i = 0; i < 8; i++) {
+      const res = await fetch(`${gateway.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          model: 'm',
+          messages: [
+            { role: 'system', content: system },
+            { role: 'user', content: `q${i}` },
+          ],
+        }),
+      });
+      served.push(res.headers.get('x-tandem-backend')!);
+      await res.text();
+    }
+  } finally {
+    await gateway.close();
+    upstreams.forEach((s) => s.close());
+  }
+  return served;
+}
+
+test('the gateway sends requests with a shared prefix to one replica; least-outstanding spreads them', async () => {
+  const prefix = await route('prefix');
+  assert.equal(new Set(prefix).size, 1, prefix.join(' '));
+  const spread = await route('least-outstanding');
+  assert.equal(new Set(spread).size, 2, spread.join(' '));
+});
