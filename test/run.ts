@@ -3,7 +3,7 @@
 // makes the model; engines installs vLLM and makes its model; k8s builds and starts the test control plane (or reuses a running one) and
 // stops it afterwards if this run started it, on failure and on Ctrl-C too.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureLlamaBinaries } from '../src/engine/llamacpp/build.js';
@@ -18,6 +18,8 @@ const here = fileURLToPath(new URL('.', import.meta.url));
 const root = join(here, '..', '..');
 
 interface Tier {
+  /** Why this machine cannot run the tier at all (hardware, privilege): it is skipped, saying so. */
+  unavailable?: () => string | undefined;
   /** Builds or starts what the tier needs; returns the cleanup to run after it. */
   prepare?: () => Promise<(() => Promise<void>) | void>;
   /** Commands to run instead of test files (the lint tier), in order, stopping at a failure. */
@@ -42,6 +44,12 @@ const TIERS: Record<string, Tier> = {
     },
   },
   engines: {
+    unavailable: () => {
+      if (process.platform !== 'linux') return 'vLLM groups run in Linux network namespaces';
+      if (process.getuid?.() !== 0) return 'vLLM groups run in network namespaces, which need root';
+      if (!/\bavx2\b/.test(readFileSync('/proc/cpuinfo', 'utf8'))) return "PyPI's vLLM CPU build needs AVX2";
+      return undefined;
+    },
     prepare: async () => {
       await ensureVllm(stderrProgress);
       await ensureTinyHf(stderrProgress);
@@ -90,6 +98,12 @@ for (const name of tiers) {
   if (interrupted) break;
   const tier = TIERS[name]!;
   const started = Date.now();
+  const unavailable = tier.unavailable?.();
+  if (unavailable) {
+    stderrProgress(`tier ${name} skipped: this machine cannot run it (${unavailable})`);
+    results.push(`${name}: skipped (${unavailable})`);
+    continue;
+  }
   stderrProgress(`tier ${name}`);
   let code: number;
   let cleanup: (() => Promise<void>) | void = undefined;
