@@ -62,6 +62,12 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly tokens = new Counter({
+    name: 'tandem_gateway_tokens_total',
+    help: "Tokens in (prompt) and out (completion), as the engines' usage reports them",
+    labelNames: ['model', 'kind'],
+    registers: [this.registry],
+  });
   readonly prefixHits = new Counter({
     name: 'tandem_gateway_prefix_hits_total',
     help: 'Requests routed to the replica that served their prompt prefix last',

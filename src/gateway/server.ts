@@ -387,8 +387,11 @@ export class Gateway {
     });
     res.flushHeaders();
     let last = 0;
+    // The answer's end, where engines put `usage` (a whole JSON body, or a stream's last events).
+    const tail = new TailBuffer(USAGE_TAIL_BYTES);
     try {
       for await (const chunk of upstream.body) {
+        if (upstream.statusCode === 200) tail.push(chunk as Buffer);
         if (streaming && upstream.statusCode === 200) {
           // Events can arrive several to a chunk: the gap since the last chunk is shared among them.
           const events = countEvents(chunk as Buffer);
@@ -423,6 +426,11 @@ export class Gateway {
       return;
     }
     this.metrics.requests.inc({ model, replica: backend.id, status: String(upstream.statusCode) });
+    const usage = upstream.statusCode === 200 ? usageOf(tail.text(), streaming) : undefined;
+    if (usage) {
+      this.metrics.tokens.inc({ model, kind: 'prompt' }, usage.prompt_tokens);
+      this.metrics.tokens.inc({ model, kind: 'completion' }, usage.completion_tokens);
+    }
     res.end();
   }
 
@@ -463,6 +471,57 @@ export class Gateway {
     // A body we refused to read (413) is not read to its end: the connection closes after the answer.
     if (!req.complete) res.once('finish', () => req.socket.destroySoon());
   }
+}
+
+const USAGE_TAIL_BYTES = 64 * 1024;
+
+/** The last `limit` bytes of what passed through (a whole body when it is no longer). */
+class TailBuffer {
+  private chunks: Buffer[] = [];
+  private size = 0;
+
+  constructor(private readonly limit: number) {}
+
+  push(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+    while (this.size - this.chunks[0]!.length >= this.limit) {
+      this.size -= this.chunks.shift()!.length;
+    }
+  }
+
+  text(): string {
+    return Buffer.concat(this.chunks).toString('utf8');
+  }
+}
+
+interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+}
+
+/** The token counts an engine reported: a JSON body's `usage`, or the last stream event's that has one. */
+function usageOf(text: string, streaming: boolean): Usage | undefined {
+  const valid = (u: unknown): u is Usage =>
+    typeof (u as Usage | undefined)?.prompt_tokens === 'number' &&
+    typeof (u as Usage | undefined)?.completion_tokens === 'number';
+  const parse = (json: string) => {
+    try {
+      return (JSON.parse(json) as { usage?: unknown }).usage;
+    } catch {
+      return undefined;
+    }
+  };
+  if (!streaming) {
+    const u = parse(text);
+    return valid(u) ? u : undefined;
+  }
+  const lines = text.split('\n').filter((l) => l.startsWith('data: {') && l.includes('"usage"'));
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const u = parse(lines[i]!.slice('data: '.length));
+    if (valid(u)) return u;
+  }
+  return undefined;
 }
 
 /** Server-sent events that start in a chunk (`data:` at a line's start). */

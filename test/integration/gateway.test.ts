@@ -272,7 +272,7 @@ test('the OpenAI surface through the official client: JSON mode, tools, logprobs
   });
 });
 
-test('request ids are returned and passed on; streamed requests feed the token latency histograms', async () => {
+test('request ids are returned and passed on; streams feed the token latency histograms; tokens in and out are counted', async () => {
   const ttft = `tandem_gateway_time_to_first_token_seconds_count{model="${MODEL}"}`;
   const itl = `tandem_gateway_inter_token_latency_seconds_count{model="${MODEL}"}`;
   const before = await scrape(gateway.url);
@@ -296,6 +296,30 @@ test('request ids are returned and passed on; streamed requests feed the token l
     assert.equal(phases.length, 1, JSON.stringify(phases));
     assert.ok(after[`tandem_group_restarts{service="pair",replica="${replica}"}`]! >= 0);
   }
+  // Tokens in and out, as the engine's usage reports them: a plain answer, and a stream asking for usage.
+  const tokens = (m: Record<string, number>, kind: string) =>
+    m[`tandem_gateway_tokens_total{model="${MODEL}",kind="${kind}"}`] ?? 0;
+  const plain = await client.completions.create({ model: MODEL, prompt: 'Hello', max_tokens: 5, temperature: 0 });
+  let streamedUsage: { prompt_tokens: number; completion_tokens: number } | undefined;
+  for await (const chunk of await client.completions.create({
+    model: MODEL,
+    prompt: 'Hello',
+    max_tokens: 7,
+    stream: true,
+    stream_options: { include_usage: true },
+  })) {
+    if (chunk.usage) streamedUsage = chunk.usage;
+  }
+  const counted = await scrape(gateway.url);
+  assert.ok(streamedUsage, 'the engine reported usage at the stream end');
+  assert.equal(
+    tokens(counted, 'completion') - tokens(after, 'completion'),
+    plain.usage!.completion_tokens + streamedUsage.completion_tokens,
+  );
+  assert.equal(
+    tokens(counted, 'prompt') - tokens(after, 'prompt'),
+    plain.usage!.prompt_tokens + streamedUsage.prompt_tokens,
+  );
   const made = await fetch(`${gateway.url}/v1/models`);
   assert.match(made.headers.get('x-request-id') ?? '', /^[0-9a-f-]{36}$/, 'one is made when none is given');
 });
