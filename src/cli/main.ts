@@ -95,10 +95,11 @@ Kubeconfig: --kubeconfig, else KUBECONFIG, else ~/.kube/config, else the pod's s
 Prints, as YAML for 'kubectl apply -f -': the InferenceService CRD, a ServiceAccount with a Role
 limited to what the operator does in NS (default tandem-system), and a Deployment of two operator
 replicas running IMAGE (an image with this package, its entrypoint 'tandem').`,
-  keys: `Usage: tandem keys add NAME --file FILE [--models M1,M2] [--rpm N]
+  keys: `Usage: tandem keys add NAME --file FILE [--models M1,M2] [--rpm N] [--tpm N]
 
 Makes a new API key, prints it once, and adds its name and SHA-256 hash to FILE (YAML, made if
-missing, mode 600). --models limits it to those models, --rpm to N requests per minute. 'tandem up
+missing, mode 600). --models limits it to those models, --rpm to N requests per minute, --tpm to N
+tokens per minute (prompt and completion, charged from the engines' usage after each answer). 'tandem up
 --api-keys FILE' enforces the file and reads it again whenever it changes.`,
   import: `Usage: tandem import FILE
 
@@ -215,7 +216,7 @@ const OPTIONS: Record<string, Options> = {
   operator: { kubeconfig: { type: 'string' }, namespace: { type: 'string' } },
   install: { image: { type: 'string' }, namespace: { type: 'string' } },
   render: { to: { type: 'string' }, namespace: { type: 'string' } },
-  keys: { file: { type: 'string' }, models: { type: 'string' }, rpm: { type: 'string' } },
+  keys: { file: { type: 'string' }, models: { type: 'string' }, rpm: { type: 'string' }, tpm: { type: 'string' } },
   import: {},
   logs: {
     kubeconfig: { type: 'string' },
@@ -291,14 +292,20 @@ async function main(argv: string[]): Promise<number> {
       if (verb !== 'add' || !name || positionals.length > 2)
         throw new UsageError('keys: tandem keys add NAME --file FILE');
       if (!file) throw new UsageError('keys add: --file FILE names the key file (made if missing)');
-      const rpm = text('rpm');
-      if (rpm !== undefined && !(Number.isInteger(Number(rpm)) && Number(rpm) > 0)) {
-        throw new UsageError(`--rpm: must be an integer ≥ 1 (got ${rpm})`);
-      }
+      const limit = (flag: 'rpm' | 'tpm') => {
+        const v = text(flag);
+        if (v !== undefined && !(Number.isInteger(Number(v)) && Number(v) > 0)) {
+          throw new UsageError(`--${flag}: must be an integer ≥ 1 (got ${v})`);
+        }
+        return v === undefined ? undefined : Number(v);
+      };
+      const rpm = limit('rpm');
+      const tpm = limit('tpm');
       const key = addKey(file, {
         name,
         ...(text('models') ? { models: text('models')!.split(',').filter(Boolean) } : {}),
-        ...(rpm ? { requestsPerMinute: Number(rpm) } : {}),
+        ...(rpm ? { requestsPerMinute: rpm } : {}),
+        ...(tpm ? { tokensPerMinute: tpm } : {}),
       });
       stderrProgress(`added the key "${name}" to ${file} (stored as its SHA-256 hash): it is shown only now`);
       process.stdout.write(`${key}\n`);

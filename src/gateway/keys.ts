@@ -14,6 +14,8 @@ const KeyEntrySchema = z
     /** The models this key may use; all of them when absent. */
     models: z.array(z.string().min(1)).optional(),
     requestsPerMinute: z.int().min(1).optional(),
+    /** Prompt and completion tokens per minute, charged from the engines' usage after each answer. */
+    tokensPerMinute: z.int().min(1).optional(),
   })
   .strict();
 const KeyFileSchema = z.object({ keys: z.array(KeyEntrySchema).default([]) }).strict();
@@ -67,6 +69,7 @@ interface Bucket {
 export class KeyRing {
   private byHash = new Map<string, KeyEntry>();
   private readonly buckets = new Map<string, Bucket>();
+  private readonly tokenBuckets = new Map<string, Bucket>();
 
   constructor(keys: KeyEntry[]) {
     this.replace(keys);
@@ -92,13 +95,23 @@ export class KeyRing {
     if (key.models && !key.models.includes(model)) {
       return { status: 403, code: 'model_not_allowed', message: `this API key may not use the model '${model}'` };
     }
+    const tpm = key.tokensPerMinute;
+    if (tpm !== undefined) {
+      const t = refill(this.tokenBuckets, key.name, tpm, now);
+      // Tokens are charged after the answer, so a key may go below zero: it waits until it is back above.
+      if (t.tokens <= 0) {
+        return {
+          status: 429,
+          code: 'token_rate_limit_exceeded',
+          message: `this API key may use ${tpm} tokens per minute`,
+          retryAfterS: Math.max(1, Math.ceil(((1 - t.tokens) * 60_000) / tpm / 1000)),
+        };
+      }
+    }
     const rpm = key.requestsPerMinute;
     if (rpm === undefined) return undefined;
     const perMs = rpm / 60_000;
-    const b = this.buckets.get(key.name) ?? { tokens: rpm, at: now };
-    b.tokens = Math.min(rpm, b.tokens + (now - b.at) * perMs);
-    b.at = now;
-    this.buckets.set(key.name, b);
+    const b = refill(this.buckets, key.name, rpm, now);
     if (b.tokens < 1) {
       return {
         status: 429,
@@ -110,6 +123,21 @@ export class KeyRing {
     b.tokens -= 1;
     return undefined;
   }
+
+  /** Charges the tokens an answer used to its key (when it has a token limit). */
+  charge(key: KeyEntry, tokens: number, now: number): void {
+    if (key.tokensPerMinute === undefined) return;
+    refill(this.tokenBuckets, key.name, key.tokensPerMinute, now).tokens -= tokens;
+  }
+}
+
+/** A key's bucket of `perMinute`, refilled evenly up to a minute's worth at `now`. */
+function refill(buckets: Map<string, Bucket>, name: string, perMinute: number, now: number): Bucket {
+  const b = buckets.get(name) ?? { tokens: perMinute, at: now };
+  b.tokens = Math.min(perMinute, b.tokens + ((now - b.at) * perMinute) / 60_000);
+  b.at = now;
+  buckets.set(name, b);
+  return b;
 }
 
 /** A KeyRing kept in step with its file (polled: editors replace files, which watches can miss). */

@@ -224,7 +224,7 @@ export class Gateway {
       this.metrics.keyRequests.inc({ key: key.name });
     }
     const keys = (this.options.routing ?? 'prefix') === 'prefix' ? prefixKeys(promptText(parsed)) : [];
-    await this.forward(req, res, path, body, model, keys);
+    await this.forward(req, res, path, body, model, keys, key);
   }
 
   private current(model: string): Backend[] {
@@ -283,6 +283,7 @@ export class Gateway {
     body: Buffer,
     model: string,
     keys: string[],
+    key: KeyEntry | undefined,
   ): Promise<void> {
     const abort = new AbortController();
     res.on('close', () => {
@@ -348,7 +349,7 @@ export class Gateway {
           lastError = `${backend.id}: HTTP 503`;
           continue;
         }
-        await this.relay(res, upstream, backend, model, started);
+        await this.relay(res, upstream, backend, model, started, key);
         return;
       } finally {
         this.outstanding.set(backend.id, (this.outstanding.get(backend.id) ?? 1) - 1);
@@ -373,6 +374,7 @@ export class Gateway {
     backend: Backend,
     model: string,
     started: number,
+    key: KeyEntry | undefined,
   ): Promise<void> {
     const type = String(upstream.headers['content-type'] ?? 'application/json');
     const streaming = type.startsWith('text/event-stream');
@@ -430,6 +432,7 @@ export class Gateway {
     if (usage) {
       this.metrics.tokens.inc({ model, kind: 'prompt' }, usage.prompt_tokens);
       this.metrics.tokens.inc({ model, kind: 'completion' }, usage.completion_tokens);
+      if (key) this.options.keys!.charge(key, usage.prompt_tokens + usage.completion_tokens, Date.now());
     }
     res.end();
   }

@@ -155,3 +155,51 @@ test('tandem up refuses to serve beyond loopback without keys', () => {
       /--host 0\.0\.0\.0 serves beyond this machine: give --api-keys FILE/.test(err.stderr.toString()),
   );
 });
+
+test("tokens per minute: an answer's usage is charged to its key, which waits once it is spent", async () => {
+  const ring = new KeyRing([entry('t', 'kt', { tokensPerMinute: 120 })]);
+  const t = ring.identify('Bearer kt') as KeyEntry;
+  assert.equal(ring.admit(t, 'm', 0), undefined);
+  ring.charge(t, 150, 0); // a long answer overdraws the bucket
+  assert.deepEqual(ring.admit(t, 'm', 1000), {
+    status: 429,
+    code: 'token_rate_limit_exceeded',
+    message: 'this API key may use 120 tokens per minute',
+    retryAfterS: 15, // -28 after 1 s: 29 tokens to refill at 2 per second
+  });
+  assert.equal(ring.admit(t, 'm', 16_000), undefined, 'back above zero');
+
+  // Through the gateway: the charge comes from the usage in the answer.
+  const upstream = createServer((req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end('{"filler":true,"usage":{"prompt_tokens":70,"completion_tokens":60}}');
+  });
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  const gateway = new Gateway({
+    host: '127.0.0.1',
+    port: 0,
+    keys: new KeyRing([entry('t', 'kt', { tokensPerMinute: 120 })]),
+    backends: () => [
+      { id: 'm/0', model: 'm', url: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, ready: true },
+    ],
+    models: () => [{ id: 'm', replicas: 1, readyReplicas: 1 }],
+  });
+  await gateway.listen();
+  const post = () =>
+    fetch(`${gateway.url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer kt' },
+      body: JSON.stringify({ model: 'm', prompt: 'x' }),
+    });
+  try {
+    assert.equal((await post()).status, 200);
+    const spent = await post();
+    assert.equal(spent.status, 429);
+    assert.equal(((await spent.json()) as { error: { code: string } }).error.code, 'token_rate_limit_exceeded');
+    assert.ok(Number(spent.headers.get('retry-after')) >= 1);
+  } finally {
+    await gateway.close();
+    upstream.close();
+  }
+});
