@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:f
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { cacheDir } from '../util/paths.js';
-import { mulberry32 } from '../util/random.js';
+import { seededNormals } from '../util/random.js';
 import { withLock } from '../util/lock.js';
 import type { Progress } from '../util/progress.js';
 
@@ -126,19 +126,11 @@ function writeSafetensors(path: string, tensors: [string, number[], Init][]): vo
   writeFileSync(path, Buffer.concat([size, Buffer.from(text), ...chunks]));
 }
 
-/** Gaussian values from a generator seeded by the model seed and the tensor's name. */
+/** Gaussian values seeded by the model seed and the tensor's name (or a constant). */
 function values(name: string, shape: number[], init: Init): Float32Array {
   const n = shape.reduce((a, b) => a * b, 1);
-  const out = new Float32Array(n);
-  if ('constant' in init) return out.fill(init.constant);
-  const next = mulberry32(createHash('sha256').update(`${TINY_HF.seed}:${name}`).digest().readUInt32LE(0));
-  for (let i = 0; i < n; i += 2) {
-    const r = Math.sqrt(-2 * Math.log(1 - next())) * init.std;
-    const theta = 2 * Math.PI * next();
-    out[i] = r * Math.cos(theta);
-    if (i + 1 < n) out[i + 1] = r * Math.sin(theta);
-  }
-  return out;
+  if ('constant' in init) return new Float32Array(n).fill(init.constant);
+  return seededNormals(`${TINY_HF.seed}:${name}`, n, init.std);
 }
 
 /** float32 → bfloat16 (the upper 16 bits, rounded to nearest even). */

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, renameSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { cacheDir } from '../util/paths.js';
-import { mulberry32 } from '../util/random.js';
+import { seededNormals } from '../util/random.js';
 import { withLock } from '../util/lock.js';
 import type { Progress } from '../util/progress.js';
 import { GgmlType, GgufType, readGgufHeader, writeGguf, type GgufTensorToWrite, type GgufValue } from './gguf.js';
@@ -105,21 +105,12 @@ export function writeTinyLlama(path: string, vocabPath: string): void {
 
 type Init = { std: number } | { constant: number };
 
-/** Gaussian values from a generator seeded by the model seed and the tensor's name. */
+/** Gaussian values seeded by the model seed and the tensor's name (or a constant). */
 function fill(name: string, dims: number[], init: Init): Uint8Array {
   const n = dims.reduce((a, b) => a * b, 1);
-  const out = new Float32Array(n);
-  if ('constant' in init) {
-    out.fill(init.constant);
-  } else {
-    const next = mulberry32(createHash('sha256').update(`${TINY_LLAMA.seed}:${name}`).digest().readUInt32LE(0));
-    for (let i = 0; i < n; i += 2) {
-      // Box–Muller: two normals from two uniforms.
-      const r = Math.sqrt(-2 * Math.log(1 - next())) * init.std;
-      const theta = 2 * Math.PI * next();
-      out[i] = r * Math.cos(theta);
-      if (i + 1 < n) out[i + 1] = r * Math.sin(theta);
-    }
-  }
+  const out =
+    'constant' in init
+      ? new Float32Array(n).fill(init.constant)
+      : seededNormals(`${TINY_LLAMA.seed}:${name}`, n, init.std);
   return new Uint8Array(out.buffer);
 }
