@@ -5,7 +5,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +12,7 @@ import * as k8s from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { cacheDir } from '../src/util/paths.js';
 import { freePort } from '../src/util/net.js';
+import { probe } from '../src/runtime/local/probe.js';
 import type { Progress } from '../src/util/progress.js';
 import { goBuild } from '../test/k8s/binaries.js';
 import { kubeConfig } from '../test/k8s/cluster.js';
@@ -117,7 +117,7 @@ export async function startLws(
   });
   child.stderr!.on('data', (d: Buffer) => log(d.toString()));
   // Its webhook server up before the first object (the API server would refuse them otherwise).
-  for (const deadline = Date.now() + 60_000; !(await accepts(port));) {
+  for (const deadline = Date.now() + 60_000; !(await probe({ host: '127.0.0.1', port }, { kind: 'tcp' }));) {
     if (child.exitCode !== null || Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error(`the LWS controller's webhook server did not start on 127.0.0.1:${port}`);
@@ -125,16 +125,6 @@ export async function startLws(
     await new Promise((r) => setTimeout(r, 250));
   }
   return child;
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.on('error', () => resolve(false));
-  });
 }
 
 /** Removes the webhook configurations startLws made (they would refuse pods once the server is gone). */

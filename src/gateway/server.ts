@@ -223,7 +223,9 @@ export class Gateway {
       if (denied) throw this.denial(denied);
       this.metrics.keyRequests.inc({ key: key.name });
     }
-    const keys = (this.options.routing ?? 'prefix') === 'prefix' ? prefixKeys(promptText(parsed)) : [];
+    // Hashing the prompt is worth it only where there is a choice of replica.
+    const choice = (this.options.routing ?? 'prefix') === 'prefix' && this.current(model).length > 1;
+    const keys = choice ? prefixKeys(promptText(parsed)) : [];
     await this.forward(req, res, path, body, model, keys, key);
   }
 

@@ -1,5 +1,5 @@
 // Ports on loopback addresses.
-import { createServer } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 
 /** A port nothing listens on at `host` right now (the OS picks it). */
 export function freePort(host = '127.0.0.1'): Promise<number> {
@@ -13,4 +13,11 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
       );
     });
   });
+}
+
+/** Carries bytes both ways between two sockets; either one failing ends both. */
+export function splice(a: Socket, b: Socket): void {
+  a.pipe(b).pipe(a);
+  a.on('error', () => b.destroy());
+  b.on('error', () => a.destroy());
 }

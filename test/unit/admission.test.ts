@@ -20,7 +20,8 @@ test('the Retry-After is the time the queue ahead takes to drain at the measured
   await Promise.all(waits);
 });
 
-test('a burst beyond every slot waits in order, nothing dropped; past the bound, 429 with Retry-After', async () => {
+/** A stub holding every request until the test ends it, behind a gateway with one slot. */
+async function oneSlot(queueTimeoutMs: number) {
   const arrived: string[] = [];
   const held: ServerResponse[] = [];
   const upstream = createServer((req, res) => {
@@ -33,17 +34,27 @@ test('a burst beyond every slot waits in order, nothing dropped; past the bound,
   const gateway = new Gateway({
     host: '127.0.0.1',
     port: 0,
-    admission: { queueLimit: 3, queueTimeoutMs: 10_000 },
+    admission: { queueLimit: 3, queueTimeoutMs },
     backends: () => [{ id: 'm/0', model: 'm', url, ready: true, slots: 1 }],
     models: () => [{ id: 'm', replicas: 1, readyReplicas: 1 }],
   });
   await gateway.listen();
-  const send = (id: string) =>
+  const send = (id?: string) =>
     fetch(`${gateway.url}/v1/completions`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-request-id': id },
+      headers: { 'content-type': 'application/json', ...(id ? { 'x-request-id': id } : {}) },
       body: JSON.stringify({ model: 'm', prompt: 'x' }),
     });
+  const close = async () => {
+    for (const r of held) r.end();
+    await gateway.close();
+    upstream.close();
+  };
+  return { arrived, held, gateway, send, close };
+}
+
+test('a burst beyond every slot waits in order, nothing dropped; past the bound, 429 with Retry-After', async () => {
+  const { arrived, held, gateway, send, close } = await oneSlot(10_000);
   const until = async (cond: () => boolean) => {
     for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
     assert.ok(cond());
@@ -68,34 +79,12 @@ test('a burst beyond every slot waits in order, nothing dropped; past the bound,
     const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
     assert.match(metrics, /tandem_gateway_queue_wait_seconds_count\{model="m"\} 3/);
   } finally {
-    for (const r of held) r.end();
-    await gateway.close();
-    upstream.close();
+    await close();
   }
 });
 
 test('a request that waits past the deadline gets 429 queue_timeout', async () => {
-  const held: ServerResponse[] = [];
-  const upstream = createServer((req, res) => {
-    req.resume();
-    held.push(res);
-  });
-  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
-  const gateway = new Gateway({
-    host: '127.0.0.1',
-    port: 0,
-    admission: { queueLimit: 3, queueTimeoutMs: 300 },
-    backends: () => [{ id: 'm/0', model: 'm', url, ready: true, slots: 1 }],
-    models: () => [{ id: 'm', replicas: 1, readyReplicas: 1 }],
-  });
-  await gateway.listen();
-  const post = () =>
-    fetch(`${gateway.url}/v1/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'm', prompt: 'x' }),
-    });
+  const { held, send: post, close } = await oneSlot(300);
   try {
     const first = post();
     for (let i = 0; i < 100 && held.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
@@ -105,8 +94,6 @@ test('a request that waits past the deadline gets 429 queue_timeout', async () =
     held.shift()!.end('{}');
     assert.equal((await first).status, 200);
   } finally {
-    for (const r of held) r.end();
-    await gateway.close();
-    upstream.close();
+    await close();
   }
 });

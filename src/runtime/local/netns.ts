@@ -9,6 +9,7 @@ import { connect, createServer, type Server } from 'node:net';
 import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Endpoint } from '../types.js';
+import { splice } from '../../util/net.js';
 
 const RELAY = fileURLToPath(new URL('./relay-main.js', import.meta.url));
 
@@ -62,10 +63,7 @@ export class GroupNamespace {
     });
     inner.removeAllListeners('exit');
     const outer = createServer((client) => {
-      const upstream = connect(socket);
-      client.pipe(upstream).pipe(client);
-      client.on('error', () => upstream.destroy());
-      upstream.on('error', () => client.destroy());
+      splice(client, connect(socket));
     });
     await new Promise<void>((resolve, reject) => {
       outer.once('error', reject);

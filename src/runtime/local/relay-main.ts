@@ -3,12 +3,10 @@
 //   node relay-main.js SOCKET HOST PORT
 import { connect, createServer } from 'node:net';
 import { rmSync } from 'node:fs';
+import { splice } from '../../util/net.js';
 
 const [socket, host, port] = process.argv.slice(2) as [string, string, string];
 rmSync(socket, { force: true });
 createServer((client) => {
-  const upstream = connect(Number(port), host);
-  client.pipe(upstream).pipe(client);
-  client.on('error', () => upstream.destroy());
-  upstream.on('error', () => client.destroy());
+  splice(client, connect(Number(port), host));
 }).listen(socket, () => process.stdout.write('listening\n'));
