@@ -419,7 +419,7 @@ export async function addFakeNode(
   });
 }
 
-/** Tandem's own CRD, replacing any older one, Established. */
+/** Tandem's own CRD, replacing any older one, serving. */
 export async function installTandemCrd(kubeconfig: string): Promise<void> {
   const ext = apiClient(kubeconfig, k8s.ApiextensionsV1Api);
   // Through the client's own model, so that it serializes the x-kubernetes-* extensions.
@@ -430,12 +430,29 @@ export async function installTandemCrd(kubeconfig: string): Promise<void> {
     if (Date.now() > deadline) throw new Error(`the old CRD ${name} is still there after 30 s`);
     await new Promise((r) => setTimeout(r, 200));
   }
-  await ext.createCustomResourceDefinition({ body: crd });
-  for (const deadline = Date.now() + 30_000; ;) {
-    const c = await ext.readCustomResourceDefinition({ name });
-    if (c.status?.conditions?.some((x) => x.type === 'Established' && x.status === 'True')) return;
-    if (Date.now() > deadline) throw new Error(`CRD ${name} not Established after 30 s`);
-    await new Promise((r) => setTimeout(r, 200));
+  await installCrds(kubeconfig, [crd]);
+}
+
+/**
+ * Creates the CRDs (those already there are kept) and waits until each serves lists: Established
+ * alone is not enough, as the API server answers 429 "storage is (re)initializing" for a while after.
+ */
+export async function installCrds(kubeconfig: string, crds: k8s.V1CustomResourceDefinition[]): Promise<void> {
+  const ext = apiClient(kubeconfig, k8s.ApiextensionsV1Api);
+  const custom = apiClient(kubeconfig, k8s.CustomObjectsApi);
+  for (const body of crds) {
+    await ext.createCustomResourceDefinition({ body }).catch((e: { code?: number }) => {
+      if (e.code !== 409) throw e;
+    });
+  }
+  const deadline = Date.now() + 60_000;
+  for (const { spec } of crds) {
+    const version = spec.versions.find((v) => v.storage)!.name;
+    const resource = { group: spec.group, version, plural: spec.names.plural };
+    while (!(await custom.listClusterCustomObject({ ...resource, limit: 1 }).catch(() => undefined))) {
+      if (Date.now() > deadline) throw new Error(`CRD ${spec.names.plural}.${spec.group} not serving after 60 s`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
   }
 }
 
@@ -444,27 +461,13 @@ async function readyNodes(kubeconfig: string): Promise<number> {
   return nodes.items.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).length;
 }
 
-/** The upstream CRDs (test/k8s/crds.ts), applied and Established. */
+/** The upstream CRDs (test/k8s/crds.ts), applied and serving. */
 async function installUpstreamCrds(kubeconfig: string, files: string[], progress: Progress): Promise<void> {
   progress(
     `installing ${files.length} upstream CRDs (${UPSTREAM_CRDS.map((c) => `${c.module}@${c.version}`).join(', ')})`,
   );
-  const api = apiClient(kubeconfig, k8s.ApiextensionsV1Api);
-  const names: string[] = [];
-  for (const f of files) {
-    for (const doc of k8s.loadAllYaml(readFileSync(f, 'utf8')) as k8s.V1CustomResourceDefinition[]) {
-      if (doc?.kind !== 'CustomResourceDefinition') continue;
-      await api.createCustomResourceDefinition({ body: doc });
-      names.push(doc.metadata!.name!);
-    }
-  }
-  const deadline = Date.now() + 60_000;
-  for (const name of names) {
-    for (;;) {
-      const crd = await api.readCustomResourceDefinition({ name });
-      if (crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')) break;
-      if (Date.now() > deadline) throw new Error(`CRD ${name} not Established after 60 s`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
+  const crds = files
+    .flatMap((f) => k8s.loadAllYaml(readFileSync(f, 'utf8')) as k8s.V1CustomResourceDefinition[])
+    .filter((doc) => doc?.kind === 'CustomResourceDefinition');
+  await installCrds(kubeconfig, crds);
 }

@@ -15,7 +15,7 @@ import { Operator } from '../../src/runtime/kubernetes/operator.js';
 import { LeaderLease } from '../../src/runtime/kubernetes/lease.js';
 import { LABEL, PODGROUP } from '../../src/runtime/kubernetes/objects.js';
 import type { GroupStatusEntry, ServiceStatus } from '../../src/runtime/kubernetes/service-status.js';
-import { apiClient, appendContainerLog, installTandemCrd, kubeConfig, TOPOLOGY_LABEL } from './cluster.js';
+import { apiClient, appendContainerLog, installCrds, installTandemCrd, kubeConfig, TOPOLOGY_LABEL } from './cluster.js';
 import { until as poll, useTestCluster } from './harness.js';
 
 let kubeconfig: string;
@@ -358,39 +358,35 @@ test('with Volcano as gang scheduler: a PodGroup per group, its pods left to tha
   // Volcano's PodGroup API as its scheduler serves it (group, version, names, minMember/queue). Its
   // own CRD ships only in volcano.sh/volcano, a module the proxy here does not serve; no Volcano
   // scheduler runs, so the pods must wait for it rather than be bound by the default one.
-  const ext = apiClient(kubeconfig, k8s.ApiextensionsV1Api);
-  const name = `${PODGROUP.plural}.${PODGROUP.group}`;
-  if (!(await ext.readCustomResourceDefinition({ name }).catch(() => undefined))) {
-    await ext.createCustomResourceDefinition({
-      body: {
-        metadata: { name },
-        spec: {
-          group: PODGROUP.group,
-          scope: 'Namespaced',
-          names: { plural: PODGROUP.plural, singular: 'podgroup', kind: 'PodGroup', shortNames: ['pg'] },
-          versions: [
-            {
-              name: PODGROUP.version,
-              served: true,
-              storage: true,
-              schema: {
-                openAPIV3Schema: {
-                  type: 'object',
-                  properties: {
-                    spec: {
-                      type: 'object',
-                      properties: { minMember: { type: 'integer' }, queue: { type: 'string' } },
-                    },
-                    status: { type: 'object', x_kubernetes_preserve_unknown_fields: true },
+  await installCrds(kubeconfig, [
+    {
+      metadata: { name: `${PODGROUP.plural}.${PODGROUP.group}` },
+      spec: {
+        group: PODGROUP.group,
+        scope: 'Namespaced',
+        names: { plural: PODGROUP.plural, singular: 'podgroup', kind: 'PodGroup', shortNames: ['pg'] },
+        versions: [
+          {
+            name: PODGROUP.version,
+            served: true,
+            storage: true,
+            schema: {
+              openAPIV3Schema: {
+                type: 'object',
+                properties: {
+                  spec: {
+                    type: 'object',
+                    properties: { minMember: { type: 'integer' }, queue: { type: 'string' } },
                   },
+                  status: { type: 'object', x_kubernetes_preserve_unknown_fields: true },
                 },
               },
             },
-          ],
-        },
+          },
+        ],
       },
-    });
-  }
+    },
+  ]);
   const podGroups = async () =>
     (
       (await custom().listNamespacedCustomObject({ ...PODGROUP, namespace: ns })) as {
@@ -400,14 +396,10 @@ test('with Volcano as gang scheduler: a PodGroup per group, its pods left to tha
   const operator = new Operator(kubeConfig(kubeconfig), { namespace: ns, log: (l) => logs.push(l), resyncMs: 2000 });
   await operator.start();
   try {
-    const created = (await until('the PodGroup CRD to serve', 30_000, () =>
-      custom()
-        .createNamespacedCustomObject({
-          ...where,
-          body: isvc('gang', big(1, { scheduling: { queue: 'research', gangScheduler: 'volcano' } })),
-        })
-        .catch(() => undefined),
-    )) as { metadata: { uid: string } };
+    const created = (await custom().createNamespacedCustomObject({
+      ...where,
+      body: isvc('gang', big(1, { scheduling: { queue: 'research', gangScheduler: 'volcano' } })),
+    })) as { metadata: { uid: string } };
     const [pg] = await until('a PodGroup', 30_000, async () => {
       const items = await podGroups();
       return items.length === 1 ? items : undefined;
