@@ -8,6 +8,9 @@ import { parseQuantity } from '../spec/quantity.js';
 import { groupEnv, type ServiceTemplate } from '../runtime/service-template.js';
 import type { Endpoint, GroupRef, MemberTemplate } from '../runtime/types.js';
 
+/** How an engine's streams report the ids of the tokens they send (for continuing them elsewhere). */
+export type StreamTokenIds = 'llama-server' | 'vllm';
+
 export interface EngineRender {
   /** Members per group. */
   size: number;
@@ -17,6 +20,8 @@ export interface EngineRender {
   slots: { flags: string[]; fallback: number };
   /** Members bind wildcard ports (locally: a network namespace per group). */
   isolated?: boolean;
+  /** Where the engine's streams can carry token ids. */
+  tokenIds?: StreamTokenIds;
   /** The engine's own order of starting members when the spec names none. */
   startupPolicy: StartupPolicy;
   members(group: GroupRef, endpoints: Endpoint[]): MemberTemplate[];
@@ -42,6 +47,7 @@ export function engineServiceTemplate(service: InferenceService, engine: EngineR
     rollout: spec.rollout,
     slots: flagValue(spec.engine.args, engine.slots.flags) ?? engine.slots.fallback,
     ...(engine.isolated ? { isolated: true } : {}),
+    ...(engine.tokenIds ? { tokenIds: engine.tokenIds } : {}),
     render: (group, endpoints) => ({
       members: engine.members(group, endpoints),
       startupPolicy: spec.startupPolicy ?? engine.startupPolicy,

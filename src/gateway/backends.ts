@@ -1,4 +1,5 @@
 // Which replicas can serve which model, and which one should take the next request.
+import type { StreamTokenIds } from '../engine/template.js';
 import type { ServiceSnapshot } from '../runtime/reconciler.js';
 
 export interface Backend {
@@ -10,6 +11,8 @@ export interface Backend {
   ready: boolean;
   /** Requests it serves at once; more wait in the gateway's queue. None: no limit. */
   slots?: number;
+  /** How its streams report token ids; none: they are continued from their text. */
+  tokenIds?: StreamTokenIds;
 }
 
 export interface ModelEntry {
@@ -27,6 +30,7 @@ export function backendsFrom(services: ServiceSnapshot[]): Backend[] {
       url: `http://${g.leader.host}:${g.leader.port}`,
       ready: g.phase === 'Ready',
       slots: s.slots,
+      ...(s.tokenIds ? { tokenIds: s.tokenIds } : {}),
     })),
   );
 }

@@ -25,6 +25,12 @@ export class GatewayMetrics {
     labelNames: ['model'],
     registers: [this.registry],
   });
+  readonly failovers = new Counter({
+    name: 'tandem_gateway_stream_failovers_total',
+    help: 'Streams continued on another replica after theirs failed mid-stream',
+    labelNames: ['model'],
+    registers: [this.registry],
+  });
   readonly errors = new Counter({
     name: 'tandem_gateway_errors_total',
     help: 'Requests the gateway answered with an error itself, by status and error code',

@@ -5,8 +5,10 @@
 //
 // Failure handling: a replica that refuses, times out before its first byte, or answers 503 is
 // retried once on another; with none left, a 503 is passed through as the engine sent it, a
-// timeout is a 504 and anything else a 502. A client that goes away cancels the generation
-// upstream. close() drains: no new requests, in-flight ones finish within a grace period.
+// timeout is a 504 and anything else a 502. A stream whose replica fails mid-way is continued on
+// another from what it had sent (resume.ts), up to twice; else it ends with an error event. A
+// client that goes away cancels the generation upstream. close() drains: no new requests,
+// in-flight ones finish within a grace period.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
@@ -17,6 +19,7 @@ import { PREFIX_BALANCE, PrefixIndex, prefixKeys, promptText } from './prefix.js
 import { Breakers, DEFAULT_BREAKER, type BreakerOptions } from './breaker.js';
 import { DEFAULT_ADMISSION, NotAdmitted, SlotQueues, type AdmissionOptions } from './admission.js';
 import { isDenied, type Denied, type KeyEntry, type KeyRing } from './keys.js';
+import { ResumableStream } from './resume.js';
 import type { Logger } from 'pino';
 
 export const ROUTING_POLICIES = ['prefix', 'least-outstanding'] as const;
@@ -26,6 +29,8 @@ export const DEFAULT_TIMEOUTS: UpstreamTimeouts = { connectMs: 5_000, firstByteM
 const ROUTED = new Set(['/v1/chat/completions', '/v1/completions']);
 /** Request ids taken from clients: printable, at most 128 characters. */
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+/** Times one stream is continued on another replica after its own failed. */
+const MAX_FAILOVERS = 2;
 /** Seconds a client should wait before retrying when no replica is ready. */
 const RETRY_AFTER_S = 2;
 /** Response headers passed through from the engine; the rest are hop-by-hop or the gateway's own. */
@@ -87,7 +92,10 @@ export class Gateway {
   private readonly timeouts: UpstreamTimeouts;
   private picks = 0;
   /** What the access log says of a request beyond its line: model, key name, replica. */
-  private readonly logged = new WeakMap<ServerResponse, { model?: string; key?: string; replica?: string }>();
+  private readonly logged = new WeakMap<
+    ServerResponse,
+    { model?: string; key?: string; replica?: string; failovers?: number }
+  >();
   /** Requests being handled, for draining. */
   private active = 0;
   private draining = false;
@@ -226,7 +234,7 @@ export class Gateway {
     // Hashing the prompt is worth it only where there is a choice of replica.
     const choice = (this.options.routing ?? 'prefix') === 'prefix' && this.current(model).length > 1;
     const keys = choice ? prefixKeys(promptText(parsed)) : [];
-    await this.forward(req, res, path, body, model, keys, key);
+    await this.forward(req, res, path, body, parsed, model, keys, key);
   }
 
   private current(model: string): Backend[] {
@@ -277,12 +285,16 @@ export class Gateway {
     );
   }
 
-  /** Sends the request to a ready replica; a failure before the first byte is retried once elsewhere. */
+  /**
+   * Sends the request to a ready replica; a failure before the first byte is retried once elsewhere,
+   * and a stream whose replica fails mid-way is continued on another (resume.ts).
+   */
   private async forward(
     req: IncomingMessage,
     res: ServerResponse,
     path: string,
     body: Buffer,
+    parsed: unknown,
     model: string,
     keys: string[],
     key: KeyEntry | undefined,
@@ -291,30 +303,40 @@ export class Gateway {
     res.on('close', () => {
       if (!res.writableFinished) abort.abort(); // the client went away: stop the generation upstream
     });
-    const started = performance.now();
+    // A model's replicas all run one engine.
+    const streamed = (parsed as { stream?: unknown }).stream === true;
+    const stream = streamed ? ResumableStream.for(path, parsed, this.current(model)[0]?.tokenIds) : undefined;
+    let payload = stream?.body ?? body;
+    const timing = { started: performance.now(), last: 0 };
     const tried = new Set<string>();
     let lastError = '';
     let timedOut = false;
-    for (let attempt = 0; attempt < 2; attempt++) {
+    let failovers = 0;
+    for (let attempt = 0; attempt < 2 + MAX_FAILOVERS; attempt++) {
+      const resuming = res.headersSent;
+      if (!resuming && attempt > 1) break; // one retry before the first byte
       // Newcomers queue behind those already waiting: a freed slot goes to the queue's head.
-      let backend =
-        attempt === 0 && this.queues.queued(model) > 0 ? undefined : this.pickAndReserve(model, tried, keys);
-      if (!backend && attempt === 0 && this.current(model).some((b) => b.ready)) {
+      const queueFirst = attempt === 0 && this.queues.queued(model) > 0;
+      let backend = queueFirst ? undefined : this.pickAndReserve(model, tried, keys);
+      if (!backend && (attempt === 0 || resuming) && this.current(model).some((b) => b.ready && !tried.has(b.id))) {
         try {
           backend = await this.queues.wait(model, tried, abort.signal);
         } catch (err) {
           if (abort.signal.aborted) return;
-          if (err instanceof NotAdmitted) {
+          if (err instanceof NotAdmitted && !resuming) {
             throw new HttpError(429, err.code, err.message, 'rate_limit_error', {
               'retry-after': String(err.retryAfterS),
             });
           }
-          throw err;
+          if (!(err instanceof NotAdmitted)) throw err;
         }
       }
-      if (!backend) break;
+      if (!backend) {
+        if (resuming) return this.endStream(res, lastError);
+        break;
+      }
       if (keys.length > 0) this.prefixes.record(model, keys, backend.id);
-      if (attempt > 0) this.metrics.retries.inc({ model });
+      if (attempt > 0 && !resuming) this.metrics.retries.inc({ model });
       tried.add(backend.id);
       const logged = this.logged.get(res);
       if (logged) logged.replica = backend.id;
@@ -329,7 +351,7 @@ export class Gateway {
               accept: req.headers.accept ?? '*/*',
               'x-request-id': String(res.getHeader('x-request-id')),
             },
-            body,
+            body: payload,
             signal: abort.signal,
           });
         } catch (err) {
@@ -339,26 +361,41 @@ export class Gateway {
           lastError = `${backend.id}: ${timedOut ? timeoutMessage(err, this.timeouts) : (err as Error).message}`;
           continue;
         }
-        // The engine is busy or loading: another replica may take it; if none can, the client gets
-        // the engine's own answer (and its Retry-After).
         // A 503 is an engine busy or loading, not a broken replica.
         if (upstream.statusCode >= 500 && upstream.statusCode !== 503)
           this.breakers.failed(backend.id, performance.now());
         else if (upstream.statusCode !== 503) this.breakers.succeeded(backend.id);
+        if (resuming && upstream.statusCode !== 200) {
+          await upstream.body.dump();
+          return this.endStream(
+            res,
+            `${lastError}; ${backend.id} refused the continuation: HTTP ${upstream.statusCode}`,
+          );
+        }
+        // The engine is busy or loading: another replica may take it; if none can, the client gets
+        // the engine's own answer (and its Retry-After).
         const busy = upstream.statusCode === 503 && attempt === 0;
         if (busy && pickBackend(this.current(model), this.outstanding, this.lastPicked, tried)) {
           await upstream.body.dump();
           lastError = `${backend.id}: HTTP 503`;
           continue;
         }
-        await this.relay(res, upstream, backend, model, started, key);
-        return;
+        const cut = await this.relay(res, upstream, backend, model, timing, key, stream);
+        if (cut === undefined) return;
+        lastError = `replica ${backend.id} failed mid-stream: ${cut}`;
+        const next = failovers < MAX_FAILOVERS ? stream?.continuation() : undefined;
+        if (!next) return this.endStream(res, lastError);
+        payload = next;
+        failovers++;
+        if (logged) logged.failovers = failovers;
+        this.metrics.failovers.inc({ model });
       } finally {
         this.outstanding.set(backend.id, (this.outstanding.get(backend.id) ?? 1) - 1);
         this.queues.done(model, performance.now());
         this.wake(model);
       }
     }
+    if (res.headersSent) return this.endStream(res, lastError);
     if (tried.size === 0) {
       throw new HttpError(503, 'no_ready_replica', `no replica of '${model}' is ready yet`, 'service_unavailable', {
         'retry-after': String(RETRY_AFTER_S),
@@ -369,65 +406,68 @@ export class Gateway {
     throw new HttpError(502, 'upstream_failed', `every replica tried failed: ${lastError}`, 'api_error');
   }
 
-  /** Passes the upstream response through, chunk by chunk, as it arrives. */
+  /** Ends a response cut short: a stream with an OpenAI error event, anything else by closing it. */
+  private endStream(res: ServerResponse, why: string): void {
+    if (res.destroyed) return;
+    if (String(res.getHeader('content-type')).startsWith('text/event-stream')) {
+      res.end(`\ndata: ${JSON.stringify(errorBody('upstream_failed', why, 'api_error'))}\n\n`);
+    } else {
+      res.destroy();
+    }
+  }
+
+  /**
+   * Passes the upstream response through, chunk by chunk, as it arrives (a resumable stream's
+   * events as `stream` rewrites them). Returns why the replica failed mid-response, if it did.
+   */
   private async relay(
     res: ServerResponse,
     upstream: Dispatcher.ResponseData,
     backend: Backend,
     model: string,
-    started: number,
+    timing: { started: number; last: number },
     key: KeyEntry | undefined,
-  ): Promise<void> {
+    stream: ResumableStream | undefined,
+  ): Promise<string | undefined> {
     const type = String(upstream.headers['content-type'] ?? 'application/json');
     const streaming = type.startsWith('text/event-stream');
-    const passed = Object.fromEntries(
-      PASSED_HEADERS.flatMap((h) => (upstream.headers[h] === undefined ? [] : [[h, String(upstream.headers[h])]])),
-    );
-    res.writeHead(upstream.statusCode, {
-      ...passed,
-      'content-type': type,
-      'x-tandem-backend': backend.id,
-      ...(streaming ? { 'cache-control': 'no-cache', 'x-accel-buffering': 'no' } : {}),
-    });
-    res.flushHeaders();
-    let last = 0;
+    const continuing = res.headersSent;
+    if (!continuing) {
+      const passed = Object.fromEntries(
+        PASSED_HEADERS.flatMap((h) => (upstream.headers[h] === undefined ? [] : [[h, String(upstream.headers[h])]])),
+      );
+      res.writeHead(upstream.statusCode, {
+        ...passed,
+        'content-type': type,
+        'x-tandem-backend': backend.id,
+        ...(streaming ? { 'cache-control': 'no-cache', 'x-accel-buffering': 'no' } : {}),
+      });
+      res.flushHeaders();
+    }
+    const rewrite = streaming && upstream.statusCode === 200 ? stream : undefined;
     // The answer's end, where engines put `usage` (a whole JSON body, or a stream's last events).
     const tail = new TailBuffer(USAGE_TAIL_BYTES);
+    const write = async (data: Buffer | string) => {
+      if (upstream.statusCode === 200) tail.push(typeof data === 'string' ? Buffer.from(data) : data);
+      // A client that stops reading and then leaves never sends 'drain': 'close' ends the wait too.
+      if (!res.write(data)) await drainOrClose(res);
+    };
     try {
       for await (const chunk of upstream.body) {
-        if (upstream.statusCode === 200) tail.push(chunk as Buffer);
-        if (streaming && upstream.statusCode === 200) {
-          // Events can arrive several to a chunk: the gap since the last chunk is shared among them.
-          const events = countEvents(chunk as Buffer);
-          const now = performance.now();
-          if (events > 0) {
-            if (last === 0) this.metrics.timeToFirstToken.observe({ model }, (now - started) / 1000);
-            const gaps = last === 0 ? events - 1 : events;
-            const gap = last === 0 ? 0 : (now - last) / 1000 / events;
-            for (let i = 0; i < gaps; i++) this.metrics.interTokenLatency.observe({ model }, gap);
-            last = now;
-          }
-        }
-        // A client that stops reading and then leaves never sends 'drain': 'close' ends the wait too.
-        if (!res.write(chunk)) await drainOrClose(res);
+        if (streaming && upstream.statusCode === 200) this.observeTokens(chunk as Buffer, model, timing);
+        const out = rewrite ? rewrite.relay(chunk as Buffer, continuing) : (chunk as Buffer);
+        if (out.length > 0) await write(out);
         if (res.destroyed) {
           upstream.body.destroy();
-          return;
+          return undefined;
         }
       }
+      if (rewrite) await write(rewrite.flush());
     } catch (err) {
-      if (res.destroyed) return;
-      // The replica failed mid-response: end a stream with an OpenAI error event, cut anything else.
-      const why = isTimeout(err) ? timeoutMessage(err, this.timeouts) : (err as Error).message;
+      if (res.destroyed) return undefined;
       this.breakers.failed(backend.id, performance.now());
       this.metrics.requests.inc({ model, replica: backend.id, status: 'failed_mid_response' });
-      if (streaming) {
-        const event = errorBody('upstream_failed', `replica ${backend.id} failed mid-stream: ${why}`, 'api_error');
-        res.end(`data: ${JSON.stringify(event)}\n\n`);
-      } else {
-        res.destroy();
-      }
-      return;
+      return isTimeout(err) ? timeoutMessage(err, this.timeouts) : (err as Error).message;
     }
     this.metrics.requests.inc({ model, replica: backend.id, status: String(upstream.statusCode) });
     const usage = upstream.statusCode === 200 ? usageOf(tail.text(), streaming) : undefined;
@@ -437,6 +477,20 @@ export class Gateway {
       if (key) this.options.keys!.charge(key, usage.prompt_tokens + usage.completion_tokens, Date.now());
     }
     res.end();
+    return undefined;
+  }
+
+  /** Time to first token and between tokens, from the events a chunk starts. */
+  private observeTokens(chunk: Buffer, model: string, timing: { started: number; last: number }): void {
+    // Events can arrive several to a chunk: the gap since the last chunk is shared among them.
+    const events = countEvents(chunk);
+    if (events === 0) return;
+    const now = performance.now();
+    if (timing.last === 0) this.metrics.timeToFirstToken.observe({ model }, (now - timing.started) / 1000);
+    const gaps = timing.last === 0 ? events - 1 : events;
+    const gap = timing.last === 0 ? 0 : (now - timing.last) / 1000 / events;
+    for (let i = 0; i < gaps; i++) this.metrics.interTokenLatency.observe({ model }, gap);
+    timing.last = now;
   }
 
   private pool(url: string): Pool {

@@ -9,6 +9,7 @@ import { EventEmitter } from 'node:events';
 import { planGroup, type GroupDecision, type GroupPhase } from './group-plan.js';
 import { planService, type ObservedGroup } from './service-plan.js';
 import type { ServiceTemplate } from './service-template.js';
+import type { StreamTokenIds } from '../engine/template.js';
 import type {
   Endpoint,
   GroupRef,
@@ -50,6 +51,7 @@ export interface ServiceSnapshot {
   replicas: number;
   /** Requests one group serves at once. */
   slots: number;
+  tokenIds?: StreamTokenIds;
   templateHash: string;
   groups: GroupSnapshot[];
 }
@@ -183,6 +185,7 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
       servedName: template.servedName,
       replicas: template.replicas,
       slots: template.slots,
+      ...(template.tokenIds ? { tokenIds: template.tokenIds } : {}),
       templateHash: template.hash,
       groups: [...groups.values()].sort((a, b) => a.replica - b.replica),
     }));

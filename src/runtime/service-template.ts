@@ -1,5 +1,6 @@
 // What the reconciler needs to know about a service: how many groups, how large, and how to
 // render one group's members once the platform has given them addresses.
+import type { StreamTokenIds } from '../engine/template.js';
 import type { RolloutPolicy } from './service-plan.js';
 import type { Endpoint, GroupRef, GroupTemplate } from './types.js';
 
@@ -16,6 +17,8 @@ export interface ServiceTemplate {
   slots: number;
   /** Members bind wildcard ports: the platform gives the group a network of its own. */
   isolated?: boolean;
+  /** How the engine's streams report token ids, for the gateway to continue them on another group. */
+  tokenIds?: StreamTokenIds;
   render(group: GroupRef, endpoints: Endpoint[]): GroupTemplate;
 }
 

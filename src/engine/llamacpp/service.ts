@@ -84,6 +84,7 @@ export function llamaCppServiceTemplate(
     size: nodes,
     identity: { nodes, model, commit: binaries.commit },
     slots: { flags: ['--parallel', '-np'], fallback: 4 }, // llama-server's --parallel: auto is 4
+    tokenIds: 'llama-server',
     startupPolicy: 'WorkersReady', // llama-server aborts unless every RPC worker accepts connections
     members,
   });

@@ -119,6 +119,7 @@ export function vllmServiceTemplate(
     // torch's TCPStore binds *:MASTER_PORT whatever address it is given.
     isolated: !target.bindAll,
     slots: { flags: ['--max-num-seqs'], fallback: 256 }, // vLLM's --max-num-seqs default
+    tokenIds: 'vllm',
     startupPolicy: 'LeaderCreated',
     members,
   });
