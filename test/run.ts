@@ -1,6 +1,7 @@
 // `npm test [TIER…]`: runs the tiers in order (default: all of them), each with node's test runner.
 // A tier builds only what it needs (cached): unit needs Node alone; integration builds llama.cpp and
-// makes the model; engines installs vLLM and makes its model; k8s builds and starts the test control plane (or reuses a running one) and
+// makes the model; engines installs vLLM and makes its model; k8s builds and starts the test control
+// plane (or reuses a running one), with llama.cpp and its model for the cluster gateway's test, and
 // stops it afterwards if this run started it, on failure and on Ctrl-C too.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -26,6 +27,11 @@ interface Tier {
   commands?: [string, string[]][];
 }
 
+async function prepareLlama(): Promise<void> {
+  await ensureLlamaBinaries(stderrProgress);
+  await ensureTinyLlama((await ensureLlamaSource(stderrProgress)).dir, stderrProgress);
+}
+
 const TIERS: Record<string, Tier> = {
   lint: {
     commands: [
@@ -37,12 +43,7 @@ const TIERS: Record<string, Tier> = {
     ],
   },
   unit: {},
-  integration: {
-    prepare: async () => {
-      await ensureLlamaBinaries(stderrProgress);
-      await ensureTinyLlama((await ensureLlamaSource(stderrProgress)).dir, stderrProgress);
-    },
-  },
+  integration: { prepare: prepareLlama },
   engines: {
     unavailable: () => {
       if (process.platform !== 'linux') return 'vLLM groups run in Linux network namespaces';
@@ -57,6 +58,7 @@ const TIERS: Record<string, Tier> = {
   },
   k8s: {
     prepare: async () => {
+      await prepareLlama(); // the gateway test serves at a pod's address with a real llama-server
       const cluster = await startCluster(stderrProgress);
       stderrProgress(`test control plane: KUBECONFIG=${cluster.kubeconfig}${cluster.started ? '' : ' (reused)'}`);
       if (cluster.started) return () => stopCluster().then(() => undefined);

@@ -7,9 +7,14 @@ import { stringify } from 'yaml';
 import { Operator } from '../runtime/kubernetes/operator.js';
 import { LeaderLease } from '../runtime/kubernetes/lease.js';
 import { GROUP, PLURAL, VERSION, inferenceServiceCrd } from '../runtime/kubernetes/crd.js';
-import { PODGROUP, podName } from '../runtime/kubernetes/objects.js';
+import { GATEWAY_LABEL, PODGROUP, podName } from '../runtime/kubernetes/objects.js';
 import type { ServiceStatus } from '../runtime/kubernetes/service-status.js';
 import { UsageError } from './usage-error.js';
+import pino from 'pino';
+import { ClusterBackends } from '../gateway/cluster.js';
+import { Gateway } from '../gateway/server.js';
+import { formatDuration } from '../spec/duration.js';
+import { gatewayOptions, listenOrExplain, type GatewaySettings } from './gateway.js';
 import { apiMessage } from '../runtime/kubernetes/api.js';
 
 export const LEASE_NAME = 'tandem-operator';
@@ -57,61 +62,145 @@ export async function runOperator(kc: k8s.KubeConfig, namespace: string): Promis
   await operator.start();
 }
 
-/** The CRD, a ServiceAccount with least privilege in the namespace it runs in, and the operator's Deployment. */
+/** Serves the InferenceServices of one namespace from their ready groups until SIGINT/SIGTERM, then drains. */
+export async function runClusterGateway(
+  kc: k8s.KubeConfig,
+  namespace: string,
+  settings: GatewaySettings,
+): Promise<void> {
+  const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+  const cluster = new ClusterBackends(kc, namespace, log);
+  await cluster.start();
+  // The access log on stdout: a container's log.
+  const gateway = new Gateway({
+    ...gatewayOptions(settings, pino()),
+    backends: cluster.backends,
+    models: cluster.models,
+    groups: cluster.groups,
+  });
+  await listenOrExplain(gateway, settings);
+  let stopping = false;
+  const stop = async (why: string) => {
+    if (stopping) return;
+    stopping = true;
+    log(`tandem: ${why}: draining (up to ${formatDuration(settings.drainMs)})`);
+    const cut = await gateway.close(settings.drainMs).catch(() => 0);
+    if (cut > 0) log(`tandem: ${cut} request(s) still in flight were cut`);
+    await cluster.stop();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  log(`tandem: gateway ${gateway.url}/v1 for the InferenceServices in ${namespace}`);
+}
+
+/** Where the installed gateway finds its API key file: a Secret the user makes from 'tandem keys add'. */
+export const GATEWAY_KEYS_SECRET = 'tandem-gateway-keys';
+
+/**
+ * The CRD; for the operator and the gateway each a ServiceAccount with a Role limited to what it
+ * does in the namespace, and a Deployment of two replicas; the gateway's Service.
+ */
 export function installManifests(namespace: string, image: string): string {
-  const labels = { 'app.kubernetes.io/name': 'tandem-operator' };
-  const rules = [
-    { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'create', 'delete'] },
-    { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] },
-    { apiGroups: [''], resources: ['services'], verbs: ['create', 'delete'] },
-    { apiGroups: [''], resources: ['events'], verbs: ['create'] },
-    { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], verbs: ['create', 'delete'] },
-    { apiGroups: [GROUP], resources: [PLURAL], verbs: ['get', 'list', 'watch'] },
-    { apiGroups: [GROUP], resources: [`${PLURAL}/status`], verbs: ['patch'] },
-    { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
-    // Only with spec.scheduling.gangScheduler: volcano.
-    { apiGroups: [PODGROUP.group], resources: [PODGROUP.plural], verbs: ['create', 'deletecollection'] },
-  ];
+  const role = (name: string, rules: k8s.V1PolicyRule[]) => {
+    const labels = { 'app.kubernetes.io/name': name };
+    return [
+      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace, labels } },
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name, namespace, labels }, rules },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'RoleBinding',
+        metadata: { name, namespace, labels },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
+        subjects: [{ kind: 'ServiceAccount', name, namespace }],
+      },
+    ];
+  };
+  const deployment = (name: string, podLabels: Record<string, string>, container: k8s.V1Container, extra = {}) => ({
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name, namespace, labels: { 'app.kubernetes.io/name': name } },
+    spec: {
+      replicas: 2,
+      selector: { matchLabels: { 'app.kubernetes.io/name': name } },
+      template: {
+        metadata: { labels: { 'app.kubernetes.io/name': name, ...podLabels } },
+        spec: {
+          serviceAccountName: name,
+          containers: [
+            {
+              image,
+              securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true },
+              ...container,
+            },
+          ],
+          ...extra,
+        },
+      },
+    },
+  });
+  const health = { httpGet: { path: '/healthz', port: 8080 } };
   const docs = [
     inferenceServiceCrd(),
-    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'tandem-operator', namespace, labels } },
+    ...role('tandem-operator', [
+      { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'create', 'delete'] },
+      { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] },
+      { apiGroups: [''], resources: ['services'], verbs: ['create', 'delete'] },
+      { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+      { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], verbs: ['create', 'delete'] },
+      { apiGroups: [GROUP], resources: [PLURAL], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [GROUP], resources: [`${PLURAL}/status`], verbs: ['patch'] },
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
+      // Only with spec.scheduling.gangScheduler: volcano.
+      { apiGroups: [PODGROUP.group], resources: [PODGROUP.plural], verbs: ['create', 'deletecollection'] },
+    ]),
+    // Two replicas: the lease lets one act; the other takes over within the lease's 15 s.
+    deployment(
+      'tandem-operator',
+      {},
+      {
+        name: 'operator',
+        args: ['operator', '--namespace', namespace],
+        env: [{ name: 'NODE_OPTIONS', value: OPERATOR_NODE_OPTIONS }],
+        resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
+      },
+    ),
+    ...role('tandem-gateway', [
+      { apiGroups: [GROUP], resources: [PLURAL], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
+    ]),
+    // The groups' NetworkPolicies admit pods with the gateway label to their leaders' API port.
+    deployment(
+      'tandem-gateway',
+      { [GATEWAY_LABEL]: 'true' },
+      {
+        name: 'gateway',
+        args: [
+          'gateway',
+          '--namespace',
+          namespace,
+          '--host',
+          '0.0.0.0',
+          '--port',
+          '8080',
+          '--api-keys',
+          '/etc/tandem/keys/keys.yaml',
+        ],
+        ports: [{ name: 'http', containerPort: 8080 }],
+        readinessProbe: health,
+        livenessProbe: health,
+        volumeMounts: [{ name: 'keys', mountPath: '/etc/tandem/keys', readOnly: true }],
+        resources: { requests: { cpu: '500m', memory: '256Mi' }, limits: { memory: '1Gi' } },
+      },
+      { volumes: [{ name: 'keys', secret: { secretName: GATEWAY_KEYS_SECRET } }] },
+    ),
     {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'Role',
-      metadata: { name: 'tandem-operator', namespace, labels },
-      rules,
-    },
-    {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'RoleBinding',
-      metadata: { name: 'tandem-operator', namespace, labels },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'tandem-operator' },
-      subjects: [{ kind: 'ServiceAccount', name: 'tandem-operator', namespace }],
-    },
-    {
-      apiVersion: 'apps/v1',
-      kind: 'Deployment',
-      metadata: { name: 'tandem-operator', namespace, labels },
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'tandem-gateway', namespace, labels: { 'app.kubernetes.io/name': 'tandem-gateway' } },
       spec: {
-        // Two replicas: the lease lets one act; the other takes over within the lease's 15 s.
-        replicas: 2,
-        selector: { matchLabels: labels },
-        template: {
-          metadata: { labels },
-          spec: {
-            serviceAccountName: 'tandem-operator',
-            containers: [
-              {
-                name: 'operator',
-                image,
-                args: ['operator', '--namespace', namespace],
-                env: [{ name: 'NODE_OPTIONS', value: OPERATOR_NODE_OPTIONS }],
-                resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
-                securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true },
-              },
-            ],
-          },
-        },
+        selector: { 'app.kubernetes.io/name': 'tandem-gateway' },
+        ports: [{ name: 'http', port: 80, targetPort: 'http' }],
       },
     },
   ];

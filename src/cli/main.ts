@@ -23,7 +23,16 @@ import { DEFAULT_TIMEOUTS, ROUTING_POLICIES, type RoutingPolicy } from '../gatew
 import { stringify } from 'yaml';
 import { addKey } from '../gateway/keys.js';
 import { EXPORT_TARGETS, exportService, type ExportTarget } from '../runtime/kubernetes/export/index.js';
-import { clusterLogs, clusterStatus, installManifests, loadKubeConfig, namespaceOf, runOperator } from './cluster.js';
+import {
+  clusterLogs,
+  clusterStatus,
+  installManifests,
+  loadKubeConfig,
+  namespaceOf,
+  runClusterGateway,
+  runOperator,
+} from './cluster.js';
+import type { GatewaySettings } from './gateway.js';
 
 const DEFAULT_DRAIN_MS = 30_000;
 
@@ -42,7 +51,8 @@ Commands:
   prepare          build llama.cpp and make the project's model into the cache (once)
   schema           print the InferenceService JSON Schema
   operator         run the Kubernetes operator (InferenceService objects become groups of pods)
-  install          print the CRD, RBAC and Deployment that install the operator on a cluster
+  gateway          serve a cluster's InferenceServices behind one OpenAI-compatible endpoint
+  install          print the CRD, RBAC and Deployments that install the operator and gateway on a cluster
   keys add NAME    make an API key for the gateway (its hash goes into the key file)
   import FILE      print an OCI AI Blueprints multi-node recipe (JSON) as an InferenceService
   render FILE…     print an InferenceService as LeaderWorkerSet, KubeRay, AIBrix or plain objects
@@ -90,11 +100,39 @@ Runs the operator for one namespace (default: the kubeconfig context's, else "de
 InferenceService there becomes groups of pods, kept, recreated whole, rolled and scaled. Several may
 run; a Lease (NS/tandem-operator) lets one act at a time. Stopping it leaves every pod running.
 Kubeconfig: --kubeconfig, else KUBECONFIG, else ~/.kube/config, else the pod's service account.`,
+  gateway: `Usage: tandem gateway [--kubeconfig FILE] [--namespace NS] [--port N] [--host H] …
+
+Serves every InferenceService of a namespace (default: the kubeconfig context's, else "default")
+behind one OpenAI-compatible endpoint, as 'tandem up' does for local groups: each model's Ready
+groups (from the objects' status) are reached at their leader pods' IPs. The access log (JSON lines)
+goes to stdout. SIGTERM drains, then stops. 'tandem install' runs it in the cluster.
+
+Options:
+  --port N                  the gateway's port (default 8080)
+  --host H                  the gateway's address (default 127.0.0.1; 0.0.0.0 to listen wider,
+                            which needs --api-keys or --insecure-no-auth)
+  --api-keys FILE           require an API key (Authorization: Bearer) from FILE ('tandem keys add'):
+                            401 without a valid one, 403 for a model it may not use, 429 past its rate
+  --insecure-no-auth        serve beyond loopback without keys
+  --routing P               prefix (default: a request goes to the replica that served its prompt's
+                            prefix, unless it is 4 requests busier than the least busy one) or
+                            least-outstanding
+  --connect-timeout D       connecting to a replica (default 5s)
+  --first-byte-timeout D    from request to the first byte of the answer: a whole generation when
+                            not streaming (default 10m); past it another replica is tried, then 504
+  --idle-timeout D          between two chunks of an answer (default 60s)
+  --drain-timeout D         on Ctrl-C or SIGTERM, how long requests in flight may take to finish
+                            before the groups stop (default 30s)
+Durations: 90s, 10m, 1h30m, 500ms.
+Kubeconfig: --kubeconfig, else KUBECONFIG, else ~/.kube/config, else the pod's service account.`,
   install: `Usage: tandem install --image IMAGE [--namespace NS]
 
-Prints, as YAML for 'kubectl apply -f -': the InferenceService CRD, a ServiceAccount with a Role
-limited to what the operator does in NS (default tandem-system), and a Deployment of two operator
-replicas running IMAGE (an image with this package, its entrypoint 'tandem').`,
+Prints, as YAML for 'kubectl apply -f -': the InferenceService CRD; ServiceAccounts with Roles
+limited to what the operator and the gateway do in NS (default tandem-system); a Deployment of two
+operator replicas and one of two gateway replicas (with its Service, tandem-gateway:80), running
+IMAGE (an image with this package, its entrypoint 'tandem'). The gateway requires API keys from
+the Secret tandem-gateway-keys: 'tandem keys add NAME --file keys.yaml', then
+'kubectl -n NS create secret generic tandem-gateway-keys --from-file=keys.yaml'.`,
   keys: `Usage: tandem keys add NAME --file FILE [--models M1,M2] [--rpm N] [--tpm N]
 
 Makes a new API key, prints it once, and adds its name and SHA-256 hash to FILE (YAML, made if
@@ -199,21 +237,26 @@ async function down(): Promise<number> {
 type Options = NonNullable<Parameters<typeof parseArgs>[0]>['options'];
 
 /** Each command's options; any other option is a usage error. */
+const GATEWAY_OPTIONS: Options = {
+  port: { type: 'string', short: 'p' },
+  host: { type: 'string' },
+  'connect-timeout': { type: 'string' },
+  'first-byte-timeout': { type: 'string' },
+  'idle-timeout': { type: 'string' },
+  'drain-timeout': { type: 'string' },
+  'api-keys': { type: 'string' },
+  'insecure-no-auth': { type: 'boolean' },
+  routing: { type: 'string' },
+};
+
 const OPTIONS: Record<string, Options> = {
   up: {
     'log-dir': { type: 'string' },
-    port: { type: 'string', short: 'p' },
-    host: { type: 'string' },
-    'connect-timeout': { type: 'string' },
-    'first-byte-timeout': { type: 'string' },
-    'idle-timeout': { type: 'string' },
-    'drain-timeout': { type: 'string' },
-    'api-keys': { type: 'string' },
-    'insecure-no-auth': { type: 'boolean' },
-    routing: { type: 'string' },
+    ...GATEWAY_OPTIONS,
   },
   status: { json: { type: 'boolean' }, kubeconfig: { type: 'string' }, namespace: { type: 'string' } },
   operator: { kubeconfig: { type: 'string' }, namespace: { type: 'string' } },
+  gateway: { kubeconfig: { type: 'string' }, namespace: { type: 'string' }, ...GATEWAY_OPTIONS },
   install: { image: { type: 'string' }, namespace: { type: 'string' } },
   render: { to: { type: 'string' }, namespace: { type: 'string' } },
   keys: { file: { type: 'string' }, models: { type: 'string' }, rpm: { type: 'string' }, tpm: { type: 'string' } },
@@ -280,6 +323,34 @@ async function main(argv: string[]): Promise<number> {
     } catch {
       throw new UsageError(`--${name}: must be a duration such as 90s, 10m or 1h30m (got ${value})`);
     }
+  };
+  /** The gateway's flags (up, gateway). */
+  const gatewaySettings = (): GatewaySettings => {
+    const port = Number(text('port') ?? 8080);
+    if (!Number.isInteger(port) || port < 0 || port > 65535)
+      throw new UsageError(`--port: must be a port number (got ${text('port')})`);
+    const host = text('host') ?? '127.0.0.1';
+    if (!isLoopback(host) && text('api-keys') === undefined && values['insecure-no-auth'] !== true) {
+      throw new UsageError(
+        `--host ${host} serves beyond this machine: give --api-keys FILE (tandem keys add makes one), or --insecure-no-auth`,
+      );
+    }
+    const routing = text('routing') ?? 'prefix';
+    if (!(ROUTING_POLICIES as readonly string[]).includes(routing)) {
+      throw new UsageError(`--routing: must be one of ${ROUTING_POLICIES.join(', ')} (got ${routing})`);
+    }
+    return {
+      routing: routing as RoutingPolicy,
+      ...(text('api-keys') !== undefined ? { apiKeys: text('api-keys')! } : {}),
+      host,
+      port,
+      timeouts: {
+        connectMs: duration('connect-timeout', DEFAULT_TIMEOUTS.connectMs),
+        firstByteMs: duration('first-byte-timeout', DEFAULT_TIMEOUTS.firstByteMs),
+        idleMs: duration('idle-timeout', DEFAULT_TIMEOUTS.idleMs),
+      },
+      drainMs: duration('drain-timeout', DEFAULT_DRAIN_MS),
+    };
   };
   if (values.help) {
     process.stdout.write(`${USAGE[command]}\n`);
@@ -348,34 +419,17 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'up': {
-      const port = Number(text('port') ?? 8080);
-      if (!Number.isInteger(port) || port < 0 || port > 65535)
-        throw new UsageError(`--port: must be a port number (got ${text('port')})`);
-      const host = text('host') ?? '127.0.0.1';
-      if (!isLoopback(host) && text('api-keys') === undefined && values['insecure-no-auth'] !== true) {
-        throw new UsageError(
-          `--host ${host} serves beyond this machine: give --api-keys FILE (tandem keys add makes one), or --insecure-no-auth`,
-        );
-      }
-      const routing = text('routing') ?? 'prefix';
-      if (!(ROUTING_POLICIES as readonly string[]).includes(routing)) {
-        throw new UsageError(`--routing: must be one of ${ROUTING_POLICIES.join(', ')} (got ${routing})`);
-      }
       await up({
-        routing: routing as RoutingPolicy,
-        ...(text('api-keys') !== undefined ? { apiKeys: text('api-keys')! } : {}),
+        ...gatewaySettings(),
         files: positionals,
         stateDir: stateDir(),
         logDir: text('log-dir') ?? join(stateDir(), 'logs'),
-        host,
-        port,
-        timeouts: {
-          connectMs: duration('connect-timeout', DEFAULT_TIMEOUTS.connectMs),
-          firstByteMs: duration('first-byte-timeout', DEFAULT_TIMEOUTS.firstByteMs),
-          idleMs: duration('idle-timeout', DEFAULT_TIMEOUTS.idleMs),
-        },
-        drainMs: duration('drain-timeout', DEFAULT_DRAIN_MS),
       });
+      return -1; // keeps running until a signal
+    }
+    case 'gateway': {
+      const kc = loadKubeConfig(text('kubeconfig'));
+      await runClusterGateway(kc, namespaceOf(kc, text('namespace')), gatewaySettings());
       return -1; // keeps running until a signal
     }
     case 'status': {

@@ -5,31 +5,20 @@ import { LocalPlatform } from '../runtime/local/platform.js';
 import { Reconciler, type ReconcilerEvent } from '../runtime/reconciler.js';
 import { gatewayFor } from '../gateway/attach.js';
 import { join } from 'node:path';
-import { watchKeyFile } from '../gateway/keys.js';
-import type { RoutingPolicy } from '../gateway/server.js';
 import pino from 'pino';
-import type { UpstreamTimeouts } from '../gateway/server.js';
 import { formatDuration } from '../spec/duration.js';
 import { stderrProgress } from '../util/progress.js';
 import { statusTable } from './status-table.js';
 import { LiveView } from './live-view.js';
-import { UsageError } from './usage-error.js';
+import { gatewayOptions, listenOrExplain, type GatewaySettings } from './gateway.js';
 import { clearRun, currentRun, reapLeftovers, writeRun, writeStatus } from './state.js';
 
 const KEPT_EVENTS = 50;
 
-export interface UpOptions {
+export interface UpOptions extends GatewaySettings {
   files: string[];
   stateDir: string;
   logDir: string;
-  host: string;
-  port: number;
-  timeouts: UpstreamTimeouts;
-  /** How long in-flight requests may take to finish once a stop is asked for. */
-  drainMs: number;
-  /** The API key file; none: every request is served. */
-  apiKeys?: string;
-  routing: RoutingPolicy;
 }
 
 export async function up(options: UpOptions): Promise<void> {
@@ -43,23 +32,14 @@ export async function up(options: UpOptions): Promise<void> {
   if (reaped > 0)
     process.stderr.write(`tandem: stopped ${reaped} member process(es) left by an earlier run that died\n`);
   const loaded = loadServices(options.files);
-  const keys = options.apiKeys ? watchKeyFile(options.apiKeys, (l) => process.stderr.write(`${l}\n`)) : undefined;
   const templates = await prepareServices(loaded, stderrProgress);
   const reconciler = new Reconciler(new LocalPlatform({ logDir: options.logDir }));
   for (const template of templates) reconciler.apply(template);
-  const gateway = gatewayFor(reconciler, {
-    host: options.host,
-    port: options.port,
-    timeouts: options.timeouts,
-    ...(keys ? { keys: keys.ring } : {}),
-    routing: options.routing,
-    accessLog: pino(pino.destination({ dest: join(options.stateDir, 'gateway-access.log'), mkdir: true, sync: false })),
-  });
-  await gateway.listen().catch((err: NodeJS.ErrnoException) => {
-    throw err.code === 'EADDRINUSE'
-      ? new UsageError(`${options.host}:${options.port} is in use: pass --port N (0 picks a free one)`)
-      : err;
-  });
+  const accessLog = pino(
+    pino.destination({ dest: join(options.stateDir, 'gateway-access.log'), mkdir: true, sync: false }),
+  );
+  const gateway = gatewayFor(reconciler, gatewayOptions(options, accessLog));
+  await listenOrExplain(gateway, options);
   writeRun(options.stateDir, {
     pid: process.pid,
     gateway: gateway.url,

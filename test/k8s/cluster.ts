@@ -299,8 +299,9 @@ export async function startCluster(progress: Progress): Promise<{ kubeconfig: st
       '40',
       '--server-address',
       `127.0.0.1:${kwokPort}`,
+      // Pod IPs on loopback: a test can serve at a pod's address, and nothing is ever sent elsewhere.
       '--cidr',
-      '10.244.0.0/16',
+      '127.244.0.0/16',
       '--node-ip',
       '127.0.0.1',
     ]);

@@ -3,7 +3,7 @@
 // up by a restarted operator, and collected by the real garbage collector.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -13,7 +13,12 @@ import { validateDocument } from '../../src/spec/load.js';
 import { GROUP, PLURAL, VERSION } from '../../src/runtime/kubernetes/crd.js';
 import { Operator } from '../../src/runtime/kubernetes/operator.js';
 import { LeaderLease } from '../../src/runtime/kubernetes/lease.js';
-import { LABEL, PODGROUP } from '../../src/runtime/kubernetes/objects.js';
+import OpenAI from 'openai';
+import { LABEL, LEADER_PORT, PODGROUP } from '../../src/runtime/kubernetes/objects.js';
+import { ensureLlamaBinaries } from '../../src/engine/llamacpp/build.js';
+import { ensureLlamaSource } from '../../src/engine/llamacpp/source.js';
+import { ensureTinyLlama } from '../../src/model/tiny-llama.js';
+import { silentProgress } from '../../src/util/progress.js';
 import type { GroupStatusEntry, ServiceStatus } from '../../src/runtime/kubernetes/service-status.js';
 import { apiClient, appendContainerLog, installCrds, installTandemCrd, kubeConfig, TOPOLOGY_LABEL } from './cluster.js';
 import { until as poll, useTestCluster } from './harness.js';
@@ -454,8 +459,12 @@ test('tandem install applies with least privilege; two `tandem operator` process
   );
   const docs = k8s.loadAllYaml(manifests) as k8s.KubernetesObject[];
   assert.deepEqual(
-    docs.map((d) => d.kind),
-    ['CustomResourceDefinition', 'ServiceAccount', 'Role', 'RoleBinding', 'Deployment'],
+    docs.map((d) => `${d.kind}/${d.metadata?.name}`),
+    [
+      'CustomResourceDefinition/inferenceservices.tandem.dev',
+      ...['ServiceAccount', 'Role', 'RoleBinding', 'Deployment'].map((k) => `${k}/tandem-operator`),
+      ...['ServiceAccount', 'Role', 'RoleBinding', 'Deployment', 'Service'].map((k) => `${k}/tandem-gateway`),
+    ],
   );
   const objects = k8s.KubernetesObjectApi.makeApiClient(kubeConfig(kubeconfig));
   for (const d of docs.slice(1, 4)) await objects.create(d);
@@ -526,6 +535,88 @@ test('tandem install applies with least privilege; two `tandem operator` process
       .deleteNamespacedCustomObject({ ...where, name: 'duo' })
       .catch(() => undefined);
   }
+});
+
+test('tandem gateway serves the Ready groups of a namespace at their leader pods, as its installed ServiceAccount', async () => {
+  const docs = k8s.loadAllYaml(
+    execFileSync(process.execPath, [cli, 'install', '--image', 'x', '--namespace', ns], { encoding: 'utf8' }),
+  ) as k8s.KubernetesObject[];
+  const objects = k8s.KubernetesObjectApi.makeApiClient(kubeConfig(kubeconfig));
+  for (const d of docs.filter(
+    (d) => d.metadata?.name === 'tandem-gateway' && /^(ServiceAccount|Role|RoleBinding)$/.test(d.kind!),
+  ))
+    await objects.create(d);
+  const saConfig = await serviceAccountConfig('tandem-gateway');
+  const operator = new Operator(kubeConfig(kubeconfig), { namespace: ns, log: (l) => logs.push(l), resyncMs: 2000 });
+  await operator.start();
+  const engines: ChildProcess[] = [];
+  const gateway = spawn(process.execPath, [cli, 'gateway', '--kubeconfig', saConfig, '--port', '0'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let gatewayLog = '';
+  gateway.stderr.on('data', (d: Buffer) => (gatewayLog += d.toString()));
+  try {
+    const spec = { ...big(2), parallelism: { nodes: 1 }, resources: { gpu: 0 }, scheduling: {} };
+    await custom().createNamespacedCustomObject({
+      ...where,
+      body: isvc('web', { ...spec, model: { servedName: 'web-model', source: 'hf://org/web-GGUF' } }),
+    });
+    const leaders = await until('2 Ready groups', 30_000, async () => {
+      const ready = readyPods(await pods('web'));
+      return (await status('web')).readyGroups === '2/2' && ready.length === 2 ? ready : undefined;
+    });
+    // KWOK gives pods loopback addresses here: a real llama-server answers at each leader pod's IP.
+    const { llamaServer } = await ensureLlamaBinaries(silentProgress);
+    const model = await ensureTinyLlama((await ensureLlamaSource(silentProgress)).dir, silentProgress);
+    for (const pod of leaders) {
+      const ip = pod.status!.podIP!;
+      assert.match(ip, /^127\./, 'pod IPs on loopback');
+      const args = ['-m', model, '--host', ip, '--port', String(LEADER_PORT), '--alias', 'web-model', '-t', '1'];
+      engines.push(spawn(llamaServer, args, { stdio: 'ignore' }));
+    }
+    const url = await until(
+      'the gateway to listen',
+      20_000,
+      async () => /gateway (http:\S+)\/v1/.exec(gatewayLog)?.[1],
+    );
+    const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'unused', maxRetries: 0 });
+    const models = await client.models.list();
+    assert.deepEqual(
+      models.data.map((m) => [m.id, (m as unknown as { ready_replicas: number }).ready_replicas]),
+      [['web-model', 2]],
+    );
+    const served = new Set<string>();
+    await until('both leaders to answer through the gateway', 30_000, async () => {
+      const { data, response } = await client.completions
+        .create({ model: 'web-model', prompt: 'Hello', max_tokens: 4, temperature: 0 })
+        .withResponse()
+        .catch(() => ({ data: undefined, response: undefined }));
+      if (data?.choices[0]?.text) served.add(response.headers.get('x-tandem-backend')!);
+      return served.size === 2 ? true : undefined;
+    });
+    assert.deepEqual([...served].sort(), ['web/0', 'web/1']);
+
+    // A group that is recreated leaves rotation at once; the other serves.
+    await core().deleteNamespacedPod({ namespace: ns, name: 'web-0-0' });
+    await until('web/0 out of rotation', 20_000, async () => {
+      const m = await client.models.list();
+      return (m.data[0] as unknown as { ready_replicas: number }).ready_replicas === 1 ? true : undefined;
+    });
+    for (let i = 0; i < 3; i++) {
+      const { response } = await client.completions
+        .create({ model: 'web-model', prompt: 'Again', max_tokens: 2 })
+        .withResponse();
+      assert.equal(response.headers.get('x-tandem-backend'), 'web/1');
+    }
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    assert.match(metrics, /tandem_group_restarts\{service="web",replica="0"\} 1/);
+    await custom().deleteNamespacedCustomObject({ ...where, name: 'web' });
+  } finally {
+    gateway.kill('SIGTERM');
+    for (const e of engines) e.kill('SIGKILL');
+    await operator.stop();
+  }
+  assert.doesNotMatch(gatewayLog, /forbidden/i, 'the Role is enough');
 });
 
 const cli = join(dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');

@@ -1,0 +1,41 @@
+// The gateway's settings from the command line, shared by `tandem up` (in front of local groups)
+// and `tandem gateway` (in front of a cluster's).
+import type { Logger } from 'pino';
+import { watchKeyFile } from '../gateway/keys.js';
+import type { Gateway, GatewayOptions, RoutingPolicy, UpstreamTimeouts } from '../gateway/server.js';
+import { UsageError } from './usage-error.js';
+
+export interface GatewaySettings {
+  host: string;
+  port: number;
+  timeouts: UpstreamTimeouts;
+  /** How long in-flight requests may take to finish once a stop is asked for. */
+  drainMs: number;
+  /** The API key file; none: every request is served. */
+  apiKeys?: string;
+  routing: RoutingPolicy;
+}
+
+/** The gateway's options, its key file watched for changes. */
+export function gatewayOptions(
+  s: GatewaySettings,
+  accessLog: Logger,
+): Omit<GatewayOptions, 'backends' | 'models' | 'groups'> {
+  const keys = s.apiKeys ? watchKeyFile(s.apiKeys, (l) => process.stderr.write(`${l}\n`)) : undefined;
+  return {
+    host: s.host,
+    port: s.port,
+    timeouts: s.timeouts,
+    ...(keys ? { keys: keys.ring } : {}),
+    routing: s.routing,
+    accessLog,
+  };
+}
+
+export async function listenOrExplain(gateway: Gateway, s: GatewaySettings): Promise<void> {
+  await gateway.listen().catch((err: NodeJS.ErrnoException) => {
+    throw err.code === 'EADDRINUSE'
+      ? new UsageError(`${s.host}:${s.port} is in use: pass --port N (0 picks a free one)`)
+      : err;
+  });
+}

@@ -1,0 +1,160 @@
+// The gateway's view of a cluster: the InferenceServices of one namespace (each object's spec
+// gives its served model and slots, its status each group's phase) and their groups' leader pods
+// (their IPs), both watched by informers. A Ready group is reached at its leader pod's IP, as a
+// Kubernetes Service reaches its endpoints, so the gateway needs no cluster DNS.
+import * as k8s from '@kubernetes/client-node';
+import { validateDocument } from '../spec/load.js';
+import { API_VERSION } from '../spec/schema.js';
+import { GROUP, PLURAL, VERSION } from '../runtime/kubernetes/crd.js';
+import { LABEL, LEADER_PORT } from '../runtime/kubernetes/objects.js';
+import { clusterServiceTemplate } from '../runtime/kubernetes/render.js';
+import type { GroupStatusEntry } from '../runtime/kubernetes/service-status.js';
+import type { ServiceTemplate } from '../runtime/service-template.js';
+import { Watch } from '../runtime/kubernetes/api.js';
+import type { Backend, ModelEntry } from './backends.js';
+import type { GroupMetric } from './metrics.js';
+
+export interface InferenceServiceObject extends k8s.KubernetesObject {
+  spec?: unknown;
+  status?: { groups?: GroupStatusEntry[] };
+}
+
+export interface ClusterView {
+  backends: Backend[];
+  models: ModelEntry[];
+  groups: GroupMetric[];
+}
+
+/** What the gateway serves, from the objects (their templates) and their leader pods. */
+export function clusterView(
+  objects: readonly InferenceServiceObject[],
+  leaders: readonly k8s.V1Pod[],
+  templateOf: (object: InferenceServiceObject) => ServiceTemplate | undefined,
+): ClusterView {
+  const leaderOf = new Map(
+    leaders.map((p) => [`${p.metadata?.labels?.[LABEL.service]}/${p.metadata?.labels?.[LABEL.replica]}`, p]),
+  );
+  const view: ClusterView = { backends: [], models: [], groups: [] };
+  for (const object of objects) {
+    const template = templateOf(object);
+    if (!template) continue; // the operator says why in the object's status
+    let ready = 0;
+    for (const g of object.status?.groups ?? []) {
+      const id = `${template.name}/${g.replica}`;
+      const pod = leaderOf.get(id);
+      const ip = pod?.status?.podIP;
+      view.groups.push({
+        service: template.name,
+        model: template.servedName,
+        replica: g.replica,
+        phase: g.phase,
+        restarts: g.restarts,
+      });
+      if (!ip) continue;
+      const podReady = pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
+      const isReady = g.phase === 'Ready' && podReady;
+      if (isReady) ready++;
+      view.backends.push({
+        id,
+        model: template.servedName,
+        url: `http://${ip.includes(':') ? `[${ip}]` : ip}:${LEADER_PORT}`,
+        ready: isReady,
+        slots: template.slots,
+        ...(template.tokenIds ? { tokenIds: template.tokenIds } : {}),
+      });
+    }
+    view.models.push({ id: template.servedName, replicas: template.replicas, readyReplicas: ready });
+  }
+  return view;
+}
+
+/** An object's service template, or what is wrong with its spec. */
+export function objectTemplate(object: InferenceServiceObject, namespace: string): ServiceTemplate | string {
+  const name = object.metadata?.name ?? '';
+  const { service, problems } = validateDocument({
+    apiVersion: API_VERSION,
+    kind: 'InferenceService',
+    metadata: { name },
+    spec: object.spec,
+  });
+  if (!service) return problems.join('; ');
+  try {
+    return clusterServiceTemplate({ service, namespace, uid: object.metadata?.uid ?? '' });
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+/** Keeps a ClusterView of one namespace current. */
+export class ClusterBackends {
+  private view: ClusterView = { backends: [], models: [], groups: [] };
+  private readonly templates = new Map<string, ServiceTemplate | undefined>();
+  private readonly objects: k8s.Informer<InferenceServiceObject> & k8s.ObjectCache<InferenceServiceObject>;
+  private readonly leaders: k8s.Informer<k8s.V1Pod> & k8s.ObjectCache<k8s.V1Pod>;
+  private readonly watches: Watch<k8s.KubernetesObject>[];
+
+  constructor(
+    kc: k8s.KubeConfig,
+    private readonly namespace: string,
+    private readonly log: (line: string) => void,
+  ) {
+    const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+    const core = kc.makeApiClient(k8s.CoreV1Api);
+    this.objects = k8s.makeInformer(
+      kc,
+      `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}`,
+      () =>
+        custom.listNamespacedCustomObject({
+          group: GROUP,
+          version: VERSION,
+          namespace,
+          plural: PLURAL,
+        }) as Promise<k8s.KubernetesListObject<InferenceServiceObject>>,
+    );
+    const leaders = `${LABEL.member}=0`;
+    this.leaders = k8s.makeInformer(
+      kc,
+      `/api/v1/namespaces/${namespace}/pods`,
+      () => core.listNamespacedPod({ namespace, labelSelector: leaders }),
+      leaders,
+    );
+    for (const informer of [this.objects, this.leaders] as k8s.Informer<k8s.KubernetesObject>[]) {
+      for (const verb of ['add', 'update', 'delete'] as const) informer.on(verb, () => this.refresh());
+    }
+    this.watches = [new Watch(this.objects, PLURAL, log), new Watch(this.leaders, 'leader pods', log)];
+  }
+
+  async start(): Promise<void> {
+    await Promise.all(this.watches.map((w) => w.start()));
+    this.refresh();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.watches.map((w) => w.stop()));
+  }
+
+  backends = (): Backend[] => this.view.backends;
+  models = (): ModelEntry[] => this.view.models;
+  groups = (): GroupMetric[] => this.view.groups;
+
+  private refresh(): void {
+    const objects = this.objects.list();
+    this.view = clusterView(objects, this.leaders.list(), (o) => this.templateOf(o));
+    // Templates of older generations and of deleted objects go.
+    if (this.templates.size > objects.length) {
+      const live = new Set(objects.map((o) => `${o.metadata?.uid}/${o.metadata?.generation}`));
+      for (const k of this.templates.keys()) if (!live.has(k)) this.templates.delete(k);
+    }
+  }
+
+  /** An object's template, made again only when its spec changes (a new generation). */
+  private templateOf(object: InferenceServiceObject): ServiceTemplate | undefined {
+    const key = `${object.metadata?.uid}/${object.metadata?.generation}`;
+    if (this.templates.has(key)) return this.templates.get(key);
+    const made = objectTemplate(object, this.namespace);
+    if (typeof made === 'string') this.log(`tandem: ${object.metadata?.name}: ${made}`);
+    const template = typeof made === 'string' ? undefined : made;
+    this.templates.set(key, template);
+    return template;
+  }
+}

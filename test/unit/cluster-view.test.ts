@@ -1,0 +1,70 @@
+// What the gateway serves on a cluster, from the InferenceServices' status and their leader pods.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type * as k8s from '@kubernetes/client-node';
+import { clusterView, objectTemplate, type InferenceServiceObject } from '../../src/gateway/cluster.js';
+import { LABEL } from '../../src/runtime/kubernetes/objects.js';
+
+const object = (name: string, phases: string[], spec: Record<string, unknown> = {}) => ({
+  metadata: { name, uid: `uid-${name}`, generation: 1 },
+  spec: {
+    model: { servedName: `${name}-model`, source: 'hf://org/m' },
+    engine: { type: 'vllm', args: ['--max-num-seqs', '64'] },
+    parallelism: { nodes: 2 },
+    replicas: phases.length,
+    ...spec,
+  },
+  status: { groups: phases.map((phase, replica) => ({ replica, phase, restarts: replica, readyMembers: '2/2' })) },
+});
+const leader = (service: string, replica: number, ip: string | undefined, ready = true): k8s.V1Pod => ({
+  metadata: { labels: { [LABEL.service]: service, [LABEL.replica]: String(replica), [LABEL.member]: '0' } },
+  status: { ...(ip ? { podIP: ip } : {}), conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] },
+});
+const templateOf = (o: InferenceServiceObject) => {
+  const made = objectTemplate(o, 'ns');
+  return typeof made === 'string' ? undefined : made;
+};
+
+test("a group is served at its leader pod's IP while its phase and its leader are both Ready", () => {
+  const view = clusterView(
+    [object('a', ['Ready', 'Ready', 'Recreating', 'Ready'])],
+    [
+      leader('a', 0, '127.244.0.5'),
+      leader('a', 1, '127.244.0.6', false),
+      leader('a', 2, '127.244.0.7'),
+      leader('a', 3, undefined),
+    ],
+    templateOf,
+  );
+  assert.deepEqual(
+    view.backends.map((b) => [b.id, b.url, b.ready]),
+    [
+      ['a/0', 'http://127.244.0.5:8080', true],
+      ['a/1', 'http://127.244.0.6:8080', false],
+      ['a/2', 'http://127.244.0.7:8080', false],
+    ],
+  );
+  assert.deepEqual(view.models, [{ id: 'a-model', replicas: 4, readyReplicas: 1 }]);
+  assert.equal(view.backends[0]!.slots, 64, "the engine's own --max-num-seqs");
+  assert.equal(view.backends[0]!.tokenIds, 'vllm');
+  assert.deepEqual(
+    view.groups.map((g) => [g.replica, g.phase, g.restarts]),
+    [
+      [0, 'Ready', 0],
+      [1, 'Ready', 1],
+      [2, 'Recreating', 2],
+      [3, 'Ready', 3],
+    ],
+  );
+});
+
+test('an object whose spec is invalid serves nothing (the operator says why in its status)', () => {
+  assert.match(objectTemplate(object('bad', ['Ready'], { replicas: -1 }), 'ns') as string, /replicas/);
+  const view = clusterView([object('bad', ['Ready'], { replicas: -1 })], [leader('bad', 0, '127.244.0.9')], templateOf);
+  assert.deepEqual(view, { backends: [], models: [], groups: [] });
+});
+
+test('an IPv6 pod address is bracketed in the URL', () => {
+  const view = clusterView([object('v6', ['Ready'])], [leader('v6', 0, 'fd00::5')], templateOf);
+  assert.equal(view.backends[0]!.url, 'http://[fd00::5]:8080');
+});
