@@ -58,10 +58,16 @@ const TIERS: Record<string, Tier> = {
   },
   k8s: {
     prepare: async () => {
-      await prepareLlama(); // the gateway test serves at a pod's address with a real llama-server
       const cluster = await startCluster(stderrProgress);
       stderrProgress(`test control plane: KUBECONFIG=${cluster.kubeconfig}${cluster.started ? '' : ' (reused)'}`);
-      if (cluster.started) return () => stopCluster().then(() => undefined);
+      const stop = () => stopCluster().then(() => undefined);
+      try {
+        await prepareLlama(); // the cluster gateway's test serves at a pod's address with a real llama-server
+      } catch (err) {
+        if (cluster.started) await stop();
+        throw err;
+      }
+      if (cluster.started) return stop;
     },
   },
 };

@@ -3,7 +3,7 @@
 // number of requests per minute (a token bucket: the whole minute's budget may come at once, then
 // it refills evenly). Decisions are pure; the file is read again whenever it changes.
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, unwatchFile, watchFile, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, unwatchFile, watchFile, writeFileSync } from 'node:fs';
 import { parse, stringify } from 'yaml';
 import { z } from 'zod';
 
@@ -142,6 +142,9 @@ function refill(buckets: Map<string, Bucket>, name: string, perMinute: number, n
 
 /** A KeyRing kept in step with its file (polled: editors replace files, which watches can miss). */
 export function watchKeyFile(path: string, log: (line: string) => void): { ring: KeyRing; close: () => void } {
+  // Compared against what was read, not against watchFile's own first look: that one is taken
+  // later, and a change in between would never be seen.
+  let seen = statSync(path);
   const ring = new KeyRing(readKeyFile(path));
   const reload = () => {
     try {
@@ -151,8 +154,10 @@ export function watchKeyFile(path: string, log: (line: string) => void): { ring:
       log(`tandem: API keys not reloaded, the ones in force stay: ${(err as Error).message}`);
     }
   };
-  watchFile(path, { interval: 1000 }, (cur, prev) => {
-    if (cur.mtimeMs !== prev.mtimeMs || cur.size !== prev.size) reload();
+  watchFile(path, { interval: 1000 }, (cur) => {
+    if (cur.mtimeMs === seen.mtimeMs && cur.size === seen.size) return;
+    seen = cur;
+    reload();
   });
   return { ring, close: () => unwatchFile(path) };
 }
