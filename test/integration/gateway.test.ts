@@ -155,13 +155,6 @@ test('a worker killed mid-stream: the stream goes on on the other replica, whole
   assert.equal(text, uninterrupted, 'greedy: the continued stream says what the uninterrupted one does');
   assert.equal(await failovers(), before + 1, 'the stream was continued once');
 
-  const other = `pair/${1 - replica}`;
-  for (let i = 0; i < 4; i++) {
-    const { response: r } = await client.completions
-      .create({ model: MODEL, prompt: 'Again', max_tokens: 4, temperature: 0 })
-      .withResponse();
-    assert.equal(r.headers.get('x-tandem-backend'), other);
-  }
   await waitFor(running.reconciler, allReady, 60_000);
   assert.equal(running.reconciler.snapshot()[0]!.groups[replica]!.restarts, 1);
 
