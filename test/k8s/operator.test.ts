@@ -660,7 +660,7 @@ test('an operator whose status writes fail stays up, says why, and creates nothi
       execFileSync(process.execPath, [cli, 'install', '--image', 'x', '--namespace', ns], { encoding: 'utf8' }),
     ) as k8s.KubernetesObject[]
   )
-    .filter((d) => d.kind === 'ServiceAccount' || d.kind === 'Role' || d.kind === 'RoleBinding')
+    .filter((d) => d.metadata?.name === 'tandem-operator' && /^(ServiceAccount|Role|RoleBinding)$/.test(d.kind!))
     .map((d) => {
       const copy = JSON.parse(JSON.stringify(d)) as k8s.KubernetesObject & {
         rules?: { resources: string[] }[];
