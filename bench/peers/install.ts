@@ -12,7 +12,7 @@ export const PYTHON_PEERS = {
   'sglang-router': '0.3.2',
   smg: '1.13.0',
   'vllm-router': '0.1.17',
-  'litellm[proxy]': '1.108.14',
+  'litellm[proxy]': '1.108.5',
 } as const;
 export const NGINX = '1.22.1';
 
