@@ -341,9 +341,8 @@ export class Gateway {
       const logged = this.logged.get(res);
       if (logged) logged.replica = backend.id;
       try {
-        let upstream: Dispatcher.ResponseData;
-        try {
-          upstream = await this.pool(backend.url).request({
+        const send = () =>
+          this.pool(backend.url).request({
             path,
             method: 'POST',
             headers: {
@@ -353,6 +352,14 @@ export class Gateway {
             },
             body: payload,
             signal: abort.signal,
+          });
+        let upstream: Dispatcher.ResponseData;
+        try {
+          // An idle kept-alive connection the engine closed just as it was reused (llama-server
+          // closes them after 5 s) is not the replica failing: once more, on a new connection.
+          upstream = await send().catch((err: unknown) => {
+            if (err instanceof errors.SocketError && !abort.signal.aborted) return send();
+            throw err;
           });
         } catch (err) {
           if (abort.signal.aborted) return;
@@ -505,7 +512,8 @@ export class Gateway {
       }
       pool = new Pool(url, {
         connections: 128,
-        keepAliveTimeout: 30_000,
+        // Below the 5 s after which llama-server and uvicorn close idle connections.
+        keepAliveTimeout: 4_000,
         connect: { timeout: this.timeouts.connectMs },
         headersTimeout: this.timeouts.firstByteMs,
         bodyTimeout: this.timeouts.idleMs,

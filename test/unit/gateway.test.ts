@@ -66,6 +66,20 @@ test('a streaming client that stops reading and then disconnects is no longer ou
   }
 });
 
+test('a kept-alive connection the engine closed as it was reused is not a failure: the request goes again on a new one', async () => {
+  const { gateway, close } = await gatewayOver([['closer', { kind: 'drop-reused' }]]);
+  try {
+    for (let i = 0; i < 3; i++) {
+      const res = await post(gateway.url, { model: MODEL, prompt: 'Hi' });
+      assert.equal(res.status, 200, await res.clone().text());
+      assert.deepEqual(await res.json(), { filler: true });
+    }
+    assert.equal((await scrape(gateway.url))['tandem_gateway_circuit_open{replica="closer"}'], undefined);
+  } finally {
+    await close();
+  }
+});
+
 test("a lone replica's 503 reaches the client as the engine sent it, Retry-After included", async () => {
   const { gateway, close } = await gatewayOver([['loading', { kind: 'loading', retryAfter: '7' }]]);
   try {

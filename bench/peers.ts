@@ -1,0 +1,233 @@
+// bench:peers: Tandem's gateway beside the gateways a team would otherwise put in front of its
+// replicas (nginx; sglang-router, smg and vllm-router, in Rust; LiteLLM's proxy, in Python), each in
+// turn in front of the same two llama-server replicas, in interleaved rounds so that machine noise
+// hits all alike. Tandem runs as users run it (`tandem up`), with API keys, metrics and prefix
+// routing on; the routers run round robin, their cheapest policy.
+//   1. Overhead: 1-token completions at concurrency 1, 8 and 32: RPS, p50, p99, errors, and each
+//      gateway's added p50 and RPS ratio against the replicas called directly (the client itself
+//      alternating between them).
+//   2. Streams: time to first token at concurrency 8.
+//   3. Prefix workload: tenants with long system prompts of their own and short varied questions;
+//      Tandem's prefix routing against sglang-router's and vllm-router's cache_aware and round
+//      robin. Each gateway gets prompts of its own, so that no one finds the replicas' caches warm.
+// Run: npm run bench:peers (ROUNDS=N for more rounds; the first run installs the peers, once).
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Pool } from 'undici';
+import { addKey } from '../src/gateway/keys.js';
+import { stderrProgress } from '../src/util/progress.js';
+import { seededNormals } from '../src/util/random.js';
+import { batch, percentile, pools, type BatchResult } from './load.js';
+import { ensureNginx, ensurePythonPeers, NGINX, PYTHON_PEERS } from './peers/install.js';
+import { launchPeer, type Launched, type PeerContext, type PeerName } from './peers/launch.js';
+import { tandemUp } from './tandem-up.js';
+
+const ROUNDS = Number(process.env.ROUNDS ?? 3);
+const CONCURRENCIES = [1, 8, 32];
+const MODEL = 'bench';
+
+const nginx = ensureNginx(stderrProgress);
+const venv = await ensurePythonPeers(stderrProgress);
+const dir = mkdtempSync(join(tmpdir(), 'tandem-peers-'));
+const key = addKey(join(dir, 'keys.yaml'), { name: 'bench' });
+stderrProgress('starting two replicas and Tandem (tandem up, with --api-keys)');
+const tandem = await tandemUp(
+  `apiVersion: tandem.dev/v1alpha1
+kind: InferenceService
+metadata: {name: bench}
+spec:
+  model: {servedName: ${MODEL}, source: "tandem://tiny-llama"}
+  engine: {type: llamacpp}
+  replicas: 2
+  resources: {cpu: 1}
+`,
+  ['--api-keys', join(dir, 'keys.yaml')],
+  2,
+);
+const ctx: PeerContext = { venv, nginx, dir, leaders: tandem.leaders, model: MODEL, key };
+const headers = { authorization: `Bearer ${key}` };
+const launched: Launched[] = [];
+
+interface Target {
+  name: string;
+  pools: (concurrency: number) => Pool[];
+}
+const opened: Pool[] = [];
+const target = (name: string, urls: string[]): Target => ({
+  name,
+  pools: (c) => {
+    const p = pools(urls, c);
+    opened.push(...p);
+    return p;
+  },
+});
+async function peer(name: PeerName, label: string, policy?: string): Promise<Target> {
+  const p = await launchPeer(name, ctx, policy);
+  launched.push(p);
+  await ready(label, p.url);
+  return target(label, [p.url]);
+}
+
+try {
+  stderrProgress('starting the peers');
+  const overheadTargets = [
+    target('direct', tandem.leaders),
+    target('tandem', [tandem.gateway]),
+    await peer('nginx', `nginx ${NGINX}`),
+    await peer('sglang-router', `sglang-router ${PYTHON_PEERS['sglang-router']}`),
+    await peer('smg', `smg ${PYTHON_PEERS.smg}`),
+    await peer('vllm-router', `vllm-router ${PYTHON_PEERS['vllm-router']}`),
+    await peer('litellm', `LiteLLM ${PYTHON_PEERS['litellm[proxy]']}`),
+  ];
+  const oneToken = JSON.stringify({ model: MODEL, prompt: 'Hello', max_tokens: 1, temperature: 0 });
+
+  console.log(`\n1. Overhead: 1-token completions, two llama-server replicas, ${ROUNDS} interleaved rounds per point`);
+  for (const c of CONCURRENCIES) {
+    const results = await rounds(overheadTargets, c, Math.min(400, Math.max(40, c * 12)), () => oneToken);
+    table(`concurrency ${c}`, results, 'direct');
+  }
+
+  console.log('\n2. Streams: 32-token completions, concurrency 8: time to first token');
+  const streamed = JSON.stringify({ model: MODEL, prompt: 'Once upon a time', max_tokens: 32, stream: true });
+  table('concurrency 8, streamed', await rounds(overheadTargets, 8, 48, () => streamed), 'direct', true);
+
+  console.log(
+    '\n3. Prefix workload: 8 tenants × a 2,000-character system prompt, short varied questions, concurrency 8',
+  );
+  const prefixTargets = [
+    target('tandem prefix', [tandem.gateway]),
+    await peer('sglang-router', 'sglang-router cache_aware', 'cache_aware'),
+    await peer('vllm-router', 'vllm-router cache_aware', 'cache_aware'),
+    await peer('sglang-router', 'round robin (sglang-router)', 'round_robin'),
+  ];
+  const results = new Map<string, BatchResult[]>();
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const [i, t] of rotate(prefixTargets, r).entries()) {
+      const system = Array.from({ length: 8 }, (_, tenant) => prose(1 + r * 1000 + i * 100 + tenant, 2000));
+      const res = await batch(t.pools(8), {
+        concurrency: 8,
+        requests: 96,
+        path: '/v1/completions',
+        headers,
+        body: (n) =>
+          JSON.stringify({
+            model: MODEL,
+            prompt: `${system[n % 8]}\nQuestion ${n}: what comes next?`,
+            max_tokens: 4,
+            stream: true,
+          }),
+      });
+      results.set(t.name, [...(results.get(t.name) ?? []), res]);
+    }
+  }
+  table('prefix workload', results, undefined, true);
+} finally {
+  await Promise.all(opened.map((p) => p.close()));
+  await Promise.all(launched.map((p) => p.stop()));
+  await tandem.stop();
+}
+
+/** `ROUNDS` batches per target, the order rotated each round. */
+async function rounds(
+  targets: Target[],
+  concurrency: number,
+  requests: number,
+  body: (i: number) => string,
+): Promise<Map<string, BatchResult[]>> {
+  const out = new Map<string, BatchResult[]>();
+  const byTarget = new Map(targets.map((t) => [t.name, t.pools(concurrency)]));
+  for (const t of targets)
+    await batch(byTarget.get(t.name)!, {
+      concurrency,
+      requests: concurrency * 2,
+      path: '/v1/completions',
+      headers,
+      body,
+    }); // warm-up
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const t of rotate(targets, r)) {
+      const res = await batch(byTarget.get(t.name)!, { concurrency, requests, path: '/v1/completions', headers, body });
+      out.set(t.name, [...(out.get(t.name) ?? []), res]);
+    }
+  }
+  return out;
+}
+
+function table(title: string, results: Map<string, BatchResult[]>, baseline?: string, ttft = false): void {
+  const merged = new Map(
+    [...results].map(([name, rs]) => [
+      name,
+      {
+        latencies: rs.flatMap((r) => r.latencies),
+        ttfts: rs.flatMap((r) => r.ttfts),
+        errors: rs.reduce((n, r) => n + r.errors, 0),
+        rps: rs.reduce((n, r) => n + r.latencies.length, 0) / rs.reduce((s, r) => s + r.seconds, 0),
+        firstError: rs.find((r) => r.firstError)?.firstError,
+      },
+    ]),
+  );
+  const base = baseline ? merged.get(baseline) : undefined;
+  const head = ['gateway', 'RPS', 'p50 ms', 'p99 ms', ...(ttft ? ['TTFT p50', 'TTFT p90'] : []), 'errors'];
+  if (base) head.push('+p50 ms', 'RPS ratio');
+  const rows = [head];
+  for (const [name, m] of merged) {
+    const row = [
+      name,
+      m.rps.toFixed(1),
+      percentile(m.latencies, 50).toFixed(1),
+      percentile(m.latencies, 99).toFixed(1),
+      ...(ttft ? [percentile(m.ttfts, 50).toFixed(1), percentile(m.ttfts, 90).toFixed(1)] : []),
+      String(m.errors),
+    ];
+    if (base) {
+      row.push(
+        (percentile(m.latencies, 50) - percentile(base.latencies, 50)).toFixed(1),
+        (m.rps / base.rps).toFixed(2),
+      );
+    }
+    rows.push(row);
+  }
+  const widths = head.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  console.log(`\n${title}`);
+  for (const r of rows)
+    console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '));
+  for (const [name, m] of merged) if (m.firstError) console.log(`  ${name}: first error: ${m.firstError}`);
+}
+
+function rotate<T>(xs: T[], by: number): T[] {
+  const k = by % xs.length;
+  return [...xs.slice(k), ...xs.slice(0, k)];
+}
+
+/** `length` characters of words from a seeded generator: a system prompt no other tenant shares. */
+function prose(seed: number, length: number): string {
+  const words = ['model', 'replica', 'group', 'leader', 'worker', 'token', 'cache', 'prefix', 'route', 'queue'];
+  const normals = seededNormals(`tenant-${seed}`, Math.ceil(length / 4), 1);
+  let text = `Tenant ${seed}.`;
+  for (let i = 0; text.length < length; i++)
+    text += ` ${words[Math.abs(Math.floor(normals[i]! * 1000)) % words.length]}`;
+  return text.slice(0, length);
+}
+
+/** Waits until a gateway answers a completion (it may still be starting or finding its workers). */
+async function ready(label: string, url: string): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`${url}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify({ model: MODEL, prompt: 'Hi', max_tokens: 1 }),
+        signal: AbortSignal.timeout(10_000),
+      });
+      if (res.ok) return;
+      last = `HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`${label} did not answer within 120 s (last: ${last}); its log is in ${dir}`);
+}
