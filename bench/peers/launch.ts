@@ -72,6 +72,7 @@ http {
     least_conn;
 ${ctx.leaders.map((l) => `    server ${new URL(l).host};`).join('\n')}
     keepalive 64;
+    keepalive_timeout 4s; # below llama-server's 5 s: nginx does not retry a POST on a closed one
   }
   server {
     listen 127.0.0.1:${port};
