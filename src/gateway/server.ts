@@ -303,9 +303,9 @@ export class Gateway {
     res.on('close', () => {
       if (!res.writableFinished) abort.abort(); // the client went away: stop the generation upstream
     });
-    // A model's replicas all run one engine.
-    const streamed = (parsed as { stream?: unknown }).stream === true;
-    const stream = streamed ? ResumableStream.for(path, parsed, this.current(model)[0]?.tokenIds) : undefined;
+    // Only where another replica could take a stream over is it made resumable (its events parsed).
+    const replicas = (parsed as { stream?: unknown }).stream === true ? this.current(model) : [];
+    const stream = replicas.length > 1 ? ResumableStream.for(path, parsed, replicas[0]!.tokenIds) : undefined;
     let payload = stream?.body ?? body;
     const timing = { started: performance.now(), last: 0 };
     const tried = new Set<string>();
