@@ -449,7 +449,8 @@ export class Gateway {
         'x-tandem-backend': backend.id,
         ...(streaming ? { 'cache-control': 'no-cache', 'x-accel-buffering': 'no' } : {}),
       });
-      res.flushHeaders();
+      // A stream's headers go at once; a whole answer's go with its body, in one write.
+      if (streaming) res.flushHeaders();
     }
     const rewrite = streaming && upstream.statusCode === 200 ? stream : undefined;
     // The answer's end, where engines put `usage` (a whole JSON body, or a stream's last events).

@@ -28,10 +28,13 @@ const layerBytes =
 const outputBytes = 4 * c.embedding * 32000;
 
 test('2- and 3-node groups answer exactly as a 1-node group, each worker holding its share of the layers', async () => {
+  // Trace logging shows each device's share of the model at load (and much more per request,
+  // which is why it is not the default).
+  const engine = { type: 'llamacpp' as const, args: ['--log-verbosity', '4'] };
   const running = await startServices([
-    tinySpec('one', { parallelism: { nodes: 1 } }),
-    tinySpec('two', { parallelism: { nodes: 2 } }),
-    tinySpec('three', { parallelism: { nodes: 3 } }),
+    tinySpec('one', { parallelism: { nodes: 1 }, engine }),
+    tinySpec('two', { parallelism: { nodes: 2 }, engine }),
+    tinySpec('three', { parallelism: { nodes: 3 }, engine }),
   ]);
   try {
     for (const prompt of PROMPTS) {

@@ -68,8 +68,6 @@ export function llamaCppServiceTemplate(
         String(leaderEndpoint.port),
         ...rpc,
         ...offload, // the planned split, and --fit off: never let llama.cpp re-plan it
-        '--log-verbosity',
-        '4', // logs each device's share of the model at load
         '--no-webui',
         ...threadArgs,
         ...spec.engine.args,
