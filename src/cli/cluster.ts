@@ -10,11 +10,10 @@ import { GROUP, PLURAL, VERSION, inferenceServiceCrd } from '../runtime/kubernet
 import { GATEWAY_LABEL, PODGROUP, podName } from '../runtime/kubernetes/objects.js';
 import type { ServiceStatus } from '../runtime/kubernetes/service-status.js';
 import { UsageError } from './usage-error.js';
-import pino from 'pino';
 import { ClusterBackends } from '../gateway/cluster.js';
 import { Gateway } from '../gateway/server.js';
 import { formatDuration } from '../spec/duration.js';
-import { gatewayOptions, listenOrExplain, type GatewaySettings } from './gateway.js';
+import { accessLog, gatewayOptions, listenOrExplain, type GatewaySettings } from './gateway.js';
 import { apiMessage } from '../runtime/kubernetes/api.js';
 
 export const LEASE_NAME = 'tandem-operator';
@@ -72,8 +71,9 @@ export async function runClusterGateway(
   const cluster = new ClusterBackends(kc, namespace, log);
   await cluster.start();
   // The access log on stdout: a container's log.
+  const access = accessLog(1);
   const gateway = new Gateway({
-    ...gatewayOptions(settings, pino()),
+    ...gatewayOptions(settings, access.log),
     backends: cluster.backends,
     models: cluster.models,
     groups: cluster.groups,
@@ -85,6 +85,7 @@ export async function runClusterGateway(
     stopping = true;
     log(`tandem: ${why}: draining (up to ${formatDuration(settings.drainMs)})`);
     const cut = await gateway.close(settings.drainMs).catch(() => 0);
+    access.close();
     if (cut > 0) log(`tandem: ${cut} request(s) still in flight were cut`);
     await cluster.stop();
     process.exit(0);

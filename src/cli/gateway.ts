@@ -1,6 +1,6 @@
 // The gateway's settings from the command line, shared by `tandem up` (in front of local groups)
 // and `tandem gateway` (in front of a cluster's).
-import type { Logger } from 'pino';
+import pino, { type Logger } from 'pino';
 import { watchKeyFile } from '../gateway/keys.js';
 import type { Gateway, GatewayOptions, RoutingPolicy, UpstreamTimeouts } from '../gateway/server.js';
 import { UsageError } from './usage-error.js';
@@ -38,4 +38,24 @@ export async function listenOrExplain(gateway: Gateway, s: GatewaySettings): Pro
       ? new UsageError(`${s.host}:${s.port} is in use: pass --port N (0 picks a free one)`)
       : err;
   });
+}
+
+/**
+ * The access log: JSON lines to a file (or 1, stdout), written 4 KiB at a time and at least once a
+ * second (a write per request costs more than the request's own log line); `close` writes the rest.
+ */
+export function accessLog(dest: string | 1): { log: Logger; close: () => void } {
+  const stream = pino.destination({ dest, mkdir: true, sync: false, minLength: 4096 });
+  const timer = setInterval(() => stream.flush(), 1000).unref();
+  return {
+    log: pino(stream),
+    close: () => {
+      clearInterval(timer);
+      try {
+        stream.flushSync();
+      } catch {
+        // not open yet: nothing was written
+      }
+    },
+  };
 }

@@ -5,12 +5,11 @@ import { LocalPlatform } from '../runtime/local/platform.js';
 import { Reconciler, type ReconcilerEvent } from '../runtime/reconciler.js';
 import { gatewayFor } from '../gateway/attach.js';
 import { join } from 'node:path';
-import pino from 'pino';
 import { formatDuration } from '../spec/duration.js';
 import { stderrProgress } from '../util/progress.js';
 import { statusTable } from './status-table.js';
 import { LiveView } from './live-view.js';
-import { gatewayOptions, listenOrExplain, type GatewaySettings } from './gateway.js';
+import { accessLog, gatewayOptions, listenOrExplain, type GatewaySettings } from './gateway.js';
 import { clearRun, currentRun, reapLeftovers, writeRun, writeStatus } from './state.js';
 
 const KEPT_EVENTS = 50;
@@ -35,10 +34,8 @@ export async function up(options: UpOptions): Promise<void> {
   const templates = await prepareServices(loaded, stderrProgress);
   const reconciler = new Reconciler(new LocalPlatform({ logDir: options.logDir }));
   for (const template of templates) reconciler.apply(template);
-  const accessLog = pino(
-    pino.destination({ dest: join(options.stateDir, 'gateway-access.log'), mkdir: true, sync: false }),
-  );
-  const gateway = gatewayFor(reconciler, gatewayOptions(options, accessLog));
+  const access = accessLog(join(options.stateDir, 'gateway-access.log'));
+  const gateway = gatewayFor(reconciler, gatewayOptions(options, access.log));
   await listenOrExplain(gateway, options);
   writeRun(options.stateDir, {
     pid: process.pid,
@@ -73,6 +70,7 @@ export async function up(options: UpOptions): Promise<void> {
     // Drain first, then stop the groups: a request in flight still needs its replica.
     void (async () => {
       const cut = await gateway.close(options.drainMs).catch(() => 0);
+      access.close();
       if (cut > 0) process.stdout.write(`${cut} request(s) still in flight were cut\n`);
       process.stdout.write('stopping every group…\n');
       await reconciler.teardown();
