@@ -1,4 +1,4 @@
-// Admission: a replica takes at most as many requests as its engine has slots; the rest wait in a
+// Admission: a replica is sent at most admitted(slots) requests (backends.ts); the rest wait in a
 // bounded first-in, first-out queue per model, each with a deadline. A freed slot goes to the
 // queue's head before any newcomer. When the queue is full (or a wait passes its deadline) the
 // answer is 429 with a Retry-After worked out from the rate at which the model's requests have

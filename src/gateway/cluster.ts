@@ -11,7 +11,7 @@ import { clusterServiceTemplate } from '../runtime/kubernetes/render.js';
 import type { GroupStatusEntry } from '../runtime/kubernetes/service-status.js';
 import type { ServiceTemplate } from '../runtime/service-template.js';
 import { Watch } from '../runtime/kubernetes/api.js';
-import type { Backend, ModelEntry } from './backends.js';
+import { admitted, type Backend, type ModelEntry } from './backends.js';
 import type { GroupMetric } from './metrics.js';
 
 export interface InferenceServiceObject extends k8s.KubernetesObject {
@@ -59,7 +59,7 @@ export function clusterView(
         model: template.servedName,
         url: `http://${ip.includes(':') ? `[${ip}]` : ip}:${LEADER_PORT}`,
         ready: isReady,
-        slots: template.slots,
+        slots: admitted(template.slots),
         ...(template.tokenIds ? { tokenIds: template.tokenIds } : {}),
       });
     }

@@ -90,7 +90,7 @@ test('tandem up runs the example behind the gateway; status, logs and down work 
     assert.equal(again.status, 1);
     assert.match(again.stderr, /already running here/);
     const logs = cli('logs', 'tiny', '--replica', '1');
-    assert.match(logs.stdout, /model buffer size/);
+    assert.match(logs.stdout, /llama_server: model loaded/);
     assert.match(cli('logs', 'tiny', '--member', '1').stdout, /Accepted client connection/);
 
     const down = cli('down');
