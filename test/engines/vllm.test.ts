@@ -1,7 +1,8 @@
 // Real vLLM groups on this machine's CPU (vLLM from PyPI, the project's model in Hugging Face
 // layout), each group in its own network namespace: a 1-node group and 2-node groups split by
 // tensor and by pipeline answer through the gateway with the official `openai` client, the same
-// greedy text; a dead member recreates its group whole; nothing outside a group reaches its ports.
+// greedy text; a dead member recreates its group whole; a stream whose replica dies goes on on
+// another; nothing outside a group reaches its ports.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
@@ -15,6 +16,7 @@ import type { InferenceServiceInput } from '../../src/spec/schema.js';
 const spec = (
   name: string,
   parallelism: { nodes: number; tensor: number; pipeline: number },
+  replicas = 1,
 ): InferenceServiceInput => ({
   apiVersion: 'tandem.dev/v1alpha1',
   kind: 'InferenceService',
@@ -23,6 +25,7 @@ const spec = (
     model: { servedName: name, source: 'tandem://tiny-llama' },
     engine: { type: 'vllm', args: ['--max-model-len', '512', '--dtype', 'bfloat16'] },
     parallelism,
+    replicas,
     resources: { cpu: 1 },
     startupTimeout: '10m',
   },
@@ -35,7 +38,7 @@ let client: OpenAI;
 before(async () => {
   running = await startServices(
     [
-      spec('one', { nodes: 1, tensor: 1, pipeline: 1 }),
+      spec('one', { nodes: 1, tensor: 1, pipeline: 1 }, 2),
       spec('tp', { nodes: 2, tensor: 2, pipeline: 1 }),
       spec('pp', { nodes: 2, tensor: 1, pipeline: 2 }),
     ],
@@ -125,6 +128,34 @@ test('a killed leader takes its worker with it, and the group comes back', async
   }
   assert.equal(isAlive(worker!), false, 'a headless worker without its leader is stopped');
   await waitFor(running.reconciler, (s: ServiceSnapshot[]) => ready(s, 'pp', 1), 10 * 60_000);
+});
+
+test('a stream whose replica dies goes on on the other from the token ids vLLM streamed: the same greedy text', async () => {
+  const request = { model: 'one', prompt: 'The quick brown fox', max_tokens: 150, temperature: 0 };
+  const uninterrupted = (await client.completions.create(request)).choices[0]!.text;
+  const { data: stream, response } = await client.completions.create({ ...request, stream: true }).withResponse();
+  const replica = Number(response.headers.get('x-tandem-backend')!.split('/')[1]);
+  const serving = running.reconciler.snapshot().find((s) => s.name === 'one')!.groups[replica]!;
+  let text = '';
+  let finish: string | null | undefined;
+  let events = 0;
+  for await (const chunk of stream) {
+    if (events++ === 0) process.kill(serving.members[0]!.pid!, 'SIGKILL');
+    text += chunk.choices[0]?.text ?? '';
+    finish = chunk.choices[0]?.finish_reason ?? finish;
+    assert.equal(
+      (chunk.choices[0] as { token_ids?: unknown }).token_ids,
+      undefined,
+      'ids the gateway asked for are not passed on',
+    );
+  }
+  assert.equal(finish, 'length');
+  assert.equal(text, uninterrupted);
+  await waitFor(
+    running.reconciler,
+    (s: ServiceSnapshot[]) => s.find((x) => x.name === 'one')!.groups.every((g) => g.phase === 'Ready'),
+    10 * 60_000,
+  );
 });
 
 function ready(services: ServiceSnapshot[], name: string, restarts: number): boolean {
