@@ -10,7 +10,7 @@ import OpenAI from 'openai';
 import { gatewayFor } from '../../src/gateway/attach.js';
 import type { Gateway } from '../../src/gateway/server.js';
 import type { ServiceSnapshot } from '../../src/runtime/reconciler.js';
-import { isAlive, startServices, waitFor, type Running } from '../helpers.js';
+import { isAlive, scrape, startServices, waitFor, type Running } from '../helpers.js';
 import type { InferenceServiceInput } from '../../src/spec/schema.js';
 
 const spec = (
@@ -151,6 +151,7 @@ test('a stream whose replica dies goes on on the other from the token ids vLLM s
   }
   assert.equal(finish, 'length');
   assert.equal(text, uninterrupted);
+  assert.equal((await scrape(gateway.url))['tandem_gateway_stream_failovers_total{model="one"}'], 1);
   await waitFor(
     running.reconciler,
     (s: ServiceSnapshot[]) => s.find((x) => x.name === 'one')!.groups.every((g) => g.phase === 'Ready'),
