@@ -19,6 +19,8 @@ export interface ModelEntry {
   id: string;
   replicas: number;
   readyReplicas: number;
+  /** While none is ready: when the first should be (ms), from the service's measured startup time. */
+  readyAt?: number;
 }
 
 /**
@@ -45,11 +47,15 @@ export function backendsFrom(services: ServiceSnapshot[]): Backend[] {
 }
 
 export function modelsFrom(services: ServiceSnapshot[]): ModelEntry[] {
-  return services.map((s) => ({
-    id: s.servedName,
-    replicas: s.replicas,
-    readyReplicas: s.groups.filter((g) => g.phase === 'Ready').length,
-  }));
+  return services.map((s) => {
+    const readyReplicas = s.groups.filter((g) => g.phase === 'Ready').length;
+    const starts = s.groups.flatMap((g) => (g.createdAt === undefined || g.failed ? [] : [g.createdAt]));
+    const readyAt =
+      readyReplicas === 0 && s.startupMs !== undefined && starts.length > 0
+        ? Math.min(...starts) + s.startupMs
+        : undefined;
+    return { id: s.servedName, replicas: s.replicas, readyReplicas, ...(readyAt ? { readyAt } : {}) };
+  });
 }
 
 /**

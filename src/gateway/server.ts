@@ -31,7 +31,7 @@ const ROUTED = new Set(['/v1/chat/completions', '/v1/completions']);
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 /** Times one stream is continued on another replica after its own failed. */
 const MAX_FAILOVERS = 2;
-/** Seconds a client should wait before retrying when no replica is ready. */
+/** Seconds a client should wait before retrying when no replica is ready and nothing says when one will be. */
 const RETRY_AFTER_S = 2;
 /** Response headers passed through from the engine; the rest are hop-by-hop or the gateway's own. */
 const PASSED_HEADERS = ['content-type', 'content-length', 'retry-after'];
@@ -404,8 +404,11 @@ export class Gateway {
     }
     if (res.headersSent) return this.endStream(res, lastError);
     if (tried.size === 0) {
+      // When the first replica should be ready, from the service's measured startup time.
+      const readyAt = this.options.models().find((m) => m.id === model)?.readyAt;
+      const retryAfterS = readyAt === undefined ? RETRY_AFTER_S : Math.max(1, Math.ceil((readyAt - Date.now()) / 1000));
       throw new HttpError(503, 'no_ready_replica', `no replica of '${model}' is ready yet`, 'service_unavailable', {
-        'retry-after': String(RETRY_AFTER_S),
+        'retry-after': String(retryAfterS),
       });
     }
     if (timedOut)

@@ -42,6 +42,8 @@ export interface GroupSnapshot {
   failed?: string;
   /** The template its members run (absent while it has none); differs from the service's while it rolls. */
   templateHash?: string;
+  /** When its oldest current member was created (ms): where a start that is under way began. */
+  createdAt?: number;
   members: MemberSnapshot[];
 }
 
@@ -52,6 +54,8 @@ export interface ServiceSnapshot {
   /** Requests one group serves at once. */
   slots: number;
   tokenIds?: StreamTokenIds;
+  /** How long its groups took from creation to Ready: the median of the last few starts. */
+  startupMs?: number;
   templateHash: string;
   groups: GroupSnapshot[];
 }
@@ -82,6 +86,8 @@ interface ServiceState {
   endpoints: Map<number, Endpoint[]>;
   rendered: Map<number, GroupTemplate>;
   groups: Map<number, GroupSnapshot>;
+  /** The last few groups' times from creation to Ready (ms). */
+  startups: number[];
   dirty: boolean;
   running?: Promise<void>;
   timer?: NodeJS.Timeout;
@@ -135,6 +141,7 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
         endpoints: new Map(),
         rendered: new Map(),
         groups: new Map(),
+        startups: [],
         dirty: false,
         errors: 0,
       });
@@ -180,12 +187,13 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
   }
 
   snapshot(): ServiceSnapshot[] {
-    return [...this.services.values()].map(({ template, groups }) => ({
+    return [...this.services.values()].map(({ template, groups, startups }) => ({
       name: template.name,
       servedName: template.servedName,
       replicas: template.replicas,
       slots: template.slots,
       ...(template.tokenIds ? { tokenIds: template.tokenIds } : {}),
+      ...(startups.length > 0 ? { startupMs: median(startups) } : {}),
       templateHash: template.hash,
       groups: [...groups.values()].sort((a, b) => a.replica - b.replica),
     }));
@@ -298,7 +306,15 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
         );
       }
       if (previous && previous.phase !== decision.phase) {
-        if (decision.phase === 'Ready') this.record(name, replica, 'GroupReady', 'group ready');
+        if (decision.phase === 'Ready') {
+          this.record(name, replica, 'GroupReady', 'group ready');
+          // A start's length: from its members' creation (not a rollout's old members') to Ready.
+          const created = oldest(members.filter((m) => m.templateHash === t.hash && !m.terminating));
+          if ((previous.phase === 'Starting' || previous.phase === 'Pending') && created !== undefined) {
+            state.startups.push(now - created);
+            if (state.startups.length > KEPT_STARTUPS) state.startups.shift();
+          }
+        }
         if (decision.phase === 'Updating' && previous.phase !== 'Updating')
           this.record(name, replica, 'GroupRolling', `rolling group to template ${t.hash}`);
       }
@@ -385,6 +401,19 @@ function dueIn(template: GroupTemplate, members: ObservedMember[], status: Group
   return Math.min(...due.filter((d) => d > 0), Infinity);
 }
 
+/** Starts whose durations make a service's measured startup time. */
+const KEPT_STARTUPS = 5;
+
+/** When the oldest of these members was created; none for none. */
+function oldest(members: ObservedMember[]): number | undefined {
+  return members.length === 0 ? undefined : Math.min(...members.map((m) => m.createdAt));
+}
+
+function median(xs: number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
 function groupSnapshot(
   replica: number,
   phase: GroupPhase,
@@ -400,6 +429,7 @@ function groupSnapshot(
     ...(status.lastFailure ? { lastFailure: status.lastFailure } : {}),
     ...(status.failed ? { failed: status.failed.reason } : {}),
     ...hashOf(observed),
+    ...(observed.length > 0 ? { createdAt: oldest(observed) } : {}),
     members: template.members.map((m) => {
       const seen =
         observed.find((o) => o.index === m.index && !o.terminating) ?? observed.find((o) => o.index === m.index);

@@ -64,3 +64,38 @@ test('a snapshot becomes backends (one per group leader) and models with ready c
   ]);
   assert.deepEqual(modelsFrom(snapshot), [{ id: 'm', replicas: 3, readyReplicas: 1 }]);
 });
+
+test('with no replica ready, a model says when the first should be: its oldest start plus the measured startup time', () => {
+  const group = (replica: number, createdAt: number, extra = {}) => ({
+    replica,
+    phase: 'Starting' as const,
+    leader: { host: '127.1.1.1', port: 9 },
+    restarts: 0,
+    members: [],
+    createdAt,
+    ...extra,
+  });
+  const svc = (groups: ServiceSnapshot['groups'], startupMs?: number): ServiceSnapshot[] => [
+    {
+      name: 's',
+      servedName: 'm',
+      replicas: 2,
+      slots: 4,
+      templateHash: 'h',
+      groups,
+      ...(startupMs ? { startupMs } : {}),
+    },
+  ];
+  assert.equal(modelsFrom(svc([group(0, 5_000), group(1, 3_000)], 40_000))[0]!.readyAt, 43_000);
+  assert.equal(modelsFrom(svc([group(0, 5_000)]))[0]!.readyAt, undefined, 'no start measured yet');
+  assert.equal(
+    modelsFrom(svc([group(0, 5_000, { failed: 'past its budget' })], 40_000))[0]!.readyAt,
+    undefined,
+    'a Failed group is not coming',
+  );
+  assert.equal(
+    modelsFrom(svc([{ ...group(0, 5_000), phase: 'Ready' }, group(1, 3_000)], 40_000))[0]!.readyAt,
+    undefined,
+    'one is ready',
+  );
+});

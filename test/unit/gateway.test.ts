@@ -80,6 +80,24 @@ test('a kept-alive connection the engine closed as it was reused is not a failur
   }
 });
 
+test("with no replica ready, the 503's Retry-After is when the first should be, from the measured startup time", async () => {
+  const readyAt = Date.now() + 7_000;
+  const gateway = new Gateway({
+    host: '127.0.0.1',
+    port: 0,
+    backends: () => [{ id: 'm/0', model: MODEL, url: 'http://127.0.0.1:9', ready: false }],
+    models: () => [{ id: MODEL, replicas: 1, readyReplicas: 0, readyAt }],
+  });
+  await gateway.listen();
+  try {
+    const res = await post(gateway.url, { model: MODEL, prompt: 'Hi' });
+    assert.equal(res.status, 503);
+    assert.equal(res.headers.get('retry-after'), '7');
+  } finally {
+    await gateway.close();
+  }
+});
+
 test("a lone replica's 503 reaches the client as the engine sent it, Retry-After included", async () => {
   const { gateway, close } = await gatewayOver([['loading', { kind: 'loading', retryAfter: '7' }]]);
   try {

@@ -150,6 +150,8 @@ test('a spec change at any time rolls the groups; scaling changes the count', as
   r.apply(service('a', 2));
   r.start();
   await until(r, ready('a', 2));
+  const startupMs = r.snapshot()[0]!.startupMs;
+  assert.ok(startupMs !== undefined && startupMs >= 0 && startupMs < 5_000, `measured startup: ${startupMs}`);
   r.apply(service('a', 3, 'h2'));
   await until(r, (s) => ready('a', 3)(s) && [...platform.members.values()].every((m) => m.templateHash === 'h2'));
   r.apply(service('a', 1, 'h2'));
