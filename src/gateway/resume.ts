@@ -110,11 +110,11 @@ export class ResumableStream {
     return out;
   }
 
-  /** Whatever was left of a last line without its newline. */
-  flush(): string {
+  /** A last line the stream ended without its newline, as the client is to see it. */
+  flush(continuing: boolean): string {
     const rest = this.partial;
     this.partial = '';
-    return rest;
+    return rest === '' ? '' : (this.event(rest, continuing) ?? '');
   }
 
   /** The next request, going on from what the client has; none when that cannot be done. */
@@ -128,7 +128,13 @@ export class ResumableStream {
       r[limit] = left;
     }
     if (this.path === CHAT) {
-      r.messages = [...(r.messages as unknown[]), { role: 'assistant', content: this.text }];
+      const messages = r.messages as { role?: unknown; content?: unknown }[];
+      const last = messages.at(-1);
+      // A client's own assistant prefix is continued as one message with what was generated.
+      r.messages =
+        last?.role === 'assistant' && typeof last.content === 'string'
+          ? [...messages.slice(0, -1), { ...last, content: last.content + this.text }]
+          : [...messages, { role: 'assistant', content: this.text }];
       r.continue_final_message = true;
       r.add_generation_prompt = false;
     } else {

@@ -473,7 +473,7 @@ export class Gateway {
           return undefined;
         }
       }
-      if (rewrite) await write(rewrite.flush());
+      if (rewrite) await write(rewrite.flush(continuing));
     } catch (err) {
       if (res.destroyed) return undefined;
       this.breakers.failed(backend.id, performance.now());

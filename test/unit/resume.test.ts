@@ -114,6 +114,24 @@ test('chat: the text so far becomes the assistant message to continue; the conti
   );
 });
 
+test("chat: a client's own assistant prefix is continued as one message; a last line without its newline is rewritten too", () => {
+  const messages = [
+    { role: 'user', content: 'Hi' },
+    { role: 'assistant', content: 'Well,' },
+  ];
+  const s = ResumableStream.for('/v1/chat/completions', { messages, stream: true }, 'llama-server')!;
+  s.relay(sse({ id: 'c', choices: [{ index: 0, delta: { content: ' yes' } }], __verbose: { tokens: [1] } }), false);
+  assert.deepEqual(body(s.continuation()!).messages, [
+    { role: 'user', content: 'Hi' },
+    { role: 'assistant', content: 'Well, yes' },
+  ]);
+  s.relay(
+    `data: ${JSON.stringify({ id: 'd', choices: [{ index: 0, delta: { content: '!' } }], __verbose: {} })}`,
+    true,
+  );
+  assert.deepEqual(JSON.parse(s.flush(true).slice(6)), { id: 'c', choices: [{ index: 0, delta: { content: '!' } }] });
+});
+
 test('what a dead replica left half-sent: a partial line is dropped, an open event is closed first', () => {
   const s = ResumableStream.for('/v1/completions', { prompt: 'p', stream: true })!;
   const event = JSON.stringify({ id: 'a', choices: [{ index: 0, text: 'x', finish_reason: null }] });
