@@ -140,3 +140,27 @@ export async function scrape(baseUrl: string): Promise<Record<string, number>> {
   }
   return out;
 }
+
+interface StreamedChunk {
+  choices: { text?: string; delta?: { content?: string | null }; finish_reason?: string | null }[];
+}
+
+/**
+ * Reads a streamed completion or chat to its end, handing each event to `atEvent` with its number:
+ * the text it carried and its last finish_reason.
+ */
+export async function readStream<C extends StreamedChunk>(
+  stream: AsyncIterable<C>,
+  atEvent: (n: number, chunk: C) => void = () => {},
+): Promise<{ text: string; finish?: string }> {
+  let text = '';
+  let finish: string | undefined;
+  let n = 0;
+  for await (const chunk of stream) {
+    atEvent(n++, chunk);
+    const choice = chunk.choices[0];
+    text += choice?.text ?? choice?.delta?.content ?? '';
+    finish = choice?.finish_reason ?? finish;
+  }
+  return { text, ...(finish ? { finish } : {}) };
+}

@@ -36,6 +36,24 @@ import type { GatewaySettings } from './gateway.js';
 
 const DEFAULT_DRAIN_MS = 30_000;
 
+/** The gateway's flags, as `up` and `gateway` both take them. */
+const GATEWAY_FLAGS = `  --port N                  the gateway's port (default 8080)
+  --host H                  the gateway's address (default 127.0.0.1; 0.0.0.0 to listen wider,
+                            which needs --api-keys or --insecure-no-auth)
+  --api-keys FILE           require an API key (Authorization: Bearer) from FILE ('tandem keys add'):
+                            401 without a valid one, 403 for a model it may not use, 429 past its rate
+  --insecure-no-auth        serve beyond loopback without keys
+  --routing P               prefix (default: a request goes to the replica that served its prompt's
+                            prefix, unless it is 4 requests busier than the least busy one) or
+                            least-outstanding
+  --connect-timeout D       connecting to a replica (default 5s)
+  --first-byte-timeout D    from request to the first byte of the answer: a whole generation when
+                            not streaming (default 10m); past it another replica is tried, then 504
+  --idle-timeout D          between two chunks of an answer (default 60s)
+  --drain-timeout D         on Ctrl-C or SIGTERM, how long requests in flight may take to finish
+                            before it stops (default 30s)
+Durations: 90s, 10m, 1h30m, 500ms.`;
+
 const USAGE: Record<string, string> = {
   tandem: `tandem: run large language models that span several machines
 
@@ -67,23 +85,8 @@ every model behind one OpenAI-compatible endpoint, and shows their status. Ctrl-
 stops every process it started.
 
 Options:
-  --port N                  the gateway's port (default 8080)
-  --host H                  the gateway's address (default 127.0.0.1; 0.0.0.0 to listen wider,
-                            which needs --api-keys or --insecure-no-auth)
-  --api-keys FILE           require an API key (Authorization: Bearer) from FILE ('tandem keys add'):
-                            401 without a valid one, 403 for a model it may not use, 429 past its rate
-  --insecure-no-auth        serve beyond loopback without keys
-  --routing P               prefix (default: a request goes to the replica that served its prompt's
-                            prefix, unless it is 4 requests busier than the least busy one) or
-                            least-outstanding
   --log-dir DIR             where member logs go (default: $TANDEM_STATE/logs, ./.tandem/logs)
-  --connect-timeout D       connecting to a replica (default 5s)
-  --first-byte-timeout D    from request to the first byte of the answer: a whole generation when
-                            not streaming (default 10m); past it another replica is tried, then 504
-  --idle-timeout D          between two chunks of an answer (default 60s)
-  --drain-timeout D         on Ctrl-C or SIGTERM, how long requests in flight may take to finish
-                            before the groups stop (default 30s)
-Durations: 90s, 10m, 1h30m, 500ms.`,
+${GATEWAY_FLAGS}`,
   status: `Usage: tandem status [--json] [--kubeconfig FILE [--namespace NS]]
 
 Shows the gateway and every group member of the 'tandem up' running from this folder (its state is
@@ -108,22 +111,7 @@ groups (from the objects' status) are reached at their leader pods' IPs. The acc
 goes to stdout. SIGTERM drains, then stops. 'tandem install' runs it in the cluster.
 
 Options:
-  --port N                  the gateway's port (default 8080)
-  --host H                  the gateway's address (default 127.0.0.1; 0.0.0.0 to listen wider,
-                            which needs --api-keys or --insecure-no-auth)
-  --api-keys FILE           require an API key (Authorization: Bearer) from FILE ('tandem keys add'):
-                            401 without a valid one, 403 for a model it may not use, 429 past its rate
-  --insecure-no-auth        serve beyond loopback without keys
-  --routing P               prefix (default: a request goes to the replica that served its prompt's
-                            prefix, unless it is 4 requests busier than the least busy one) or
-                            least-outstanding
-  --connect-timeout D       connecting to a replica (default 5s)
-  --first-byte-timeout D    from request to the first byte of the answer: a whole generation when
-                            not streaming (default 10m); past it another replica is tried, then 504
-  --idle-timeout D          between two chunks of an answer (default 60s)
-  --drain-timeout D         on Ctrl-C or SIGTERM, how long requests in flight may take to finish
-                            before the groups stop (default 30s)
-Durations: 90s, 10m, 1h30m, 500ms.
+${GATEWAY_FLAGS}
 Kubeconfig: --kubeconfig, else KUBECONFIG, else ~/.kube/config, else the pod's service account.`,
   install: `Usage: tandem install --image IMAGE [--namespace NS]
 

@@ -3,21 +3,17 @@
 // (their IPs), both watched by informers. A Ready group is reached at its leader pod's IP, as a
 // Kubernetes Service reaches its endpoints, so the gateway needs no cluster DNS.
 import * as k8s from '@kubernetes/client-node';
-import { validateDocument } from '../spec/load.js';
-import { API_VERSION } from '../spec/schema.js';
-import { GROUP, PLURAL, VERSION } from '../runtime/kubernetes/crd.js';
+import { PLURAL } from '../runtime/kubernetes/crd.js';
+import {
+  inferenceServiceInformer,
+  readInferenceService,
+  type InferenceServiceObject,
+} from '../runtime/kubernetes/inference-services.js';
 import { LABEL, LEADER_PORT } from '../runtime/kubernetes/objects.js';
-import { clusterServiceTemplate } from '../runtime/kubernetes/render.js';
-import type { GroupStatusEntry } from '../runtime/kubernetes/service-status.js';
 import type { ServiceTemplate } from '../runtime/service-template.js';
 import { Watch } from '../runtime/kubernetes/api.js';
 import { admitted, type Backend, type ModelEntry } from './backends.js';
 import type { GroupMetric } from './metrics.js';
-
-export interface InferenceServiceObject extends k8s.KubernetesObject {
-  spec?: unknown;
-  status?: { groups?: GroupStatusEntry[] };
-}
 
 export interface ClusterView {
   backends: Backend[];
@@ -68,23 +64,6 @@ export function clusterView(
   return view;
 }
 
-/** An object's service template, or what is wrong with its spec. */
-export function objectTemplate(object: InferenceServiceObject, namespace: string): ServiceTemplate | string {
-  const name = object.metadata?.name ?? '';
-  const { service, problems } = validateDocument({
-    apiVersion: API_VERSION,
-    kind: 'InferenceService',
-    metadata: { name },
-    spec: object.spec,
-  });
-  if (!service) return problems.join('; ');
-  try {
-    return clusterServiceTemplate({ service, namespace, uid: object.metadata?.uid ?? '' });
-  } catch (err) {
-    return (err as Error).message;
-  }
-}
-
 /** Keeps a ClusterView of one namespace current. */
 export class ClusterBackends {
   private view: ClusterView = { backends: [], models: [], groups: [] };
@@ -98,19 +77,8 @@ export class ClusterBackends {
     private readonly namespace: string,
     private readonly log: (line: string) => void,
   ) {
-    const custom = kc.makeApiClient(k8s.CustomObjectsApi);
     const core = kc.makeApiClient(k8s.CoreV1Api);
-    this.objects = k8s.makeInformer(
-      kc,
-      `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}`,
-      () =>
-        custom.listNamespacedCustomObject({
-          group: GROUP,
-          version: VERSION,
-          namespace,
-          plural: PLURAL,
-        }) as Promise<k8s.KubernetesListObject<InferenceServiceObject>>,
-    );
+    this.objects = inferenceServiceInformer(kc, namespace);
     const leaders = `${LABEL.member}=0`;
     this.leaders = k8s.makeInformer(
       kc,
@@ -151,9 +119,8 @@ export class ClusterBackends {
   private templateOf(object: InferenceServiceObject): ServiceTemplate | undefined {
     const key = `${object.metadata?.uid}/${object.metadata?.generation}`;
     if (this.templates.has(key)) return this.templates.get(key);
-    const made = objectTemplate(object, this.namespace);
-    if (typeof made === 'string') this.log(`tandem: ${object.metadata?.name}: ${made}`);
-    const template = typeof made === 'string' ? undefined : made;
+    const { template, problem } = readInferenceService(object, this.namespace);
+    if (problem) this.log(`tandem: ${object.metadata?.name}: ${problem}`);
     this.templates.set(key, template);
     return template;
   }

@@ -231,10 +231,15 @@ export class Gateway {
       if (denied) throw this.denial(denied);
       this.metrics.keyRequests.inc({ key: key.name });
     }
-    // Hashing the prompt is worth it only where there is a choice of replica.
-    const choice = (this.options.routing ?? 'prefix') === 'prefix' && this.current(model).length > 1;
+    // Hashing the prompt, and making a stream resumable, are worth it only where there is a choice of replica.
+    const replicas = this.current(model);
+    const choice = (this.options.routing ?? 'prefix') === 'prefix' && replicas.length > 1;
     const keys = choice ? prefixKeys(promptText(parsed)) : [];
-    await this.forward(req, res, path, body, parsed, model, keys, key);
+    const stream =
+      replicas.length > 1 && (parsed as { stream?: unknown }).stream === true
+        ? ResumableStream.for(path, parsed, replicas[0]!.tokenIds) // a model's replicas run one engine
+        : undefined;
+    await this.forward(req, res, path, body, stream, model, keys, key);
   }
 
   private current(model: string): Backend[] {
@@ -294,7 +299,7 @@ export class Gateway {
     res: ServerResponse,
     path: string,
     body: Buffer,
-    parsed: unknown,
+    stream: ResumableStream | undefined,
     model: string,
     keys: string[],
     key: KeyEntry | undefined,
@@ -303,9 +308,6 @@ export class Gateway {
     res.on('close', () => {
       if (!res.writableFinished) abort.abort(); // the client went away: stop the generation upstream
     });
-    // Only where another replica could take a stream over is it made resumable (its events parsed).
-    const replicas = (parsed as { stream?: unknown }).stream === true ? this.current(model) : [];
-    const stream = replicas.length > 1 ? ResumableStream.for(path, parsed, replicas[0]!.tokenIds) : undefined;
     let payload = stream?.body ?? body;
     const timing = { started: performance.now(), last: 0 };
     const tried = new Set<string>();

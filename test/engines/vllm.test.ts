@@ -10,7 +10,7 @@ import OpenAI from 'openai';
 import { gatewayFor } from '../../src/gateway/attach.js';
 import type { Gateway } from '../../src/gateway/server.js';
 import type { ServiceSnapshot } from '../../src/runtime/reconciler.js';
-import { isAlive, scrape, startServices, waitFor, type Running } from '../helpers.js';
+import { isAlive, readStream, scrape, startServices, waitFor, type Running } from '../helpers.js';
 import type { InferenceServiceInput } from '../../src/spec/schema.js';
 
 const spec = (
@@ -136,19 +136,14 @@ test('a stream whose replica dies goes on on the other from the token ids vLLM s
   const { data: stream, response } = await client.completions.create({ ...request, stream: true }).withResponse();
   const replica = Number(response.headers.get('x-tandem-backend')!.split('/')[1]);
   const serving = running.reconciler.snapshot().find((s) => s.name === 'one')!.groups[replica]!;
-  let text = '';
-  let finish: string | null | undefined;
-  let events = 0;
-  for await (const chunk of stream) {
-    if (events++ === 0) process.kill(serving.members[0]!.pid!, 'SIGKILL');
-    text += chunk.choices[0]?.text ?? '';
-    finish = chunk.choices[0]?.finish_reason ?? finish;
+  const { text, finish } = await readStream(stream, (n, chunk) => {
+    if (n === 0) process.kill(serving.members[0]!.pid!, 'SIGKILL');
     assert.equal(
       (chunk.choices[0] as { token_ids?: unknown }).token_ids,
       undefined,
       'ids the gateway asked for are not passed on',
     );
-  }
+  });
   assert.equal(finish, 'length');
   assert.equal(text, uninterrupted);
   assert.equal((await scrape(gateway.url))['tandem_gateway_stream_failovers_total{model="one"}'], 1);

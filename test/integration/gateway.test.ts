@@ -6,7 +6,17 @@ import { gatewayFor } from '../../src/gateway/attach.js';
 import { freePort } from '../../src/util/net.js';
 import { Gateway } from '../../src/gateway/server.js';
 import type { Backend, ModelEntry } from '../../src/gateway/backends.js';
-import { allReady, isAlive, readLog, scrape, startServices, tinySpec, waitFor, type Running } from '../helpers.js';
+import {
+  allReady,
+  isAlive,
+  readLog,
+  readStream,
+  scrape,
+  startServices,
+  tinySpec,
+  waitFor,
+  type Running,
+} from '../helpers.js';
 
 let running: Running;
 let gateway: Gateway;
@@ -143,14 +153,9 @@ test('a worker killed mid-stream: the stream goes on on the other replica, whole
   const backend = response.headers.get('x-tandem-backend')!;
   const replica = Number(backend.split('/')[1]);
   const group = running.reconciler.snapshot()[0]!.groups.find((g) => g.replica === replica)!;
-  let text = '';
-  let finish: string | null | undefined;
-  let events = 0;
-  for await (const chunk of stream) {
-    if (events++ === 0) process.kill(group.members[1]!.pid!, 'SIGKILL');
-    text += chunk.choices[0]?.text ?? '';
-    finish = chunk.choices[0]?.finish_reason ?? finish;
-  }
+  const { text, finish } = await readStream(stream, (n) => {
+    if (n === 0) process.kill(group.members[1]!.pid!, 'SIGKILL');
+  });
   assert.equal(finish, 'length');
   assert.equal(text, uninterrupted, 'greedy: the continued stream says what the uninterrupted one does');
   assert.equal(await failovers(), before + 1, 'the stream was continued once');
@@ -164,14 +169,9 @@ test('a worker killed mid-stream: the stream goes on on the other replica, whole
   const chatGroup = running.reconciler
     .snapshot()[0]!
     .groups.find((g) => `pair/${g.replica}` === chatStream.response.headers.get('x-tandem-backend'))!;
-  let chatText = '';
-  let chatFinish: string | null | undefined;
-  let chatEvents = 0;
-  for await (const chunk of chatStream.data) {
-    if (chatEvents++ === 1) process.kill(chatGroup.members[1]!.pid!, 'SIGKILL');
-    chatText += chunk.choices[0]?.delta?.content ?? '';
-    chatFinish = chunk.choices[0]?.finish_reason ?? chatFinish;
-  }
+  const { text: chatText, finish: chatFinish } = await readStream(chatStream.data, (n) => {
+    if (n === 1) process.kill(chatGroup.members[1]!.pid!, 'SIGKILL');
+  });
   assert.equal(chatFinish, 'length');
   assert.ok(chatText.length > 0);
   assert.equal(await failovers(), before + 2);

@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type * as k8s from '@kubernetes/client-node';
-import { clusterView, objectTemplate, type InferenceServiceObject } from '../../src/gateway/cluster.js';
+import { clusterView } from '../../src/gateway/cluster.js';
+import { readInferenceService, type InferenceServiceObject } from '../../src/runtime/kubernetes/inference-services.js';
 import { LABEL } from '../../src/runtime/kubernetes/objects.js';
 
 const object = (name: string, phases: string[], spec: Record<string, unknown> = {}) => ({
@@ -20,10 +21,7 @@ const leader = (service: string, replica: number, ip: string | undefined, ready 
   metadata: { labels: { [LABEL.service]: service, [LABEL.replica]: String(replica), [LABEL.member]: '0' } },
   status: { ...(ip ? { podIP: ip } : {}), conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] },
 });
-const templateOf = (o: InferenceServiceObject) => {
-  const made = objectTemplate(o, 'ns');
-  return typeof made === 'string' ? undefined : made;
-};
+const templateOf = (o: InferenceServiceObject) => readInferenceService(o, 'ns').template;
 
 test("a group is served at its leader pod's IP while its phase and its leader are both Ready", () => {
   const view = clusterView(
@@ -59,7 +57,7 @@ test("a group is served at its leader pod's IP while its phase and its leader ar
 });
 
 test('an object whose spec is invalid serves nothing (the operator says why in its status)', () => {
-  assert.match(objectTemplate(object('bad', ['Ready'], { replicas: -1 }), 'ns') as string, /replicas/);
+  assert.match(readInferenceService(object('bad', ['Ready'], { replicas: -1 }), 'ns').problem!, /replicas/);
   const view = clusterView([object('bad', ['Ready'], { replicas: -1 })], [leader('bad', 0, '127.244.0.9')], templateOf);
   assert.deepEqual(view, { backends: [], models: [], groups: [] });
 });

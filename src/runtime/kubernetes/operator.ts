@@ -5,19 +5,13 @@
 import * as k8s from '@kubernetes/client-node';
 import { Reconciler, type ReconcilerEvent, type ServiceSnapshot } from '../reconciler.js';
 import type { GroupStatus, StatusStore } from '../types.js';
-import { validateDocument } from '../../spec/load.js';
-import { API_VERSION } from '../../spec/schema.js';
 import { KubernetesPlatform } from './platform.js';
 import { GROUP, PLURAL, VERSION } from './crd.js';
+import { inferenceServiceInformer, readInferenceService, type InferenceServiceObject } from './inference-services.js';
+import { groupStatuses, serviceStatus } from './service-status.js';
 import type { ServiceObject } from './objects.js';
-import { clusterServiceTemplate } from './render.js';
-import { groupStatuses, serviceStatus, type Condition, type GroupStatusEntry } from './service-status.js';
+import { API_VERSION } from '../../spec/schema.js';
 import { apiMessage, ignoreStatus, Watch } from './api.js';
-
-interface InferenceServiceObject extends k8s.KubernetesObject {
-  spec?: unknown;
-  status?: { groups?: GroupStatusEntry[]; conditions?: Condition[] };
-}
 
 interface Tracked {
   object: InferenceServiceObject;
@@ -54,17 +48,7 @@ export class Operator implements StatusStore {
     this.core = kc.makeApiClient(k8s.CoreV1Api);
     this.platform = new KubernetesPlatform(kc, namespace, (name) => this.tracked.get(name)?.valid, this.log);
     this.reconciler = new Reconciler(this.platform, this, { resyncMs: options.resyncMs ?? 30_000 });
-    this.objects = k8s.makeInformer(
-      kc,
-      `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}`,
-      () =>
-        this.custom.listNamespacedCustomObject({
-          group: GROUP,
-          version: VERSION,
-          namespace,
-          plural: PLURAL,
-        }) as Promise<k8s.KubernetesListObject<InferenceServiceObject>>,
-    );
+    this.objects = inferenceServiceInformer(kc, namespace);
     this.watch = new Watch(this.objects, PLURAL, this.log);
     this.objects.on('add', (o) => this.sync(o));
     this.objects.on('update', (o) => this.sync(o));
@@ -119,22 +103,13 @@ export class Operator implements StatusStore {
     this.tracked.set(name, t);
     // A status write of ours, or a metadata change: the spec is as it was.
     if (known && seenGeneration === object.metadata?.generation) return;
-    const { service, problems } = validateDocument({
-      apiVersion: API_VERSION,
-      kind: 'InferenceService',
-      metadata: { name },
-      spec: object.spec,
-    });
-    let invalid = problems.join('; ') || undefined;
-    if (service) {
-      t.valid = { service, namespace: this.options.namespace, uid: object.metadata?.uid ?? '' };
-      try {
-        this.reconciler.apply(clusterServiceTemplate(t.valid));
-        t.invalid = undefined;
-      } catch (err) {
-        invalid = (err as Error).message;
-      }
+    const read = readInferenceService(object, this.options.namespace);
+    if (read.valid) t.valid = read.valid;
+    if (read.template) {
+      this.reconciler.apply(read.template);
+      t.invalid = undefined;
     }
+    const invalid = read.problem;
     if (invalid) {
       t.invalid = invalid;
       this.log(`tandem: ${name}: ${invalid}`);
