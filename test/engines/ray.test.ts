@@ -70,7 +70,12 @@ test('a Ray head and a worker form a 2-node cluster; the group is Ready only onc
   reconciler.apply(template);
   reconciler.start();
   await waitFor(reconciler, allReady, 5 * 60_000);
-  const leaderLog = readFileSync(platform.logPath({ service: 'ray', replica: 0 }, 0), 'utf8');
+  // Member output reaches its file within 50 ms (gathered into one write): read once it is there.
+  const path = platform.logPath({ service: 'ray', replica: 0 }, 0);
+  for (let i = 0; i < 50 && !readFileSync(path, 'utf8').includes('ray nodes alive'); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const leaderLog = readFileSync(path, 'utf8');
   // The serving command ran once, after the head saw the worker's node from its own address.
   assert.deepEqual(leaderLog.match(/ray nodes alive: .*/g), ["ray nodes alive: ['127.0.0.1', '127.0.0.2']"]);
   const group = reconciler.snapshot()[0]!.groups[0]!;
