@@ -7,6 +7,7 @@ import { parseDuration } from '../spec/duration.js';
 import { parseQuantity } from '../spec/quantity.js';
 import { groupEnv, type ServiceTemplate } from '../runtime/service-template.js';
 import type { Endpoint, GroupRef, MemberTemplate } from '../runtime/types.js';
+import { autoscalingOf } from '../autoscaler/config.js';
 
 /** How an engine's streams report the ids of the tokens they send (for continuing them elsewhere). */
 export type StreamTokenIds = 'llama-server' | 'vllm';
@@ -32,12 +33,14 @@ export function engineServiceTemplate(service: InferenceService, engine: EngineR
   const hash = createHash('sha256')
     .update(
       JSON.stringify({
-        spec: { ...spec, replicas: undefined, rollout: undefined, failurePolicy: undefined },
+        spec: { ...spec, replicas: undefined, rollout: undefined, failurePolicy: undefined, autoscaling: undefined },
         engine: engine.identity,
       }),
     )
     .digest('hex')
     .slice(0, 12);
+  const slots = flagValue(spec.engine.args, engine.slots.flags) ?? engine.slots.fallback;
+  const autoscaling = spec.autoscaling && autoscalingOf(spec.autoscaling, slots);
   return {
     name: service.metadata.name,
     servedName: spec.model.servedName,
@@ -45,7 +48,8 @@ export function engineServiceTemplate(service: InferenceService, engine: EngineR
     size: engine.size,
     hash,
     rollout: spec.rollout,
-    slots: flagValue(spec.engine.args, engine.slots.flags) ?? engine.slots.fallback,
+    slots,
+    ...(autoscaling ? { autoscaling } : {}),
     ...(engine.isolated ? { isolated: true } : {}),
     ...(engine.tokenIds ? { tokenIds: engine.tokenIds } : {}),
     render: (group, endpoints) => ({

@@ -58,6 +58,16 @@ export interface ServiceSnapshot {
   startupMs?: number;
   templateHash: string;
   groups: GroupSnapshot[];
+  /** Present when an autoscaler owns `replicas`. */
+  autoscaling?: { minReplicas: number; maxReplicas: number; last?: ScaleDecision };
+}
+
+/** An autoscaler's change of a service's replicas, and why. */
+export interface ScaleDecision {
+  at: number;
+  from: number;
+  to: number;
+  reason: string;
 }
 
 export interface ReconcilerEvent {
@@ -88,6 +98,7 @@ interface ServiceState {
   groups: Map<number, GroupSnapshot>;
   /** The last few groups' times from creation to Ready (ms). */
   startups: number[];
+  lastScale?: ScaleDecision;
   dirty: boolean;
   running?: Promise<void>;
   timer?: NodeJS.Timeout;
@@ -148,6 +159,21 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
     this.enqueue(template.name);
   }
 
+  /** An autoscaler's decision: the service's replicas become `replicas` (its template is kept). */
+  scale(name: string, replicas: number, reason: string): void {
+    const state = this.services.get(name);
+    if (!state || state.template.replicas === replicas) return;
+    state.lastScale = { at: Date.now(), from: state.template.replicas, to: replicas, reason };
+    this.record(
+      name,
+      undefined,
+      replicas > state.template.replicas ? 'ScaledUp' : 'ScaledDown',
+      `${state.lastScale.from} → ${replicas} replicas: ${reason}`,
+    );
+    state.template = { ...state.template, replicas };
+    this.enqueue(name);
+  }
+
   /** Stops managing a service and leaves its members as they are (its owner deletes them). */
   forget(name: string): void {
     const state = this.services.get(name);
@@ -187,7 +213,7 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
   }
 
   snapshot(): ServiceSnapshot[] {
-    return [...this.services.values()].map(({ template, groups, startups }) => ({
+    return [...this.services.values()].map(({ template, groups, startups, lastScale }) => ({
       name: template.name,
       servedName: template.servedName,
       replicas: template.replicas,
@@ -196,6 +222,15 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
       ...(startups.length > 0 ? { startupMs: median(startups) } : {}),
       templateHash: template.hash,
       groups: [...groups.values()].sort((a, b) => a.replica - b.replica),
+      ...(template.autoscaling
+        ? {
+            autoscaling: {
+              minReplicas: template.autoscaling.minReplicas,
+              maxReplicas: template.autoscaling.maxReplicas,
+              ...(lastScale ? { last: lastScale } : {}),
+            },
+          }
+        : {}),
     }));
   }
 

@@ -1,6 +1,7 @@
 // What the reconciler needs to know about a service: how many groups, how large, and how to
 // render one group's members once the platform has given them addresses.
 import type { StreamTokenIds } from '../engine/template.js';
+import type { Autoscaling } from '../autoscaler/decide.js';
 import type { RolloutPolicy } from './service-plan.js';
 import type { Endpoint, GroupRef, GroupTemplate } from './types.js';
 
@@ -19,6 +20,8 @@ export interface ServiceTemplate {
   isolated?: boolean;
   /** How the engine's streams report token ids, for the gateway to continue them on another group. */
   tokenIds?: StreamTokenIds;
+  /** spec.autoscaling: an autoscaler owns `replicas`. */
+  autoscaling?: Autoscaling;
   render(group: GroupRef, endpoints: Endpoint[]): GroupTemplate;
 }
 

@@ -8,6 +8,7 @@ export const API_VERSION = 'tandem.dev/v1alpha1';
 export const ENGINE_TYPES = ['llamacpp', 'vllm', 'sglang'] as const;
 export const RESTART_POLICIES = ['RecreateGroupOnPodRestart', 'None'] as const;
 export const STARTUP_POLICIES = ['LeaderCreated', 'LeaderReady', 'WorkersReady'] as const;
+export const AUTOSCALING_POLICIES = ['ahead', 'reactive'] as const;
 /** Members of one group: the largest multi-node groups run today are tens of nodes. */
 const MAX_NODES = 256;
 export const DEFAULT_STARTUP_TIMEOUT = '30m';
@@ -23,6 +24,10 @@ export const GROUP_ENV = ['LWS_LEADER_ADDRESS', 'LWS_GROUP_SIZE', 'LWS_WORKER_IN
 const count = (min: number, max: number) => {
   const error = `must be an integer from ${min} to ${max}`;
   return z.int({ error }).min(min, { error }).max(max, { error });
+};
+const positive = (max: number) => {
+  const error = `must be a number more than 0 and at most ${max.toLocaleString('en')}`;
+  return z.number({ error }).gt(0, { error }).max(max, { error });
 };
 const text = (what: string) => z.string({ error: `must be ${what}` }).min(1, { error: `must be ${what}` });
 // Kubernetes resource.Quantity, as users write it, up to `max` (in its base unit).
@@ -154,6 +159,39 @@ export const InferenceServiceSchema = z
         restartPolicy: z
           .enum(RESTART_POLICIES, { error: `must be one of ${RESTART_POLICIES.join(', ')}` })
           .default('RecreateGroupOnPodRestart'),
+        /**
+         * Replicas follow the load (Ray Serve's autoscaling_config, named as there); with it, the
+         * autoscaler owns spec.replicas.
+         */
+        autoscaling: z
+          .object({
+            minReplicas: count(0, 1000).default(1),
+            maxReplicas: count(1, 1000),
+            /** Replicas at start; default minReplicas. */
+            initialReplicas: count(0, 1000).optional(),
+            /** Ongoing and queued requests per replica to aim for; default the group's slots. */
+            targetOngoingRequests: positive(10_000).optional(),
+            /** Load above target this long before adding replicas (scale-ahead adds at once when waiting would let the queue build). */
+            upscaleDelay: duration('30s'),
+            /** Load below target this long before removing replicas. */
+            downscaleDelay: duration('10m'),
+            /** No request at all this long before the last replica goes (minReplicas 0); default downscaleDelay. */
+            scaleToZeroAfter: z
+              .string({ error: 'must be a duration such as "90s", "30m" or "1h30m"' })
+              .regex(DURATION, { error: 'must be a duration such as "90s", "30m" or "1h30m"' })
+              .optional(),
+            /** How far one decision moves towards what the load asks for (1: all the way). */
+            upscaleSmoothingFactor: positive(100).default(1),
+            downscaleSmoothingFactor: positive(100).default(1),
+            /** The load is averaged over this window. */
+            lookBackPeriod: duration('30s'),
+            /** ahead: also scale on the load expected once a new group would be ready; reactive: Ray Serve's policy. */
+            policy: z
+              .enum(AUTOSCALING_POLICIES, { error: `must be one of ${AUTOSCALING_POLICIES.join(', ')}` })
+              .default('ahead'),
+          })
+          .strict()
+          .optional(),
         /** When to start which member; defaults to the engine's need (llama.cpp: WorkersReady). */
         startupPolicy: z.enum(STARTUP_POLICIES, { error: `must be one of ${STARTUP_POLICIES.join(', ')}` }).optional(),
         /**
@@ -207,6 +245,17 @@ export const InferenceServiceSchema = z
     const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
     if (svc.spec.rollout.maxUnavailable === 0 && svc.spec.rollout.maxSurge === 0) {
       issue(['spec', 'rollout'], 'maxUnavailable and maxSurge cannot both be 0: a rollout could never start');
+    }
+    const scaling = svc.spec.autoscaling;
+    if (scaling) {
+      if (scaling.minReplicas > scaling.maxReplicas)
+        issue(['spec', 'autoscaling', 'minReplicas'], `must be at most maxReplicas (${scaling.maxReplicas})`);
+      const initial = scaling.initialReplicas;
+      if (initial !== undefined && (initial < scaling.minReplicas || initial > scaling.maxReplicas))
+        issue(
+          ['spec', 'autoscaling', 'initialReplicas'],
+          `must be from minReplicas to maxReplicas (${scaling.minReplicas} to ${scaling.maxReplicas})`,
+        );
     }
     if (p.nodes === 'auto') {
       if (resources.memory === undefined)
@@ -279,6 +328,7 @@ export type InferenceService = z.output<typeof InferenceServiceSchema>;
 export type EngineType = (typeof ENGINE_TYPES)[number];
 export type StartupPolicy = (typeof STARTUP_POLICIES)[number];
 export type RestartPolicy = (typeof RESTART_POLICIES)[number];
+export type AutoscalingSpec = NonNullable<InferenceService['spec']['autoscaling']>;
 
 export function inferenceServiceJsonSchema(): Record<string, unknown> {
   return z.toJSONSchema(InferenceServiceSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;

@@ -77,6 +77,14 @@ const SPEC_RULES = [
     'rollout: maxUnavailable and maxSurge cannot both be 0: a rollout could never start',
   ),
   rule(
+    '!has(self.autoscaling) || !has(self.autoscaling.minReplicas) || self.autoscaling.minReplicas <= self.autoscaling.maxReplicas',
+    'autoscaling.minReplicas must be at most maxReplicas',
+  ),
+  rule(
+    '!has(self.autoscaling) || !has(self.autoscaling.initialReplicas) || (self.autoscaling.initialReplicas >= (has(self.autoscaling.minReplicas) ? self.autoscaling.minReplicas : 1) && self.autoscaling.initialReplicas <= self.autoscaling.maxReplicas)',
+    'autoscaling.initialReplicas must be from minReplicas to maxReplicas',
+  ),
+  rule(
     `!${auto} || has(self.resources.memory)`,
     'resources.memory is required when parallelism.nodes is auto: the planner sizes the group to it',
   ),
