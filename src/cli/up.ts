@@ -3,6 +3,7 @@ import { loadServices } from '../spec/load.js';
 import { prepareServices } from '../engine/prepare.js';
 import { LocalPlatform } from '../runtime/local/platform.js';
 import { Reconciler, type ReconcilerEvent } from '../runtime/reconciler.js';
+import { Autoscaler } from '../autoscaler/autoscaler.js';
 import { gatewayFor } from '../gateway/attach.js';
 import { join } from 'node:path';
 import { formatDuration } from '../spec/duration.js';
@@ -33,9 +34,14 @@ export async function up(options: UpOptions): Promise<void> {
   const loaded = loadServices(options.files);
   const templates = await prepareServices(loaded, stderrProgress);
   const reconciler = new Reconciler(new LocalPlatform({ logDir: options.logDir }));
-  for (const template of templates) reconciler.apply(template);
   const access = accessLog(join(options.stateDir, 'gateway-access.log'));
-  const gateway = gatewayFor(reconciler, gatewayOptions(options, access.log));
+  let autoscaler: Autoscaler | undefined = undefined;
+  const gateway = gatewayFor(reconciler, {
+    ...gatewayOptions(options, access.log),
+    onDemand: (model) => autoscaler?.demand(model),
+  });
+  autoscaler = new Autoscaler(reconciler, gateway);
+  for (const template of templates) reconciler.apply(autoscaler.manage(template));
   await listenOrExplain(gateway, options);
   writeRun(options.stateDir, {
     pid: process.pid,
@@ -69,6 +75,7 @@ export async function up(options: UpOptions): Promise<void> {
     );
     // Drain first, then stop the groups: a request in flight still needs its replica.
     void (async () => {
+      autoscaler.stop();
       const cut = await gateway.close(options.drainMs).catch(() => 0);
       access.close();
       if (cut > 0) process.stdout.write(`${cut} request(s) still in flight were cut\n`);
@@ -91,4 +98,5 @@ export async function up(options: UpOptions): Promise<void> {
     `gateway: ${gateway.url}/v1 (models: ${templates.map((t) => t.servedName).join(', ')})\nlogs: ${options.logDir}\n`,
   );
   reconciler.start();
+  autoscaler.start();
 }

@@ -2,18 +2,26 @@
 import type { Reconciler, ServiceSnapshot } from '../runtime/reconciler.js';
 import { backendsFrom, modelsFrom, type Backend, type ModelEntry } from './backends.js';
 import { Gateway, type GatewayOptions } from './server.js';
-import type { GroupMetric } from './metrics.js';
+import type { GroupMetric, ServiceMetric } from './metrics.js';
 
 export function gatewayFor(
   reconciler: Reconciler,
-  options: Omit<GatewayOptions, 'backends' | 'models' | 'groups'>,
+  options: Omit<GatewayOptions, 'backends' | 'models' | 'groups' | 'services'>,
 ): Gateway {
   let backends: Backend[] = [];
   let models: ModelEntry[] = [];
   let groups: GroupMetric[] = [];
+  let services: ServiceMetric[] = [];
   const refresh = (snapshot: ServiceSnapshot[]) => {
     backends = backendsFrom(snapshot);
     models = modelsFrom(snapshot);
+    services = snapshot.map((s) => ({
+      service: s.name,
+      model: s.servedName,
+      desired: s.replicas,
+      ready: s.groups.filter((g) => g.phase === 'Ready').length,
+      ...(s.autoscaling?.last ? { lastScaleAt: s.autoscaling.last.at } : {}),
+    }));
     groups = snapshot.flatMap((s) =>
       s.groups.map((g) => ({
         service: s.name,
@@ -26,5 +34,11 @@ export function gatewayFor(
   };
   refresh(reconciler.snapshot());
   reconciler.on('tick', refresh);
-  return new Gateway({ ...options, backends: () => backends, models: () => models, groups: () => groups });
+  return new Gateway({
+    ...options,
+    backends: () => backends,
+    models: () => models,
+    groups: () => groups,
+    services: () => services,
+  });
 }

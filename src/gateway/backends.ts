@@ -21,6 +21,17 @@ export interface ModelEntry {
   readyReplicas: number;
   /** While none is ready: when the first should be (ms), from the service's measured startup time. */
   readyAt?: number;
+  /** How long its groups take from creation to Ready (measured): when none is starting, readyAt is now + this. */
+  startupMs?: number;
+  /** An autoscaler owns its replicas: with none ready, requests wait for one (scale from zero). */
+  autoscaled?: boolean;
+}
+
+/** When `model`'s first replica should be ready (ms), if anything says so. */
+export function expectedReady(entry: ModelEntry, now: number): number | undefined {
+  return (
+    entry.readyAt ?? (entry.readyReplicas === 0 && entry.startupMs !== undefined ? now + entry.startupMs : undefined)
+  );
 }
 
 /**
@@ -54,7 +65,14 @@ export function modelsFrom(services: ServiceSnapshot[]): ModelEntry[] {
       readyReplicas === 0 && s.startupMs !== undefined && starts.length > 0
         ? Math.min(...starts) + s.startupMs
         : undefined;
-    return { id: s.servedName, replicas: s.replicas, readyReplicas, ...(readyAt ? { readyAt } : {}) };
+    return {
+      id: s.servedName,
+      replicas: s.replicas,
+      readyReplicas,
+      ...(readyAt ? { readyAt } : {}),
+      ...(s.startupMs === undefined ? {} : { startupMs: s.startupMs }),
+      ...(s.autoscaling ? { autoscaled: true } : {}),
+    };
   });
 }
 

@@ -11,6 +11,16 @@ export interface GroupMetric {
   restarts: number;
 }
 
+/** What the gateway's metrics say of each service: replicas wanted (an autoscaler's, or the spec's) and ready. */
+export interface ServiceMetric {
+  service: string;
+  model: string;
+  desired: number;
+  ready: number;
+  /** When an autoscaler last changed `desired` (ms). */
+  lastScaleAt?: number;
+}
+
 export class GatewayMetrics {
   readonly registry = new Registry();
   readonly requests = new Counter({
@@ -93,6 +103,7 @@ export class GatewayMetrics {
     groups: () => GroupMetric[] = () => [],
     queued: (model: string) => number = () => 0,
     open: () => string[] = () => [],
+    services: () => ServiceMetric[] = () => [],
   ) {
     new Gauge({
       name: 'tandem_gateway_circuit_open',
@@ -111,7 +122,8 @@ export class GatewayMetrics {
       registers: [this.registry],
       collect() {
         this.reset();
-        for (const model of new Set(groups().map((g) => g.model))) this.set({ model }, queued(model));
+        for (const model of new Set([...services(), ...groups()].map((g) => g.model)))
+          this.set({ model }, queued(model));
       },
     });
     new Gauge({
@@ -132,6 +144,29 @@ export class GatewayMetrics {
       collect() {
         this.reset();
         for (const g of groups()) this.set({ service: g.service, replica: String(g.replica) }, g.restarts);
+      },
+    });
+    new Gauge({
+      name: 'tandem_service_replicas',
+      help: "Each service's replicas: desired (the autoscaler's count, or spec.replicas) and ready",
+      labelNames: ['service', 'state'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const s of services()) {
+          this.set({ service: s.service, state: 'desired' }, s.desired);
+          this.set({ service: s.service, state: 'ready' }, s.ready);
+        }
+      },
+    });
+    new Gauge({
+      name: 'tandem_autoscaler_last_scale_timestamp_seconds',
+      help: "When the autoscaler last changed a service's replicas (Unix time)",
+      labelNames: ['service'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const s of services()) if (s.lastScaleAt) this.set({ service: s.service }, s.lastScaleAt / 1000);
       },
     });
     new Gauge({

@@ -13,8 +13,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { Pool, errors, type Dispatcher } from 'undici';
-import { pickBackend, type Backend, type ModelEntry } from './backends.js';
-import { GatewayMetrics, type GroupMetric } from './metrics.js';
+import { expectedReady, pickBackend, type Backend, type ModelEntry } from './backends.js';
+import { GatewayMetrics, type GroupMetric, type ServiceMetric } from './metrics.js';
 import { PREFIX_BALANCE, PrefixIndex, prefixKeys, promptText } from './prefix.js';
 import { Breakers, DEFAULT_BREAKER, type BreakerOptions } from './breaker.js';
 import { DEFAULT_ADMISSION, NotAdmitted, SlotQueues, type AdmissionOptions } from './admission.js';
@@ -62,9 +62,19 @@ export interface GatewayOptions {
   admission?: AdmissionOptions;
   /** Every group's phase and restarts, for /metrics. */
   groups?: () => GroupMetric[];
+  /** Every service's desired and ready replicas, for /metrics. */
+  services?: () => ServiceMetric[];
   /** Current backends and models; called per request, so it must be cheap. */
   backends: () => Backend[];
   models: () => ModelEntry[];
+  /** A request of an autoscaled model found no ready replica: scale it up now, not at the next look. */
+  onDemand?: (model: string) => void;
+}
+
+/** What a model has in hand: requests being served or waiting, and of those, waiting. */
+export interface ModelLoad {
+  requests: number;
+  queued: number;
 }
 
 class HttpError extends Error {
@@ -98,6 +108,10 @@ export class Gateway {
   >();
   /** Requests being handled, for draining. */
   private active = 0;
+  /** Requests per model from admission to their end, waiting ones included: the autoscaler's load. */
+  private readonly inFlight = new Map<string, number>();
+  /** Replicas taking no new request: the autoscaler removes them once they have none. */
+  private readonly retiring = new Set<string>();
   private draining = false;
   private idle?: () => void;
 
@@ -110,6 +124,7 @@ export class Gateway {
       options.groups,
       (model) => this.queues.queued(model),
       () => this.breakers.open(),
+      options.services,
     );
     // Replicas that become ready take waiters too, not only slots that free up.
     this.wakeTimer = setInterval(() => this.queues.models().forEach((m) => this.wake(m)), 250).unref();
@@ -181,7 +196,8 @@ export class Gateway {
     if (req.method === 'GET' && path === '/healthz') return json(res, 200, { status: 'ok' });
     if (req.method === 'GET' && path === '/readyz') {
       const models = this.options.models();
-      const ready = models.length > 0 && models.every((m) => m.readyReplicas > 0);
+      // A model scaled to zero serves too: its requests wait for the replica they start.
+      const ready = models.length > 0 && models.every((m) => m.readyReplicas > 0 || m.autoscaled);
       return json(res, ready ? 200 : 503, { ready, models });
     }
     if (req.method === 'GET' && path === '/metrics') {
@@ -239,7 +255,28 @@ export class Gateway {
       replicas.length > 1 && (parsed as { stream?: unknown }).stream === true
         ? ResumableStream.for(path, parsed, replicas[0]!.tokenIds) // a model's replicas run one engine
         : undefined;
-    await this.forward(req, res, path, body, stream, model, keys, key);
+    this.inFlight.set(model, (this.inFlight.get(model) ?? 0) + 1);
+    try {
+      await this.forward(req, res, path, body, stream, model, keys, key);
+    } finally {
+      this.inFlight.set(model, this.inFlight.get(model)! - 1);
+    }
+  }
+
+  /** What `model` has in hand now. */
+  load(model: string): ModelLoad {
+    return { requests: this.inFlight.get(model) ?? 0, queued: this.queues.queued(model) };
+  }
+
+  /** Requests a replica is serving now. */
+  serving(id: string): number {
+    return this.outstanding.get(id) ?? 0;
+  }
+
+  /** These replicas take no new request (they are about to be removed); the others do. */
+  retire(ids: Iterable<string>): void {
+    this.retiring.clear();
+    for (const id of ids) this.retiring.add(id);
   }
 
   private current(model: string): Backend[] {
@@ -249,7 +286,7 @@ export class Gateway {
   /** A ready backend of `model` with a free slot, not in `tried`, its slot taken; none if all are busy. */
   private pickAndReserve(model: string, tried: ReadonlySet<string>, keys: string[] = []): Backend | undefined {
     const now = performance.now();
-    const candidates = this.current(model).filter((b) => this.breakers.allows(b.id, now));
+    const candidates = this.current(model).filter((b) => !this.retiring.has(b.id) && this.breakers.allows(b.id, now));
     const holder = keys.length > 0 ? this.prefixes.lookup(model, keys) : undefined;
     const preferred = holder === undefined ? undefined : { id: holder, balance: PREFIX_BALANCE };
     const backend = pickBackend(candidates, this.outstanding, this.lastPicked, tried, preferred);
@@ -320,11 +357,15 @@ export class Gateway {
       // Newcomers queue behind those already waiting: a freed slot goes to the queue's head.
       const queueFirst = attempt === 0 && this.queues.queued(model) > 0;
       let backend = queueFirst ? undefined : this.pickAndReserve(model, tried, keys);
-      if (!backend && (attempt === 0 || resuming) && this.current(model).some((b) => b.ready && !tried.has(b.id))) {
+      const someReady = this.current(model).some((b) => b.ready && !tried.has(b.id));
+      // With no replica ready, an autoscaled model's request waits for the one it starts.
+      const starting = attempt === 0 && !someReady && this.startingFor(model);
+      if (!backend && (((attempt === 0 || resuming) && someReady) || starting)) {
         try {
           backend = await this.queues.wait(model, tried, abort.signal);
         } catch (err) {
           if (abort.signal.aborted) return;
+          if (err instanceof NotAdmitted && starting) throw this.noReplica(model);
           if (err instanceof NotAdmitted && !resuming) {
             throw new HttpError(429, err.code, err.message, 'rate_limit_error', {
               'retry-after': String(err.retryAfterS),
@@ -405,20 +446,38 @@ export class Gateway {
       }
     }
     if (res.headersSent) return this.endStream(res, lastError);
-    if (tried.size === 0) {
-      // When the first replica should be ready, from the service's measured startup time.
-      const readyAt = this.options.models().find((m) => m.id === model)?.readyAt;
-      const retryAfterS = readyAt === undefined ? RETRY_AFTER_S : Math.max(1, Math.ceil((readyAt - Date.now()) / 1000));
-      throw new HttpError(503, 'no_ready_replica', `no replica of '${model}' is ready yet`, 'service_unavailable', {
-        'retry-after': String(retryAfterS),
-      });
-    }
+    if (tried.size === 0) throw this.noReplica(model);
     if (timedOut)
       throw new HttpError(504, 'upstream_timeout', `every replica tried timed out: ${lastError}`, 'api_error');
     throw new HttpError(502, 'upstream_failed', `every replica tried failed: ${lastError}`, 'api_error');
   }
 
   /** Ends a response cut short: a stream with an OpenAI error event, anything else by closing it. */
+  /**
+   * Whether a request of `model`, which has no ready replica, should wait for one: the model is
+   * autoscaled (asked here to scale up at once) and its first replica is expected within the
+   * queue's deadline.
+   */
+  private startingFor(model: string): boolean {
+    const entry = this.options.models().find((m) => m.id === model);
+    if (!entry?.autoscaled) return false;
+    this.options.onDemand?.(model);
+    const now = Date.now();
+    const readyAt = expectedReady(entry, now);
+    return readyAt === undefined || readyAt <= now + (this.options.admission ?? DEFAULT_ADMISSION).queueTimeoutMs;
+  }
+
+  /** 503: no replica of `model` is ready; Retry-After is when the first should be, from its measured startup time. */
+  private noReplica(model: string): HttpError {
+    const entry = this.options.models().find((m) => m.id === model);
+    const now = Date.now();
+    const readyAt = entry && expectedReady(entry, now);
+    const retryAfterS = readyAt === undefined ? RETRY_AFTER_S : Math.max(1, Math.ceil((readyAt - now) / 1000));
+    return new HttpError(503, 'no_ready_replica', `no replica of '${model}' is ready yet`, 'service_unavailable', {
+      'retry-after': String(retryAfterS),
+    });
+  }
+
   private endStream(res: ServerResponse, why: string): void {
     if (res.destroyed) return;
     if (String(res.getHeader('content-type')).startsWith('text/event-stream')) {

@@ -406,6 +406,11 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
     return rendered;
   }
 
+  /** An event about a service from outside the reconciler (the autoscaler's), beside its own. */
+  note(service: string, reason: string, message: string): void {
+    this.record(service, undefined, reason, message);
+  }
+
   private record(service: string, replica: number | undefined, reason: string, message: string, warning = false): void {
     this.emit('event', {
       at: Date.now(),
