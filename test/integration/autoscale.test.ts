@@ -30,7 +30,7 @@ test('scale from zero on a burst of 32, up to maxReplicas and no further, down w
     }),
   ]);
   const reconciler = new Reconciler(new LocalPlatform({ logDir: mkdtempSync(join(tmpdir(), 'tandem-autoscale-')) }));
-  let autoscaler: Autoscaler | undefined;
+  let autoscaler: Autoscaler | undefined = undefined;
   const gateway = gatewayFor(reconciler, { host: '127.0.0.1', port: 0, onDemand: (m) => autoscaler?.demand(m) });
   autoscaler = new Autoscaler(reconciler, gateway, { intervalMs: 250 });
   reconciler.apply(autoscaler.manage(template!));
