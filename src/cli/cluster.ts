@@ -3,6 +3,8 @@
 import { hostname } from 'node:os';
 import { PassThrough } from 'node:stream';
 import * as k8s from '@kubernetes/client-node';
+import { KedaScaler } from '../autoscaler/keda.js';
+import { KEDA_SCALER_PORT } from '../runtime/kubernetes/export/keda.js';
 import { stringify } from 'yaml';
 import { Operator } from '../runtime/kubernetes/operator.js';
 import { LeaderLease } from '../runtime/kubernetes/lease.js';
@@ -62,29 +64,39 @@ export async function runOperator(kc: k8s.KubeConfig, namespace: string): Promis
 }
 
 /** Serves the InferenceServices of one namespace from their ready groups until SIGINT/SIGTERM, then drains. */
+/** `kedaPort`: also serve KEDA's external scaler (gRPC) there, for ScaledObjects from 'tandem render --to keda'. */
 export async function runClusterGateway(
   kc: k8s.KubeConfig,
   namespace: string,
   settings: GatewaySettings,
+  kedaPort?: number,
 ): Promise<void> {
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   const cluster = new ClusterBackends(kc, namespace, log);
   await cluster.start();
   // The access log on stdout: a container's log.
   const access = accessLog(1);
+  let scaler: KedaScaler | undefined = undefined;
   const gateway = new Gateway({
     ...gatewayOptions(settings, access.log),
     backends: cluster.backends,
     models: cluster.models,
     groups: cluster.groups,
+    onDemand: (model) => scaler?.demand(model),
   });
   await listenOrExplain(gateway, settings);
+  if (kedaPort !== undefined) {
+    scaler = new KedaScaler({ service: cluster.scaled, load: (model) => gateway.load(model) });
+    const port = await scaler.listen(settings.host, kedaPort);
+    log(`tandem: KEDA external scaler on ${settings.host}:${port}`);
+  }
   let stopping = false;
   const stop = async (why: string) => {
     if (stopping) return;
     stopping = true;
     log(`tandem: ${why}: draining (up to ${formatDuration(settings.drainMs)})`);
     const cut = await gateway.close(settings.drainMs).catch(() => 0);
+    await scaler?.close();
     access.close();
     if (cut > 0) log(`tandem: ${cut} request(s) still in flight were cut`);
     await cluster.stop();
@@ -186,8 +198,13 @@ export function installManifests(namespace: string, image: string): string {
           '8080',
           '--api-keys',
           '/etc/tandem/keys/keys.yaml',
+          '--keda-port',
+          String(KEDA_SCALER_PORT),
         ],
-        ports: [{ name: 'http', containerPort: 8080 }],
+        ports: [
+          { name: 'http', containerPort: 8080 },
+          { name: 'keda', containerPort: KEDA_SCALER_PORT },
+        ],
         readinessProbe: health,
         livenessProbe: health,
         volumeMounts: [{ name: 'keys', mountPath: '/etc/tandem/keys', readOnly: true }],
@@ -201,7 +218,11 @@ export function installManifests(namespace: string, image: string): string {
       metadata: { name: 'tandem-gateway', namespace, labels: { 'app.kubernetes.io/name': 'tandem-gateway' } },
       spec: {
         selector: { 'app.kubernetes.io/name': 'tandem-gateway' },
-        ports: [{ name: 'http', port: 80, targetPort: 'http' }],
+        ports: [
+          { name: 'http', port: 80, targetPort: 'http' },
+          // KEDA's external scaler (ScaledObjects from 'tandem render --to keda').
+          { name: 'keda', port: KEDA_SCALER_PORT, targetPort: 'keda' },
+        ],
       },
     },
   ];

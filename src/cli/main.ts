@@ -111,6 +111,8 @@ groups (from the objects' status) are reached at their leader pods' IPs. The acc
 goes to stdout. SIGTERM drains, then stops. 'tandem install' runs it in the cluster.
 
 Options:
+  --keda-port N             also serve KEDA's external scaler (gRPC) on --host:N, for the
+                            ScaledObjects 'tandem render --to keda' writes (installed: 9090)
 ${GATEWAY_FLAGS}
 Kubeconfig: --kubeconfig, else KUBECONFIG, else ~/.kube/config, else the pod's service account.`,
   install: `Usage: tandem install --image IMAGE [--namespace NS]
@@ -244,7 +246,12 @@ const OPTIONS: Record<string, Options> = {
   },
   status: { json: { type: 'boolean' }, kubeconfig: { type: 'string' }, namespace: { type: 'string' } },
   operator: { kubeconfig: { type: 'string' }, namespace: { type: 'string' } },
-  gateway: { kubeconfig: { type: 'string' }, namespace: { type: 'string' }, ...GATEWAY_OPTIONS },
+  gateway: {
+    kubeconfig: { type: 'string' },
+    namespace: { type: 'string' },
+    'keda-port': { type: 'string' },
+    ...GATEWAY_OPTIONS,
+  },
   install: { image: { type: 'string' }, namespace: { type: 'string' } },
   render: { to: { type: 'string' }, namespace: { type: 'string' } },
   keys: { file: { type: 'string' }, models: { type: 'string' }, rpm: { type: 'string' }, tpm: { type: 'string' } },
@@ -417,7 +424,11 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'gateway': {
       const kc = loadKubeConfig(text('kubeconfig'));
-      await runClusterGateway(kc, namespaceOf(kc, text('namespace')), gatewaySettings());
+      const keda = text('keda-port');
+      const kedaPort = keda === undefined ? undefined : Number(keda);
+      if (kedaPort !== undefined && (!Number.isInteger(kedaPort) || kedaPort < 0 || kedaPort > 65535))
+        throw new UsageError(`--keda-port: must be a port number (got ${keda})`);
+      await runClusterGateway(kc, namespaceOf(kc, text('namespace')), gatewaySettings(), kedaPort);
       return -1; // keeps running until a signal
     }
     case 'status': {

@@ -59,7 +59,12 @@ export function clusterView(
         ...(template.tokenIds ? { tokenIds: template.tokenIds } : {}),
       });
     }
-    view.models.push({ id: template.servedName, replicas: template.replicas, readyReplicas: ready });
+    view.models.push({
+      id: template.servedName,
+      replicas: template.replicas,
+      readyReplicas: ready,
+      ...(template.autoscaling ? { autoscaled: true } : {}),
+    });
   }
   return view;
 }
@@ -104,6 +109,13 @@ export class ClusterBackends {
   backends = (): Backend[] => this.view.backends;
   models = (): ModelEntry[] => this.view.models;
   groups = (): GroupMetric[] => this.view.groups;
+
+  /** An autoscaled InferenceService by name: its model and target per replica (KEDA's scaler asks). */
+  scaled = (name: string): { model: string; target: number } | undefined => {
+    const object = this.objects.list().find((o) => o.metadata?.name === name);
+    const template = object && this.templateOf(object);
+    return template?.autoscaling && { model: template.servedName, target: template.autoscaling.target };
+  };
 
   private refresh(): void {
     const objects = this.objects.list();

@@ -130,6 +130,18 @@ test('tandem validate and the API server agree on a corpus of InferenceServices'
     ['rollout zero', { ...base, rollout: { maxUnavailable: 0, maxSurge: 0 } }],
     ['restart policy', { ...base, restartPolicy: 'Always' }],
     ['startup timeout', { ...base, startupTimeout: '10 minutes' }],
+    [
+      'valid autoscaling',
+      {
+        ...base,
+        autoscaling: { minReplicas: 0, maxReplicas: 4, targetOngoingRequests: 1.5, scaleToZeroAfter: '5m' },
+      },
+    ],
+    ['autoscaling min over max', { ...base, autoscaling: { minReplicas: 5, maxReplicas: 4 } }],
+    ['autoscaling initial out of range', { ...base, autoscaling: { maxReplicas: 4, initialReplicas: 0 } }],
+    ['autoscaling no max', { ...base, autoscaling: { minReplicas: 0 } }],
+    ['autoscaling target zero', { ...base, autoscaling: { maxReplicas: 2, targetOngoingRequests: 0 } }],
+    ['autoscaling delay', { ...base, autoscaling: { maxReplicas: 2, upscaleDelay: 'soon' } }],
   ];
   const verdicts: string[] = [];
   for (const [what, spec] of corpus) {

@@ -1,5 +1,5 @@
 // `tandem render`: every object it writes is accepted by the real API server against the upstream
-// CRDs (LeaderWorkerSet, KubeRay RayCluster/RayService, AIBrix RayClusterFleet) in a server-side dry
+// CRDs (LeaderWorkerSet, KubeRay RayCluster/RayService, AIBrix RayClusterFleet, KEDA ScaledObject) in a server-side dry
 // run, for every engine and for 1-, 2- and 4-node groups; Ray targets refuse engines Ray cannot run.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -49,6 +49,7 @@ function document(engine: keyof typeof ENGINES, nodes: number) {
       resources: { cpu: 8, memory: '64Gi', gpu: engine === 'llamacpp' ? 0 : 8 },
       env: { NCCL_DEBUG: 'INFO' },
       scheduling: { queue: 'team-a' },
+      autoscaling: { minReplicas: 0, maxReplicas: 4, downscaleDelay: '5m', scaleToZeroAfter: '15m' },
       model: { ...ENGINES[engine].model, tokenSecret: { name: 'hub', key: 'token' } },
     },
   };
@@ -64,6 +65,7 @@ test('every rendered object passes the API server (dry run) for every engine, ta
     RayCluster: 'rayclusters',
     RayService: 'rayservices',
     RayClusterFleet: 'rayclusterfleets',
+    ScaledObject: 'scaledobjects',
   };
   // Strict: a field the schema does not know is an error, not a warning (and not silently dropped).
   const strict = { namespace: ns, dryRun: 'All', fieldValidation: 'Strict' } as const;
@@ -151,6 +153,6 @@ test('tandem render writes YAML that reads back as the same objects', () => {
   assert.equal(fleet!.spec.replicas, 2);
   assert.throws(
     () => execFileSync(process.execPath, [cli, 'render', file, '--to', 'helm'], { stdio: 'pipe' }),
-    /--to must be one of lws, kuberay, rayservice, aibrix, manifests \(got helm\)/,
+    /--to must be one of lws, kuberay, rayservice, aibrix, manifests, keda \(got helm\)/,
   );
 });

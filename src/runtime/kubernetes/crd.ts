@@ -129,7 +129,11 @@ function structural(node: unknown, path: string): unknown {
   const out: Schema = {};
   for (const [key, value] of Object.entries(node as Schema)) {
     if (key === '$schema' || key === 'propertyNames') continue;
-    if (key === 'const') out.enum = [value];
+    // JSON Schema 2020's numeric bounds, as OpenAPI v3.0 writes them (a bound and a boolean).
+    if ((key === 'exclusiveMinimum' || key === 'exclusiveMaximum') && typeof value === 'number') {
+      out[key === 'exclusiveMinimum' ? 'minimum' : 'maximum'] = value;
+      out[key] = true;
+    } else if (key === 'const') out.enum = [value];
     // Beside `properties` it is implied: the API server rejects unknown fields under strict field validation.
     else if (key === 'additionalProperties' && value === false) continue;
     // A map of anything (pod fields Tandem passes through): the API server checks them on the pod.

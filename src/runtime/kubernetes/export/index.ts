@@ -4,8 +4,9 @@ import type { InferenceService } from '../../../spec/schema.js';
 import { leaderWorkerSet } from './lws.js';
 import { plainManifests } from './manifests.js';
 import { rayClusterFleet, rayClusters, rayService } from './ray.js';
+import { scaledObject } from './keda.js';
 
-export const EXPORT_TARGETS = ['lws', 'kuberay', 'rayservice', 'aibrix', 'manifests'] as const;
+export const EXPORT_TARGETS = ['lws', 'kuberay', 'rayservice', 'aibrix', 'manifests', 'keda'] as const;
 export type ExportTarget = (typeof EXPORT_TARGETS)[number];
 
 export function exportService(service: InferenceService, to: ExportTarget, namespace: string): KubernetesObject[] {
@@ -24,5 +25,7 @@ export function exportService(service: InferenceService, to: ExportTarget, names
       return [rayClusterFleet(service, nodes)];
     case 'manifests':
       return plainManifests(service, nodes, namespace);
+    case 'keda':
+      return [scaledObject(service, namespace)];
   }
 }

@@ -1,0 +1,173 @@
+// KEDA's external scaler contract (externalscaler.proto: IsActive, StreamIsActive, GetMetricSpec,
+// GetMetrics), served by the gateway per InferenceService, so that a ScaledObject (`tandem render
+// --to keda`) drives the object's scale subresource on the load the gateway has in hand. The
+// metric is requests in hand (being served or waiting) against targetOngoingRequests per replica;
+// a service is active while it has any. A request that finds no replica is pushed to KEDA at once
+// on StreamIsActive (the external-push trigger), not at its next poll.
+import * as grpc from '@grpc/grpc-js';
+import { fromJSON } from '@grpc/proto-loader';
+
+/** The messages and service of KEDA's externalscaler.proto (package externalscaler), field for field. */
+const CONTRACT = {
+  nested: {
+    externalscaler: {
+      nested: {
+        ExternalScaler: {
+          methods: {
+            IsActive: { requestType: 'ScaledObjectRef', responseType: 'IsActiveResponse' },
+            StreamIsActive: { requestType: 'ScaledObjectRef', responseType: 'IsActiveResponse', responseStream: true },
+            GetMetricSpec: { requestType: 'ScaledObjectRef', responseType: 'GetMetricSpecResponse' },
+            GetMetrics: { requestType: 'GetMetricsRequest', responseType: 'GetMetricsResponse' },
+          },
+        },
+        ScaledObjectRef: {
+          fields: {
+            name: { type: 'string', id: 1 },
+            namespace: { type: 'string', id: 2 },
+            scalerMetadata: { keyType: 'string', type: 'string', id: 3 },
+          },
+        },
+        IsActiveResponse: { fields: { result: { type: 'bool', id: 1 } } },
+        GetMetricSpecResponse: { fields: { metricSpecs: { rule: 'repeated', type: 'MetricSpec', id: 1 } } },
+        MetricSpec: {
+          fields: {
+            metricName: { type: 'string', id: 1 },
+            targetSize: { type: 'int64', id: 2 },
+            targetSizeFloat: { type: 'double', id: 3 },
+          },
+        },
+        GetMetricsRequest: {
+          fields: { scaledObjectRef: { type: 'ScaledObjectRef', id: 1 }, metricName: { type: 'string', id: 2 } },
+        },
+        GetMetricsResponse: { fields: { metricValues: { rule: 'repeated', type: 'MetricValue', id: 1 } } },
+        MetricValue: {
+          fields: {
+            metricName: { type: 'string', id: 1 },
+            metricValue: { type: 'int64', id: 2 },
+            metricValueFloat: { type: 'double', id: 3 },
+          },
+        },
+      },
+    },
+  },
+};
+
+/** The contract as a grpc-js package, for the server here and for clients (KEDA's, or a test's). */
+export function externalScalerPackage(): grpc.GrpcObject {
+  // protobufjs's JSON descriptor types want a comment on every method and know no map fields.
+  const json = CONTRACT as unknown as Parameters<typeof fromJSON>[0];
+  return grpc.loadPackageDefinition(fromJSON(json, { longs: Number, defaults: true }));
+}
+
+export interface ScaledObjectRef {
+  name: string;
+  namespace: string;
+  scalerMetadata: Record<string, string>;
+}
+
+/** What the scaler needs of the gateway and the services it serves. */
+export interface ScalerSource {
+  /** An InferenceService of the namespace by name: its served model and its target per replica. */
+  service(name: string): { model: string; target: number } | undefined;
+  load(model: string): { requests: number; queued: number };
+}
+
+/** The InferenceService a ScaledObject is for: its trigger's `service`, else the ScaledObject's own name. */
+const serviceOf = (ref: ScaledObjectRef) => ref.scalerMetadata.service || ref.name;
+const metricName = (service: string) => `tandem-${service}-requests`;
+
+export class KedaScaler {
+  private readonly server = new grpc.Server();
+  /** Open StreamIsActive calls, by InferenceService name, with what each was last told. */
+  private readonly streams = new Map<
+    string,
+    Set<{ call: grpc.ServerWritableStream<ScaledObjectRef, unknown>; active?: boolean }>
+  >();
+  private timer?: NodeJS.Timeout;
+
+  constructor(private readonly source: ScalerSource) {
+    const pkg = externalScalerPackage() as { externalscaler: { ExternalScaler: grpc.ServiceClientConstructor } };
+    type Unary<Req> = grpc.handleUnaryCall<Req, unknown>;
+    const known = (ref: ScaledObjectRef) => {
+      const svc = this.source.service(serviceOf(ref));
+      if (!svc) {
+        const err = new Error(`no InferenceService '${serviceOf(ref)}' is served here`) as grpc.ServiceError;
+        err.code = grpc.status.NOT_FOUND;
+        throw err;
+      }
+      return svc;
+    };
+    const unary =
+      <Req>(answer: (req: Req) => unknown): Unary<Req> =>
+      (call, callback) => {
+        try {
+          callback(null, answer(call.request));
+        } catch (err) {
+          callback(err as grpc.ServiceError);
+        }
+      };
+    this.server.addService(pkg.externalscaler.ExternalScaler.service, {
+      IsActive: unary<ScaledObjectRef>((ref) => ({ result: this.active(known(ref).model) })),
+      GetMetricSpec: unary<ScaledObjectRef>((ref) => {
+        const { target } = known(ref);
+        return {
+          metricSpecs: [
+            { metricName: metricName(serviceOf(ref)), targetSize: Math.ceil(target), targetSizeFloat: target },
+          ],
+        };
+      }),
+      GetMetrics: unary<{ scaledObjectRef: ScaledObjectRef; metricName: string }>((req) => {
+        const { requests } = this.source.load(known(req.scaledObjectRef).model);
+        return { metricValues: [{ metricName: req.metricName, metricValue: requests, metricValueFloat: requests }] };
+      }),
+      StreamIsActive: (call: grpc.ServerWritableStream<ScaledObjectRef, unknown>) => {
+        const name = serviceOf(call.request);
+        const entry: { call: typeof call; active?: boolean } = { call };
+        const set = this.streams.get(name) ?? new Set();
+        this.streams.set(name, set);
+        set.add(entry);
+        call.on('cancelled', () => set.delete(entry));
+        call.on('close', () => set.delete(entry));
+        this.push(name);
+      },
+    });
+  }
+
+  /** Listens on host:port (port 0: any free one); returns the port. */
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => {
+        if (err) return reject(err);
+        // Activity changes are pushed within a second; a request waiting for a replica at once (demand).
+        this.timer = setInterval(() => [...this.streams.keys()].forEach((n) => this.push(n)), 1000).unref();
+        resolve(bound);
+      });
+    });
+  }
+
+  /** A request of `model` found no replica ready: tell KEDA now. */
+  demand(model: string): void {
+    for (const name of this.streams.keys()) if (this.source.service(name)?.model === model) this.push(name);
+  }
+
+  close(): Promise<void> {
+    clearInterval(this.timer);
+    for (const set of this.streams.values()) for (const { call } of set) call.end();
+    return new Promise((resolve) => this.server.tryShutdown(() => resolve()));
+  }
+
+  private active(model: string): boolean {
+    return this.source.load(model).requests > 0;
+  }
+
+  /** Sends each open stream of `name` its activity when it changed since the last send. */
+  private push(name: string): void {
+    const svc = this.source.service(name);
+    for (const entry of this.streams.get(name) ?? []) {
+      const active = svc !== undefined && this.active(svc.model);
+      if (entry.active === active) continue;
+      entry.active = active;
+      entry.call.write({ result: active });
+    }
+  }
+}

@@ -1,0 +1,68 @@
+// KEDA's external scaler contract, spoken by a real gRPC client (grpc-js) to the gateway's scaler.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import { KedaScaler, externalScalerPackage, type ScalerSource } from '../../src/autoscaler/keda.js';
+
+type Client = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+
+test('IsActive, GetMetricSpec, GetMetrics per InferenceService; StreamIsActive pushes each change; unknown names are NOT_FOUND', async () => {
+  const load = { requests: 0, queued: 0 };
+  const source: ScalerSource = {
+    service: (name) => (name === 'big' ? { model: 'big-model', target: 1.5 } : undefined),
+    load: (model) => (model === 'big-model' ? load : { requests: 0, queued: 0 }),
+  };
+  const scaler = new KedaScaler(source);
+  const port = await scaler.listen('127.0.0.1', 0);
+  const pkg = externalScalerPackage() as { externalscaler: { ExternalScaler: grpc.ServiceClientConstructor } };
+  const client = new pkg.externalscaler.ExternalScaler(
+    `127.0.0.1:${port}`,
+    grpc.credentials.createInsecure(),
+  ) as unknown as Client;
+  const call = <T>(method: string, request: unknown) =>
+    new Promise<T>((resolve, reject) =>
+      client[method]!(request, (err: grpc.ServiceError | null, res: T) => (err ? reject(err) : resolve(res))),
+    );
+  // A ScaledObject named otherwise, its trigger naming the service.
+  const ref = { name: 'so', namespace: 'ns', scalerMetadata: { service: 'big' } };
+  try {
+    assert.deepEqual(await call('IsActive', ref), { result: false });
+    assert.deepEqual(await call('GetMetricSpec', ref), {
+      metricSpecs: [{ metricName: 'tandem-big-requests', targetSize: 2, targetSizeFloat: 1.5 }],
+    });
+    load.requests = 7;
+    load.queued = 3;
+    assert.deepEqual(await call('IsActive', ref), { result: true });
+    assert.deepEqual(await call('GetMetrics', { scaledObjectRef: ref, metricName: 'tandem-big-requests' }), {
+      metricValues: [{ metricName: 'tandem-big-requests', metricValue: 7, metricValueFloat: 7 }],
+    });
+    // Named by the ScaledObject's own name when the trigger names no service.
+    assert.deepEqual(await call('IsActive', { name: 'big', namespace: 'ns', scalerMetadata: {} }), { result: true });
+    await assert.rejects(call('IsActive', { name: 'nope', namespace: 'ns', scalerMetadata: {} }), (err: unknown) => {
+      const e = err as grpc.ServiceError;
+      return e.code === grpc.status.NOT_FOUND && /no InferenceService 'nope'/.test(e.details);
+    });
+
+    // The stream: the state now, then each change, a demand at once (not after the 1 s tick).
+    load.requests = 0;
+    const stream = client.StreamIsActive!(ref) as grpc.ClientReadableStream<{ result: boolean }>;
+    stream.on('error', (err: grpc.ServiceError) => assert.equal(err.code, grpc.status.CANCELLED)); // ours, below
+    const seen: boolean[] = [];
+    const next = () =>
+      new Promise<boolean>((resolve) => stream.once('data', (m: { result: boolean }) => resolve(m.result)));
+    seen.push(await next());
+    load.requests = 1;
+    const t0 = performance.now();
+    const pushed = next();
+    scaler.demand('big-model');
+    seen.push(await pushed);
+    assert.ok(performance.now() - t0 < 500, 'a demand is pushed at once');
+    load.requests = 0;
+    seen.push(await next()); // within the 1 s tick
+    assert.deepEqual(seen, [false, true, false]);
+    stream.cancel();
+  } finally {
+    client.close();
+    await scaler.close();
+  }
+});
