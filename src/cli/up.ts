@@ -1,10 +1,8 @@
 // `tandem up`: validate, prepare, start every group and the gateway, show status, stop cleanly.
 import { loadServices } from '../spec/load.js';
 import { prepareServices } from '../engine/prepare.js';
-import { LocalPlatform } from '../runtime/local/platform.js';
-import { Reconciler, type ReconcilerEvent } from '../runtime/reconciler.js';
-import { Autoscaler } from '../autoscaler/autoscaler.js';
-import { gatewayFor } from '../gateway/attach.js';
+import type { ReconcilerEvent } from '../runtime/reconciler.js';
+import { embedded } from './embedded.js';
 import { join } from 'node:path';
 import { formatDuration } from '../spec/duration.js';
 import { stderrProgress } from '../util/progress.js';
@@ -33,15 +31,9 @@ export async function up(options: UpOptions): Promise<void> {
     process.stderr.write(`tandem: stopped ${reaped} member process(es) left by an earlier run that died\n`);
   const loaded = loadServices(options.files);
   const templates = await prepareServices(loaded, stderrProgress);
-  const reconciler = new Reconciler(new LocalPlatform({ logDir: options.logDir }));
   const access = accessLog(join(options.stateDir, 'gateway-access.log'));
-  let autoscaler: Autoscaler | undefined = undefined;
-  const gateway = gatewayFor(reconciler, {
-    ...gatewayOptions(options, access.log),
-    onDemand: (model) => autoscaler?.demand(model),
-  });
-  autoscaler = new Autoscaler(reconciler, gateway);
-  for (const template of templates) reconciler.apply(autoscaler.manage(template));
+  const local = embedded(templates, options.logDir, gatewayOptions(options, access.log));
+  const { reconciler, gateway, autoscaler } = local;
   await listenOrExplain(gateway, options);
   writeRun(options.stateDir, {
     pid: process.pid,
@@ -97,6 +89,5 @@ export async function up(options: UpOptions): Promise<void> {
   process.stdout.write(
     `gateway: ${gateway.url}/v1 (models: ${templates.map((t) => t.servedName).join(', ')})\nlogs: ${options.logDir}\n`,
   );
-  reconciler.start();
-  autoscaler.start();
+  local.start();
 }

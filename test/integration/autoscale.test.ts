@@ -6,10 +6,8 @@ import OpenAI from 'openai';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gatewayFor } from '../../src/gateway/attach.js';
-import { Autoscaler } from '../../src/autoscaler/autoscaler.js';
-import { LocalPlatform } from '../../src/runtime/local/platform.js';
-import { Reconciler, type ReconcilerEvent } from '../../src/runtime/reconciler.js';
+import { embedded } from '../../src/cli/embedded.js';
+import type { ReconcilerEvent } from '../../src/runtime/reconciler.js';
 import { isAlive, templatesFor, tinySpec, waitFor } from '../helpers.js';
 
 const MODEL = 'auto-model';
@@ -29,11 +27,12 @@ test('scale from zero on a burst of 32, up to maxReplicas and no further, down w
       },
     }),
   ]);
-  const reconciler = new Reconciler(new LocalPlatform({ logDir: mkdtempSync(join(tmpdir(), 'tandem-autoscale-')) }));
-  let autoscaler: Autoscaler | undefined = undefined;
-  const gateway = gatewayFor(reconciler, { host: '127.0.0.1', port: 0, onDemand: (m) => autoscaler?.demand(m) });
-  autoscaler = new Autoscaler(reconciler, gateway, { intervalMs: 250 });
-  reconciler.apply(autoscaler.manage(template!));
+  const { reconciler, gateway, autoscaler, start } = embedded(
+    [template!],
+    mkdtempSync(join(tmpdir(), 'tandem-autoscale-')),
+    { host: '127.0.0.1', port: 0 },
+    { intervalMs: 250 },
+  );
   const events: ReconcilerEvent[] = [];
   reconciler.on('event', (e) => events.push(e));
   let mostGroups = 0;
@@ -48,8 +47,7 @@ test('scale from zero on a burst of 32, up to maxReplicas and no further, down w
       for (const m of g.members) if (m.pid) pids.add(m.pid);
     }
   });
-  reconciler.start();
-  autoscaler.start();
+  start();
   await gateway.listen();
   const client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 60_000 });
   try {
