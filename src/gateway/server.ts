@@ -357,9 +357,9 @@ export class Gateway {
       // Newcomers queue behind those already waiting: a freed slot goes to the queue's head.
       const queueFirst = attempt === 0 && this.queues.queued(model) > 0;
       let backend = queueFirst ? undefined : this.pickAndReserve(model, tried, keys);
-      const someReady = this.current(model).some((b) => b.ready && !tried.has(b.id));
+      const someReady = !backend && this.current(model).some((b) => b.ready && !tried.has(b.id));
       // With no replica ready, an autoscaled model's request waits for the one it starts.
-      const starting = attempt === 0 && !someReady && this.startingFor(model);
+      const starting = !backend && attempt === 0 && !someReady && this.startingFor(model);
       if (!backend && (((attempt === 0 || resuming) && someReady) || starting)) {
         try {
           backend = await this.queues.wait(model, tried, abort.signal);
@@ -452,7 +452,6 @@ export class Gateway {
     throw new HttpError(502, 'upstream_failed', `every replica tried failed: ${lastError}`, 'api_error');
   }
 
-  /** Ends a response cut short: a stream with an OpenAI error event, anything else by closing it. */
   /**
    * Whether a request of `model`, which has no ready replica, should wait for one: the model is
    * autoscaled (asked here to scale up at once) and its first replica is expected within the
@@ -478,6 +477,7 @@ export class Gateway {
     });
   }
 
+  /** Ends a response cut short: a stream with an OpenAI error event, anything else by closing it. */
   private endStream(res: ServerResponse, why: string): void {
     if (res.destroyed) return;
     if (String(res.getHeader('content-type')).startsWith('text/event-stream')) {

@@ -131,7 +131,7 @@ test('a killed leader takes its worker with it, and the group comes back', async
 });
 
 test('a stream whose replica dies goes on on the other from the token ids vLLM streamed: the same greedy text', async () => {
-  const request = { model: 'one', prompt: 'The quick brown fox', max_tokens: 150, temperature: 0 };
+  const request = { model: 'one', prompt: 'The quick brown fox', max_tokens: 400, temperature: 0 };
   const uninterrupted = (await client.completions.create(request)).choices[0]!.text;
   const { data: stream, response } = await client.completions.create({ ...request, stream: true }).withResponse();
   const replica = Number(response.headers.get('x-tandem-backend')!.split('/')[1]);

@@ -37,9 +37,9 @@ function go(args: string[], cwd: string): string {
   return execFileSync('go', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
 }
 
-function buildKey(): string {
+function buildKey(modules = ['build', 'kwok']): string {
   const hash = createHash('sha256').update(go(['version'], K8S_SOURCE));
-  for (const module of ['build', 'kwok']) {
+  for (const module of modules) {
     for (const file of ['go.mod', 'go.sum']) hash.update(readFileSync(join(K8S_SOURCE, module, file)));
   }
   return hash.digest('hex').slice(0, 16);
@@ -104,6 +104,42 @@ export async function ensureK8sBinaries(progress: Progress): Promise<K8sBinaries
     writeFileSync(done, JSON.stringify({ seconds, targets: TARGETS.map((t) => t.pkg) }, null, 2));
     progress(`built the test control plane in ${seconds} s`);
     return binaries();
+  });
+}
+
+/**
+ * KEDA's operator (test/k8s/keda: github.com/kedacore/keda/v2 at a pinned version), for the test of
+ * a ScaledObject driving an InferenceService; built once, cached apart from the control plane.
+ */
+export async function ensureKedaOperator(progress: Progress): Promise<string> {
+  requireTools(GO);
+  const dir = join(cacheDir(), 'k8s', `keda-${buildKey(['keda'])}`);
+  const out = join(dir, 'bin', 'keda-operator');
+  const done = join(dir, 'built.json');
+  if (existsSync(done)) return out;
+  return withLock(dir, async () => {
+    if (existsSync(done)) return out;
+    const started = Date.now();
+    const cwd = join(K8S_SOURCE, 'keda');
+    const pkg = 'github.com/kedacore/keda/v2/cmd/operator';
+    progress(`building KEDA's operator from its Go module (once, cached in ${dir}); downloading its modules`);
+    go(['mod', 'download'], cwd);
+    const total = go(['list', '-deps', '-f', '{{if not .Standard}}x{{end}}', pkg], cwd)
+      .split('\n')
+      .filter(Boolean).length;
+    progress(`building keda-operator (${total} packages)`);
+    await goBuild(
+      cwd,
+      pkg,
+      out,
+      total,
+      (pct) => progress(`building keda-operator: ${pct}% (${Math.round((Date.now() - started) / 1000)} s)`),
+      join(dir, 'build.log'),
+    );
+    const seconds = Math.round((Date.now() - started) / 1000);
+    writeFileSync(done, JSON.stringify({ seconds, targets: [pkg] }, null, 2));
+    progress(`built KEDA's operator in ${seconds} s`);
+    return out;
   });
 }
 

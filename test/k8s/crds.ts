@@ -19,7 +19,15 @@ export const UPSTREAM_CRDS: { module: string; version: string; files: string[] }
   {
     module: 'github.com/kedacore/keda/v2',
     version: 'v2.21.0',
-    files: ['config/crd/bases/keda.sh_scaledobjects.yaml'],
+    // Every CRD of KEDA's: its operator (built for the autoscaling test) watches them all.
+    files: [
+      'config/crd/bases/keda.sh_scaledobjects.yaml',
+      'config/crd/bases/keda.sh_scaledjobs.yaml',
+      'config/crd/bases/keda.sh_triggerauthentications.yaml',
+      'config/crd/bases/keda.sh_clustertriggerauthentications.yaml',
+      'config/crd/bases/eventing.keda.sh_cloudeventsources.yaml',
+      'config/crd/bases/eventing.keda.sh_clustercloudeventsources.yaml',
+    ],
   },
   {
     module: 'github.com/vllm-project/aibrix',

@@ -21,6 +21,10 @@ import { ensureTinyLlama } from '../../src/model/tiny-llama.js';
 import { silentProgress } from '../../src/util/progress.js';
 import type { GroupStatusEntry, ServiceStatus } from '../../src/runtime/kubernetes/service-status.js';
 import { apiClient, appendContainerLog, installCrds, installTandemCrd, kubeConfig, TOPOLOGY_LABEL } from './cluster.js';
+import { ensureKedaOperator } from './binaries.js';
+import { exportService } from '../../src/runtime/kubernetes/export/index.js';
+import { freePort } from '../../src/util/net.js';
+import { requireTools } from '../../src/util/toolchain.js';
 import { until as poll, useTestCluster } from './harness.js';
 
 let kubeconfig: string;
@@ -711,3 +715,174 @@ function readCa(cluster: k8s.Cluster): string {
   if (cluster.caData) return cluster.caData;
   return readFileSync(cluster.caFile!).toString('base64');
 }
+
+test("KEDA's operator, on the ScaledObject tandem render --to keda writes, activates an InferenceService from zero on a request held by the gateway, and back to zero", async () => {
+  const kedaOperator = await ensureKedaOperator(silentProgress);
+  const operator = new Operator(kubeConfig(kubeconfig), { namespace: ns, log: (l) => logs.push(l), resyncMs: 2000 });
+  await operator.start();
+  const children: ChildProcess[] = [];
+  const engines = new Map<string, ChildProcess>();
+  let gatewayLog = '';
+  let kedaLog = '';
+  try {
+    const spec = {
+      ...big(0),
+      model: { servedName: 'scaled-model', source: 'hf://org/scaled-GGUF' },
+      parallelism: { nodes: 1 },
+      resources: { gpu: 0 },
+      scheduling: {},
+      autoscaling: { minReplicas: 0, maxReplicas: 2, targetOngoingRequests: 1, scaleToZeroAfter: '5s' },
+    };
+    const doc = isvc('scaled', spec);
+    await custom().createNamespacedCustomObject({ ...where, body: doc });
+
+    const gateway = spawn(
+      process.execPath,
+      [cli, 'gateway', '--kubeconfig', kubeconfig, '--port', '0', '--keda-port', '0'],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
+    children.push(gateway);
+    gateway.stderr.on('data', (d: Buffer) => (gatewayLog += d.toString()));
+    const kedaPort = await until(
+      'the KEDA scaler to listen',
+      20_000,
+      async () => /KEDA external scaler on \S+:(\d+)/.exec(gatewayLog)?.[1],
+    );
+    const url = (await until(
+      'the gateway to listen',
+      20_000,
+      async () => /gateway (http:\S+)\/v1/.exec(gatewayLog)?.[1],
+    ))!;
+
+    // The ScaledObject as rendered, its scaler reached on loopback (the Service's DNS name in a cluster).
+    const { service } = validateDocument(doc);
+    const [scaled] = exportService(service!, 'keda', ns) as (k8s.KubernetesObject & {
+      spec: { pollingInterval: number; triggers: { metadata: Record<string, string> }[] };
+    })[];
+    assert.equal(scaled!.spec.triggers[0]!.metadata.scalerAddress, `tandem-gateway.${ns}.svc:9090`);
+    scaled!.spec.triggers[0]!.metadata.scalerAddress = `127.0.0.1:${kedaPort}`;
+    scaled!.spec.pollingInterval = 1;
+    await custom().createNamespacedCustomObject({
+      group: 'keda.sh',
+      version: 'v1alpha1',
+      namespace: ns,
+      plural: 'scaledobjects',
+      body: scaled,
+    });
+
+    // KEDA's operator as its Deployment runs it, on loopback, certificates of its own.
+    requireTools({ command: 'openssl', install: 'openssl (Debian/Ubuntu: apt install openssl)' });
+    const certs = mkdtempSync(join(tmpdir(), 'tandem-keda-certs-'));
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=keda-operator',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        join(certs, 'tls.key'),
+        '-out',
+        join(certs, 'tls.crt'),
+      ],
+      { stdio: 'ignore' },
+    );
+    writeFileSync(join(certs, 'ca.crt'), readFileSync(join(certs, 'tls.crt')));
+    const keda = spawn(
+      kedaOperator,
+      [
+        '--metrics-bind-address',
+        '0',
+        '--health-probe-bind-address',
+        `127.0.0.1:${await freePort()}`,
+        '--metrics-service-bind-address',
+        `127.0.0.1:${await freePort()}`,
+        '--cert-dir',
+        certs,
+        '--ca-dir',
+        certs,
+        '--enable-webhook-patching=false',
+        '--enable-apiservice-patching=false',
+        '--zap-log-level',
+        'info',
+      ],
+      {
+        env: {
+          ...process.env,
+          KUBECONFIG: kubeconfig,
+          WATCH_NAMESPACE: ns,
+          POD_NAMESPACE: ns,
+          KEDA_CLUSTER_OBJECT_NAMESPACE: ns,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    children.push(keda);
+    for (const s of [keda.stdout, keda.stderr])
+      s.on('data', (d: Buffer) => (kedaLog = (kedaLog + d.toString()).slice(-20_000)));
+    const replicas = async () =>
+      ((await custom().getNamespacedCustomObject({ ...where, name: 'scaled' })) as { spec: { replicas: number } }).spec
+        .replicas;
+    await until(
+      () => `KEDA to take the ScaledObject (its log: ${kedaLog.slice(-2000)})`,
+      60_000,
+      async () => {
+        const so = (await custom().getNamespacedCustomObject({
+          group: 'keda.sh',
+          version: 'v1alpha1',
+          namespace: ns,
+          plural: 'scaledobjects',
+          name: 'scaled',
+        })) as { status?: { conditions?: { type: string; status: string }[] } };
+        return so.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? true : undefined;
+      },
+    );
+    assert.equal(await replicas(), 0, 'idle: still at zero');
+
+    // A real llama-server at each Ready leader pod's IP, as a kubelet would start it.
+    const { llamaServer } = await ensureLlamaBinaries(silentProgress);
+    const model = await ensureTinyLlama((await ensureLlamaSource(silentProgress)).dir, silentProgress);
+    const serveLeaders = setInterval(() => {
+      void pods('scaled').then((list) => {
+        for (const pod of readyPods(list)) {
+          const ip = pod.status?.podIP;
+          if (!ip || pod.metadata?.labels?.[LABEL.member] !== '0' || engines.has(pod.metadata.uid!)) continue;
+          const args = ['-m', model, '--host', ip, '--port', String(LEADER_PORT), '--alias', 'scaled-model', '-t', '1'];
+          engines.set(pod.metadata.uid!, spawn(llamaServer, args, { stdio: 'ignore' }));
+        }
+      });
+    }, 250);
+    try {
+      // One request at zero: held by the gateway, pushed to KEDA, which scales the object up.
+      const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 60_000 });
+      const sent = Date.now();
+      const answer = await client.completions.create({ model: 'scaled-model', prompt: 'Hello', max_tokens: 4 });
+      assert.equal(answer.choices.length, 1);
+      assert.ok((await replicas()) >= 1, 'KEDA scaled it up');
+      logs.push(`from zero to an answer through KEDA: ${Date.now() - sent} ms`);
+
+      // Idle past the cooldown (scaleToZeroAfter: 5s): KEDA scales it back to zero and its pods go.
+      await until(
+        () => `KEDA to scale to zero (its log: ${kedaLog.slice(-2000)})`,
+        90_000,
+        async () => ((await replicas()) === 0 && (await pods('scaled')).length === 0 ? true : undefined),
+      );
+    } finally {
+      clearInterval(serveLeaders);
+    }
+    await custom().deleteNamespacedCustomObject({ ...where, name: 'scaled' });
+  } finally {
+    for (const c of children) c.kill('SIGTERM');
+    for (const e of engines.values()) e.kill('SIGKILL');
+    await operator.stop();
+  }
+});
