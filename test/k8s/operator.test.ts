@@ -738,7 +738,7 @@ test("KEDA's operator, on the ScaledObject tandem render --to keda writes, activ
 
     const gateway = spawn(
       process.execPath,
-      [cli, 'gateway', '--kubeconfig', kubeconfig, '--port', '0', '--keda-port', '0'],
+      [cli, 'gateway', '--kubeconfig', kubeconfig, '--namespace', ns, '--port', '0', '--keda-port', '0'],
       {
         stdio: ['ignore', 'ignore', 'pipe'],
       },
@@ -863,7 +863,9 @@ test("KEDA's operator, on the ScaledObject tandem render --to keda writes, activ
     }, 250);
     try {
       // One request at zero: held by the gateway, pushed to KEDA, which scales the object up.
-      const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 60_000 });
+      // KWOK marks a pod Ready at once, before the llama-server started for it has loaded (no
+      // readiness probe runs here): its 503 "Loading model" is retried, as the client does by default.
+      const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'unused', maxRetries: 5, timeout: 60_000 });
       const sent = Date.now();
       const answer = await client.completions.create({ model: 'scaled-model', prompt: 'Hello', max_tokens: 4 });
       assert.equal(answer.choices.length, 1);
