@@ -1,10 +1,33 @@
-// The autoscaler's executor: once a second (and at once when a request finds no replica) it samples
-// each autoscaled service's load from the gateway, asks decide.ts for the replica count, and has the
-// reconciler scale to it. A scale-down drains first: the groups that will go take no new request,
-// and they are removed once they serve none (or after `drainTimeoutMs`), so no stream is cut.
+// The autoscaler's executor, one for both platforms: once a second (and at once when a request
+// finds no replica) it samples each autoscaled service's load from the gateway, asks decide.ts for
+// the replica count, and scales its target to it: the reconciler on the embedded default, KEDA on
+// Kubernetes (keda.ts reports the count, KEDA's HPA applies it). A scale-down drains first: the
+// groups that will go take no new request, and the count drops once they serve none (or after
+// `drainTimeoutMs`), so no stream is cut.
 import type { Reconciler } from '../runtime/reconciler.js';
 import type { ServiceTemplate } from '../runtime/service-template.js';
 import { decideReplicas, type Autoscaling, type LoadSample, type ScalingState } from './decide.js';
+
+/** Where decisions take effect, and what the autoscaler needs to know of the groups. */
+export interface ScaleTarget {
+  scale(service: string, replicas: number, reason: string): void;
+  /** Draining and other steps worth an event. */
+  note(service: string, reason: string, message: string): void;
+  /** The service's measured time from creating a group to Ready. */
+  startupMs(service: string): number | undefined;
+  /** The groups ("service/replica") that exist now. */
+  groups(): Set<string>;
+}
+
+/** The embedded default's target: the reconciler itself. */
+export function reconcilerTarget(reconciler: Reconciler): ScaleTarget {
+  return {
+    scale: (service, replicas, reason) => reconciler.scale(service, replicas, reason),
+    note: (service, reason, message) => reconciler.note(service, reason, message),
+    startupMs: (service) => reconciler.snapshot().find((s) => s.name === service)?.startupMs,
+    groups: () => new Set(reconciler.snapshot().flatMap((s) => s.groups.map((g) => `${s.name}/${g.replica}`))),
+  };
+}
 
 /** What the autoscaler needs of a gateway. */
 export interface LoadSource {
@@ -41,7 +64,7 @@ export class Autoscaler {
   private readonly drainTimeoutMs: number;
 
   constructor(
-    private readonly reconciler: Reconciler,
+    private readonly target: ScaleTarget,
     private readonly gateway: LoadSource,
     options: AutoscalerOptions = {},
   ) {
@@ -49,18 +72,43 @@ export class Autoscaler {
     this.drainTimeoutMs = options.drainTimeoutMs ?? 600_000;
   }
 
-  /** Takes over an autoscaled service's replicas (starting at initialReplicas); others are left alone. */
-  manage(template: ServiceTemplate): ServiceTemplate {
+  /**
+   * Takes over an autoscaled service's replicas, from `current` (default initialReplicas); others are
+   * left alone. Again for a service it has: its settings change, its load and state stay.
+   */
+  manage(template: ServiceTemplate, current?: number): ServiceTemplate {
     const config = template.autoscaling;
-    if (!config) return template;
+    if (!config) {
+      this.services.delete(template.name);
+      return template;
+    }
+    const known = this.services.get(template.name);
+    if (known) {
+      known.config = config;
+      known.model = template.servedName;
+      return { ...template, replicas: known.state.replicas };
+    }
+    const replicas = current ?? config.initialReplicas;
     this.services.set(template.name, {
       name: template.name,
       model: template.servedName,
       config,
       samples: [],
-      state: { replicas: config.initialReplicas },
+      state: { replicas },
     });
-    return { ...template, replicas: config.initialReplicas };
+    return { ...template, replicas };
+  }
+
+  /** Manages exactly these services (a cluster's objects), each from its current replicas. */
+  sync(templates: ServiceTemplate[]): void {
+    const live = new Set(templates.map((t) => t.name));
+    for (const name of this.services.keys()) if (!live.has(name)) this.services.delete(name);
+    for (const t of templates) this.manage(t, t.replicas);
+  }
+
+  /** The replica count a service should have now, for a target that reports it (KEDA). */
+  desired(name: string): number | undefined {
+    return this.services.get(name)?.state.replicas;
   }
 
   start(): void {
@@ -88,7 +136,7 @@ export class Autoscaler {
     while (s.samples.length > 0 && s.samples[0]!.at < now - s.config.lookBackMs) s.samples.shift();
     if (s.draining) return this.drain(s, s.draining, now, load.requests);
 
-    const startupMs = this.reconciler.snapshot().find((x) => x.name === s.name)?.startupMs;
+    const startupMs = this.target.startupMs(s.name);
     const decision = decideReplicas(s.config, s.state, {
       now,
       samples: s.samples,
@@ -97,18 +145,19 @@ export class Autoscaler {
     if (decision.replicas < s.state.replicas) {
       const draining = { to: decision.replicas, reason: decision.reason!, state: decision.state, since: now };
       s.draining = draining;
-      this.reconciler.note(
+      this.target.note(
         s.name,
         'Draining',
         `${s.state.replicas} → ${draining.to} replicas once the groups going have finished their requests: ${draining.reason}`,
       );
       return this.drain(s, draining, now, load.requests);
     }
-    if (decision.replicas > s.state.replicas) {
-      s.removed = [];
-      this.reconciler.scale(s.name, decision.replicas, decision.reason!);
-    }
+    const up = decision.replicas > s.state.replicas;
     s.state = decision.state;
+    if (up) {
+      s.removed = [];
+      this.target.scale(s.name, decision.replicas, decision.reason!);
+    }
     this.retire();
   }
 
@@ -118,9 +167,9 @@ export class Autoscaler {
     if (requests > draining.to * s.config.target) {
       s.draining = undefined;
     } else if (going.every((id) => this.gateway.serving(id) === 0) || now - draining.since >= this.drainTimeoutMs) {
-      this.reconciler.scale(s.name, draining.to, draining.reason);
       s.state = draining.state;
       s.draining = undefined;
+      this.target.scale(s.name, draining.to, draining.reason);
       s.removed = going; // until the reconciler has deleted them
     } else s.retiring = going;
     this.retire();
@@ -128,9 +177,7 @@ export class Autoscaler {
 
   /** Groups draining, or removed but not yet gone, take no new request. */
   private retire(): void {
-    const present = new Set(
-      this.reconciler.snapshot().flatMap((svc) => svc.groups.map((g) => `${svc.name}/${g.replica}`)),
-    );
+    const present = this.target.groups();
     const ids = [...this.services.values()].flatMap((s) => [
       ...(s.draining ? (s.retiring ?? []) : []),
       ...(s.removed ?? []).filter((id) => present.has(id)),

@@ -1,9 +1,11 @@
 // KEDA's external scaler contract (externalscaler.proto: IsActive, StreamIsActive, GetMetricSpec,
 // GetMetrics), served by the gateway per InferenceService, so that a ScaledObject (`tandem render
-// --to keda`) drives the object's scale subresource on the load the gateway has in hand. The
-// metric is requests in hand (being served or waiting) against targetOngoingRequests per replica;
-// a service is active while it has any. A request that finds no replica is pushed to KEDA at once
-// on StreamIsActive (the external-push trigger), not at its next poll.
+// --to keda`) applies Tandem's own autoscaling decision (autoscaler.ts, run in the gateway on the
+// load it has in hand) to the object's scale subresource. The metric is the decided replica count
+// × targetOngoingRequests against a target of targetOngoingRequests, so the HPA (tolerance 0, no
+// stabilization window: the decision has its delays already) asks for exactly that count; a
+// service is active while the count is at least 1. A change is pushed to KEDA at once on
+// StreamIsActive (the external-push trigger), not at its next poll.
 import * as grpc from '@grpc/grpc-js';
 import { fromJSON } from '@grpc/proto-loader';
 
@@ -65,12 +67,8 @@ export interface ScaledObjectRef {
   scalerMetadata: Record<string, string>;
 }
 
-/** What the scaler needs of the gateway and the services it serves. */
-export interface ScalerSource {
-  /** An InferenceService of the namespace by name: its served model and its target per replica. */
-  service(name: string): { model: string; target: number } | undefined;
-  load(model: string): { requests: number; queued: number };
-}
+/** An autoscaled InferenceService of the namespace by name: its target per replica and the replica count decided for it. */
+export type ScalerSource = (name: string) => { target: number; desired: number } | undefined;
 
 /** The InferenceService a ScaledObject is for: its trigger's `service`, else the ScaledObject's own name. */
 const serviceOf = (ref: ScaledObjectRef) => ref.scalerMetadata.service || ref.name;
@@ -89,9 +87,9 @@ export class KedaScaler {
     const pkg = externalScalerPackage() as { externalscaler: { ExternalScaler: grpc.ServiceClientConstructor } };
     type Unary<Req> = grpc.handleUnaryCall<Req, unknown>;
     const known = (ref: ScaledObjectRef) => {
-      const svc = this.source.service(serviceOf(ref));
+      const svc = this.source(serviceOf(ref));
       if (!svc) {
-        const err = new Error(`no InferenceService '${serviceOf(ref)}' is served here`) as grpc.ServiceError;
+        const err = new Error(`no autoscaled InferenceService '${serviceOf(ref)}' is served here`) as grpc.ServiceError;
         err.code = grpc.status.NOT_FOUND;
         throw err;
       }
@@ -107,7 +105,7 @@ export class KedaScaler {
         }
       };
     this.server.addService(pkg.externalscaler.ExternalScaler.service, {
-      IsActive: unary<ScaledObjectRef>((ref) => ({ result: this.active(known(ref).model) })),
+      IsActive: unary<ScaledObjectRef>((ref) => ({ result: known(ref).desired > 0 })),
       GetMetricSpec: unary<ScaledObjectRef>((ref) => {
         const { target } = known(ref);
         return {
@@ -117,8 +115,11 @@ export class KedaScaler {
         };
       }),
       GetMetrics: unary<{ scaledObjectRef: ScaledObjectRef; metricName: string }>((req) => {
-        const { requests } = this.source.load(known(req.scaledObjectRef).model);
-        return { metricValues: [{ metricName: req.metricName, metricValue: requests, metricValueFloat: requests }] };
+        const { target, desired } = known(req.scaledObjectRef);
+        const value = desired * target;
+        return {
+          metricValues: [{ metricName: req.metricName, metricValue: Math.ceil(value), metricValueFloat: value }],
+        };
       }),
       StreamIsActive: (call: grpc.ServerWritableStream<ScaledObjectRef, unknown>) => {
         const name = serviceOf(call.request);
@@ -145,9 +146,9 @@ export class KedaScaler {
     });
   }
 
-  /** A request of `model` found no replica ready: tell KEDA now. */
-  demand(model: string): void {
-    for (const name of this.streams.keys()) if (this.source.service(name)?.model === model) this.push(name);
+  /** The count decided for `name` changed: tell KEDA now. */
+  changed(name: string): void {
+    this.push(name);
   }
 
   close(): Promise<void> {
@@ -156,15 +157,10 @@ export class KedaScaler {
     return new Promise((resolve) => this.server.tryShutdown(() => resolve()));
   }
 
-  private active(model: string): boolean {
-    return this.source.load(model).requests > 0;
-  }
-
   /** Sends each open stream of `name` its activity when it changed since the last send. */
   private push(name: string): void {
-    const svc = this.source.service(name);
+    const active = (this.source(name)?.desired ?? 0) > 0;
     for (const entry of this.streams.get(name) ?? []) {
-      const active = svc !== undefined && this.active(svc.model);
       if (entry.active === active) continue;
       entry.active = active;
       entry.call.write({ result: active });

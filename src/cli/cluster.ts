@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { PassThrough } from 'node:stream';
 import * as k8s from '@kubernetes/client-node';
 import { KedaScaler } from '../autoscaler/keda.js';
+import { Autoscaler } from '../autoscaler/autoscaler.js';
 import { KEDA_SCALER_PORT } from '../runtime/kubernetes/export/keda.js';
 import { stringify } from 'yaml';
 import { Operator } from '../runtime/kubernetes/operator.js';
@@ -77,17 +78,42 @@ export async function runClusterGateway(
   // The access log on stdout: a container's log.
   const access = accessLog(1);
   let scaler: KedaScaler | undefined = undefined;
+  let autoscaler: Autoscaler | undefined = undefined;
   const gateway = new Gateway({
     ...gatewayOptions(settings, access.log),
     backends: cluster.backends,
     models: cluster.models,
     groups: cluster.groups,
-    onDemand: (model) => scaler?.demand(model),
+    onDemand: (model) => autoscaler?.demand(model),
   });
   await listenOrExplain(gateway, settings);
   if (kedaPort !== undefined) {
-    scaler = new KedaScaler({ service: cluster.scaled, load: (model) => gateway.load(model) });
+    // Tandem's autoscaler decides on this gateway's load; KEDA applies the count it reports.
+    const scaling = new Autoscaler(
+      {
+        scale: (service, replicas, reason) => {
+          log(`tandem: ${service}: ${replicas} replica(s): ${reason}`);
+          scaler?.changed(service);
+        },
+        note: (service, reason, message) => log(`tandem: ${service}: ${reason}: ${message}`),
+        startupMs: () => undefined,
+        groups: () => new Set(cluster.groups().map((g) => `${g.service}/${g.replica}`)),
+      },
+      gateway,
+    );
+    autoscaler = scaling;
+    const sync = () => scaling.sync(cluster.templates());
+    cluster.onChange(sync);
+    sync();
+    scaler = new KedaScaler((name) => {
+      const template = cluster.templates().find((t) => t.name === name);
+      const desired = scaling.desired(name);
+      return template?.autoscaling && desired !== undefined
+        ? { target: template.autoscaling.target, desired }
+        : undefined;
+    });
     const port = await scaler.listen(settings.host, kedaPort);
+    scaling.start();
     log(`tandem: KEDA external scaler on ${settings.host}:${port}`);
   }
   let stopping = false;
@@ -96,6 +122,7 @@ export async function runClusterGateway(
     stopping = true;
     log(`tandem: ${why}: draining (up to ${formatDuration(settings.drainMs)})`);
     const cut = await gateway.close(settings.drainMs).catch(() => 0);
+    autoscaler?.stop();
     await scaler?.close();
     access.close();
     if (cut > 0) log(`tandem: ${cut} request(s) still in flight were cut`);

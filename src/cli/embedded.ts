@@ -1,6 +1,6 @@
 // The embedded default assembled: a reconciler over local processes, the gateway in front of its
 // groups, and the autoscaler between them (it reads the gateway's load and scales the services).
-import { Autoscaler, type AutoscalerOptions } from '../autoscaler/autoscaler.js';
+import { Autoscaler, reconcilerTarget, type AutoscalerOptions } from '../autoscaler/autoscaler.js';
 import { gatewayFor } from '../gateway/attach.js';
 import type { Gateway, GatewayOptions } from '../gateway/server.js';
 import { LocalPlatform } from '../runtime/local/platform.js';
@@ -25,7 +25,7 @@ export function embedded(
   // The gateway tells the autoscaler of demand; the autoscaler reads the gateway's load.
   let autoscaler: Autoscaler | undefined = undefined;
   const g = gatewayFor(reconciler, { ...gateway, onDemand: (model) => autoscaler?.demand(model) });
-  autoscaler = new Autoscaler(reconciler, g, autoscaling);
+  autoscaler = new Autoscaler(reconcilerTarget(reconciler), g, autoscaling);
   for (const template of templates) reconciler.apply(autoscaler.manage(template));
   return {
     reconciler,

@@ -72,10 +72,11 @@ export function clusterView(
 /** Keeps a ClusterView of one namespace current. */
 export class ClusterBackends {
   private view: ClusterView = { backends: [], models: [], groups: [] };
-  private readonly templates = new Map<string, ServiceTemplate | undefined>();
+  private readonly rendered = new Map<string, ServiceTemplate | undefined>();
   private readonly objects: k8s.Informer<InferenceServiceObject> & k8s.ObjectCache<InferenceServiceObject>;
   private readonly leaders: k8s.Informer<k8s.V1Pod> & k8s.ObjectCache<k8s.V1Pod>;
   private readonly watches: Watch<k8s.KubernetesObject>[];
+  private readonly listeners: (() => void)[] = [];
 
   constructor(
     kc: k8s.KubeConfig,
@@ -110,30 +111,36 @@ export class ClusterBackends {
   models = (): ModelEntry[] => this.view.models;
   groups = (): GroupMetric[] => this.view.groups;
 
-  /** An autoscaled InferenceService by name: its model and target per replica (KEDA's scaler asks). */
-  scaled = (name: string): { model: string; target: number } | undefined => {
-    const object = this.objects.list().find((o) => o.metadata?.name === name);
-    const template = object && this.templateOf(object);
-    return template?.autoscaling && { model: template.servedName, target: template.autoscaling.target };
-  };
+  /** Every object's template (those that validate). */
+  templates = (): ServiceTemplate[] =>
+    this.objects.list().flatMap((o) => {
+      const t = this.templateOf(o);
+      return t ? [t] : [];
+    });
+
+  /** Calls `listener` after every change of the objects or their leader pods. */
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
 
   private refresh(): void {
     const objects = this.objects.list();
     this.view = clusterView(objects, this.leaders.list(), (o) => this.templateOf(o));
+    for (const listener of this.listeners) listener();
     // Templates of older generations and of deleted objects go.
-    if (this.templates.size > objects.length) {
+    if (this.rendered.size > objects.length) {
       const live = new Set(objects.map((o) => `${o.metadata?.uid}/${o.metadata?.generation}`));
-      for (const k of this.templates.keys()) if (!live.has(k)) this.templates.delete(k);
+      for (const k of this.rendered.keys()) if (!live.has(k)) this.rendered.delete(k);
     }
   }
 
   /** An object's template, made again only when its spec changes (a new generation). */
   private templateOf(object: InferenceServiceObject): ServiceTemplate | undefined {
     const key = `${object.metadata?.uid}/${object.metadata?.generation}`;
-    if (this.templates.has(key)) return this.templates.get(key);
+    if (this.rendered.has(key)) return this.rendered.get(key);
     const { template, problem } = readInferenceService(object, this.namespace);
     if (problem) this.log(`tandem: ${object.metadata?.name}: ${problem}`);
-    this.templates.set(key, template);
+    this.rendered.set(key, template);
     return template;
   }
 }

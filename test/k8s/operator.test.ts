@@ -716,7 +716,7 @@ function readCa(cluster: k8s.Cluster): string {
   return readFileSync(cluster.caFile!).toString('base64');
 }
 
-test("KEDA's operator, on the ScaledObject tandem render --to keda writes, activates an InferenceService from zero on a request held by the gateway, and back to zero", async () => {
+test("KEDA's operator, on the ScaledObject tandem render --to keda writes, applies Tandem's decision: from zero on a request the gateway holds, and back to zero", async () => {
   const kedaOperator = await ensureKedaOperator(silentProgress);
   const operator = new Operator(kubeConfig(kubeconfig), { namespace: ns, log: (l) => logs.push(l), resyncMs: 2000 });
   await operator.start();
@@ -731,7 +731,13 @@ test("KEDA's operator, on the ScaledObject tandem render --to keda writes, activ
       parallelism: { nodes: 1 },
       resources: { gpu: 0 },
       scheduling: {},
-      autoscaling: { minReplicas: 0, maxReplicas: 2, targetOngoingRequests: 1, scaleToZeroAfter: '5s' },
+      autoscaling: {
+        minReplicas: 0,
+        maxReplicas: 2,
+        targetOngoingRequests: 1,
+        scaleToZeroAfter: '5s',
+        lookBackPeriod: '2s',
+      },
     };
     const doc = isvc('scaled', spec);
     await custom().createNamespacedCustomObject({ ...where, body: doc });
@@ -872,7 +878,8 @@ test("KEDA's operator, on the ScaledObject tandem render --to keda writes, activ
       assert.ok((await replicas()) >= 1, 'KEDA scaled it up');
       logs.push(`from zero to an answer through KEDA: ${Date.now() - sent} ms`);
 
-      // Idle past the cooldown (scaleToZeroAfter: 5s): KEDA scales it back to zero and its pods go.
+      assert.match(gatewayLog, /scaled: 1 replica\(s\): .*scaling from zero/, "Tandem's decision, which KEDA applied");
+      // Idle (scaleToZeroAfter: 5s): Tandem's decision goes to zero, KEDA applies it, the pods go.
       await until(
         () => `KEDA to scale to zero (its log: ${kedaLog.slice(-2000)})`,
         90_000,
@@ -881,6 +888,7 @@ test("KEDA's operator, on the ScaledObject tandem render --to keda writes, activ
     } finally {
       clearInterval(serveLeaders);
     }
+    assert.match(gatewayLog, /scaled: 0 replica\(s\): no request for/);
     await custom().deleteNamespacedCustomObject({ ...where, name: 'scaled' });
   } finally {
     for (const c of children) c.kill('SIGTERM');

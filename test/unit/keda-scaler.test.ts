@@ -6,12 +6,9 @@ import { KedaScaler, externalScalerPackage, type ScalerSource } from '../../src/
 
 type Client = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
 
-test('IsActive, GetMetricSpec, GetMetrics per InferenceService; StreamIsActive pushes each change; unknown names are NOT_FOUND', async () => {
-  const load = { requests: 0, queued: 0 };
-  const source: ScalerSource = {
-    service: (name) => (name === 'big' ? { model: 'big-model', target: 1.5 } : undefined),
-    load: (model) => (model === 'big-model' ? load : { requests: 0, queued: 0 }),
-  };
+test("IsActive, GetMetricSpec, GetMetrics report the autoscaler's count per InferenceService; StreamIsActive pushes each change; unknown names are NOT_FOUND", async () => {
+  const decided = { desired: 0 };
+  const source: ScalerSource = (name) => (name === 'big' ? { target: 1.5, desired: decided.desired } : undefined);
   const scaler = new KedaScaler(source);
   const port = await scaler.listen('127.0.0.1', 0);
   const pkg = externalScalerPackage() as { externalscaler: { ExternalScaler: grpc.ServiceClientConstructor } };
@@ -30,34 +27,37 @@ test('IsActive, GetMetricSpec, GetMetrics per InferenceService; StreamIsActive p
     assert.deepEqual(await call('GetMetricSpec', ref), {
       metricSpecs: [{ metricName: 'tandem-big-requests', targetSize: 2, targetSizeFloat: 1.5 }],
     });
-    load.requests = 7;
-    load.queued = 3;
+    assert.deepEqual(await call('GetMetrics', { scaledObjectRef: ref, metricName: 'tandem-big-requests' }), {
+      metricValues: [{ metricName: 'tandem-big-requests', metricValue: 0, metricValueFloat: 0 }],
+    });
+    // 3 replicas decided: 3 × target, so that the HPA (value / target) asks for exactly 3.
+    decided.desired = 3;
     assert.deepEqual(await call('IsActive', ref), { result: true });
     assert.deepEqual(await call('GetMetrics', { scaledObjectRef: ref, metricName: 'tandem-big-requests' }), {
-      metricValues: [{ metricName: 'tandem-big-requests', metricValue: 7, metricValueFloat: 7 }],
+      metricValues: [{ metricName: 'tandem-big-requests', metricValue: 5, metricValueFloat: 4.5 }],
     });
     // Named by the ScaledObject's own name when the trigger names no service.
     assert.deepEqual(await call('IsActive', { name: 'big', namespace: 'ns', scalerMetadata: {} }), { result: true });
     await assert.rejects(call('IsActive', { name: 'nope', namespace: 'ns', scalerMetadata: {} }), (err: unknown) => {
       const e = err as grpc.ServiceError;
-      return e.code === grpc.status.NOT_FOUND && /no InferenceService 'nope'/.test(e.details);
+      return e.code === grpc.status.NOT_FOUND && /no autoscaled InferenceService 'nope'/.test(e.details);
     });
 
-    // The stream: the state now, then each change, a demand at once (not after the 1 s tick).
-    load.requests = 0;
+    // The stream: the state now, then each change, a new count at once (not after the 1 s tick).
+    decided.desired = 0;
     const stream = client.StreamIsActive!(ref) as grpc.ClientReadableStream<{ result: boolean }>;
     stream.on('error', (err: grpc.ServiceError) => assert.equal(err.code, grpc.status.CANCELLED)); // ours, below
     const seen: boolean[] = [];
     const next = () =>
       new Promise<boolean>((resolve) => stream.once('data', (m: { result: boolean }) => resolve(m.result)));
     seen.push(await next());
-    load.requests = 1;
+    decided.desired = 1;
     const t0 = performance.now();
     const pushed = next();
-    scaler.demand('big-model');
+    scaler.changed('big');
     seen.push(await pushed);
-    assert.ok(performance.now() - t0 < 500, 'a demand is pushed at once');
-    load.requests = 0;
+    assert.ok(performance.now() - t0 < 500, 'a change is pushed at once');
+    decided.desired = 0;
     seen.push(await next()); // within the 1 s tick
     assert.deepEqual(seen, [false, true, false]);
     stream.cancel();

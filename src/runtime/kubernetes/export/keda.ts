@@ -1,9 +1,9 @@
-// `tandem render --to keda`: a KEDA ScaledObject that scales an InferenceService through its scale
-// subresource on the load Tandem's gateway reports (its external-push scaler, autoscaler/keda.ts),
-// with spec.autoscaling's bounds and delays as KEDA and the HPA name them.
+// `tandem render --to keda`: a KEDA ScaledObject that applies Tandem's autoscaling decision (the
+// gateway's external-push scaler, autoscaler/keda.ts) to an InferenceService's scale subresource:
+// spec.autoscaling's bounds; no delay, window or tolerance of KEDA's or the HPA's own, since the
+// decision has them already (its HPA then asks for exactly the count the gateway reports).
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { API_VERSION, type InferenceService } from '../../../spec/schema.js';
-import { parseDuration } from '../../../spec/duration.js';
 
 /** The gateway's port for KEDA's external scaler (gRPC), as `tandem install` exposes it. */
 export const KEDA_SCALER_PORT = 9090;
@@ -14,9 +14,10 @@ export function scaledObject(
 ): KubernetesObject & { spec: Record<string, unknown> } {
   const scaling = service.spec.autoscaling;
   if (!scaling) {
-    throw new Error('spec.autoscaling: required for --to keda (the ScaledObject takes its bounds and delays from it)');
+    throw new Error(
+      'spec.autoscaling: required for --to keda (the ScaledObject applies the decision the gateway makes from it)',
+    );
   }
-  const seconds = (d: string) => Math.ceil(parseDuration(d) / 1000);
   const name = service.metadata.name;
   return {
     apiVersion: 'keda.sh/v1alpha1',
@@ -26,14 +27,14 @@ export function scaledObject(
       scaleTargetRef: { apiVersion: API_VERSION, kind: 'InferenceService', name },
       minReplicaCount: scaling.minReplicas,
       maxReplicaCount: scaling.maxReplicas,
-      // To zero after this long inactive (the scaler reports activity as soon as a request waits).
-      cooldownPeriod: seconds(scaling.scaleToZeroAfter ?? scaling.downscaleDelay),
+      // The decision waited scaleToZeroAfter already: to zero as soon as it says so.
+      cooldownPeriod: 0,
       pollingInterval: 5,
       advanced: {
         horizontalPodAutoscalerConfig: {
           behavior: {
-            scaleUp: { stabilizationWindowSeconds: seconds(scaling.upscaleDelay) },
-            scaleDown: { stabilizationWindowSeconds: seconds(scaling.downscaleDelay) },
+            scaleUp: { stabilizationWindowSeconds: 0, tolerance: 0 },
+            scaleDown: { stabilizationWindowSeconds: 0, tolerance: 0 },
           },
         },
       },
