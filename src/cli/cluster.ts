@@ -96,7 +96,7 @@ export async function runClusterGateway(
           scaler?.changed(service);
         },
         note: (service, reason, message) => log(`tandem: ${service}: ${reason}: ${message}`),
-        startupMs: () => undefined,
+        startupMs: cluster.startupMs,
         groups: () => new Set(cluster.groups().map((g) => `${g.service}/${g.replica}`)),
       },
       gateway,

@@ -59,10 +59,12 @@ export function clusterView(
         ...(template.tokenIds ? { tokenIds: template.tokenIds } : {}),
       });
     }
+    const startup = object.status?.startupSeconds;
     view.models.push({
       id: template.servedName,
       replicas: template.replicas,
       readyReplicas: ready,
+      ...(startup === undefined ? {} : { startupMs: startup * 1000 }),
       ...(template.autoscaling ? { autoscaled: true } : {}),
     });
   }
@@ -117,6 +119,12 @@ export class ClusterBackends {
       const t = this.templateOf(o);
       return t ? [t] : [];
     });
+
+  /** An object's measured time from creating a group to Ready (its status, from the operator). */
+  startupMs = (service: string): number | undefined => {
+    const seconds = this.objects.list().find((o) => o.metadata?.name === service)?.status?.startupSeconds;
+    return seconds === undefined ? undefined : seconds * 1000;
+  };
 
   /** Calls `listener` after every change of the objects or their leader pods. */
   onChange(listener: () => void): void {

@@ -176,6 +176,12 @@ test('an InferenceService becomes groups of pods: placed, Ready, recreated whole
       const list = await pods('big');
       return readyPods(list).length === 4 ? list : undefined;
     });
+    const startup = await until(
+      'the measured start time in the status',
+      20_000,
+      async () => (await status('big')).startupSeconds,
+    );
+    assert.ok(startup >= 0 && startup < 60, `groups took ${startup} s to start`);
     const nodes = (await core().listNode()).items;
     const block = (node?: string) => nodes.find((n) => n.metadata?.name === node)?.metadata?.labels?.[TOPOLOGY_LABEL];
     for (const replica of ['0', '1']) {

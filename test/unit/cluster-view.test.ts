@@ -66,3 +66,14 @@ test('an IPv6 pod address is bracketed in the URL', () => {
   const view = clusterView([object('v6', ['Ready'])], [leader('v6', 0, 'fd00::5')], templateOf);
   assert.equal(view.backends[0]!.url, 'http://[fd00::5]:8080');
 });
+
+test('an autoscaled object at zero is a model that holds its requests, expected ready after its measured start time', () => {
+  const scaled = {
+    ...object('z', [], { autoscaling: { minReplicas: 0, maxReplicas: 2 } }),
+    status: { groups: [], startupSeconds: 95.5 },
+  };
+  const view = clusterView([scaled], [], templateOf);
+  assert.deepEqual(view.models, [
+    { id: 'z-model', replicas: 0, readyReplicas: 0, startupMs: 95_500, autoscaled: true },
+  ]);
+});

@@ -11,7 +11,7 @@ import type { Condition, GroupStatusEntry } from './service-status.js';
 
 export interface InferenceServiceObject extends k8s.KubernetesObject {
   spec?: unknown;
-  status?: { groups?: GroupStatusEntry[]; conditions?: Condition[] };
+  status?: { groups?: GroupStatusEntry[]; conditions?: Condition[]; startupSeconds?: number };
 }
 
 export function inferenceServiceInformer(

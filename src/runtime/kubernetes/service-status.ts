@@ -29,6 +29,8 @@ export interface ServiceStatus {
   selector: string;
   conditions: Condition[];
   groups: GroupStatusEntry[];
+  /** Its groups' time from creation to Ready (the median of recent starts): the gateway's autoscaler scales ahead by it. */
+  startupSeconds?: number;
 }
 
 export function serviceStatus(
@@ -84,6 +86,7 @@ export function serviceStatus(
     nodesPerGroup: groups[0]?.members.length ?? 0,
     selector: view ? `${LABEL.service}=${view.name}` : '',
     conditions,
+    ...(view?.startupMs === undefined ? {} : { startupSeconds: Math.round(view.startupMs / 100) / 10 }),
     groups: groups.map((g) => ({
       ...statuses[g.replica],
       restarts: g.restarts,
