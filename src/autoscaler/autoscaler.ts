@@ -10,7 +10,7 @@ import { decideReplicas, type Autoscaling, type LoadSample, type ScalingState } 
 
 /** Where decisions take effect, and what the autoscaler needs to know of the groups. */
 export interface ScaleTarget {
-  scale(service: string, replicas: number, reason: string): void;
+  scale(service: string, from: number, to: number, reason: string): void;
   /** Draining and other steps worth an event. */
   note(service: string, reason: string, message: string): void;
   /** The service's measured time from creating a group to Ready. */
@@ -22,7 +22,7 @@ export interface ScaleTarget {
 /** The embedded default's target: the reconciler itself. */
 export function reconcilerTarget(reconciler: Reconciler): ScaleTarget {
   return {
-    scale: (service, replicas, reason) => reconciler.scale(service, replicas, reason),
+    scale: (service, _from, to, reason) => reconciler.scale(service, to, reason),
     note: (service, reason, message) => reconciler.note(service, reason, message),
     startupMs: (service) => reconciler.snapshot().find((s) => s.name === service)?.startupMs,
     groups: () => new Set(reconciler.snapshot().flatMap((s) => s.groups.map((g) => `${s.name}/${g.replica}`))),
@@ -152,11 +152,11 @@ export class Autoscaler {
       );
       return this.drain(s, draining, now, load.requests);
     }
-    const up = decision.replicas > s.state.replicas;
+    const from = s.state.replicas;
     s.state = decision.state;
-    if (up) {
+    if (decision.replicas > from) {
       s.removed = [];
-      this.target.scale(s.name, decision.replicas, decision.reason!);
+      this.target.scale(s.name, from, decision.replicas, decision.reason!);
     }
     this.retire();
   }
@@ -167,9 +167,10 @@ export class Autoscaler {
     if (requests > draining.to * s.config.target) {
       s.draining = undefined;
     } else if (going.every((id) => this.gateway.serving(id) === 0) || now - draining.since >= this.drainTimeoutMs) {
+      const from = s.state.replicas;
       s.state = draining.state;
       s.draining = undefined;
-      this.target.scale(s.name, draining.to, draining.reason);
+      this.target.scale(s.name, from, draining.to, draining.reason);
       s.removed = going; // until the reconciler has deleted them
     } else s.retiring = going;
     this.retire();

@@ -10,7 +10,7 @@ import { stringify } from 'yaml';
 import { Operator } from '../runtime/kubernetes/operator.js';
 import { LeaderLease } from '../runtime/kubernetes/lease.js';
 import { GROUP, PLURAL, VERSION, inferenceServiceCrd } from '../runtime/kubernetes/crd.js';
-import { GATEWAY_LABEL, PODGROUP, podName } from '../runtime/kubernetes/objects.js';
+import { GATEWAY_LABEL, PODGROUP, podName, serviceEvent } from '../runtime/kubernetes/objects.js';
 import type { ServiceStatus } from '../runtime/kubernetes/service-status.js';
 import { UsageError } from './usage-error.js';
 import { ClusterBackends } from '../gateway/cluster.js';
@@ -88,14 +88,27 @@ export async function runClusterGateway(
   });
   await listenOrExplain(gateway, settings);
   if (kedaPort !== undefined) {
-    // Tandem's autoscaler decides on this gateway's load; KEDA applies the count it reports.
+    // Tandem's autoscaler decides on this gateway's load; KEDA applies the count it reports. Each
+    // decision is logged and an Event on the object (kubectl describe shows it).
+    const core = kc.makeApiClient(k8s.CoreV1Api);
+    const record = (service: string, reason: string, message: string) => {
+      log(`tandem: ${service}: ${message}`);
+      const uid = cluster.uid(service);
+      if (!uid) return;
+      core
+        .createNamespacedEvent({
+          namespace,
+          body: serviceEvent(namespace, uid, 'gateway', { service, reason, message }),
+        })
+        .catch((err: unknown) => log(`tandem: event for ${service} not recorded: ${apiMessage(err)}`));
+    };
     const scaling = new Autoscaler(
       {
-        scale: (service, replicas, reason) => {
-          log(`tandem: ${service}: ${replicas} replica(s): ${reason}`);
+        scale: (service, from, to, reason) => {
+          record(service, to > from ? 'ScaledUp' : 'ScaledDown', `${from} → ${to} replicas: ${reason}`);
           scaler?.changed(service);
         },
-        note: (service, reason, message) => log(`tandem: ${service}: ${reason}: ${message}`),
+        note: record,
         startupMs: cluster.startupMs,
         groups: () => new Set(cluster.groups().map((g) => `${g.service}/${g.replica}`)),
       },
@@ -208,6 +221,8 @@ export function installManifests(namespace: string, image: string): string {
     ...role('tandem-gateway', [
       { apiGroups: [GROUP], resources: [PLURAL], verbs: ['get', 'list', 'watch'] },
       { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
+      // Its autoscaler's decisions, as Events on the objects.
+      { apiGroups: [''], resources: ['events'], verbs: ['create'] },
     ]),
     // The groups' NetworkPolicies admit pods with the gateway label to their leaders' API port.
     deployment(

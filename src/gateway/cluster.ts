@@ -120,6 +120,10 @@ export class ClusterBackends {
       return t ? [t] : [];
     });
 
+  /** An object's uid, for Events about it. */
+  uid = (service: string): string | undefined =>
+    this.objects.list().find((o) => o.metadata?.name === service)?.metadata?.uid;
+
   /** An object's measured time from creating a group to Ready (its status, from the operator). */
   startupMs = (service: string): number | undefined => {
     const seconds = this.objects.list().find((o) => o.metadata?.name === service)?.status?.startupSeconds;

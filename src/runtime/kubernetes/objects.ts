@@ -3,6 +3,7 @@
 // group's unauthenticated inter-node ports. Everything is owned by the InferenceService, so the
 // garbage collector removes it with the object.
 import type {
+  CoreV1Event,
   KubernetesObject,
   V1Affinity,
   V1Container,
@@ -300,5 +301,27 @@ export function groupNetworkPolicy(obj: ServiceObject, group: GroupRef): V1Netwo
         },
       ],
     },
+  };
+}
+
+/** A Kubernetes Event on an InferenceService, from one of Tandem's components (the operator, the gateway's autoscaler). */
+export function serviceEvent(
+  namespace: string,
+  uid: string,
+  component: 'operator' | 'gateway',
+  e: { service: string; reason: string; message: string; warning?: boolean },
+): CoreV1Event {
+  const now = new Date();
+  return {
+    metadata: { generateName: `${e.service}.` },
+    involvedObject: { apiVersion: API_VERSION, kind: 'InferenceService', name: e.service, namespace, uid },
+    reason: e.reason,
+    message: e.message,
+    type: e.warning ? 'Warning' : 'Normal',
+    firstTimestamp: now,
+    lastTimestamp: now,
+    count: 1,
+    source: { component: `tandem-${component}` },
+    reportingComponent: `tandem.dev/${component}`,
   };
 }

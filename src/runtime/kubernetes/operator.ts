@@ -9,8 +9,7 @@ import { KubernetesPlatform } from './platform.js';
 import { GROUP, PLURAL, VERSION } from './crd.js';
 import { inferenceServiceInformer, readInferenceService, type InferenceServiceObject } from './inference-services.js';
 import { groupStatuses, serviceStatus } from './service-status.js';
-import type { ServiceObject } from './objects.js';
-import { API_VERSION } from '../../spec/schema.js';
+import { serviceEvent, type ServiceObject } from './objects.js';
 import { apiMessage, ignoreStatus, Watch } from './api.js';
 
 interface Tracked {
@@ -150,7 +149,6 @@ export class Operator implements StatusStore {
 
   private async event(e: ReconcilerEvent): Promise<void> {
     const t = this.tracked.get(e.service);
-    const now = new Date();
     const where = e.replica === undefined ? '' : `group ${e.replica}: `;
     this.log(`tandem: ${e.service}: ${where}${e.message}`);
     if (!t) return;
@@ -158,24 +156,10 @@ export class Operator implements StatusStore {
       404,
       this.core.createNamespacedEvent({
         namespace: this.options.namespace,
-        body: {
-          metadata: { generateName: `${e.service}.` },
-          involvedObject: {
-            apiVersion: API_VERSION,
-            kind: 'InferenceService',
-            name: e.service,
-            namespace: this.options.namespace,
-            uid: t.object.metadata?.uid ?? '',
-          },
-          reason: e.reason,
+        body: serviceEvent(this.options.namespace, t.object.metadata?.uid ?? '', 'operator', {
+          ...e,
           message: `${where}${e.message}`,
-          type: e.warning ? 'Warning' : 'Normal',
-          firstTimestamp: now,
-          lastTimestamp: now,
-          count: 1,
-          source: { component: 'tandem-operator' },
-          reportingComponent: 'tandem.dev/operator',
-        },
+        }),
       }),
     ).catch((err: unknown) => this.log(`tandem: event for ${e.service} not recorded: ${apiMessage(err)}`));
   }
