@@ -139,7 +139,8 @@ function smoothed(config: Autoscaling, load: number, replicas: number): number {
 
 /**
  * The load expected once a group started now would be ready: the window's least-squares trend
- * carried forward by the measured startup time, never less than the window's mean. While requests
+ * carried forward by the measured startup time (none before a start was measured), never less
+ * than the window's mean. While requests
  * wait for a slot, everything in hand counts: the replicas are already full.
  */
 export function expected(window: LoadSample[], input: Pick<ScalingInput, 'now' | 'startupMs'>): number {
@@ -155,7 +156,8 @@ export function expected(window: LoadSample[], input: Pick<ScalingInput, 'now' |
     den += (p.at - meanT) ** 2;
   }
   const slope = den === 0 ? 0 : num / den;
-  const projected = meanY + slope * (input.now + (input.startupMs ?? 0) - meanT);
+  // Carried forward only by a measured start time: with none, there is no lead to cover.
+  const projected = input.startupMs === undefined ? 0 : meanY + slope * (input.now + input.startupMs - meanT);
   return Math.max(meanY, projected, last.queued > 0 ? last.requests : 0);
 }
 

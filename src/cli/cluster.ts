@@ -91,6 +91,7 @@ export async function runClusterGateway(
     // Tandem's autoscaler decides on this gateway's load; KEDA applies the count it reports. Each
     // decision is logged and an Event on the object (kubectl describe shows it).
     const core = kc.makeApiClient(k8s.CoreV1Api);
+    const custom = kc.makeApiClient(k8s.CustomObjectsApi);
     const record = (service: string, reason: string, message: string) => {
       log(`tandem: ${service}: ${message}`);
       const uid = cluster.uid(service);
@@ -107,6 +108,21 @@ export async function runClusterGateway(
         scale: (service, from, to, reason) => {
           record(service, to > from ? 'ScaledUp' : 'ScaledDown', `${from} → ${to} replicas: ${reason}`);
           scaler?.changed(service);
+          // Beside the operator's fields (a merge patch leaves them as they are).
+          const lastScale = { time: new Date().toISOString(), from, to, reason };
+          custom
+            .patchNamespacedCustomObjectStatus(
+              {
+                group: GROUP,
+                version: VERSION,
+                namespace,
+                plural: PLURAL,
+                name: service,
+                body: { status: { lastScale } },
+              },
+              k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+            )
+            .catch((err: unknown) => log(`tandem: status of ${service} not written: ${apiMessage(err)}`));
         },
         note: record,
         startupMs: cluster.startupMs,
@@ -221,8 +237,9 @@ export function installManifests(namespace: string, image: string): string {
     ...role('tandem-gateway', [
       { apiGroups: [GROUP], resources: [PLURAL], verbs: ['get', 'list', 'watch'] },
       { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
-      // Its autoscaler's decisions, as Events on the objects.
+      // Its autoscaler's decisions: Events on the objects, and the last one in their status.
       { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+      { apiGroups: [GROUP], resources: [`${PLURAL}/status`], verbs: ['patch'] },
     ]),
     // The groups' NetworkPolicies admit pods with the gateway label to their leaders' API port.
     deployment(
@@ -291,6 +308,8 @@ export async function clusterStatus(kc: k8s.KubeConfig, namespace: string, json:
     }
     const degraded = s.conditions?.find((c) => c.type === 'Degraded' && c.status === 'True');
     if (degraded) rows.push([`  ${degraded.reason}: ${degraded.message}`]);
+    const last = s.lastScale;
+    if (last) rows.push([`  last scaling ${last.time}: ${last.from} → ${last.to} replicas: ${last.reason}`]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.filter((r) => r.length > 1).map((r) => (r[i] ?? '').length)));
   for (const r of rows) {

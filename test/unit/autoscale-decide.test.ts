@@ -139,4 +139,14 @@ test('expected load: the window trend carried forward by the startup time, never
   assert.equal(expected(falling, { now: 3 * S, startupMs: 5 * S }), 1.5);
   const waiting = [{ at: 0, requests: 9, queued: 5 }];
   assert.equal(expected(waiting, { now: 0 }), 9, 'requests waiting for a slot: all in hand counts');
+  // Found on the k8s tier: a step from 0 to 1 request fitted a line above 1, and with no start
+  // time measured yet, one request at target 1 asked for 2 replicas.
+  const step = [
+    { at: 0, requests: 0, queued: 0 },
+    { at: 900, requests: 1, queued: 0 },
+    { at: 1800, requests: 1, queued: 0 },
+  ];
+  assert.equal(expected(step, { now: 1800 }), 2 / 3, 'no start time measured: no trend carried forward');
+  const config = { ...base, policy: 'ahead' as const, target: 1 };
+  assert.equal(decideReplicas(config, { replicas: 1 }, { now: 1800, samples: step }).replicas, 1);
 });

@@ -31,6 +31,8 @@ export interface ServiceStatus {
   groups: GroupStatusEntry[];
   /** Its groups' time from creation to Ready (the median of recent starts): the gateway's autoscaler scales ahead by it. */
   startupSeconds?: number;
+  /** The autoscaler's last change of its replicas (written by the gateway that decided it). */
+  lastScale?: { time: string; from: number; to: number; reason: string };
 }
 
 export function serviceStatus(
