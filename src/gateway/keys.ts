@@ -3,7 +3,7 @@
 // number of requests per minute (a token bucket: the whole minute's budget may come at once, then
 // it refills evenly). Decisions are pure; the file is read again whenever it changes.
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, statSync, unwatchFile, watchFile, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, statSync, unwatchFile, watchFile, writeFileSync } from 'node:fs';
 import { parse, stringify } from 'yaml';
 import { z } from 'zod';
 
@@ -46,7 +46,10 @@ export function addKey(path: string, entry: Omit<KeyEntry, 'sha256'>): string {
   if (keys.some((k) => k.name === entry.name)) throw new Error(`${path}: a key named "${entry.name}" exists already`);
   const key = newKey();
   keys.push({ ...entry, sha256: hashKey(key) });
-  writeFileSync(path, stringify({ keys }), { mode: 0o600 });
+  // Whole or not at all: a gateway watching the file never reads half of it.
+  const next = `${path}.${process.pid}.tmp`;
+  writeFileSync(next, stringify({ keys }), { mode: 0o600 });
+  renameSync(next, path);
   return key;
 }
 

@@ -65,8 +65,9 @@ test('the key file holds hashes only; bad files are refused with the field named
   const watched = watchKeyFile(file, (l) => lines.push(l));
   try {
     const later = addKey(file, { name: 'team-b' });
-    for (let i = 0; i < 50 && !lines.some((l) => l.includes('reloaded')); i++)
+    for (let i = 0; i < 50 && !lines.some((l) => l.includes('keys reloaded')); i++)
       await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(lines, [`tandem: API keys reloaded from ${file}`], 'read whole: never half a file');
     assert.equal((watched.ring.identify(`Bearer ${later}`) as KeyEntry).name, 'team-b');
     writeFileSync(file, 'keys: {}');
     for (let i = 0; i < 50 && !lines.some((l) => l.includes('not reloaded')); i++)
