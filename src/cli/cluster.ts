@@ -5,12 +5,13 @@ import { PassThrough } from 'node:stream';
 import * as k8s from '@kubernetes/client-node';
 import { KedaScaler } from '../autoscaler/keda.js';
 import { Autoscaler } from '../autoscaler/autoscaler.js';
+import { clusterScaleTarget } from '../autoscaler/kubernetes.js';
 import { KEDA_SCALER_PORT } from '../runtime/kubernetes/export/keda.js';
 import { stringify } from 'yaml';
 import { Operator } from '../runtime/kubernetes/operator.js';
 import { LeaderLease } from '../runtime/kubernetes/lease.js';
 import { GROUP, PLURAL, VERSION, inferenceServiceCrd } from '../runtime/kubernetes/crd.js';
-import { GATEWAY_LABEL, PODGROUP, podName, serviceEvent } from '../runtime/kubernetes/objects.js';
+import { GATEWAY_LABEL, PODGROUP, podName } from '../runtime/kubernetes/objects.js';
 import type { ServiceStatus } from '../runtime/kubernetes/service-status.js';
 import { UsageError } from './usage-error.js';
 import { ClusterBackends } from '../gateway/cluster.js';
@@ -64,8 +65,11 @@ export async function runOperator(kc: k8s.KubeConfig, namespace: string): Promis
   await operator.start();
 }
 
-/** Serves the InferenceServices of one namespace from their ready groups until SIGINT/SIGTERM, then drains. */
-/** `kedaPort`: also serve KEDA's external scaler (gRPC) there, for ScaledObjects from 'tandem render --to keda'. */
+/**
+ * Serves the InferenceServices of one namespace from their ready groups until SIGINT/SIGTERM, then
+ * drains. With `kedaPort`, it also autoscales them: KEDA's external scaler (gRPC) there, for the
+ * ScaledObjects 'tandem render --to keda' writes, reports its decisions.
+ */
 export async function runClusterGateway(
   kc: k8s.KubeConfig,
   namespace: string,
@@ -88,46 +92,9 @@ export async function runClusterGateway(
   });
   await listenOrExplain(gateway, settings);
   if (kedaPort !== undefined) {
-    // Tandem's autoscaler decides on this gateway's load; KEDA applies the count it reports. Each
-    // decision is logged and an Event on the object (kubectl describe shows it).
-    const core = kc.makeApiClient(k8s.CoreV1Api);
-    const custom = kc.makeApiClient(k8s.CustomObjectsApi);
-    const record = (service: string, reason: string, message: string) => {
-      log(`tandem: ${service}: ${message}`);
-      const uid = cluster.uid(service);
-      if (!uid) return;
-      core
-        .createNamespacedEvent({
-          namespace,
-          body: serviceEvent(namespace, uid, 'gateway', { service, reason, message }),
-        })
-        .catch((err: unknown) => log(`tandem: event for ${service} not recorded: ${apiMessage(err)}`));
-    };
+    // Tandem's autoscaler decides on this gateway's load; KEDA applies the count it reports.
     const scaling = new Autoscaler(
-      {
-        scale: (service, from, to, reason) => {
-          record(service, to > from ? 'ScaledUp' : 'ScaledDown', `${from} → ${to} replicas: ${reason}`);
-          scaler?.changed(service);
-          // Beside the operator's fields (a merge patch leaves them as they are).
-          const lastScale = { time: new Date().toISOString(), from, to, reason };
-          custom
-            .patchNamespacedCustomObjectStatus(
-              {
-                group: GROUP,
-                version: VERSION,
-                namespace,
-                plural: PLURAL,
-                name: service,
-                body: { status: { lastScale } },
-              },
-              k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
-            )
-            .catch((err: unknown) => log(`tandem: status of ${service} not written: ${apiMessage(err)}`));
-        },
-        note: record,
-        startupMs: cluster.startupMs,
-        groups: () => new Set(cluster.groups().map((g) => `${g.service}/${g.replica}`)),
-      },
+      clusterScaleTarget(kc, namespace, cluster, log, (service) => scaler?.changed(service)),
       gateway,
     );
     autoscaler = scaling;
