@@ -3,7 +3,7 @@
 // number of requests per minute (a token bucket: the whole minute's budget may come at once, then
 // it refills evenly). Decisions are pure; the file is read again whenever it changes.
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, statSync, unwatchFile, watchFile, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import { parse, stringify } from 'yaml';
 import { z } from 'zod';
 
@@ -145,22 +145,25 @@ function refill(buckets: Map<string, Bucket>, name: string, perMinute: number, n
 
 /** A KeyRing kept in step with its file (polled: editors replace files, which watches can miss). */
 export function watchKeyFile(path: string, log: (line: string) => void): { ring: KeyRing; close: () => void } {
-  // Compared against what was read, not against watchFile's own first look: that one is taken
-  // later, and a change in between would never be seen.
+  // Our own poll, compared with what was read: fs.watchFile reports only changes between its own
+  // looks, and a change before its first look (taken later, off the thread) was never seen.
   let seen = statSync(path);
   const ring = new KeyRing(readKeyFile(path));
-  const reload = () => {
+  const timer = setInterval(() => {
+    let now: Stats;
+    try {
+      now = statSync(path);
+    } catch {
+      return; // being replaced: the next look sees the new one
+    }
+    if (now.mtimeMs === seen.mtimeMs && now.size === seen.size && now.ino === seen.ino) return;
+    seen = now;
     try {
       ring.replace(readKeyFile(path));
       log(`tandem: API keys reloaded from ${path}`);
     } catch (err) {
       log(`tandem: API keys not reloaded, the ones in force stay: ${(err as Error).message}`);
     }
-  };
-  watchFile(path, { interval: 1000 }, (cur) => {
-    if (cur.mtimeMs === seen.mtimeMs && cur.size === seen.size) return;
-    seen = cur;
-    reload();
-  });
-  return { ring, close: () => unwatchFile(path) };
+  }, 1000).unref();
+  return { ring, close: () => clearInterval(timer) };
 }

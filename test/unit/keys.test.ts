@@ -9,11 +9,20 @@ import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
+import { pbkdf2 } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import pino from 'pino';
-import { addKey, hashKey, KeyRing, readKeyFile, watchKeyFile, type KeyEntry } from '../../src/gateway/keys.js';
+import {
+  addKey,
+  hashKey,
+  isDenied,
+  KeyRing,
+  readKeyFile,
+  watchKeyFile,
+  type KeyEntry,
+} from '../../src/gateway/keys.js';
 import { Gateway } from '../../src/gateway/server.js';
 
 type ApiError = InstanceType<typeof OpenAI.APIError>;
@@ -202,5 +211,27 @@ test("tokens per minute: an answer's usage is charged to its key, which waits on
   } finally {
     await gateway.close();
     upstream.close();
+  }
+});
+
+test('a key added right after the watch starts is picked up, even with the thread pool busy (it was missed before)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tandem-keys-'));
+  const file = join(dir, 'keys.yaml');
+  addKey(file, { name: 'first' });
+  // Every thread of libuv's pool busy for a while: a poll that looks from there looks late.
+  const busy = Array.from(
+    { length: 4 },
+    () => new Promise((r) => pbkdf2('x', 'salt', 400_000, 32, 'sha256', () => r(undefined))),
+  );
+  const lines: string[] = [];
+  const watched = watchKeyFile(file, (l) => lines.push(l));
+  try {
+    const key = addKey(file, { name: 'second' });
+    await Promise.all(busy);
+    for (let i = 0; i < 50 && isDenied(watched.ring.identify(`Bearer ${key}`)); i++)
+      await new Promise((r) => setTimeout(r, 100));
+    assert.equal((watched.ring.identify(`Bearer ${key}`) as KeyEntry).name, 'second');
+  } finally {
+    watched.close();
   }
 });
