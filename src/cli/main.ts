@@ -149,7 +149,7 @@ Prints each InferenceService as the objects another controller runs, as YAML for
 
 Stops the 'tandem up' running from this folder and waits until every process it started is gone.
 If that tandem died without stopping its members (killed with SIGKILL, say), stops them.`,
-  plan: `Usage: tandem plan --model M --gpu G [options]
+  plan: `Usage: tandem plan --model M (--gpu G | --gpu-memory GIB) [options]
 
 Lists the feasible tensor/pipeline layouts of a model on nodes of GPUs, best first (fewest nodes;
 tensor parallel inside a node, pipeline parallel across nodes; then KV capacity), with per-GPU memory,
@@ -160,7 +160,10 @@ Options:
   --model M                   a catalog name (Llama-3.1-8B/70B/405B, Llama-3.2-1B, Qwen2.5-7B/32B/72B,
                               Mistral-7B, Mixtral-8x7B, DeepSeek-V3), a config.json or its folder, or a .gguf
   --gpu G                     A10, L4, L40S, A100-40, A100-80, H100-80, H200, B200, MI300X, RTX-3090,
-                              RTX-4090, or an OCI shape (VM.GPU.A10.2, BM.GPU.H100.8, …)
+                              RTX-4090, or an OCI shape (VM.GPU.A10.2, BM.GPU.H100.8, …); with
+                              --gpu-memory, any name, for display
+  --gpu-memory GIB            any GPU: its memory as the driver reports it (e.g. 44.4 for a 48 GB card)
+  --gpu-bandwidth GBS         its memory bandwidth, for the decode-speed bound (else the catalog's, or none)
   --gpus-per-node N           default: the shape's, else 8
   --nodes N                   the most nodes to use (default 4)
   --max-model-len N           default: the model's maximum positions
@@ -269,6 +272,8 @@ const OPTIONS: Record<string, Options> = {
       [
         'model',
         'gpu',
+        'gpu-memory',
+        'gpu-bandwidth',
         'gpus-per-node',
         'nodes',
         'max-model-len',

@@ -1,6 +1,6 @@
 // `tandem plan`: layouts for a model on a GPU type, as a table, JSON or an SVG picture.
 import { writeFileSync } from 'node:fs';
-import { findGpu, GPUS, OCI_SHAPES } from '../planner/catalog.js';
+import { findGpu, GPUS, OCI_SHAPES, type Gpu } from '../planner/catalog.js';
 import { resolveModel } from '../planner/model-source.js';
 import { plan, type PlanEngine } from '../planner/plan.js';
 import { layoutSvg, planTable } from '../planner/render.js';
@@ -9,6 +9,8 @@ import { UsageError } from './usage-error.js';
 export interface PlanFlags {
   model?: string;
   gpu?: string;
+  'gpu-memory'?: string;
+  'gpu-bandwidth'?: string;
   'gpus-per-node'?: string;
   nodes?: string;
   'max-model-len'?: string;
@@ -31,20 +33,37 @@ function positive(name: string, value: string | undefined, fallback?: number): n
   return n;
 }
 
+/**
+ * A GPU given by its memory as the driver reports it (GiB), named by --gpu for display; its
+ * bandwidth from --gpu-bandwidth, else the catalog's when --gpu names one, else unknown.
+ */
+function anyGpu(f: PlanFlags, listed: Gpu | undefined): Gpu {
+  const memoryGiB = Number(f['gpu-memory']);
+  if (!(memoryGiB > 0 && memoryGiB <= 4096))
+    throw new UsageError(`--gpu-memory: must be the GPU's memory in GiB, more than 0 (got ${f['gpu-memory']})`);
+  const bandwidth = f['gpu-bandwidth'] === undefined ? listed?.bandwidthGBs : Number(f['gpu-bandwidth']);
+  if (bandwidth !== undefined && !(bandwidth > 0))
+    throw new UsageError(
+      `--gpu-bandwidth: must be the memory bandwidth in GB/s, more than 0 (got ${f['gpu-bandwidth']})`,
+    );
+  return {
+    name: listed?.name ?? f.gpu ?? `${memoryGiB} GiB GPU`,
+    memoryGiB,
+    ...(bandwidth === undefined ? {} : { bandwidthGBs: bandwidth }),
+  };
+}
+
 /** Runs the command; returns the exit code (1 when no layout is feasible). */
 export function planCommand(f: PlanFlags): number {
   if (!f.model)
     throw new UsageError('--model is required: a catalog name, a config.json (or its folder) or a .gguf file');
-  if (!f.gpu)
-    throw new UsageError(
-      `--gpu is required: one of ${GPUS.map((g) => g.name).join(', ')} or an OCI shape (${Object.keys(OCI_SHAPES).join(', ')})`,
-    );
-  const shape = OCI_SHAPES[f.gpu];
-  const gpu = findGpu(shape?.gpu ?? f.gpu);
-  if (!gpu)
-    throw new UsageError(
-      `--gpu: unknown GPU "${f.gpu}": use one of ${GPUS.map((g) => g.name).join(', ')} or an OCI shape (${Object.keys(OCI_SHAPES).join(', ')})`,
-    );
+  const known = `${GPUS.map((g) => g.name).join(', ')} or an OCI shape (${Object.keys(OCI_SHAPES).join(', ')})`;
+  if (!f.gpu && f['gpu-memory'] === undefined)
+    throw new UsageError(`--gpu is required: one of ${known}; or any GPU by its memory, --gpu-memory GIB`);
+  const shape = f.gpu ? OCI_SHAPES[f.gpu] : undefined;
+  const listed = f.gpu ? findGpu(shape?.gpu ?? f.gpu) : undefined;
+  const gpu = f['gpu-memory'] === undefined ? listed : anyGpu(f, listed);
+  if (!gpu) throw new UsageError(`--gpu: unknown GPU "${f.gpu}": use one of ${known}, or give --gpu-memory GIB`);
   const engine = (f.engine ?? 'vllm') as PlanEngine;
   if (!ENGINES.includes(engine)) throw new UsageError(`--engine: must be one of ${ENGINES.join(', ')}`);
   const utilization = Number(f['memory-utilization'] ?? 0.92);

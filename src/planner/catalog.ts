@@ -97,8 +97,8 @@ export interface Gpu {
   name: string;
   /** Memory as the driver reports it (torch.cuda.mem_get_info total), GiB. */
   memoryGiB: number;
-  /** Peak memory bandwidth, GB/s. */
-  bandwidthGBs: number;
+  /** Peak memory bandwidth, GB/s; unknown for a GPU given only by its memory (--gpu-memory). */
+  bandwidthGBs?: number;
 }
 
 export const GPUS: Gpu[] = [

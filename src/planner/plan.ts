@@ -56,8 +56,8 @@ export interface Layout {
   /** Tokens the KV cache holds (the smallest stage decides), and sequences at the maximum length. */
   kvTokens: number;
   maxConcurrentSequences: number;
-  /** Upper bound of single-sequence decode speed: every stage reads its weights once per token. */
-  decodeTokensPerSecondMax: number;
+  /** Upper bound of single-sequence decode speed: every stage reads its weights once per token (absent: bandwidth unknown). */
+  decodeTokensPerSecondMax?: number;
   communication: { tensorParallelAllReduceBytesPerToken: number; pipelineBytesPerToken: number };
   flags: { args: string[]; env: Record<string, string> };
   warnings: string[];
@@ -184,8 +184,8 @@ export function plan(input: PlanInput): Plan {
         );
         continue;
       }
-      const bandwidth = input.gpu.bandwidthGBs * 1e9;
-      const secondsPerToken = stages.reduce((sum, s) => sum + s.activeWeightBytes / bandwidth, 0);
+      const bandwidth = input.gpu.bandwidthGBs === undefined ? undefined : input.gpu.bandwidthGBs * 1e9;
+      const secondsPerToken = bandwidth && stages.reduce((sum, s) => sum + s.activeWeightBytes / bandwidth, 0);
       const warnings: string[] = [];
       if (tp > G)
         warnings.push(
@@ -205,7 +205,7 @@ export function plan(input: PlanInput): Plan {
         memory,
         kvTokens: worst.kvTokens,
         maxConcurrentSequences: Math.floor(worst.kvTokens / maxModelLen),
-        decodeTokensPerSecondMax: 1 / secondsPerToken,
+        ...(secondsPerToken ? { decodeTokensPerSecondMax: 1 / secondsPerToken } : {}),
         communication: {
           // Two all-reduces of the hidden state per layer (attention out, MLP out), 16-bit.
           tensorParallelAllReduceBytesPerToken: tp > 1 ? 2 * m.layers * m.hidden * 2 : 0,

@@ -40,7 +40,7 @@ export function planTable(p: Plan, limit = 8): string {
         `${gib(heaviest.reserveGiB)} GiB`,
         count(l.kvTokens),
         count(l.maxConcurrentSequences),
-        l.decodeTokensPerSecondMax.toFixed(0),
+        l.decodeTokensPerSecondMax?.toFixed(0) ?? '-',
         count(l.communication.tensorParallelAllReduceBytesPerToken),
         count(l.communication.pipelineBytesPerToken),
       ]);

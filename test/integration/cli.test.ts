@@ -169,6 +169,25 @@ test('tandem plan: a table by default, JSON and SVG on request, clear errors for
   assert.ok(Array.isArray(parsed.infeasible));
   assert.match(readFileSync(join(dir, 'plan.svg'), 'utf8'), /^<svg[\s\S]*<\/svg>\n$/);
 
+  // Any GPU by its memory: a 48 GB workstation card the catalog does not list.
+  const anyGpu = run(
+    ...['--model', join(root, 'test', 'fixtures', 'llama-3.1-8b-config.json'), '--gpu', 'RTX-A6000'],
+    ...['--gpu-memory', '47.5', '--gpus-per-node', '2', '--max-model-len', '8192'],
+  );
+  assert.equal(anyGpu.status, 0, anyGpu.stderr);
+  assert.match(anyGpu.stdout, /RTX-A6000/);
+  assert.match(anyGpu.stdout, /best: tp 2 × pp 1 on 1 node\(s\)/);
+  const same = (memory: string) =>
+    JSON.parse(run('--model', 'Llama-3.1-8B', '--gpu-memory', memory, '--gpus-per-node', '1', '--json').stdout) as {
+      layouts: { kvTokens: number; decodeTokensPerSecondMax?: number }[];
+    };
+  // The catalog's L4 is 22.03 GiB: given as a number, the same plan, with no bandwidth to bound decode by.
+  const l4 = JSON.parse(run('--model', 'Llama-3.1-8B', '--gpu', 'L4', '--gpus-per-node', '1', '--json').stdout) as {
+    layouts: { kvTokens: number }[];
+  };
+  assert.equal(same('22.03').layouts[0]!.kvTokens, l4.layouts[0]!.kvTokens);
+  assert.equal(same('22.03').layouts[0]!.decodeTokensPerSecondMax, undefined);
+
   const none = run('--model', 'Llama-3.1-405B', '--gpu', 'L4', '--gpus-per-node', '1', '--nodes', '1');
   assert.equal(none.status, 1);
   assert.match(none.stdout, /no feasible layout/);
@@ -178,6 +197,8 @@ test('tandem plan: a table by default, JSON and SVG on request, clear errors for
     [['--model', 'nope', '--gpu', 'H100'], /unknown model "nope"/],
     [['--model', 'Llama-3.1-8B', '--gpu', 'H100', '--dtype', 'int3'], /unknown --dtype "int3"/],
     [['--model', 'Llama-3.1-8B', '--gpu', 'H100', '--nodes', '0'], /--nodes: must be an integer ≥ 1/],
+    [['--model', 'Llama-3.1-8B', '--gpu-memory', 'lots'], /--gpu-memory: must be the GPU's memory in GiB/],
+    [['--model', 'Llama-3.1-8B'], /--gpu is required: .*--gpu-memory GIB/],
   ] as const) {
     const bad = run(...args);
     assert.equal(bad.status, 2, bad.stderr);
