@@ -15,7 +15,7 @@ import { freePort } from '../src/util/net.js';
 import { probe } from '../src/runtime/local/probe.js';
 import type { Progress } from '../src/util/progress.js';
 import { goBuild } from '../test/k8s/binaries.js';
-import { kubeConfig } from '../test/k8s/cluster.js';
+import { kubeConfig, selfSignedCertificate } from '../test/k8s/cluster.js';
 
 const MODULE = join(dirname(fileURLToPath(import.meta.url)), '../../bench/lws');
 const PKG = 'sigs.k8s.io/lws/cmd';
@@ -56,27 +56,7 @@ export async function startLws(
   const dir = mkdtempSync(join(tmpdir(), 'tandem-lws-'));
   const certDir = join(dir, 'certs');
   mkdirSync(certDir);
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-      '-keyout',
-      join(certDir, 'tls.key'),
-      '-out',
-      join(certDir, 'tls.crt'),
-    ],
-    { stdio: 'ignore' },
-  );
+  selfSignedCertificate(certDir, '127.0.0.1');
   const port = await freePort('127.0.0.1');
   const config = join(dir, 'config.yaml');
   writeFileSync(

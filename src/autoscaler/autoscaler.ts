@@ -122,12 +122,16 @@ export class Autoscaler {
 
   /** A request of `model` found no replica ready: look now rather than at the next tick. */
   demand(model: string): void {
-    for (const s of this.services.values()) if (s.model === model && s.state.replicas === 0) this.step(s, Date.now());
+    const idle = [...this.services.values()].filter((s) => s.model === model && s.state.replicas === 0);
+    if (idle.length === 0) return;
+    for (const s of idle) this.step(s, Date.now());
+    this.retire();
   }
 
   private tick(): void {
     const now = Date.now();
     for (const s of this.services.values()) this.step(s, now);
+    this.retire();
   }
 
   private step(s: Scaled, now: number): void {
@@ -158,7 +162,6 @@ export class Autoscaler {
       s.removed = [];
       this.target.scale(s.name, from, decision.replicas, decision.reason!);
     }
-    this.retire();
   }
 
   /** Removes the draining groups once they serve nothing; more load than the smaller count takes keeps them. */
@@ -173,10 +176,9 @@ export class Autoscaler {
       this.target.scale(s.name, from, draining.to, draining.reason);
       s.removed = going; // until the reconciler has deleted them
     } else s.retiring = going;
-    this.retire();
   }
 
-  /** Groups draining, or removed but not yet gone, take no new request. */
+  /** Groups draining, or removed but not yet gone, take no new request (once per look at every service). */
   private retire(): void {
     const present = this.target.groups();
     const ids = [...this.services.values()].flatMap((s) => [

@@ -102,7 +102,7 @@ export async function runClusterGateway(
     cluster.onChange(sync);
     sync();
     scaler = new KedaScaler((name) => {
-      const template = cluster.templates().find((t) => t.name === name);
+      const template = cluster.template(name);
       const desired = scaling.desired(name);
       return template?.autoscaling && desired !== undefined
         ? { target: template.autoscaling.target, desired }

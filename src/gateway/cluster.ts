@@ -120,13 +120,18 @@ export class ClusterBackends {
       return t ? [t] : [];
     });
 
+  /** An object's template by name (from the informer's cache, not a scan). */
+  template = (service: string): ServiceTemplate | undefined => {
+    const object = this.objects.get(service, this.namespace);
+    return object && this.templateOf(object);
+  };
+
   /** An object's uid, for Events about it. */
-  uid = (service: string): string | undefined =>
-    this.objects.list().find((o) => o.metadata?.name === service)?.metadata?.uid;
+  uid = (service: string): string | undefined => this.objects.get(service, this.namespace)?.metadata?.uid;
 
   /** An object's measured time from creating a group to Ready (its status, from the operator). */
   startupMs = (service: string): number | undefined => {
-    const seconds = this.objects.list().find((o) => o.metadata?.name === service)?.status?.startupSeconds;
+    const seconds = this.objects.get(service, this.namespace)?.status?.startupSeconds;
     return seconds === undefined ? undefined : seconds * 1000;
   };
 

@@ -2,9 +2,10 @@
 // kube-controller-manager, kube-scheduler, and KWOK simulating GPU nodes and pod lifecycles.
 // It outlives the command that starts it (so `npm run k8s:up` can hand it to other commands)
 // and is found again through its state file; `stop` ends every process it started.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import {
+  copyFileSync,
   appendFileSync,
   closeSync,
   existsSync,
@@ -25,6 +26,7 @@ import { isRunning, isRunningCommand, terminate } from '../../src/util/process.j
 import type { Progress } from '../../src/util/progress.js';
 import { ensureK8sBinaries } from './binaries.js';
 import { UPSTREAM_CRDS, upstreamCrdFiles } from './crds.js';
+import { requireTools } from '../../src/util/toolchain.js';
 
 export const FAKE_NODES = 4;
 export const GPUS_PER_NODE = 8;
@@ -471,4 +473,22 @@ async function installUpstreamCrds(kubeconfig: string, files: string[], progress
     .flatMap((f) => k8s.loadAllYaml(readFileSync(f, 'utf8')) as k8s.V1CustomResourceDefinition[])
     .filter((doc) => doc?.kind === 'CustomResourceDefinition');
   await installCrds(kubeconfig, crds);
+}
+
+/**
+ * A self-signed serving certificate for 127.0.0.1 in `dir` (tls.crt, tls.key, and ca.crt: itself),
+ * for the upstream controllers the tests and benchmarks run on loopback (LWS's webhooks, KEDA).
+ */
+export function selfSignedCertificate(dir: string, commonName: string): void {
+  requireTools({ command: 'openssl', install: 'openssl (Debian/Ubuntu: apt install openssl)' });
+  const [key, crt] = [join(dir, 'tls.key'), join(dir, 'tls.crt')];
+  const subject = ['-subj', `/CN=${commonName}`, '-addext', 'subjectAltName=IP:127.0.0.1'];
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', ...subject, '-keyout', key, '-out', crt],
+    {
+      stdio: 'ignore',
+    },
+  );
+  copyFileSync(crt, join(dir, 'ca.crt'));
 }

@@ -20,11 +20,18 @@ import { ensureLlamaSource } from '../../src/engine/llamacpp/source.js';
 import { ensureTinyLlama } from '../../src/model/tiny-llama.js';
 import { silentProgress } from '../../src/util/progress.js';
 import type { GroupStatusEntry, ServiceStatus } from '../../src/runtime/kubernetes/service-status.js';
-import { apiClient, appendContainerLog, installCrds, installTandemCrd, kubeConfig, TOPOLOGY_LABEL } from './cluster.js';
+import {
+  apiClient,
+  appendContainerLog,
+  installCrds,
+  installTandemCrd,
+  kubeConfig,
+  selfSignedCertificate,
+  TOPOLOGY_LABEL,
+} from './cluster.js';
 import { ensureKedaOperator } from './binaries.js';
 import { exportService } from '../../src/runtime/kubernetes/export/index.js';
 import { freePort } from '../../src/util/net.js';
-import { requireTools } from '../../src/util/toolchain.js';
 import { until as poll, useTestCluster } from './harness.js';
 
 let kubeconfig: string;
@@ -793,30 +800,8 @@ test("KEDA's operator, on the ScaledObject tandem render --to keda writes, appli
     });
 
     // KEDA's operator as its Deployment runs it, on loopback, certificates of its own.
-    requireTools({ command: 'openssl', install: 'openssl (Debian/Ubuntu: apt install openssl)' });
     const certs = mkdtempSync(join(tmpdir(), 'tandem-keda-certs-'));
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=keda-operator',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-        '-keyout',
-        join(certs, 'tls.key'),
-        '-out',
-        join(certs, 'tls.crt'),
-      ],
-      { stdio: 'ignore' },
-    );
-    writeFileSync(join(certs, 'ca.crt'), readFileSync(join(certs, 'tls.crt')));
+    selfSignedCertificate(certs, 'keda-operator');
     const keda = spawn(
       kedaOperator,
       [
