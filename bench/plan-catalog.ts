@@ -1,6 +1,7 @@
 // How long planning takes: every catalog model × every catalog GPU × every engine, several rounds.
 // The target is under 1 s for the whole catalog. Run: npm run bench:plan
-import { GPUS, MODELS } from '../src/planner/catalog.js';
+import { MODELS } from '../src/planner/catalog.js';
+import { GPUS } from '../src/planner/gpus.js';
 import { plan, type PlanEngine } from '../src/planner/plan.js';
 
 const ROUNDS = 5;

@@ -158,21 +158,27 @@ infeasible layouts with their reasons. Exit code 1 if no layout is feasible.
 
 Options:
   --model M                   a catalog name (Llama-3.1-8B/70B/405B, Llama-3.2-1B, Qwen2.5-7B/32B/72B,
-                              Mistral-7B, Mixtral-8x7B, DeepSeek-V3), a config.json or its folder, or a .gguf
-  --gpu G                     A10, L4, L40S, A100-40, A100-80, H100-80, H200, B200, MI300X, RTX-3090,
-                              RTX-4090, or an OCI shape (VM.GPU.A10.2, BM.GPU.H100.8, …); with
-                              --gpu-memory, any name, for display
+                              Mistral-7B, Mixtral-8x7B, DeepSeek-V3), a config.json or its folder (multimodal
+                              configs count their vision/audio towers), or a .gguf
+  --gpu G                     a GPU (V100-16/32, T4, A10, A10G, A30, A40, L4, L40, L40S, A100-40/80, H100-80,
+                              H100-NVL, H800, H20, GH200, H200, B200, GB200, RTX-A4000/A5000/A6000,
+                              RTX-6000-Ada, RTX-PRO-6000, RTX-3090/4090/5090, MI250, MI300X, MI325X, Gaudi2,
+                              Gaudi3) or a cloud shape (OCI BM.GPU.H100.8, AWS p5.48xlarge, GCP
+                              a3-highgpu-8g, Azure Standard_ND96isr_H100_v5, …); with --gpu-memory, any name
   --gpu-memory GIB            any GPU: its memory as the driver reports it (e.g. 44.4 for a 48 GB card)
   --gpu-bandwidth GBS         its memory bandwidth, for the decode-speed bound (else the catalog's, or none)
   --gpus-per-node N           default: the shape's, else 8
   --nodes N                   the most nodes to use (default 4)
   --max-model-len N           default: the model's maximum positions
   --engine E                  vllm (default), sglang, llamacpp
+  --engine-version V          the release whose memory model and defaults apply, e.g. 0.6.4, 0.9.2, 0.19.0
+                              (vLLM), 0.4.9 (SGLang); default: latest
   --dtype D                   weights: bf16 (default), fp16, fp8, int8, awq, gptq, gguf-q4_k_m, gguf-q8_0, …
   --kv-dtype D                KV cache: auto (default, 16-bit), fp8
-  --memory-utilization F      vLLM's --gpu-memory-utilization (default 0.92; 0.9 in older releases)
-  --max-num-batched-tokens N  default: vLLM's (8192 on ≥ 70 GiB GPUs other than A100, else 2048)
-  --max-num-seqs N            default: vLLM's (1024 or 256, as above)
+  --memory-utilization F      vLLM's --gpu-memory-utilization, SGLang's --mem-fraction-static (default: the
+                              release's: vLLM 0.92 from 0.21, 0.9 before; SGLang's by tp size or GPU size)
+  --max-num-batched-tokens N  default: the release's (vLLM V1: 8192 on ≥ 70 GiB GPUs other than A100, else 2048)
+  --max-num-seqs N            default: the release's (vLLM V1: 1024 or 256, as above)
   --json                      {"layouts": […], "infeasible": […]} for machines
   --svg FILE                  write a picture of the best layout`,
   validate: `Usage: tandem validate FILE…
@@ -278,6 +284,7 @@ const OPTIONS: Record<string, Options> = {
         'nodes',
         'max-model-len',
         'engine',
+        'engine-version',
         'dtype',
         'kv-dtype',
         'memory-utilization',

@@ -1,8 +1,10 @@
 // `tandem plan`: layouts for a model on a GPU type, as a table, JSON or an SVG picture.
 import { writeFileSync } from 'node:fs';
-import { findGpu, GPUS, OCI_SHAPES, type Gpu } from '../planner/catalog.js';
+import { engineProfile, type PlanEngine } from '../planner/engine-profile.js';
+import { findGpu, GPUS, type Gpu } from '../planner/gpus.js';
 import { resolveModel } from '../planner/model-source.js';
-import { plan, type PlanEngine } from '../planner/plan.js';
+import { plan } from '../planner/plan.js';
+import { findShape, SHAPES } from '../planner/shapes.js';
 import { layoutSvg, planTable } from '../planner/render.js';
 import { UsageError } from './usage-error.js';
 
@@ -15,6 +17,7 @@ export interface PlanFlags {
   nodes?: string;
   'max-model-len'?: string;
   engine?: string;
+  'engine-version'?: string;
   dtype?: string;
   'kv-dtype'?: string;
   'memory-utilization'?: string;
@@ -57,17 +60,24 @@ function anyGpu(f: PlanFlags, listed: Gpu | undefined): Gpu {
 export function planCommand(f: PlanFlags): number {
   if (!f.model)
     throw new UsageError('--model is required: a catalog name, a config.json (or its folder) or a .gguf file');
-  const known = `${GPUS.map((g) => g.name).join(', ')} or an OCI shape (${Object.keys(OCI_SHAPES).join(', ')})`;
+  const known = `${GPUS.map((g) => g.name).join(', ')} or a cloud shape (${SHAPES.length} of them: BM.GPU.H100.8, p5.48xlarge, a3-highgpu-8g, Standard_ND96isr_H100_v5, …)`;
   if (!f.gpu && f['gpu-memory'] === undefined)
     throw new UsageError(`--gpu is required: one of ${known}; or any GPU by its memory, --gpu-memory GIB`);
-  const shape = f.gpu ? OCI_SHAPES[f.gpu] : undefined;
+  const shape = f.gpu ? findShape(f.gpu) : undefined;
   const listed = f.gpu ? findGpu(shape?.gpu ?? f.gpu) : undefined;
   const gpu = f['gpu-memory'] === undefined ? listed : anyGpu(f, listed);
   if (!gpu) throw new UsageError(`--gpu: unknown GPU "${f.gpu}": use one of ${known}, or give --gpu-memory GIB`);
   const engine = (f.engine ?? 'vllm') as PlanEngine;
   if (!ENGINES.includes(engine)) throw new UsageError(`--engine: must be one of ${ENGINES.join(', ')}`);
-  const utilization = Number(f['memory-utilization'] ?? 0.92);
-  if (!(utilization > 0 && utilization <= 1)) throw new UsageError('--memory-utilization: must be in (0, 1]');
+  let profile;
+  try {
+    profile = engineProfile(engine, f['engine-version']);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const utilization = f['memory-utilization'] === undefined ? undefined : Number(f['memory-utilization']);
+  if (utilization !== undefined && !(utilization > 0 && utilization <= 1))
+    throw new UsageError('--memory-utilization: must be in (0, 1]');
   let model;
   try {
     model = resolveModel(f.model);
@@ -85,9 +95,10 @@ export function planCommand(f: PlanFlags): number {
       gpusPerNode: positive('gpus-per-node', f['gpus-per-node'], shape?.gpusPerNode ?? 8)!,
       maxNodes: positive('nodes', f.nodes, 4)!,
       engine,
+      profile,
       dtype: f.dtype ?? 'bf16',
       kvDtype: f['kv-dtype'] ?? 'auto',
-      memoryUtilization: utilization,
+      ...(utilization === undefined ? {} : { memoryUtilization: utilization }),
       ...(maxModelLen ? { maxModelLen } : {}),
       ...(maxNumBatchedTokens ? { maxNumBatchedTokens } : {}),
       ...(maxNumSeqs ? { maxNumSeqs } : {}),

@@ -36,6 +36,8 @@ export interface ModelArch {
   qkvBias?: boolean;
   moe?: MoeShape;
   mla?: MlaShape;
+  /** Multimodal encoders (vision/audio towers and their projectors), parameters; kept in 16 bits. */
+  encoderParams?: number;
 }
 
 /** Parameter counts of the parts the planner places separately. */
@@ -49,6 +51,8 @@ export interface ParamCounts {
   /** Per layer: the MLP weights one token actually reads (MoE: active experts only). */
   activeMlp: (layer: number) => number;
   norms: number;
+  /** Multimodal encoders, on the first pipeline stage. */
+  encoder: number;
   total: number;
 }
 
@@ -83,7 +87,8 @@ export function paramCounts(m: ModelArch): ParamCounts {
   const activeMlp = (layer: number) =>
     isDense(layer) ? dense : (moe!.activeExperts + moe!.sharedExperts) * expert + m.hidden * moe!.experts;
   const norms = 2 * m.hidden;
-  let total = embedding + lmHead + m.hidden;
+  const encoder = m.encoderParams ?? 0;
+  let total = embedding + lmHead + m.hidden + encoder;
   for (let l = 0; l < m.layers; l++) total += attention + mlp(l) + norms;
-  return { embedding, lmHead, attention, mlp, activeMlp, norms, total };
+  return { embedding, lmHead, attention, mlp, activeMlp, norms, encoder, total };
 }

@@ -1,5 +1,5 @@
-// Built-in models (shapes from each model's published config.json) and GPUs (memory as CUDA
-// reports it, in GiB; peak memory bandwidth in GB/s), plus the OCI shapes the seeds use.
+// Built-in models: shapes from each model's published config.json (GPUs: gpus.ts; cloud shapes:
+// shapes.ts).
 import type { ModelArch } from './arch.js';
 
 const llama = (
@@ -93,61 +93,9 @@ export const MODELS: ModelArch[] = [
   },
 ];
 
-export interface Gpu {
-  name: string;
-  /** Memory as the driver reports it (torch.cuda.mem_get_info total), GiB. */
-  memoryGiB: number;
-  /** Peak memory bandwidth, GB/s; unknown for a GPU given only by its memory (--gpu-memory). */
-  bandwidthGBs?: number;
-}
-
-export const GPUS: Gpu[] = [
-  { name: 'A10', memoryGiB: 22.07, bandwidthGBs: 600 },
-  { name: 'L4', memoryGiB: 22.03, bandwidthGBs: 300 },
-  { name: 'L40S', memoryGiB: 44.52, bandwidthGBs: 864 },
-  { name: 'RTX-3090', memoryGiB: 23.58, bandwidthGBs: 936 },
-  { name: 'RTX-4090', memoryGiB: 23.52, bandwidthGBs: 1008 },
-  { name: 'A100-40', memoryGiB: 39.39, bandwidthGBs: 1555 },
-  { name: 'A100-80', memoryGiB: 79.15, bandwidthGBs: 2039 },
-  { name: 'H100-80', memoryGiB: 79.19, bandwidthGBs: 3350 },
-  { name: 'H200', memoryGiB: 139.8, bandwidthGBs: 4800 },
-  { name: 'B200', memoryGiB: 178.36, bandwidthGBs: 8000 },
-  { name: 'MI300X', memoryGiB: 191.98, bandwidthGBs: 5300 },
-];
-
-/** OCI compute shapes: a GPU type and how many a node has. */
-export const OCI_SHAPES: Record<string, { gpu: string; gpusPerNode: number }> = {
-  'VM.GPU.A10.1': { gpu: 'A10', gpusPerNode: 1 },
-  'VM.GPU.A10.2': { gpu: 'A10', gpusPerNode: 2 },
-  'BM.GPU.A10.4': { gpu: 'A10', gpusPerNode: 4 },
-  'BM.GPU4.8': { gpu: 'A100-40', gpusPerNode: 8 },
-  'BM.GPU.A100-v2.8': { gpu: 'A100-80', gpusPerNode: 8 },
-  'BM.GPU.L40S.4': { gpu: 'L40S', gpusPerNode: 4 },
-  'BM.GPU.H100.8': { gpu: 'H100-80', gpusPerNode: 8 },
-  'BM.GPU.H200.8': { gpu: 'H200', gpusPerNode: 8 },
-  'BM.GPU.B200.8': { gpu: 'B200', gpusPerNode: 8 },
-  'BM.GPU.MI300X.8': { gpu: 'MI300X', gpusPerNode: 8 },
-};
-
 const norm = (s: string) => s.toLowerCase().replace(/[^a-z0-9.]/g, '');
 
 export function findModel(name: string): ModelArch | undefined {
   const n = norm(name.split('/').pop()!);
   return MODELS.find((m) => norm(m.name) === n || n.startsWith(norm(m.name)));
-}
-
-export function findGpu(name: string): Gpu | undefined {
-  const n = norm(name);
-  const alias: Record<string, string> = {
-    h100: 'H100-80',
-    a100: 'A100-80',
-    a10040gb: 'A100-40',
-    a10080gb: 'A100-80',
-    h10080gb: 'H100-80',
-    rtx3090: 'RTX-3090',
-    rtx4090: 'RTX-4090',
-    '3090': 'RTX-3090',
-    '4090': 'RTX-4090',
-  };
-  return GPUS.find((g) => norm(g.name) === n || norm(g.name) === norm(alias[n] ?? ''));
 }

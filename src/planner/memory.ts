@@ -4,11 +4,14 @@
 //    the last; norms replicated;
 //  - KV heads per rank = max(1, kvHeads / tp): replicated when tp exceeds them; MLA keeps one
 //    compressed latent (kv_lora_rank + rope dims) per token on every rank;
-//  - what vLLM reserves before the KV cache: the activation peak of its profiling run
-//    (max_num_batched_tokens through a layer, and a sampler pass over max_num_seqs × vocab
-//    logits in fp32) and memory outside PyTorch (NCCL and cuBLAS workspaces).
+//  - what the engine reserves before the KV cache, by release (engine-profile.ts): the activation
+//    peak of its profiling run, memory outside PyTorch (NCCL, cuBLAS, all-reduce buffers), and
+//    CUDA graphs where the release reserves them;
+//  - multimodal encoders (vision/audio towers and their projector) on the first stage.
 import { paramCounts, type ModelArch } from './arch.js';
 import type { WeightFormat } from './dtypes.js';
+import type { EngineProfile } from './engine-profile.js';
+import type { Gpu } from './gpus.js';
 
 export const GiB = 1024 ** 3;
 /** vLLM's KV block size: capacity is a whole number of blocks. */
@@ -68,11 +71,11 @@ export function stageMemory(
       activeLinear += p.attention + p.activeMlp(l);
     }
     let other = n * p.norms;
-    if (stage === 0) other += p.embedding;
+    if (stage === 0) other += p.embedding + p.encoder;
     if (stage === pp - 1) other += p.lmHead + m.hidden + (m.tiedEmbeddings && pp > 1 ? p.embedding : 0);
     const bytes = (x: number, per: number) => (x / tp) * per * scale;
-    // The embedding is read one row per token, not whole: leave it out of the per-token reads.
-    const readOther = other - (stage === 0 ? p.embedding : 0);
+    // The embedding is read one row per token, and encoders once per image: not per-token reads.
+    const readOther = other - (stage === 0 ? p.embedding + p.encoder : 0);
     start = end;
     return {
       stage,
@@ -85,25 +88,45 @@ export function stageMemory(
 }
 
 export interface ReserveInput {
-  engine: 'vllm' | 'sglang' | 'llamacpp';
   tp: number;
+  /** The last pipeline stage computes logits and samples; the others only run layers. */
+  lastStage: boolean;
   maxNumBatchedTokens: number;
   maxNumSeqs: number;
+  gpu: Gpu;
 }
 
-/** Bytes vLLM's profiling run peaks at above the weights: activations, sampler logits, non-torch memory. */
-export function reserveBytes(m: ModelArch, r: ReserveInput): number {
+/** What an engine holds on a GPU besides weights and KV cache, in bytes, term by term. */
+export interface Reserve {
+  activation: number;
+  nonTorch: number;
+  cudaGraph: number;
+  total: number;
+}
+
+/** Peak of one forward pass over a batch: the residual stream and the widest layer's live tensors. */
+function forwardBytes(m: ModelArch, tp: number, tokens: number): number {
   const act = 2; // 16-bit activations
-  const attn = (m.heads * m.headDim + 2 * kvHeadsPerRank(m, r.tp) * r.tp * m.headDim) / r.tp;
-  const mlp =
-    (m.moe ? Math.max(m.intermediate, m.moe.expertIntermediate * m.moe.activeExperts) : m.intermediate) / r.tp;
+  const attn = (m.heads * m.headDim + 2 * kvHeadsPerRank(m, tp) * tp * m.headDim) / tp;
+  const mlp = (m.moe ? Math.max(m.intermediate, m.moe.expertIntermediate * m.moe.activeExperts) : m.intermediate) / tp;
   // Live at the MLP: the residual stream and its normed copy, gate_up (2×), the activation (1×).
-  const perToken = (3 * m.hidden + Math.max(attn, 3 * mlp)) * act;
-  const forward = r.maxNumBatchedTokens * perToken;
-  // The dummy sampler run: fp32 logits over the full vocabulary, and their softmax.
-  const sampler = r.maxNumSeqs * m.vocab * 4 * 2;
-  // vLLM and SGLang (PyTorch): cuBLAS/attention workspaces and NCCL buffers; llama.cpp allocates
-  // its compute buffers up front, which the forward term already covers.
-  const nonTorch = r.engine === 'llamacpp' ? 0 : 0.45 * GiB + (r.tp > 1 ? 0.25 * GiB : 0);
-  return Math.max(forward, sampler) + nonTorch;
+  return tokens * (3 * m.hidden + Math.max(attn, 3 * mlp)) * act;
+}
+
+/** What the engine of `profile` reserves before sizing the KV cache (see engine-profile.ts). */
+export function reserveBytes(m: ModelArch, profile: EngineProfile, r: ReserveInput): Reserve {
+  const forward = forwardBytes(m, r.tp, r.maxNumBatchedTokens);
+  const logits = (rows: number, bytesPerEntry: number) => (r.lastStage ? rows * m.vocab * bytesPerEntry : 0);
+  const activation = {
+    // V0's profiling run samples with top-k and top-p on, to reach the sampler's worst case:
+    // fp32 logits, their softmax, and a full-vocabulary sort (values and int64 indices).
+    forward: Math.max(forward, logits(r.maxNumSeqs, 32)),
+    'forward+logits': forward + logits(r.maxNumBatchedTokens, 4),
+    sampler: Math.max(forward, logits(r.maxNumSeqs, 15)),
+    none: 0,
+  }[profile.activation];
+  const tpBuffers = r.tp > 1 && !r.gpu.noPeerAccess ? profile.tensorParallelGiB : 0;
+  const nonTorch = (profile.nonTorchGiB + tpBuffers) * GiB;
+  const cudaGraph = profile.cudaGraphGiB * GiB;
+  return { activation, nonTorch, cudaGraph, total: activation + nonTorch + cudaGraph };
 }

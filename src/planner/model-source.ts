@@ -13,9 +13,38 @@ const num = (c: Json, ...keys: string[]): number | undefined => {
   return undefined;
 };
 
-/** A Hugging Face config.json → ModelArch (Llama, Qwen2, Mistral, Mixtral, DeepSeek V2/V3 and kin). */
+/**
+ * Parameters of a multimodal config's encoders: each vision/audio tower (pre-norm transformer
+ * layers: q, k, v, o and an MLP, gated when it uses SiLU; the patch embedding) and a two-layer
+ * projector from its features (merged patches, stacked feature layers) into the text model.
+ */
+function encoderParams(config: Json, textHidden: number): number {
+  let total = 0;
+  for (const key of ['vision_config', 'audio_config']) {
+    const c = config[key];
+    if (!c || typeof c !== 'object') continue;
+    const enc = c as Json;
+    const h = num(enc, 'hidden_size', 'd_model', 'embed_dim');
+    const layers = num(enc, 'num_hidden_layers', 'depth', 'encoder_layers', 'num_layers');
+    if (!h || !layers) continue;
+    const inter = num(enc, 'intermediate_size', 'encoder_ffn_dim', 'mlp_dim') ?? 4 * h;
+    const gated = String(enc.hidden_act ?? '').includes('silu');
+    const patch = num(enc, 'patch_size') ?? 0;
+    const patchEmbed =
+      (num(enc, 'num_channels', 'in_channels') ?? 3) * patch * patch * (num(enc, 'temporal_patch_size') ?? 1) * h;
+    const merge = (num(enc, 'spatial_merge_size') ?? num(config, 'spatial_merge_size') ?? 1) ** 2;
+    const featureLayers = Array.isArray(config.vision_feature_layer) ? config.vision_feature_layer.length : 1;
+    const projectorIn = h * merge * (key === 'vision_config' ? featureLayers : 1);
+    total += layers * (4 * h * h + (gated ? 3 : 2) * h * inter + 4 * h) + patchEmbed;
+    total += projectorIn * textHidden + textHidden * textHidden;
+  }
+  return total;
+}
+
+/** A Hugging Face config.json → ModelArch (Llama, Qwen2/3, Mistral, Mixtral, GLM, DeepSeek V2/V3 and kin). */
 export function archFromHfConfig(config: Json, name: string): ModelArch {
-  const text = (config.text_config as Json | undefined) ?? config; // multimodal wrappers
+  // Multimodal wrappers keep the language model's shapes in text_config (llm_config: InternVL).
+  const text = (config.text_config as Json | undefined) ?? (config.llm_config as Json | undefined) ?? config;
   const need = (...keys: string[]) => {
     const v = num(text, ...keys);
     if (v === undefined) throw new Error(`${name}: config.json has no ${keys.join(' / ')}`);
@@ -34,8 +63,10 @@ export function archFromHfConfig(config: Json, name: string): ModelArch {
     vocab: need('vocab_size'),
     tiedEmbeddings: text.tie_word_embeddings === true,
     maxPositions: num(text, 'max_position_embeddings') ?? 4096,
-    ...(String(text.model_type ?? '').startsWith('qwen2') ? { qkvBias: true } : {}),
+    ...(String(text.model_type ?? '').startsWith('qwen2') || text.attention_bias === true ? { qkvBias: true } : {}),
   };
+  const encoder = encoderParams(config, hidden);
+  if (encoder > 0) arch.encoderParams = encoder;
   const experts = num(text, 'num_local_experts', 'n_routed_experts', 'num_experts');
   if (experts) {
     arch.moe = {

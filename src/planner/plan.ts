@@ -9,13 +9,14 @@
 //  3. the larger KV capacity (more concurrent sequences);
 //  4. fewer GPUs.
 import type { ModelArch } from './arch.js';
-import type { Gpu } from './catalog.js';
 import { kvBytes, weightFormat, type WeightFormat } from './dtypes.js';
+import { engineProfile, type EngineProfile, type PlanEngine } from './engine-profile.js';
+import type { Gpu } from './gpus.js';
 import { llamaCppPartition, offloadArgs } from './llamacpp.js';
 import { BLOCK_TOKENS, formatBytes, GiB, ppPartition, reserveBytes, stageMemory, type StageMemory } from './memory.js';
 import type { ResolvedModel } from './model-source.js';
 
-export type PlanEngine = 'vllm' | 'sglang' | 'llamacpp';
+export type { PlanEngine } from './engine-profile.js';
 
 export interface PlanInput {
   model: ResolvedModel;
@@ -24,22 +25,29 @@ export interface PlanInput {
   /** The most nodes a layout may use. */
   maxNodes: number;
   engine: PlanEngine;
+  /** The engine release whose memory model and defaults apply; default: its current release. */
+  profile?: EngineProfile;
   dtype: string;
   kvDtype: string;
   /** Default: the model's maximum positions. */
   maxModelLen?: number;
-  /** vLLM's --gpu-memory-utilization (0.92 in current releases, 0.9 before). */
-  memoryUtilization: number;
-  /** Default: vLLM's for the GPU (8192 on ≥ 70 GiB GPUs other than A100, else 2048). */
+  /** vLLM's --gpu-memory-utilization, SGLang's --mem-fraction-static; default: the release's. */
+  memoryUtilization?: number;
+  /** Default: the release's for the GPU (vLLM V1: 8192 on ≥ 70 GiB GPUs other than A100, else 2048). */
   maxNumBatchedTokens?: number;
   maxNumSeqs?: number;
 }
 
+/** One pipeline stage's GPU: what each part takes, and the KV cache that is left. */
 export interface GpuMemory {
   stage: number;
   layers: [number, number];
   weightsGiB: number;
+  /** Activations + memory outside PyTorch + CUDA graphs. */
   reserveGiB: number;
+  activationGiB: number;
+  nonTorchGiB: number;
+  cudaGraphGiB: number;
   kvCacheGiB: number;
   kvTokens: number;
 }
@@ -53,8 +61,12 @@ export interface Layout {
   gpus: number;
   /** Per GPU, one entry per pipeline stage (every GPU of a stage holds the same). */
   memory: GpuMemory[];
-  /** Tokens the KV cache holds (the smallest stage decides), and sequences at the maximum length. */
+  /** The utilisation this layout was planned with (SGLang's default depends on tp × pp). */
+  memoryUtilization: number;
+  /** Tokens the KV cache holds: every stage must hold each token, so the smallest decides. */
   kvTokens: number;
+  /** The stage with the smallest KV cache: the one that decides kvTokens. */
+  decidingStage: number;
   maxConcurrentSequences: number;
   /** Upper bound of single-sequence decode speed: every stage reads its weights once per token (absent: bandwidth unknown). */
   decodeTokensPerSecondMax?: number;
@@ -72,18 +84,13 @@ export interface Infeasible {
 
 export interface Plan {
   model: string;
+  /** The engine release modelled. */
+  engine: { name: PlanEngine; version: string; label: string };
   gpu: string;
   gpusPerNode: number;
   maxModelLen: number;
   layouts: Layout[];
   infeasible: Infeasible[];
-}
-
-/** vLLM's defaults for `vllm serve` (arg_utils: larger batches on ≥ 70 GiB GPUs, except A100). */
-export function vllmBatchDefaults(gpu: Gpu): { maxNumBatchedTokens: number; maxNumSeqs: number } {
-  return gpu.memoryGiB >= 70 && !gpu.name.startsWith('A100')
-    ? { maxNumBatchedTokens: 8192, maxNumSeqs: 1024 }
-    : { maxNumBatchedTokens: 2048, maxNumSeqs: 256 };
 }
 
 /** Why a tensor-parallel size cannot shard this model, or undefined. */
@@ -117,31 +124,37 @@ export function capacity(
   input: PlanInput,
   tp: number,
   pp: number,
-): { memory: GpuMemory[]; stages: StageMemory[]; reserve: number; budget: number } {
+): { memory: GpuMemory[]; stages: StageMemory[]; budget: number; utilization: number } {
   const m = input.model.arch;
+  const profile = input.profile ?? engineProfile(input.engine);
+  const maxModelLen = input.maxModelLen ?? m.maxPositions;
+  const defaults = profile.batch(input.gpu, maxModelLen);
   const batch = {
-    ...vllmBatchDefaults(input.gpu),
-    ...(input.maxNumBatchedTokens ? { maxNumBatchedTokens: input.maxNumBatchedTokens } : {}),
-    ...(input.maxNumSeqs ? { maxNumSeqs: input.maxNumSeqs } : {}),
+    maxNumBatchedTokens: input.maxNumBatchedTokens ?? defaults.maxNumBatchedTokens,
+    maxNumSeqs: input.maxNumSeqs ?? defaults.maxNumSeqs,
   };
-  const budget = input.gpu.memoryGiB * GiB * input.memoryUtilization;
-  const reserve = reserveBytes(m, { engine: input.engine, tp, ...batch });
+  const utilization = input.memoryUtilization ?? profile.defaultUtilization(input.gpu, tp, pp);
+  const budget = input.gpu.memoryGiB * GiB * utilization;
   const parts = input.engine === 'llamacpp' ? llamaCppPartition(m.layers, pp) : ppPartition(m.layers, pp);
   const stages = stageMemory(m, weightFormat(input.dtype), tp, parts, kvBytes(input.kvDtype), input.model.weightBytes);
   const memory: GpuMemory[] = stages.map((s) => {
-    const kvBytesAvailable = budget - s.weightBytes - reserve;
+    const reserve = reserveBytes(m, profile, { tp, lastStage: s.stage === pp - 1, gpu: input.gpu, ...batch });
+    const kvBytesAvailable = budget - s.weightBytes - reserve.total;
     const tokens =
       kvBytesAvailable > 0 ? Math.floor(kvBytesAvailable / s.kvBytesPerToken / BLOCK_TOKENS) * BLOCK_TOKENS : 0;
     return {
       stage: s.stage,
       layers: s.layers,
       weightsGiB: s.weightBytes / GiB,
-      reserveGiB: reserve / GiB,
+      reserveGiB: reserve.total / GiB,
+      activationGiB: reserve.activation / GiB,
+      nonTorchGiB: reserve.nonTorch / GiB,
+      cudaGraphGiB: reserve.cudaGraph / GiB,
       kvCacheGiB: Math.max(0, kvBytesAvailable) / GiB,
       kvTokens: tokens,
     };
   });
-  return { memory, stages, reserve, budget };
+  return { memory, stages, budget, utilization };
 }
 
 export function plan(input: PlanInput): Plan {
@@ -169,18 +182,20 @@ export function plan(input: PlanInput): Plan {
         reject(`pipeline size ${pp} exceeds the ${m.layers} layers`);
         break;
       }
-      const { memory, stages, reserve, budget } = capacity(input, tp, pp);
-      const worst = memory.reduce((a, b) => (b.kvTokens < a.kvTokens ? b : a));
-      const heaviest = stages.reduce((a, b) => (b.weightBytes > a.weightBytes ? b : a));
-      if (budget - heaviest.weightBytes - reserve <= 0) {
+      const { memory, stages, budget, utilization } = capacity(input, tp, pp);
+      const overfull = memory.find((s) => (s.weightsGiB + s.reserveGiB) * GiB >= budget);
+      if (overfull) {
+        const where = pp > 1 ? ` on stage ${overfull.stage}` : '';
         reject(
-          `weights do not fit: ${formatBytes(heaviest.weightBytes)} per GPU + ${formatBytes(reserve)} reserve > ${formatBytes(budget)} usable (${input.memoryUtilization} × ${formatBytes(input.gpu.memoryGiB * GiB)})`,
+          `weights do not fit${where}: ${formatBytes(overfull.weightsGiB * GiB)} per GPU + ${formatBytes(overfull.reserveGiB * GiB)} reserve > ${formatBytes(budget)} usable (${utilization} × ${formatBytes(input.gpu.memoryGiB * GiB)})`,
         );
         continue;
       }
+      const worst = memory.reduce((a, b) => (b.kvTokens < a.kvTokens ? b : a));
       if (worst.kvTokens < maxModelLen) {
+        const where = pp > 1 ? ` (stage ${worst.stage} decides)` : '';
         reject(
-          `one sequence of ${maxModelLen} tokens does not fit: the KV cache holds ${worst.kvTokens} tokens (stage ${worst.stage})`,
+          `one sequence of ${maxModelLen} tokens does not fit: the KV cache holds ${worst.kvTokens} tokens${where}`,
         );
         continue;
       }
@@ -203,7 +218,9 @@ export function plan(input: PlanInput): Plan {
         nodes,
         gpus,
         memory,
+        memoryUtilization: utilization,
         kvTokens: worst.kvTokens,
+        decidingStage: worst.stage,
         maxConcurrentSequences: Math.floor(worst.kvTokens / maxModelLen),
         ...(secondsPerToken ? { decodeTokensPerSecondMax: 1 / secondsPerToken } : {}),
         communication: {
@@ -212,13 +229,15 @@ export function plan(input: PlanInput): Plan {
           // vLLM passes hidden states and the residual between stages.
           pipelineBytesPerToken: (pp - 1) * 2 * m.hidden * 2,
         },
-        flags: engineFlags(input, m, tp, pp, nodes, maxModelLen),
+        flags: engineFlags(input, m, tp, pp, nodes, maxModelLen, utilization),
         warnings,
       });
     }
   }
   layouts.sort((a, b) => rankKey(a, G) - rankKey(b, G) || b.kvTokens - a.kvTokens || a.gpus - b.gpus);
-  return { model: m.name, gpu: input.gpu.name, gpusPerNode: G, maxModelLen, layouts, infeasible };
+  const profile = input.profile ?? engineProfile(input.engine);
+  const engine = { name: input.engine, version: profile.version, label: profile.label };
+  return { model: m.name, engine, gpu: input.gpu.name, gpusPerNode: G, maxModelLen, layouts, infeasible };
 }
 
 /** Smaller is better: nodes first, then how far the layout is from "tp inside, pp across". */
@@ -235,6 +254,7 @@ function engineFlags(
   pp: number,
   nodes: number,
   maxModelLen: number,
+  utilization: number,
 ): { args: string[]; env: Record<string, string> } {
   switch (input.engine) {
     case 'vllm': {
@@ -248,7 +268,7 @@ function engineFlags(
         '--max-model-len',
         String(maxModelLen),
         '--gpu-memory-utilization',
-        String(input.memoryUtilization),
+        String(utilization),
       ];
       if (input.kvDtype === 'fp8') args.push('--kv-cache-dtype', 'fp8');
       if (nodes > 1) args.push('--distributed-executor-backend', 'ray');
@@ -263,7 +283,7 @@ function engineFlags(
         '--context-length',
         String(maxModelLen),
         '--mem-fraction-static',
-        String(input.memoryUtilization),
+        String(utilization),
       ];
       if (nodes > 1) args.push('--nnodes', String(nodes));
       if (input.kvDtype === 'fp8') args.push('--kv-cache-dtype', 'fp8_e5m2');

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { GPUS, MODELS } from '../../src/planner/catalog.js';
+import { MODELS } from '../../src/planner/catalog.js';
+import { GPUS } from '../../src/planner/gpus.js';
 import { plan } from '../../src/planner/plan.js';
 
 const golden = join(fileURLToPath(import.meta.url), '../../../../test/golden/plan-catalog.json');

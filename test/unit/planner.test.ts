@@ -3,11 +3,13 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { paramCounts } from '../../src/planner/arch.js';
-import { findGpu, findModel, MODELS } from '../../src/planner/catalog.js';
+import { findModel, MODELS } from '../../src/planner/catalog.js';
+import { vllmBatchDefaults } from '../../src/planner/engine-profile.js';
+import { findGpu } from '../../src/planner/gpus.js';
 import { weightFormat } from '../../src/planner/dtypes.js';
 import { kvBytesPerTokenLayer, kvHeadsPerRank, ppPartition } from '../../src/planner/memory.js';
 import { resolveModel } from '../../src/planner/model-source.js';
-import { plan, tensorParallelProblem, vllmBatchDefaults, type PlanInput } from '../../src/planner/plan.js';
+import { plan, tensorParallelProblem, type PlanInput } from '../../src/planner/plan.js';
 import { layoutSvg } from '../../src/planner/render.js';
 
 const fixtures = join(fileURLToPath(import.meta.url), '../../../../test/fixtures');

@@ -1,0 +1,175 @@
+// How each engine release sizes its KV cache: what it reserves before the cache, and its defaults.
+// A profile is data; memory.ts turns it into bytes. Each term names the upstream evidence for it
+// (docs/architecture.md, "The layout planner", lists them in full):
+//
+// vLLM < 0.8 (V0 engine): the profiling run pushes max_num_batched_tokens through the model, and
+//   without chunked prefill that is max(max_model_len, 2048); chunked prefill (2048 tokens) only
+//   above 32K. Then it samples one token per sequence with top-k and top-p on (profile_run), on the
+//   driver worker only, whose smaller cache then decides. --gpu-memory-utilization 0.9.
+// vLLM 0.8–0.16 (V1 engine): chunked prefill always; 8192 tokens / 1024 sequences on ≥ 70 GiB GPUs
+//   other than A100, else 2048 / 256; the dummy sampler run computes fp32 logits for every one of
+//   those tokens (Qwen3-14B on H100: 5.64 GiB of activations at v0.16, llm-d-planner sweep).
+// vLLM 0.17–0.20: logits for max_num_seqs rows only (2.23 GiB at v0.17, same sweep); the sampler's
+//   fp32 logits and copies peak at ≈ 15 bytes per sequence and vocabulary entry.
+// vLLM ≥ 0.21: CUDA graph memory is profiled before the cache and reserved (PR 38284, on by
+//   default since v0.21), and the default utilisation rose to 0.92 to compensate.
+// Every vLLM: tensor parallelism over peer access adds ≈ 1.85 GiB per GPU outside PyTorch (NCCL
+//   and custom all-reduce buffers: 2.07–2.21 GiB at tp 2/4 against 0.25 at tp 1 on H100, llm-d
+//   sweep; 3.58 against 1.79 in vLLM PR 10511).
+// SGLang: the KV pool is total × mem_fraction_static minus everything in use after loading
+//   (model_runner.profile_max_num_token); activations live in the remainder, so nothing else is
+//   reserved. The default fraction is by tp size before 0.5, by GPU size from 0.5 on.
+import type { Gpu } from './gpus.js';
+
+export type PlanEngine = 'vllm' | 'sglang' | 'llamacpp';
+
+export type ActivationModel =
+  /** max(forward pass of the batch, top-k/top-p sampling of one token per sequence) */
+  | 'forward'
+  /** forward pass + fp32 logits of every batched token */
+  | 'forward+logits'
+  /** max(forward pass, the sampler over max_num_seqs rows) */
+  | 'sampler'
+  /** reserved by the utilisation fraction itself (SGLang) */
+  | 'none';
+
+export interface EngineProfile {
+  engine: PlanEngine;
+  /** The version asked for ("latest" when none was). */
+  version: string;
+  /** The releases this profile models, for people. */
+  label: string;
+  activation: ActivationModel;
+  /** GiB in use outside PyTorch's allocator at tp 1. */
+  nonTorchGiB: number;
+  /** GiB tensor parallelism adds per GPU where GPUs have peer access. */
+  tensorParallelGiB: number;
+  /** CUDA graph memory reserved before the cache. */
+  cudaGraphGiB: number;
+  /** --gpu-memory-utilization (vLLM), --mem-fraction-static (SGLang) when not given. */
+  defaultUtilization(gpu: Gpu, tp: number, pp: number): number;
+  /** Tokens and sequences of one step when not given (the profiling run's batch). */
+  batch(gpu: Gpu, maxModelLen: number): { maxNumBatchedTokens: number; maxNumSeqs: number };
+}
+
+/** vLLM's V1 defaults for `vllm serve` (arg_utils: larger batches on ≥ 70 GiB GPUs, except A100). */
+export function vllmBatchDefaults(gpu: Gpu): { maxNumBatchedTokens: number; maxNumSeqs: number } {
+  return gpu.memoryGiB >= 70 && !gpu.name.startsWith('A100')
+    ? { maxNumBatchedTokens: 8192, maxNumSeqs: 1024 }
+    : { maxNumBatchedTokens: 2048, maxNumSeqs: 256 };
+}
+
+const TP_BUFFERS_GIB = 1.85;
+
+/** "0.19.0", "v0.6.4.post1", "0.21" → [major, minor]; "latest" → Infinity. */
+function parseVersion(engine: PlanEngine, version: string): number {
+  if (version === 'latest') return Infinity;
+  const m = /^v?(\d+)\.(\d+)/.exec(version);
+  if (!m) throw new Error(`--engine-version: "${version}" is not a ${engine} version (like 0.19.0), nor "latest"`);
+  return Number(m[1]) * 1000 + Number(m[2]);
+}
+
+const v = (major: number, minor: number) => major * 1000 + minor;
+
+function vllm(version: string): EngineProfile {
+  const n = parseVersion('vllm', version);
+  const base = { engine: 'vllm' as const, version, tensorParallelGiB: TP_BUFFERS_GIB };
+  if (n < v(0, 8))
+    return {
+      ...base,
+      label: 'vLLM < 0.8 (V0 engine: profiles a max-model-len batch unless chunked prefill is on)',
+      activation: 'forward',
+      nonTorchGiB: 0.35,
+      cudaGraphGiB: 0,
+      defaultUtilization: () => 0.9,
+      // Chunked prefill came on by itself above 32K (2048 tokens); otherwise the whole length.
+      batch: (_gpu, maxModelLen) => ({
+        maxNumBatchedTokens: maxModelLen > 32768 ? 2048 : Math.max(maxModelLen, 2048),
+        maxNumSeqs: 256,
+      }),
+    };
+  const v1 = { ...base, defaultUtilization: () => 0.9, batch: vllmBatchDefaults, cudaGraphGiB: 0 };
+  if (n < v(0, 17))
+    return {
+      ...v1,
+      label: 'vLLM 0.8–0.16 (V1 engine; the profiling run takes logits of every batched token)',
+      activation: 'forward+logits',
+      nonTorchGiB: 0.13,
+    };
+  if (n < v(0, 21))
+    return {
+      ...v1,
+      label: 'vLLM 0.17–0.20 (V1 engine; the profiling run samples max-num-seqs rows)',
+      activation: 'sampler',
+      nonTorchGiB: 0.25,
+    };
+  return {
+    ...v1,
+    label: 'vLLM ≥ 0.21 (CUDA graph memory reserved before the KV cache; utilisation 0.92)',
+    activation: 'sampler',
+    nonTorchGiB: 0.25,
+    // Mean of the pools measured on H100 at v0.19 (0.51–1.85 GiB, llm-d-planner sweep).
+    cudaGraphGiB: 1.0,
+    defaultUtilization: () => 0.92,
+  };
+}
+
+/** SGLang ≥ 0.5: reserve by GPU size (server_args _handle_mem_fraction_static), GiB. */
+function sglangReservedGiB(gpu: Gpu, tp: number, pp: number): number {
+  const p = tp * pp;
+  if (gpu.memoryGiB < 35) return 2.8 + p / 10;
+  if (gpu.memoryGiB < 90) return 9.5 + p / 2;
+  if (gpu.memoryGiB < 160) return 12 + p / 2;
+  return 32;
+}
+
+function sglang(version: string): EngineProfile {
+  const n = parseVersion('sglang', version);
+  const base = {
+    engine: 'sglang' as const,
+    version,
+    activation: 'none' as const,
+    // Free memory after loading is measured, so the CUDA context and NCCL count (unlike vLLM).
+    nonTorchGiB: 0.5,
+    tensorParallelGiB: TP_BUFFERS_GIB,
+    cudaGraphGiB: 0,
+    batch: (gpu: Gpu) => ({ maxNumBatchedTokens: gpu.memoryGiB < 35 ? 2048 : 8192, maxNumSeqs: 256 }),
+  };
+  if (n < v(0, 5))
+    return {
+      ...base,
+      label: 'SGLang < 0.5 (--mem-fraction-static by tp size)',
+      defaultUtilization: (_gpu, tp) => (tp >= 16 ? 0.79 : tp >= 8 ? 0.81 : tp >= 4 ? 0.85 : tp >= 2 ? 0.87 : 0.88),
+    };
+  return {
+    ...base,
+    label: 'SGLang ≥ 0.5 (--mem-fraction-static from a reserve by GPU size)',
+    defaultUtilization: (gpu, tp, pp) =>
+      Math.round(((gpu.memoryGiB - sglangReservedGiB(gpu, tp, pp)) / gpu.memoryGiB) * 1000) / 1000,
+  };
+}
+
+const LLAMACPP: EngineProfile = {
+  engine: 'llamacpp',
+  version: 'latest',
+  label: 'llama.cpp (compute buffers sized for one micro-batch)',
+  activation: 'forward',
+  nonTorchGiB: 0,
+  tensorParallelGiB: 0,
+  cudaGraphGiB: 0,
+  // Headroom for the driver and anything else on the device; llama.cpp has no such flag.
+  defaultUtilization: () => 0.92,
+  batch: () => ({ maxNumBatchedTokens: 512, maxNumSeqs: 1 }),
+};
+
+/** The memory model of an engine release; `latest` (the default) is the current release. */
+export function engineProfile(engine: PlanEngine, version = 'latest'): EngineProfile {
+  switch (engine) {
+    case 'vllm':
+      return vllm(version);
+    case 'sglang':
+      return sglang(version);
+    case 'llamacpp':
+      return LLAMACPP;
+  }
+}
