@@ -1,8 +1,28 @@
-// How long planning takes: every catalog model × every catalog GPU × every engine, several rounds.
-// The target is under 1 s for the whole catalog. Run: npm run bench:plan
+// How accurate and how fast planning is. Accuracy: the planner's KV capacity against every published
+// start-up in test/fixtures/published-startups.ts, each case's error and the median and mean
+// |error|. Speed: every catalog model × every catalog GPU × every engine, several rounds, against a
+// 1 s target for the whole catalog. Run: npm run bench:plan
 import { MODELS } from '../src/planner/catalog.js';
 import { GPUS } from '../src/planner/gpus.js';
 import { plan, type PlanEngine } from '../src/planner/plan.js';
+import { compare, STARTUPS } from '../test/fixtures/published-startups.js';
+
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+const errors = STARTUPS.map((s) => {
+  const c = compare(s);
+  const what = s.loggedKvGiB !== undefined ? 'GiB' : 'tokens';
+  const layout = `tp ${s.tp} × pp ${s.pp}`.padEnd(13);
+  console.log(
+    `${pct(c.error).padStart(6)}  ${s.engine} ${s.version.padEnd(6)} ${s.gpu.padEnd(8)} ${layout} ${s.model} (planned ${c.planned.toFixed(what === 'GiB' ? 2 : 0)}, logged ${c.logged.toFixed(what === 'GiB' ? 2 : 0)} ${what}${c.rejected ? '; refused, as the engine did' : ''})`,
+  );
+  return Math.abs(c.error);
+}).sort((a, b) => a - b);
+const mid = errors.length / 2;
+const medianError = errors.length % 2 ? errors[Math.floor(mid)]! : (errors[mid - 1]! + errors[mid]!) / 2;
+const meanError = errors.reduce((a, b) => a + b, 0) / errors.length;
+console.log(
+  `KV capacity against ${errors.length} published start-ups: median |error| ${pct(medianError)}, mean |error| ${pct(meanError)}, max ${pct(errors.at(-1)!)}\n`,
+);
 
 const ROUNDS = 5;
 const engines: PlanEngine[] = ['vllm', 'sglang', 'llamacpp'];
@@ -22,7 +42,6 @@ for (let r = 0; r < ROUNDS; r++) {
           engine,
           dtype: 'bf16',
           kvDtype: 'auto',
-          memoryUtilization: 0.92,
           maxModelLen: 8192,
         });
         plans++;

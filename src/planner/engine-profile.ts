@@ -162,14 +162,15 @@ const LLAMACPP: EngineProfile = {
   batch: () => ({ maxNumBatchedTokens: 512, maxNumSeqs: 1 }),
 };
 
+const profiles = new Map<string, EngineProfile>();
+
 /** The memory model of an engine release; `latest` (the default) is the current release. */
 export function engineProfile(engine: PlanEngine, version = 'latest'): EngineProfile {
-  switch (engine) {
-    case 'vllm':
-      return vllm(version);
-    case 'sglang':
-      return sglang(version);
-    case 'llamacpp':
-      return LLAMACPP;
+  const key = `${engine} ${version}`;
+  let profile = profiles.get(key);
+  if (!profile) {
+    profile = engine === 'vllm' ? vllm(version) : engine === 'sglang' ? sglang(version) : LLAMACPP;
+    profiles.set(key, profile);
   }
+  return profile;
 }

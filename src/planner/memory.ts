@@ -64,12 +64,11 @@ export function stageMemory(
   let start = 0;
   return parts.map((n, stage) => {
     const end = start + n;
-    let linear = 0;
-    let activeLinear = 0;
-    for (let l = start; l < end; l++) {
-      linear += p.attention + p.mlp(l);
-      activeLinear += p.attention + p.activeMlp(l);
-    }
+    // Layers are alike but for an MoE model's leading dense ones (p.mlp(0) is dense, the last is not).
+    const dense = m.moe ? Math.max(0, Math.min(end, m.moe.denseLayers) - start) : n;
+    const last = m.layers - 1;
+    const linear = n * p.attention + dense * p.mlp(0) + (n - dense) * p.mlp(last);
+    const activeLinear = n * p.attention + dense * p.activeMlp(0) + (n - dense) * p.activeMlp(last);
     let other = n * p.norms;
     if (stage === 0) other += p.embedding + p.encoder;
     if (stage === pp - 1) other += p.lmHead + m.hidden + (m.tiedEmbeddings && pp > 1 ? p.embedding : 0);

@@ -137,8 +137,11 @@ export function capacity(
   const budget = input.gpu.memoryGiB * GiB * utilization;
   const parts = input.engine === 'llamacpp' ? llamaCppPartition(m.layers, pp) : ppPartition(m.layers, pp);
   const stages = stageMemory(m, weightFormat(input.dtype), tp, parts, kvBytes(input.kvDtype), input.model.weightBytes);
+  // Only the last stage samples: every other stage reserves the same.
+  const inner = reserveBytes(m, profile, { tp, lastStage: false, gpu: input.gpu, ...batch });
+  const last = reserveBytes(m, profile, { tp, lastStage: true, gpu: input.gpu, ...batch });
   const memory: GpuMemory[] = stages.map((s) => {
-    const reserve = reserveBytes(m, profile, { tp, lastStage: s.stage === pp - 1, gpu: input.gpu, ...batch });
+    const reserve = s.stage === pp - 1 ? last : inner;
     const kvBytesAvailable = budget - s.weightBytes - reserve.total;
     const tokens =
       kvBytesAvailable > 0 ? Math.floor(kvBytesAvailable / s.kvBytesPerToken / BLOCK_TOKENS) * BLOCK_TOKENS : 0;
@@ -157,7 +160,8 @@ export function capacity(
   return { memory, stages, budget, utilization };
 }
 
-export function plan(input: PlanInput): Plan {
+export function plan(planInput: PlanInput): Plan {
+  const input = { ...planInput, profile: planInput.profile ?? engineProfile(planInput.engine) };
   const m = input.model.arch;
   const fmt = weightFormat(input.dtype);
   const maxModelLen = input.maxModelLen ?? m.maxPositions;
@@ -235,8 +239,7 @@ export function plan(input: PlanInput): Plan {
     }
   }
   layouts.sort((a, b) => rankKey(a, G) - rankKey(b, G) || b.kvTokens - a.kvTokens || a.gpus - b.gpus);
-  const profile = input.profile ?? engineProfile(input.engine);
-  const engine = { name: input.engine, version: profile.version, label: profile.label };
+  const engine = { name: input.engine, version: input.profile.version, label: input.profile.label };
   return { model: m.name, engine, gpu: input.gpu.name, gpusPerNode: G, maxModelLen, layouts, infeasible };
 }
 

@@ -7,6 +7,7 @@ const count = (n: number) => n.toLocaleString('en-US');
 export function planTable(p: Plan, limit = 8): string {
   const lines: string[] = [];
   lines.push(`${p.model} on ${p.gpu} × ${p.gpusPerNode} per node, max length ${count(p.maxModelLen)} tokens`);
+  lines.push(`engine: ${p.engine.label}${p.engine.version === 'latest' ? '' : `, as ${p.engine.version}`}`);
   if (p.layouts.length === 0) lines.push('', 'no feasible layout');
   else {
     const rows = [
@@ -53,7 +54,18 @@ export function planTable(p: Plan, limit = 8): string {
       ),
     );
     const best = p.layouts[0]!;
-    lines.push('', `best: tp ${best.tp} × pp ${best.pp} on ${best.nodes} node(s)`);
+    lines.push(
+      '',
+      `best: tp ${best.tp} × pp ${best.pp} on ${best.nodes} node(s), utilisation ${best.memoryUtilization}`,
+    );
+    // Per GPU of each stage: where the memory goes. The stage with the smallest cache decides.
+    for (const m of best.memory) {
+      const decides = best.pp > 1 && m.stage === best.decidingStage ? ' ← decides the KV capacity' : '';
+      const graphs = m.cudaGraphGiB > 0 ? `, CUDA graphs ${gib(m.cudaGraphGiB)}` : '';
+      lines.push(
+        `  stage ${m.stage} per GPU: weights ${gib(m.weightsGiB)}, activations ${gib(m.activationGiB)}, outside PyTorch ${gib(m.nonTorchGiB)}${graphs}, KV cache ${gib(m.kvCacheGiB)} GiB (${count(m.kvTokens)} tokens)${decides}`,
+      );
+    }
     const env = Object.entries(best.flags.env)
       .map(([k, v]) => `${k}=${v} `)
       .join('');

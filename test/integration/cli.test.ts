@@ -188,6 +188,18 @@ test('tandem plan: a table by default, JSON and SVG on request, clear errors for
   assert.equal(same('22.03').layouts[0]!.kvTokens, l4.layouts[0]!.kvTokens);
   assert.equal(same('22.03').layouts[0]!.decodeTokensPerSecondMax, undefined);
 
+  // Any config.json, multimodal too, on any GPU by its memory; an older release's memory model.
+  const mm = run(
+    ...['--model', join(root, 'test', 'fixtures', 'mistral-small-3.1-config.json')],
+    ...['--gpu-memory', '48', '--gpus-per-node', '2', '--max-model-len', '8192'],
+  );
+  assert.equal(mm.status, 0, mm.stderr);
+  assert.match(mm.stdout, /best: tp 2 × pp 1 on 1 node\(s\)/);
+  const old = run('--model', 'Llama-3.1-8B', '--gpu', 'p5.48xlarge', '--engine-version', '0.6.4');
+  assert.equal(old.status, 0, old.stderr);
+  assert.match(old.stdout, /engine: vLLM < 0\.8 \(V0 engine/);
+  assert.match(old.stdout, /--gpu-memory-utilization 0\.9$/m);
+
   const none = run('--model', 'Llama-3.1-405B', '--gpu', 'L4', '--gpus-per-node', '1', '--nodes', '1');
   assert.equal(none.status, 1);
   assert.match(none.stdout, /no feasible layout/);
@@ -199,6 +211,7 @@ test('tandem plan: a table by default, JSON and SVG on request, clear errors for
     [['--model', 'Llama-3.1-8B', '--gpu', 'H100', '--nodes', '0'], /--nodes: must be an integer ≥ 1/],
     [['--model', 'Llama-3.1-8B', '--gpu-memory', 'lots'], /--gpu-memory: must be the GPU's memory in GiB/],
     [['--model', 'Llama-3.1-8B'], /--gpu is required: .*--gpu-memory GIB/],
+    [['--model', 'Llama-3.1-8B', '--gpu', 'H100', '--engine-version', 'banana'], /--engine-version: "banana"/],
   ] as const) {
     const bad = run(...args);
     assert.equal(bad.status, 2, bad.stderr);
