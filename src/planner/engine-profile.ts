@@ -4,18 +4,22 @@
 //
 // vLLM < 0.8 (V0 engine): the profiling run pushes max_num_batched_tokens through the model, and
 //   without chunked prefill that is max(max_model_len, 2048); chunked prefill (2048 tokens) only
-//   above 32K. Then it samples one token per sequence with top-k and top-p on (profile_run), on the
-//   driver worker only, whose smaller cache then decides. --gpu-memory-utilization 0.9.
+//   above 32K. Then it samples max_num_seqs rows with top-k and top-p on (profile_run's
+//   SamplingParams(top_p=0.99, top_k=vocab_size - 1)), on the driver worker, whose smaller cache
+//   decides. --gpu-memory-utilization 0.9.
 // vLLM 0.8–0.16 (V1 engine): chunked prefill always; 8192 tokens / 1024 sequences on ≥ 70 GiB GPUs
-//   other than A100, else 2048 / 256; the dummy sampler run computes fp32 logits for every one of
-//   those tokens (Qwen3-14B on H100: 5.64 GiB of activations at v0.16, llm-d-planner sweep).
-// vLLM 0.17–0.20: logits for max_num_seqs rows only (2.23 GiB at v0.17, same sweep); the sampler's
-//   fp32 logits and copies peak at ≈ 15 bytes per sequence and vocabulary entry.
+//   other than A100, else 2048 / 256. The sampler run still peaks at ≈ 38.5 bytes per row and
+//   vocabulary entry, above the forward pass for every text model measured (H100, 1024 rows:
+//   Llama-3.1-8B 4.76 GiB at v0.11, Qwen3-0.6B 5.56, Qwen3-32B 5.64, Qwen3-14B 5.64 at v0.16;
+//   llm-d-planner).
+// vLLM 0.17–0.20: the sampler run drops to ≈ 15 bytes per row and vocabulary entry (Qwen3-14B:
+//   2.23 GiB at v0.17, same sweep; v0.19: Llama-3.1-8B 1.89, Gemma-2 3.6, Granite 0.75–0.85).
 // vLLM ≥ 0.21: CUDA graph memory is profiled before the cache and reserved (PR 38284, on by
 //   default since v0.21), and the default utilisation rose to 0.92 to compensate.
-// Every vLLM: tensor parallelism over peer access adds ≈ 1.85 GiB per GPU outside PyTorch (NCCL
-//   and custom all-reduce buffers: 2.07–2.21 GiB at tp 2/4 against 0.25 at tp 1 on H100, llm-d
-//   sweep; 3.58 against 1.79 in vLLM PR 10511).
+// Tensor parallelism over peer access adds memory outside PyTorch (NCCL and custom all-reduce
+//   buffers): ≈ 1.85 GiB per GPU in V0 (3.58 against 1.79 GiB in vLLM PR 10511) and from 0.17
+//   (2.07–2.21 at tp 2/4 against 0.25 at tp 1 on H100 at v0.19, llm-d sweep), 0.42 in 0.8–0.16
+//   (0.54–0.55 against 0.13 at v0.11, llm-d-planner's empirical results).
 // SGLang: the KV pool is total × mem_fraction_static minus everything in use after loading
 //   (model_runner.profile_max_num_token); activations live in the remainder, so nothing else is
 //   reserved. The default fraction is by tp size before 0.5, by GPU size from 0.5 on.
@@ -24,11 +28,11 @@ import type { Gpu } from './gpus.js';
 export type PlanEngine = 'vllm' | 'sglang' | 'llamacpp';
 
 export type ActivationModel =
-  /** max(forward pass of the batch, top-k/top-p sampling of one token per sequence) */
+  /** the forward pass of one batch */
   | 'forward'
-  /** forward pass + fp32 logits of every batched token */
-  | 'forward+logits'
-  /** max(forward pass, the sampler over max_num_seqs rows) */
+  /** max(forward pass, sampling max_num_seqs rows with top-k and top-p: 38.5 bytes per row and vocabulary entry) */
+  | 'topk-sampler'
+  /** max(forward pass, a plain sampler run over max_num_seqs rows: 15 bytes per row and entry) */
   | 'sampler'
   /** reserved by the utilisation fraction itself (SGLang) */
   | 'none';
@@ -74,11 +78,12 @@ const v = (major: number, minor: number) => major * 1000 + minor;
 function vllm(version: string): EngineProfile {
   const n = parseVersion('vllm', version);
   const base = { engine: 'vllm' as const, version, tensorParallelGiB: TP_BUFFERS_GIB };
+  const v1 = { ...base, defaultUtilization: () => 0.9, batch: vllmBatchDefaults, cudaGraphGiB: 0 };
   if (n < v(0, 8))
     return {
       ...base,
       label: 'vLLM < 0.8 (V0 engine: profiles a max-model-len batch unless chunked prefill is on)',
-      activation: 'forward',
+      activation: 'topk-sampler',
       nonTorchGiB: 0.35,
       cudaGraphGiB: 0,
       defaultUtilization: () => 0.9,
@@ -88,13 +93,13 @@ function vllm(version: string): EngineProfile {
         maxNumSeqs: 256,
       }),
     };
-  const v1 = { ...base, defaultUtilization: () => 0.9, batch: vllmBatchDefaults, cudaGraphGiB: 0 };
   if (n < v(0, 17))
     return {
       ...v1,
-      label: 'vLLM 0.8–0.16 (V1 engine; the profiling run takes logits of every batched token)',
-      activation: 'forward+logits',
+      label: 'vLLM 0.8–0.16 (V1 engine; the profiling run samples max-num-seqs rows with top-k/top-p)',
+      activation: 'topk-sampler',
       nonTorchGiB: 0.13,
+      tensorParallelGiB: 0.42,
     };
   if (n < v(0, 21))
     return {

@@ -117,10 +117,10 @@ export function reserveBytes(m: ModelArch, profile: EngineProfile, r: ReserveInp
   const forward = forwardBytes(m, r.tp, r.maxNumBatchedTokens);
   const logits = (rows: number, bytesPerEntry: number) => (r.lastStage ? rows * m.vocab * bytesPerEntry : 0);
   const activation = {
-    // V0's profiling run samples with top-k and top-p on, to reach the sampler's worst case:
-    // fp32 logits, their softmax, and a full-vocabulary sort (values and int64 indices).
-    forward: Math.max(forward, logits(r.maxNumSeqs, 32)),
-    'forward+logits': forward + logits(r.maxNumBatchedTokens, 4),
+    forward,
+    // fp32 logits, their softmax and a full-vocabulary sort (values and int64 indices) for
+    // top-k/top-p, and the copies between: measured, not derived (engine-profile.ts).
+    'topk-sampler': Math.max(forward, logits(r.maxNumSeqs, 38.5)),
     sampler: Math.max(forward, logits(r.maxNumSeqs, 15)),
     none: 0,
   }[profile.activation];

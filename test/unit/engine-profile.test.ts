@@ -15,10 +15,10 @@ const h100 = findGpu('H100-80')!;
 const llama8b = findModel('Llama-3.1-8B')!;
 
 test('a vLLM version picks the memory model of its release', () => {
-  assert.equal(engineProfile('vllm', '0.6.4').activation, 'forward');
-  assert.equal(engineProfile('vllm', 'v0.7.3').activation, 'forward');
-  assert.equal(engineProfile('vllm', '0.9.2').activation, 'forward+logits');
-  assert.equal(engineProfile('vllm', '0.16.0').activation, 'forward+logits');
+  assert.equal(engineProfile('vllm', '0.6.4').activation, 'topk-sampler');
+  assert.equal(engineProfile('vllm', 'v0.7.3').activation, 'topk-sampler');
+  assert.equal(engineProfile('vllm', '0.9.2').activation, 'topk-sampler');
+  assert.equal(engineProfile('vllm', '0.16.0').activation, 'topk-sampler');
   assert.equal(engineProfile('vllm', '0.17.1').activation, 'sampler');
   assert.equal(engineProfile('vllm', '0.19.0').cudaGraphGiB, 0);
   assert.equal(engineProfile('vllm', '0.21.0').cudaGraphGiB, 1);
