@@ -50,19 +50,24 @@ export function archFromHfConfig(config: Json, name: string): ModelArch {
     if (v === undefined) throw new Error(`${name}: config.json has no ${keys.join(' / ')}`);
     return v;
   };
-  const hidden = need('hidden_size', 'd_model');
-  const heads = need('num_attention_heads', 'n_head');
+  // Older and non-Llama configs name the same shapes differently (GPT-2, Falcon, ChatGLM).
+  const hidden = need('hidden_size', 'd_model', 'n_embd');
+  const heads = need('num_attention_heads', 'n_head', 'num_heads');
+  const kvHeads =
+    num(text, 'num_key_value_heads', 'multi_query_group_num', 'num_kv_heads', 'n_head_kv') ??
+    (text.multi_query === true ? 1 : heads);
   const arch: ModelArch = {
     name,
-    layers: need('num_hidden_layers', 'n_layer'),
+    layers: need('num_hidden_layers', 'n_layer', 'num_layers'),
     hidden,
     heads,
-    kvHeads: num(text, 'num_key_value_heads') ?? heads,
-    headDim: num(text, 'head_dim') ?? hidden / heads,
-    intermediate: need('intermediate_size'),
-    vocab: need('vocab_size'),
-    tiedEmbeddings: text.tie_word_embeddings === true,
-    maxPositions: num(text, 'max_position_embeddings') ?? 4096,
+    kvHeads,
+    headDim: num(text, 'head_dim', 'kv_channels') ?? hidden / heads,
+    intermediate: num(text, 'intermediate_size', 'ffn_hidden_size', 'n_inner') ?? 4 * hidden,
+    vocab: need('vocab_size', 'padded_vocab_size'),
+    // Hugging Face ties the embeddings unless the config says otherwise.
+    tiedEmbeddings: text.tie_word_embeddings !== false,
+    maxPositions: num(text, 'max_position_embeddings', 'n_positions', 'seq_length', 'max_sequence_length') ?? 4096,
     ...(String(text.model_type ?? '').startsWith('qwen2') || text.attention_bias === true ? { qkvBias: true } : {}),
   };
   const encoder = encoderParams(config, hidden);

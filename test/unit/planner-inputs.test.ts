@@ -1,3 +1,4 @@
+// The planner's inputs: engine releases and their reserves, GPUs and cloud shapes, config.json in its many dialects.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -6,13 +7,14 @@ import { findModel } from '../../src/planner/catalog.js';
 import { engineProfile } from '../../src/planner/engine-profile.js';
 import { findGpu, GPUS } from '../../src/planner/gpus.js';
 import { GiB, reserveBytes } from '../../src/planner/memory.js';
-import { resolveModel } from '../../src/planner/model-source.js';
+import { archFromHfConfig, resolveModel } from '../../src/planner/model-source.js';
 import { capacity, plan } from '../../src/planner/plan.js';
 import { findShape, SHAPES } from '../../src/planner/shapes.js';
 
 const fixtures = join(fileURLToPath(import.meta.url), '../../../../test/fixtures');
 const h100 = findGpu('H100-80')!;
 const llama8b = findModel('Llama-3.1-8B')!;
+const resolveModelFromConfig = (c: Record<string, unknown>) => archFromHfConfig(c, String(c.model_type));
 
 test('a vLLM version picks the memory model of its release', () => {
   assert.equal(engineProfile('vllm', '0.6.4').activation, 'topk-sampler');
@@ -111,4 +113,46 @@ test('every cloud shape names a catalog GPU, and every GPU names its source', ()
   assert.deepEqual(findShape('p5.48xlarge'), { ...findShape('P5.48XLARGE')!, gpu: 'H100-80', gpusPerNode: 8 });
   assert.equal(findShape('a3-ultragpu-8g')!.gpu, 'H200');
   assert.equal(findShape('Standard_ND96isr_MI300X_v5')!.gpu, 'MI300X');
+});
+
+test('any config.json plans: Llama-style, and GPT-2, Falcon and ChatGLM names for the same shapes', () => {
+  const configs: Record<string, unknown>[] = [
+    { model_type: 'gpt2', n_embd: 1600, n_head: 25, n_layer: 48, n_positions: 1024, vocab_size: 50257 },
+    {
+      model_type: 'falcon',
+      hidden_size: 4544,
+      num_attention_heads: 71,
+      num_hidden_layers: 32,
+      multi_query: true,
+      vocab_size: 65024,
+    },
+    {
+      model_type: 'chatglm',
+      hidden_size: 4096,
+      num_attention_heads: 32,
+      multi_query_group_num: 2,
+      kv_channels: 128,
+      num_layers: 28,
+      ffn_hidden_size: 13696,
+      padded_vocab_size: 65024,
+      seq_length: 32768,
+    },
+  ];
+  const gpt2 = resolveModelFromConfig(configs[0]!);
+  assert.equal(gpt2.intermediate, 4 * 1600);
+  assert.equal(gpt2.tiedEmbeddings, true);
+  assert.equal(resolveModelFromConfig(configs[1]!).kvHeads, 1);
+  assert.equal(resolveModelFromConfig(configs[2]!).kvHeads, 2);
+  for (const c of configs) {
+    const p = plan({
+      model: { arch: resolveModelFromConfig(c) },
+      gpu: { name: '48 GiB GPU', memoryGiB: 48 },
+      gpusPerNode: 2,
+      maxNodes: 1,
+      engine: 'vllm',
+      dtype: 'bf16',
+      kvDtype: 'auto',
+    });
+    assert.ok(p.layouts.length > 0, `${String(c.model_type)}: ${p.infeasible.map((i) => i.reason).join('; ')}`);
+  }
 });
