@@ -138,7 +138,11 @@ function sglang(version: string): EngineProfile {
     nonTorchGiB: 0.5,
     tensorParallelGiB: TP_BUFFERS_GIB,
     cudaGraphGiB: 0,
-    batch: (gpu: Gpu) => ({ maxNumBatchedTokens: gpu.memoryGiB < 35 ? 2048 : 8192, maxNumSeqs: 256 }),
+    // chunked_prefill_size by GPU size; it sets no reserve here (activations live outside the fraction).
+    batch: (gpu: Gpu) => ({
+      maxNumBatchedTokens: gpu.memoryGiB < 35 ? 2048 : gpu.memoryGiB < 160 ? 8192 : 16384,
+      maxNumSeqs: 256,
+    }),
   };
   if (n < v(0, 5))
     return {

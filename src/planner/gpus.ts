@@ -73,9 +73,10 @@ export const GPUS: Gpu[] = [
   { name: 'GH200', memoryGiB: 94.5, bandwidthGBs: 4000, source: `${NV}/grace-hopper-superchip/` },
   {
     name: 'H200',
-    memoryGiB: 139.8,
+    memoryGiB: 140.4,
     bandwidthGBs: 4800,
     source: `${NV}/h200/`,
+    measured: 'https://github.com/vllm-project/recipes/issues/381',
   },
   {
     name: 'B200',
