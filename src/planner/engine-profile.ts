@@ -177,6 +177,10 @@ const profiles = new Map<string, EngineProfile>();
 export function engineProfile(engine: PlanEngine, version = 'latest'): EngineProfile {
   const key = `${engine} ${version}`;
   let profile = profiles.get(key);
+  if (!profile && engine === 'llamacpp' && version !== 'latest')
+    throw new Error(
+      '--engine-version: llama.cpp is modelled as Tandem builds it; a version applies to vllm and sglang',
+    );
   if (!profile) {
     profile = engine === 'vllm' ? vllm(version) : engine === 'sglang' ? sglang(version) : LLAMACPP;
     profiles.set(key, profile);

@@ -212,6 +212,10 @@ test('tandem plan: a table by default, JSON and SVG on request, clear errors for
     [['--model', 'Llama-3.1-8B', '--gpu-memory', 'lots'], /--gpu-memory: must be the GPU's memory in GiB/],
     [['--model', 'Llama-3.1-8B'], /--gpu is required: .*--gpu-memory GIB/],
     [['--model', 'Llama-3.1-8B', '--gpu', 'H100', '--engine-version', 'banana'], /--engine-version: "banana"/],
+    [
+      ['--model', 'Llama-3.1-8B', '--gpu', 'H100', '--engine', 'llamacpp', '--engine-version', '1.0'],
+      /applies to vllm and sglang/,
+    ],
   ] as const) {
     const bad = run(...args);
     assert.equal(bad.status, 2, bad.stderr);
