@@ -11,6 +11,7 @@ import { ensureLlamaBinaries } from '../src/engine/llamacpp/build.js';
 import { ensureLlamaSource } from '../src/engine/llamacpp/source.js';
 import { ensureTinyLlama } from '../src/model/tiny-llama.js';
 import { stderrProgress } from '../src/util/progress.js';
+import { ensureKedaOperator } from './k8s/binaries.js';
 import { startCluster, stopCluster } from './k8s/cluster.js';
 import { ensureVllm } from '../src/engine/vllm/install.js';
 import { ensureTinyHf } from '../src/model/tiny-hf.js';
@@ -58,6 +59,9 @@ const TIERS: Record<string, Tier> = {
   },
   k8s: {
     prepare: async () => {
+      // Built here, with its progress shown, not inside the test that uses it: cold, it takes
+      // longer than a test file may run.
+      await ensureKedaOperator(stderrProgress);
       const cluster = await startCluster(stderrProgress);
       stderrProgress(`test control plane: KUBECONFIG=${cluster.kubeconfig}${cluster.started ? '' : ' (reused)'}`);
       const stop = () => stopCluster().then(() => undefined);

@@ -42,6 +42,12 @@ export class ResumableStream {
   private promptIds?: number[];
   /** Ids of the tokens sent, up to the first one the engine did not report. */
   private ids: number[] = [];
+  /**
+   * vLLM: ids whose text it holds back (they end inside a UTF-8 character). The client has not
+   * seen them, and a continuation must not end its prompt on them: vLLM's detokenizer would start
+   * over and stream the whole prompt's text again. The continuation generates them anew.
+   */
+  private heldIds: number[] = [];
   /** Text sent after the last id in `ids` (all of it when the engine reports no ids). */
   private textAfterIds = '';
   /** All text sent. */
@@ -120,6 +126,8 @@ export class ResumableStream {
   /** The next request, going on from what the client has; none when that cannot be done. */
   continuation(): Buffer | undefined {
     if (this.finished) return undefined;
+    this.sent -= this.heldIds.length;
+    this.heldIds = [];
     const r: Json = JSON.parse(this.body.toString()) as Json;
     const limit = this.path === CHAT && r.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens';
     if (typeof r[limit] === 'number') {
@@ -234,7 +242,13 @@ export class ResumableStream {
         ? (this.resumedAt ?? 0) + verbose.tokens_predicted
         : this.sent + (ids?.length ?? (text ? 1 : 0));
     // Ids are exact while every token decoded has had its id reported; after a gap, text.
-    if (ids && this.textAfterIds === '' && this.sent - before === ids.length) this.ids.push(...ids);
-    else this.textAfterIds += text;
+    if (ids && this.textAfterIds === '' && this.sent - before === ids.length) {
+      if (this.dialect !== 'vllm') this.ids.push(...ids);
+      else if (!text) this.heldIds.push(...ids);
+      else {
+        this.ids.push(...this.heldIds, ...ids);
+        this.heldIds = [];
+      }
+    } else this.textAfterIds += text;
   }
 }

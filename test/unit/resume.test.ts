@@ -89,6 +89,25 @@ test('vLLM completions: the prompt ids from the first event and each event’s i
   assert.equal(next.max_tokens, 2);
 });
 
+// Found on a fresh clone: vLLM holds back the text of a token that ends inside a UTF-8 character
+// (an event with ids and no text). A continuation whose prompt ended on such an id had vLLM's
+// detokenizer start over and stream the whole prompt's text again.
+test('vLLM: ids whose text was held back are left out of the continuation, which generates them again', () => {
+  const s = ResumableStream.for('/v1/completions', { prompt: 'Hi', max_tokens: 6, stream: true }, 'vllm')!;
+  s.relay(
+    sse(
+      { id: 'c1', created: 1, prompt_token_ids: [9, 8], choices: [{ index: 0, text: '', token_ids: [242] }] },
+      { id: 'c1', created: 1, choices: [{ index: 0, text: '\ufffde', token_ids: [101] }] },
+      { id: 'c1', created: 1, choices: [{ index: 0, text: '', token_ids: [147] }] },
+      { id: 'c1', created: 1, choices: [{ index: 0, text: '', token_ids: [194] }] },
+    ),
+    false,
+  );
+  const next = body(s.continuation()!);
+  assert.deepEqual(next.prompt, [9, 8, 242, 101]);
+  assert.equal(next.max_tokens, 4);
+});
+
 test('a client that asked for token ids itself keeps them', () => {
   const s = ResumableStream.for('/v1/completions', { prompt: 'Hi', stream: true, return_token_ids: true }, 'vllm')!;
   const [e] = parsed(s.relay(sse({ id: 'c', choices: [{ index: 0, text: 'x', token_ids: [1] }] }), false));
