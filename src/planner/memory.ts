@@ -10,7 +10,7 @@
 //  - multimodal encoders (vision/audio towers and their projector) on the first stage.
 import { paramCounts, type ModelArch } from './arch.js';
 import type { WeightFormat } from './dtypes.js';
-import type { EngineProfile } from './engine-profile.js';
+import type { ActivationModel, EngineProfile } from './engine-profile.js';
 import type { Gpu } from './gpus.js';
 
 export const GiB = 1024 ** 3;
@@ -112,18 +112,26 @@ function forwardBytes(m: ModelArch, tp: number, tokens: number): number {
   return tokens * (3 * m.hidden + Math.max(attn, 3 * mlp)) * act;
 }
 
+/** The profiling run's peak; `sampled` is rows × vocabulary entries the stage samples (0 but on the last). */
+function activationBytes(model: ActivationModel, forward: number, sampled: number): number {
+  switch (model) {
+    case 'forward':
+      return forward;
+    // fp32 logits, their softmax and a full-vocabulary sort (values and int64 indices) for
+    // top-k/top-p, and the copies between: measured, not derived (engine-profile.ts).
+    case 'topk-sampler':
+      return Math.max(forward, sampled * 38.5);
+    case 'sampler':
+      return Math.max(forward, sampled * 15);
+    case 'none':
+      return 0;
+  }
+}
+
 /** What the engine of `profile` reserves before sizing the KV cache (see engine-profile.ts). */
 export function reserveBytes(m: ModelArch, profile: EngineProfile, r: ReserveInput): Reserve {
   const forward = forwardBytes(m, r.tp, r.maxNumBatchedTokens);
-  const logits = (rows: number, bytesPerEntry: number) => (r.lastStage ? rows * m.vocab * bytesPerEntry : 0);
-  const activation = {
-    forward,
-    // fp32 logits, their softmax and a full-vocabulary sort (values and int64 indices) for
-    // top-k/top-p, and the copies between: measured, not derived (engine-profile.ts).
-    'topk-sampler': Math.max(forward, logits(r.maxNumSeqs, 38.5)),
-    sampler: Math.max(forward, logits(r.maxNumSeqs, 15)),
-    none: 0,
-  }[profile.activation];
+  const activation = activationBytes(profile.activation, forward, r.lastStage ? r.maxNumSeqs * m.vocab : 0);
   const tpBuffers = r.tp > 1 && !r.gpu.noPeerAccess ? profile.tensorParallelGiB : 0;
   const nonTorch = (profile.nonTorchGiB + tpBuffers) * GiB;
   const cudaGraph = profile.cudaGraphGiB * GiB;

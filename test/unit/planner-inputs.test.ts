@@ -3,17 +3,29 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { ModelArch } from '../../src/planner/arch.js';
 import { findModel } from '../../src/planner/catalog.js';
 import { engineProfile } from '../../src/planner/engine-profile.js';
 import { findGpu, GPUS } from '../../src/planner/gpus.js';
 import { GiB, reserveBytes } from '../../src/planner/memory.js';
 import { archFromHfConfig, resolveModel } from '../../src/planner/model-source.js';
-import { capacity, plan } from '../../src/planner/plan.js';
+import { capacity, plan, type PlanInput } from '../../src/planner/plan.js';
 import { findShape, SHAPES } from '../../src/planner/shapes.js';
 
 const fixtures = join(fileURLToPath(import.meta.url), '../../../../test/fixtures');
 const h100 = findGpu('H100-80')!;
 const llama8b = findModel('Llama-3.1-8B')!;
+/** vLLM on one node of two H100s, 8K tokens. */
+const twoH100s = (arch: ModelArch): PlanInput => ({
+  model: { arch },
+  gpu: h100,
+  gpusPerNode: 2,
+  maxNodes: 1,
+  engine: 'vllm',
+  dtype: 'bf16',
+  kvDtype: 'auto',
+  maxModelLen: 8192,
+});
 const resolveModelFromConfig = (c: Record<string, unknown>) => archFromHfConfig(c, String(c.model_type));
 
 test('a vLLM version picks the memory model of its release', () => {
@@ -68,16 +80,7 @@ test('tensor parallelism adds NCCL and all-reduce buffers only where GPUs have p
 });
 
 test('only the last pipeline stage samples; the stage with the smallest cache decides, and is named', () => {
-  const input = {
-    model: { arch: llama8b },
-    gpu: h100,
-    gpusPerNode: 2,
-    maxNodes: 1,
-    engine: 'vllm' as const,
-    dtype: 'bf16',
-    kvDtype: 'auto',
-    maxModelLen: 8192,
-  };
+  const input = twoH100s(llama8b);
   const { memory } = capacity(input, 1, 2);
   assert.ok(memory[1]!.activationGiB > memory[0]!.activationGiB);
   const layout = plan(input).layouts.find((l) => l.tp === 1 && l.pp === 2)!;
@@ -91,16 +94,7 @@ test('multimodal configs count their towers and projector, on the first stage', 
   assert.ok(mistral.encoderParams! > 0.4e9 && mistral.encoderParams! < 0.5e9, String(mistral.encoderParams));
   assert.equal(mistral.layers, 40);
   assert.equal(resolveModel(join(fixtures, 'llama-3.1-8b-config.json')).arch.encoderParams, undefined);
-  const input = {
-    model: { arch: mistral },
-    gpu: h100,
-    gpusPerNode: 2,
-    maxNodes: 1,
-    engine: 'vllm' as const,
-    dtype: 'bf16',
-    kvDtype: 'auto',
-    maxModelLen: 8192,
-  };
+  const input = twoH100s(mistral);
   const textOnly = capacity({ ...input, model: { arch: { ...mistral, encoderParams: 0 } } }, 1, 2).memory;
   const withTowers = capacity(input, 1, 2).memory;
   assert.ok(Math.abs(withTowers[0]!.weightsGiB - textOnly[0]!.weightsGiB - (mistral.encoderParams! * 2) / GiB) < 1e-9);
