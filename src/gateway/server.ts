@@ -12,7 +12,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
-import { Pool, errors, type Dispatcher } from 'undici';
+import { Pool, errors } from 'undici';
 import { expectedReady, pickBackend, type Backend, type ModelEntry } from './backends.js';
 import { GatewayMetrics, type GroupMetric, type ServiceMetric } from './metrics.js';
 import { PREFIX_BALANCE, PrefixIndex, prefixKeys, promptText } from './prefix.js';
@@ -20,6 +20,7 @@ import { Breakers, DEFAULT_BREAKER, type BreakerOptions } from './breaker.js';
 import { DEFAULT_ADMISSION, NotAdmitted, SlotQueues, type AdmissionOptions } from './admission.js';
 import { isDenied, type Denied, type KeyEntry, type KeyRing } from './keys.js';
 import { ResumableStream } from './resume.js';
+import { send, type UpstreamResponse } from './upstream.js';
 import type { Logger } from 'pino';
 
 export const ROUTING_POLICIES = ['prefix', 'least-outstanding'] as const;
@@ -384,24 +385,23 @@ export class Gateway {
       const logged = this.logged.get(res);
       if (logged) logged.replica = backend.id;
       try {
-        const send = () =>
-          this.pool(backend.url).request({
-            path,
-            method: 'POST',
-            headers: {
-              'content-type': 'application/json',
-              accept: req.headers.accept ?? '*/*',
-              'x-request-id': String(res.getHeader('x-request-id')),
-            },
-            body: payload,
-            signal: abort.signal,
-          });
-        let upstream: Dispatcher.ResponseData;
+        const request = {
+          path,
+          headers: {
+            'content-type': 'application/json',
+            accept: req.headers.accept ?? '*/*',
+            'x-request-id': String(res.getHeader('x-request-id')),
+          },
+          body: payload,
+          signal: abort.signal,
+        };
+        let upstream: UpstreamResponse;
         try {
           // An idle kept-alive connection the engine closed just as it was reused (llama-server
           // closes them after 5 s) is not the replica failing: once more, on a new connection.
-          upstream = await send().catch((err: unknown) => {
-            if (err instanceof errors.SocketError && !abort.signal.aborted) return send();
+          upstream = await send(this.pool(backend.url), request).catch((err: unknown) => {
+            if (err instanceof errors.SocketError && !abort.signal.aborted)
+              return send(this.pool(backend.url), request);
             throw err;
           });
         } catch (err) {
@@ -416,7 +416,7 @@ export class Gateway {
           this.breakers.failed(backend.id, performance.now());
         else if (upstream.statusCode !== 503) this.breakers.succeeded(backend.id);
         if (resuming && upstream.statusCode !== 200) {
-          await upstream.body.dump();
+          await upstream.dump();
           return this.endStream(
             res,
             `${lastError}; ${backend.id} refused the continuation: HTTP ${upstream.statusCode}`,
@@ -426,7 +426,7 @@ export class Gateway {
         // the engine's own answer (and its Retry-After).
         const busy = upstream.statusCode === 503 && attempt === 0;
         if (busy && pickBackend(this.current(model), this.outstanding, this.lastPicked, tried)) {
-          await upstream.body.dump();
+          await upstream.dump();
           lastError = `${backend.id}: HTTP 503`;
           continue;
         }
@@ -493,7 +493,7 @@ export class Gateway {
    */
   private async relay(
     res: ServerResponse,
-    upstream: Dispatcher.ResponseData,
+    upstream: UpstreamResponse,
     backend: Backend,
     model: string,
     timing: { started: number; last: number },
@@ -529,10 +529,7 @@ export class Gateway {
         if (streaming && upstream.statusCode === 200) this.observeTokens(chunk as Buffer, model, timing);
         const out = rewrite ? rewrite.relay(chunk as Buffer, continuing) : (chunk as Buffer);
         if (out.length > 0) await write(out);
-        if (res.destroyed) {
-          upstream.body.destroy();
-          return undefined;
-        }
+        if (res.destroyed) return undefined; // leaving the loop cancels the rest
       }
       if (rewrite) await write(rewrite.flush(continuing));
     } catch (err) {

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,17 +8,30 @@ import { BoundedLog } from '../../src/runtime/local/bounded-log.js';
 
 const logPath = () => join(mkdtempSync(join(tmpdir(), 'tandem-log-')), 'sub', 'member.log');
 
-test('a member log never holds more than twice its limit, and keeps the newest output', async () => {
+/** A member writing `script`'s output to the log itself, as members do. */
+async function member(log: BoundedLog, script: string): Promise<void> {
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', log.fd, log.fd] });
+  await new Promise((resolve) => child.once('exit', resolve));
+}
+
+test("a member's own output reaches its log; past the limit the newest is kept in FILE.1", async () => {
   const path = logPath();
   const log = new BoundedLog(path, 100);
-  for (let i = 0; i < 50; i++) log.write(`line ${String(i).padStart(3, '0')}\n`); // 9 bytes each
-  log.write('x'.repeat(250)); // one chunk over the limit keeps its tail
-  log.write('last\n');
-  await log.close();
+  log.note('--- start\n');
+  // 50 lines of 9 bytes, from stdout and stderr alike.
+  await member(
+    log,
+    `for (let i = 0; i < 50; i++) (i % 2 ? process.stderr : process.stdout).write('line ' + String(i).padStart(3, '0') + '\\n')`,
+  );
+  log.close();
   assert.ok(statSync(path).size <= 100);
-  assert.ok(statSync(`${path}.1`).size <= 100);
+  const kept = readFileSync(`${path}.1`, 'utf8');
+  assert.equal(kept.length, 100);
+  assert.match(kept, /line 049\n$/);
+  const next = new BoundedLog(path, 100);
+  next.note('last\n');
+  next.close();
   assert.match(readFileSync(path, 'utf8'), /last\n$/);
-  assert.equal(readFileSync(`${path}.1`, 'utf8'), 'x'.repeat(100));
   assert.ok(!existsSync(`${path}.2`));
 });
 
@@ -25,10 +39,34 @@ test('a crash-looping member stays within the bound: each life counts from the s
   const path = logPath();
   for (let life = 0; life < 20; life++) {
     const log = new BoundedLog(path, 100);
-    log.write(`${String(life).padStart(2, '0')} ${'y'.repeat(57)}\n`); // 60 bytes a life
-    await log.close();
+    await member(log, `process.stdout.write('${String(life).padStart(2, '0')} ${'y'.repeat(57)}\\n')`); // 60 bytes a life
+    log.close();
   }
   assert.ok(statSync(path).size <= 100, `${statSync(path).size} bytes`);
   assert.ok(statSync(`${path}.1`).size <= 100);
-  assert.match(readFileSync(path, 'utf8'), /^19 /);
+  assert.match(readFileSync(`${path}.1`, 'utf8'), /19 y+\n$/);
+});
+
+test('a member writing while it runs is kept under the limit by the checks between writes', async () => {
+  const path = logPath();
+  const log = new BoundedLog(path, 1000);
+  const child = spawn(
+    process.execPath,
+    [
+      '-e',
+      `let i = 0; const t = setInterval(() => { process.stdout.write('x'.repeat(99) + '\\n'); if (++i === 40) clearInterval(t); }, 5)`,
+    ],
+    { stdio: ['ignore', log.fd, log.fd] },
+  );
+  let largest = 0;
+  while (child.exitCode === null) {
+    log.check();
+    largest = Math.max(largest, statSync(path).size);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  log.close();
+  // 4,000 bytes written in all; a check every 20 ms sees at most a few lines past the limit.
+  assert.ok(largest <= 1000 + 10 * 100, `${largest} bytes`);
+  assert.ok(statSync(path).size <= 1000);
+  assert.ok(statSync(`${path}.1`).size <= 1000);
 });

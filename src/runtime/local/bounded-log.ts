@@ -1,110 +1,60 @@
-// A member's output file that never grows past a limit: when full it is moved to FILE.1
-// (replacing the previous one) and a new file starts, so at most twice the limit is kept, across
-// restarts too (the size is counted from the file as found). Writes happen in order, off the
-// event loop, output gathered for 50 ms in one write (an engine logs a few lines per request: a
-// write each would cost the gateway more than the request); output that arrives faster than the
-// disk takes it is dropped past 4 MiB held, and the drop is noted in the file.
-import { mkdirSync } from 'node:fs';
-import { open, rename, type FileHandle } from 'node:fs/promises';
+// A member's output file, written by the member itself: its stdout and stderr are the file, so its
+// output costs tandem nothing. (Piped through tandem, it did: llama.cpp writes a line in three
+// writes, several lines per request, and reading them woke the gateway's event loop about 24
+// times per request, which added more than a millisecond to every request it served.)
+// The file is kept under a limit by copy and truncate, as logrotate's copytruncate does: a check
+// that finds it past the limit copies its newest `limit` bytes to FILE.1 (replacing the previous
+// one) and empties it; the member, which opened it for appending, goes on writing at its new end.
+// Checks run when the file is opened and closed and once a second between, so the file can pass
+// the limit only by what the member writes within a second; across restarts too, as every start
+// opens it anew. Output written during a copy itself (a few milliseconds) is lost.
+import { closeSync, fstatSync, mkdirSync, openSync, readSync, writeFileSync, writeSync, ftruncateSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 export const DEFAULT_LOG_LIMIT = 8 * 1024 * 1024;
-/** Output is gathered this long into one write (an engine logs a few lines per request). */
-const COALESCE_MS = 50;
-/** Output held in memory while the disk catches up; more than this is dropped. */
-const MAX_PENDING_BYTES = 4 * 1024 * 1024;
 
 export class BoundedLog {
-  private file?: FileHandle;
-  private size = 0;
-  /** Bytes accepted by write() and not yet on disk. */
-  private pending = 0;
-  private dropped = 0;
-  /** Output waiting for the next write, which takes all of it. */
-  private buffered: Buffer[] = [];
-  private timer?: NodeJS.Timeout;
-  private queue: Promise<void>;
+  /** Opened for appending: give it to the member as its stdout and stderr. */
+  readonly fd: number;
+  private closed = false;
 
   constructor(
     readonly path: string,
     private readonly limit = DEFAULT_LOG_LIMIT,
   ) {
     mkdirSync(dirname(path), { recursive: true });
-    this.queue = this.step(async () => {
-      this.file = await open(path, 'a');
-      this.size = (await this.file.stat()).size;
-    });
+    this.fd = openSync(path, 'a+'); // read too, for the copy
+    this.check();
   }
 
-  write(chunk: Buffer | string): void {
-    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-    if (this.pending + bytes.length > MAX_PENDING_BYTES) {
-      this.dropped += bytes.length;
-      return;
+  /** Tandem's own line about the member (started, exited), written at once. */
+  note(text: string): void {
+    if (this.closed) return;
+    try {
+      writeSync(this.fd, text);
+    } catch {
+      // a failing disk loses log lines, never the member
     }
-    this.pending += bytes.length;
-    this.buffered.push(bytes);
-    this.timer ??= setTimeout(() => this.flush(), COALESCE_MS);
   }
 
-  /** Queues a write of everything buffered. */
-  private flush(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    if (this.buffered.length === 0 && this.dropped === 0) return;
-    const chunks = this.buffered;
-    this.buffered = [];
-    this.queue = this.step(async () => {
-      for (const c of chunks) this.pending -= c.length;
-      if (this.dropped > 0) {
-        const note = `--- ${this.dropped} bytes of output dropped: written faster than the disk took them\n`;
-        chunks.unshift(Buffer.from(note));
-        this.dropped = 0;
-      }
-      await this.append(chunks);
-    });
-  }
-
-  /** Resolves once everything written so far is on disk and the file is closed. */
-  async close(): Promise<void> {
-    this.flush();
-    this.queue = this.step(async () => {
-      await this.file?.close();
-      this.file = undefined;
-    });
-    await this.queue;
-  }
-
-  private step(fn: () => Promise<void>): Promise<void> {
-    // A failing disk loses log lines, never the member: the next write tries again.
-    return (this.queue ?? Promise.resolve()).then(fn).catch(() => {});
-  }
-
-  /** The chunks in order, in as few writes as the rotations allow. */
-  private async append(chunks: Buffer[]): Promise<void> {
-    if (!this.file) return;
-    let batch: Buffer[] = [];
-    let batched = 0;
-    const flush = async () => {
-      if (batched === 0) return;
-      await this.file!.write(Buffer.concat(batch));
-      this.size += batched;
-      batch = [];
-      batched = 0;
-    };
-    for (const bytes of chunks) {
-      if (this.size + batched + bytes.length > this.limit && this.size + batched > 0) {
-        await flush();
-        await this.file.close();
-        await rename(this.path, `${this.path}.1`);
-        this.file = await open(this.path, 'w');
-        this.size = 0;
-      }
-      // A single chunk larger than the limit keeps only its tail.
-      const kept = bytes.length > this.limit ? bytes.subarray(bytes.length - this.limit) : bytes;
-      batch.push(kept);
-      batched += kept.length;
+  /** Rotates the file if it is past the limit. */
+  check(): void {
+    if (this.closed) return;
+    try {
+      const size = fstatSync(this.fd).size;
+      if (size <= this.limit) return;
+      const kept = Buffer.alloc(this.limit);
+      const read = readSync(this.fd, kept, 0, this.limit, size - this.limit);
+      writeFileSync(`${this.path}.1`, kept.subarray(0, read));
+      ftruncateSync(this.fd, 0);
+    } catch {
+      // as in note(): the next check tries again
     }
-    await flush();
+  }
+
+  close(): void {
+    this.check();
+    this.closed = true;
+    closeSync(this.fd);
   }
 }

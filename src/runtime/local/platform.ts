@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 const PROBE_INTERVAL_MS = 100;
 const READY_RECHECK_MS = 1000;
 const STOP_GRACE_MS = 5000;
+const LOG_CHECK_MS = 1000;
 /** Every member of an isolated group has an address of its own in the namespace: one port for all. */
 const ISOLATED_PORT = 8000;
 
@@ -54,7 +55,10 @@ export class LocalPlatform implements Platform {
   /** Groups whose engine binds wildcard ports, each in a network namespace of its own. */
   private readonly namespaces = new Map<string, GroupNamespace>();
 
-  constructor(private readonly options: LocalPlatformOptions) {}
+  constructor(private readonly options: LocalPlatformOptions) {
+    // Members write their logs themselves: a look once a second keeps each under its limit.
+    setInterval(() => this.members.forEach((m) => m.log.check()), LOG_CHECK_MS).unref();
+  }
 
   async endpoints(group: GroupRef, size: number, isolated = false): Promise<Endpoint[]> {
     if (size > 250) throw new Error(`a local group has at most 250 members (asked for ${size})`);
@@ -99,12 +103,12 @@ export class LocalPlatform implements Platform {
     if (this.members.has(key)) return;
     const log = new BoundedLog(this.logPath(group, template.index), this.options.logLimit);
     const args = template.args.map((a) => expandEnvRefs(a, template.env));
-    log.write(`--- ${new Date().toISOString()} start: ${template.command} ${args.join(' ')}\n`);
+    log.note(`--- ${new Date().toISOString()} start: ${template.command} ${args.join(' ')}\n`);
     const ns = this.namespaces.get(groupKey(group));
     const [command, argv] = ns ? ns.wrap(template.command, args) : [template.command, args];
     const child = spawn(command, argv, {
       env: { ...process.env, ...template.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', log.fd, log.fd],
       detached: true, // its own process group: stopped whole, and out of reach of the terminal's Ctrl-C
     });
     const pid = child.pid;
@@ -130,14 +134,12 @@ export class LocalPlatform implements Platform {
         signalGroup(pid, 'SIGKILL'); // whatever the member started dies with it
         this.keeper.remove(pid);
       }
-      log.write(`--- ${new Date().toISOString()} exited: ${reason}\n`);
-      if (member.terminating) void this.remove(key, member);
+      log.note(`--- ${new Date().toISOString()} exited: ${reason}\n`);
+      if (member.terminating) this.remove(key, member);
       else this.changed(group.service);
     };
     child.once('error', (err) => onExit(`failed to start: ${err.message}`));
     child.once('exit', (code, signal) => onExit(signal ? `signal ${signal}` : `exit code ${code}`));
-    child.stdout?.on('data', (chunk: Buffer) => log.write(chunk));
-    child.stderr?.on('data', (chunk: Buffer) => log.write(chunk));
     this.members.set(key, member);
     this.scheduleProbe(member, 0);
     this.changed(group.service); // as a pod watch would: the next pass sees it and its deadlines
@@ -152,7 +154,7 @@ export class LocalPlatform implements Platform {
     clearTimeout(member.probeTimer);
     const pid = member.child.pid;
     if (member.exited || pid === undefined) {
-      void this.remove(key, member);
+      this.remove(key, member);
       return;
     }
     signalGroup(pid, 'SIGTERM');
@@ -199,14 +201,9 @@ export class LocalPlatform implements Platform {
     return join(this.options.logDir, group.service, `replica-${group.replica}`, `member-${index}.log`);
   }
 
-  /** Forgets a deleted member once it exited and its last output reached the log. */
-  private async remove(key: string, member: LocalMember): Promise<void> {
-    await Promise.all(
-      [member.child.stdout, member.child.stderr].map((s) =>
-        s && !s.closed ? new Promise((r) => s.once('close', r)) : undefined,
-      ),
-    );
-    await member.log.close();
+  /** Forgets a deleted member once it exited. */
+  private remove(key: string, member: LocalMember): void {
+    member.log.close();
     if (this.members.get(key) === member) this.members.delete(key);
     this.changed(member.group.service);
   }
