@@ -3,14 +3,15 @@
 // turn in front of the same two llama-server replicas, in interleaved rounds so that machine noise
 // hits all alike. Tandem runs as users run it (`tandem up`), with API keys, metrics and prefix
 // routing on; the routers run round robin, their cheapest policy.
-//   1. Overhead: 1-token completions at concurrency 1, 8 and 32: RPS, p50, p99, errors, and each
-//      gateway's added p50 and RPS ratio against the replicas called directly (the client itself
-//      alternating between them).
+//   1. Overhead: 1-token completions at concurrency 1, 8 and 32, driven by wrk (Debian's, unpacked
+//      into the cache) as in the issue's figures: RPS, p50, p99, errors, and each gateway's added
+//      p50 and RPS ratio against the replicas called directly (half the connections to each).
 //   2. Streams: time to first token at concurrency 8.
 //   3. Prefix workload: tenants with long system prompts of their own and short varied questions;
 //      Tandem's prefix routing against sglang-router's and vllm-router's cache_aware and round
 //      robin. Each gateway gets prompts of its own, so that no one finds the replicas' caches warm.
-// Run: npm run bench:peers (ROUNDS=N for more rounds; the first run installs the peers, once).
+// Run: npm run bench:peers (ROUNDS=N rounds, POINT_SECONDS=S per wrk run; the first run installs
+// the peers, once).
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,16 +20,20 @@ import { addKey } from '../src/gateway/keys.js';
 import { stderrProgress } from '../src/util/progress.js';
 import { seededNormals } from '../src/util/random.js';
 import { batch, percentile, pools, type BatchResult } from './load.js';
-import { ensureNginx, ensurePythonPeers, NGINX, PYTHON_PEERS } from './peers/install.js';
+import { ensureNginx, ensurePythonPeers, ensureWrk, NGINX, PYTHON_PEERS } from './peers/install.js';
+import { postScript, wrkPoint, type WrkResult } from './wrk.js';
 import { launchPeer, type Launched, type PeerContext, type PeerName } from './peers/launch.js';
 import { tandemUp } from './tandem-up.js';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
+/** Seconds of each wrk run: a point is ROUNDS of them, interleaved with the other gateways'. */
+const POINT_SECONDS = Number(process.env.POINT_SECONDS ?? 5);
 const CONCURRENCIES = [1, 8, 32];
 const MODEL = 'bench';
 
 const nginx = ensureNginx(stderrProgress);
 const venv = await ensurePythonPeers(stderrProgress);
+const wrk = ensureWrk(stderrProgress);
 const dir = mkdtempSync(join(tmpdir(), 'tandem-peers-'));
 const key = addKey(join(dir, 'keys.yaml'), { name: 'bench' });
 stderrProgress('starting two replicas and Tandem (tandem up, with --api-keys)');
@@ -51,11 +56,13 @@ const launched: Launched[] = [];
 
 interface Target {
   name: string;
+  urls: string[];
   pools: (concurrency: number) => Pool[];
 }
 const opened: Pool[] = [];
 const target = (name: string, urls: string[]): Target => ({
   name,
+  urls,
   pools: (c) => {
     const p = pools(urls, c);
     opened.push(...p);
@@ -81,11 +88,19 @@ try {
     await peer('litellm', `LiteLLM ${PYTHON_PEERS['litellm[proxy]']}`),
   ];
   const oneToken = JSON.stringify({ model: MODEL, prompt: 'Hello', max_tokens: 1, temperature: 0 });
-
-  console.log(`\n1. Overhead: 1-token completions, two llama-server replicas, ${ROUNDS} interleaved rounds per point`);
+  const script = postScript(dir, oneToken, headers);
+  console.log(
+    `\n1. Overhead: 1-token completions, two llama-server replicas, wrk, ${ROUNDS} interleaved rounds of ${POINT_SECONDS} s per point`,
+  );
   for (const c of CONCURRENCIES) {
-    const results = await rounds(overheadTargets, c, Math.min(400, Math.max(40, c * 12)), () => oneToken);
-    table(`concurrency ${c}`, results, 'direct');
+    const results = new Map<string, WrkResult[]>();
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const t of rotate(overheadTargets, r)) {
+        const res = await wrkPoint(wrk, t.urls, '/v1/completions', script, c, POINT_SECONDS);
+        results.set(t.name, [...(results.get(t.name) ?? []), res]);
+      }
+    }
+    wrkTable(`concurrency ${c}`, results, 'direct');
   }
 
   console.log('\n2. Streams: 32-token completions, concurrency 8: time to first token');
@@ -188,11 +203,36 @@ function table(title: string, results: Map<string, BatchResult[]>, baseline?: st
     }
     rows.push(row);
   }
-  const widths = head.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  print(title, rows);
+  for (const [name, m] of merged) if (m.firstError) console.log(`  ${name}: first error: ${m.firstError}`);
+}
+
+/** The wrk points of each gateway, summed over rounds: RPS over all, percentiles the mean of the rounds'. */
+function wrkTable(title: string, results: Map<string, WrkResult[]>, baseline: string): void {
+  const mean = (rs: WrkResult[], f: (r: WrkResult) => number) => rs.reduce((s, r) => s + f(r), 0) / rs.length;
+  const base = results.get(baseline)!;
+  const head = ['gateway', 'RPS', 'p50 ms', 'p99 ms', 'errors', '+p50 ms', 'RPS ratio'];
+  const rows = [head];
+  for (const [name, rs] of results) {
+    const p50 = mean(rs, (r) => r.p50);
+    rows.push([
+      name,
+      mean(rs, (r) => r.rps).toFixed(1),
+      p50.toFixed(2),
+      mean(rs, (r) => r.p99).toFixed(1),
+      String(rs.reduce((n, r) => n + r.errors, 0)),
+      (p50 - mean(base, (r) => r.p50)).toFixed(2),
+      (mean(rs, (r) => r.rps) / mean(base, (r) => r.rps)).toFixed(2),
+    ]);
+  }
+  print(title, rows);
+}
+
+function print(title: string, rows: string[][]): void {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   console.log(`\n${title}`);
   for (const r of rows)
     console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '));
-  for (const [name, m] of merged) if (m.firstError) console.log(`  ${name}: first error: ${m.firstError}`);
 }
 
 function rotate<T>(xs: T[], by: number): T[] {

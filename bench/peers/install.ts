@@ -2,7 +2,7 @@
 // nginx from Debian's package (unpacked, not installed), the Python ones from PyPI in a virtualenv.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cacheDir } from '../../src/util/paths.js';
 import type { Progress } from '../../src/util/progress.js';
@@ -15,6 +15,7 @@ export const PYTHON_PEERS = {
   'litellm[proxy]': '1.108.5',
 } as const;
 export const NGINX = '1.22.1';
+export const WRK = '4.1.0';
 
 export function ensurePythonPeers(progress: Progress): Promise<Venv> {
   const pins = Object.entries(PYTHON_PEERS).map(([name, version]) => `${name}==${version}`);
@@ -24,19 +25,52 @@ export function ensurePythonPeers(progress: Progress): Promise<Venv> {
 
 /** nginx from Debian's package, unpacked into the cache: the path of its binary. */
 export function ensureNginx(progress: Progress): string {
-  const dir = join(cacheDir(), `peers-nginx-${NGINX}`);
-  const binary = join(dir, 'root', 'usr', 'sbin', 'nginx');
-  if (existsSync(binary)) return binary;
-  progress(`installing nginx ${NGINX} (once): Debian's package, unpacked into ${dir}`);
+  return join(debianPackages(`nginx-${NGINX}`, [['nginx', NGINX]], progress), 'usr', 'sbin', 'nginx');
+}
+
+/** wrk, the load generator the issue's figures were measured with, and the LuaJIT it links. */
+export interface Wrk {
+  binary: string;
+  env: NodeJS.ProcessEnv;
+}
+
+export function ensureWrk(progress: Progress): Wrk {
+  const root = debianPackages(
+    `wrk-${WRK}`,
+    [
+      ['wrk', WRK],
+      ['libluajit2-5.1-2', ''],
+    ],
+    progress,
+  );
+  return {
+    binary: join(root, 'usr', 'bin', 'wrk'),
+    env: { ...process.env, LD_LIBRARY_PATH: join(root, 'usr', 'lib', 'x86_64-linux-gnu') },
+  };
+}
+
+/**
+ * Debian packages unpacked (never installed) into one folder of the cache: its root. Each package
+ * is [name, version prefix]; an empty prefix takes the candidate Debian offers.
+ */
+function debianPackages(name: string, packages: [string, string][], progress: Progress): string {
+  const dir = join(cacheDir(), `peers-${name}`);
+  const root = join(dir, 'root');
+  if (existsSync(join(dir, 'done'))) return root;
+  progress(`installing ${name} (once): Debian's packages, unpacked into ${dir}`);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  const candidate = execFileSync('apt-cache', ['policy', 'nginx'], { encoding: 'utf8' });
-  const version = /Candidate:\s*(\S+)/.exec(candidate)?.[1];
-  if (!version?.startsWith(`${NGINX}-`)) {
-    throw new Error(`Debian offers nginx ${version ?? '(none: run apt-get update)'}, not ${NGINX}`);
+  for (const [pkg, wanted] of packages) {
+    const policy = execFileSync('apt-cache', ['policy', pkg], { encoding: 'utf8' });
+    const version = /Candidate:\s*(\S+)/.exec(policy)?.[1];
+    if (!version || version === '(none)' || !version.startsWith(wanted)) {
+      throw new Error(`Debian offers ${pkg} ${version ?? '(none: run apt-get update)'}, not ${wanted || 'any'}`);
+    }
+    execFileSync('apt-get', ['download', `${pkg}=${version}`], { cwd: dir, stdio: 'ignore' });
   }
-  execFileSync('apt-get', ['download', `nginx=${version}`], { cwd: dir, stdio: 'ignore' });
-  const deb = readdirSync(dir).find((f) => f.endsWith('.deb'))!;
-  execFileSync('dpkg', ['-x', deb, 'root'], { cwd: dir });
-  return binary;
+  for (const deb of readdirSync(dir).filter((f) => f.endsWith('.deb'))) {
+    execFileSync('dpkg', ['-x', deb, 'root'], { cwd: dir });
+  }
+  writeFileSync(join(dir, 'done'), '');
+  return root;
 }
