@@ -399,9 +399,9 @@ export class Gateway {
         try {
           // An idle kept-alive connection the engine closed just as it was reused (llama-server
           // closes them after 5 s) is not the replica failing: once more, on a new connection.
-          upstream = await send(this.pool(backend.url), request).catch((err: unknown) => {
-            if (err instanceof errors.SocketError && !abort.signal.aborted)
-              return send(this.pool(backend.url), request);
+          const pool = this.pool(backend.url);
+          upstream = await send(pool, request).catch((err: unknown) => {
+            if (err instanceof errors.SocketError && !abort.signal.aborted) return send(pool, request);
             throw err;
           });
         } catch (err) {
@@ -526,8 +526,8 @@ export class Gateway {
     };
     try {
       for await (const chunk of upstream.body) {
-        if (streaming && upstream.statusCode === 200) this.observeTokens(chunk as Buffer, model, timing);
-        const out = rewrite ? rewrite.relay(chunk as Buffer, continuing) : (chunk as Buffer);
+        if (streaming && upstream.statusCode === 200) this.observeTokens(chunk, model, timing);
+        const out = rewrite ? rewrite.relay(chunk, continuing) : chunk;
         if (out.length > 0) await write(out);
         if (res.destroyed) return undefined; // leaving the loop cancels the rest
       }
