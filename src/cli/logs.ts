@@ -22,7 +22,7 @@ export async function showLog(path: string, follow: boolean): Promise<void> {
   let offset = statSync(path).size;
   printRange(path, 0, offset);
   if (!follow) return;
-  // Poll rather than watch: the file is replaced when it rotates.
+  // Poll rather than watch: a rotation empties the file (copy and truncate).
   for (;;) {
     await new Promise((r) => setTimeout(r, 200));
     const size = existsSync(path) ? statSync(path).size : 0;
