@@ -21,7 +21,7 @@ import { stderrProgress } from '../src/util/progress.js';
 import { seededNormals } from '../src/util/random.js';
 import { batch, percentile, pools, type BatchResult } from './load.js';
 import { ensureNginx, ensurePythonPeers, ensureWrk, NGINX, PYTHON_PEERS } from './peers/install.js';
-import { postScript, wrkPoint, type WrkResult } from './wrk.js';
+import { mean, postScript, wrkPoint, type WrkResult } from './wrk.js';
 import { launchPeer, type Launched, type PeerContext, type PeerName } from './peers/launch.js';
 import { tandemUp } from './tandem-up.js';
 
@@ -209,7 +209,6 @@ function table(title: string, results: Map<string, BatchResult[]>, baseline?: st
 
 /** The wrk points of each gateway, summed over rounds: RPS over all, percentiles the mean of the rounds'. */
 function wrkTable(title: string, results: Map<string, WrkResult[]>, baseline: string): void {
-  const mean = (rs: WrkResult[], f: (r: WrkResult) => number) => rs.reduce((s, r) => s + f(r), 0) / rs.length;
   const base = results.get(baseline)!;
   const head = ['gateway', 'RPS', 'p50 ms', 'p99 ms', 'errors', '+p50 ms', 'RPS ratio'];
   const rows = [head];

@@ -47,13 +47,17 @@ export async function wrkPoint(
   const runs = await Promise.all(
     targets.map((u) => once(wrk, `${u}${path}`, script, Math.floor(concurrency / targets.length), seconds)),
   );
-  const mean = (f: (r: WrkResult) => number) => runs.reduce((s, r) => s + f(r), 0) / runs.length;
   return {
     rps: runs.reduce((s, r) => s + r.rps, 0),
-    p50: mean((r) => r.p50),
-    p99: mean((r) => r.p99),
+    p50: mean(runs, (r) => r.p50),
+    p99: mean(runs, (r) => r.p99),
     errors: runs.reduce((s, r) => s + r.errors, 0),
   };
+}
+
+/** The mean of `f` over `results`. */
+export function mean(results: WrkResult[], f: (r: WrkResult) => number): number {
+  return results.reduce((s, r) => s + f(r), 0) / results.length;
 }
 
 function once(wrk: Wrk, url: string, script: string, connections: number, seconds: number): Promise<WrkResult> {

@@ -1,5 +1,6 @@
 // The gateways bench:peers compares with, at pinned versions, installed into the cache once:
-// nginx from Debian's package (unpacked, not installed), the Python ones from PyPI in a virtualenv.
+// nginx and wrk from Debian's packages (unpacked, not installed), the Python ones from PyPI in a
+// virtualenv.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';

@@ -15,7 +15,7 @@ export interface UpstreamRequest {
 
 export interface UpstreamResponse {
   statusCode: number;
-  /** Names in lower case; a repeated header's values joined with ", ". */
+  /** Names in lower case (as undici gives them); a repeated header's values joined with ", ". */
   headers: Record<string, string>;
   /** The body's chunks as they arrive; throws where the answer failed mid-way. Leaving the loop early cancels the rest. */
   body: AsyncIterable<Buffer>;
@@ -104,7 +104,7 @@ export function send(dispatcher: Dispatcher, request: UpstreamRequest): Promise<
 function flatten(headers: Record<string, string | string[] | undefined>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers)) {
-    if (value !== undefined) out[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+    if (value !== undefined) out[name] = Array.isArray(value) ? value.join(', ') : value;
   }
   return out;
 }
