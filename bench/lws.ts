@@ -12,7 +12,7 @@ import * as k8s from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { cacheDir } from '../src/util/paths.js';
 import { freePort } from '../src/util/net.js';
-import { probe } from '../src/runtime/local/probe.js';
+import { probe } from '../src/platforms/local/probe.js';
 import type { Progress } from '../src/util/progress.js';
 import { goBuild } from '../test/k8s/binaries.js';
 import { kubeConfig, selfSignedCertificate } from '../test/k8s/cluster.js';

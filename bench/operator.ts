@@ -12,10 +12,10 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { stderrProgress } from '../src/util/progress.js';
-import { GROUP, PLURAL, VERSION } from '../src/runtime/kubernetes/crd.js';
-import { Watch } from '../src/runtime/kubernetes/api.js';
+import { GROUP, PLURAL, VERSION } from '../src/platforms/kubernetes/crd.js';
+import { Watch } from '../src/platforms/kubernetes/api.js';
 import { OPERATOR_NODE_OPTIONS } from '../src/cli/cluster.js';
-import { DEFAULT_IMAGES } from '../src/runtime/kubernetes/objects.js';
+import { DEFAULT_IMAGES } from '../src/platforms/kubernetes/objects.js';
 import { ensureLwsManager, removeLwsWebhooks, startLws } from './lws.js';
 import {
   addFakeNode,

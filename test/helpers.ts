@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import { validateDocument } from '../src/spec/load.js';
 import type { InferenceServiceInput } from '../src/spec/schema.js';
 import { prepareServices } from '../src/engine/prepare.js';
-import { LocalPlatform } from '../src/runtime/local/platform.js';
-import { Reconciler, type ServiceSnapshot } from '../src/runtime/reconciler.js';
+import { LocalPlatform } from '../src/platforms/local/platform.js';
+import { Reconciler, type ServiceSnapshot } from '../src/controller/reconciler.js';
 import { silentProgress } from '../src/util/progress.js';
-import type { ServiceTemplate } from '../src/runtime/service-template.js';
+import type { ServiceTemplate } from '../src/core/service.js';
 
 export function tinySpec(name: string, spec: Partial<InferenceServiceInput['spec']> = {}): InferenceServiceInput {
   return {

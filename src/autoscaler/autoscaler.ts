@@ -4,8 +4,8 @@
 // Kubernetes (keda.ts reports the count, KEDA's HPA applies it). A scale-down drains first: the
 // groups that will go take no new request, and the count drops once they serve none (or after
 // `drainTimeoutMs`), so no stream is cut.
-import type { Reconciler } from '../runtime/reconciler.js';
-import type { ServiceTemplate } from '../runtime/service-template.js';
+import type { Reconciler } from '../controller/reconciler.js';
+import type { ServiceTemplate } from '../core/service.js';
 import { decideReplicas, type Autoscaling, type LoadSample, type ScalingState } from './decide.js';
 
 /** Where decisions take effect, and what the autoscaler needs to know of the groups. */

@@ -1,11 +1,11 @@
 // The embedded default assembled: a reconciler over local processes, the gateway in front of its
 // groups, and the autoscaler between them (it reads the gateway's load and scales the services).
 import { Autoscaler, reconcilerTarget, type AutoscalerOptions } from '../autoscaler/autoscaler.js';
-import { gatewayFor } from '../gateway/attach.js';
+import { gatewayFor } from '../platforms/local/backend-source.js';
 import type { Gateway, GatewayOptions } from '../gateway/server.js';
-import { LocalPlatform } from '../runtime/local/platform.js';
-import { Reconciler } from '../runtime/reconciler.js';
-import type { ServiceTemplate } from '../runtime/service-template.js';
+import { LocalPlatform } from '../platforms/local/platform.js';
+import { Reconciler } from '../controller/reconciler.js';
+import type { ServiceTemplate } from '../core/service.js';
 
 export interface Embedded {
   reconciler: Reconciler;

@@ -22,7 +22,7 @@ import { parseDuration } from '../spec/duration.js';
 import { DEFAULT_TIMEOUTS, ROUTING_POLICIES, type RoutingPolicy } from '../gateway/server.js';
 import { stringify } from 'yaml';
 import { addKey } from '../gateway/keys.js';
-import { EXPORT_TARGETS, exportService, type ExportTarget } from '../runtime/kubernetes/export/index.js';
+import { EXPORT_TARGETS, exportService, type ExportTarget } from '../platforms/kubernetes/export/index.js';
 import {
   clusterLogs,
   clusterStatus,

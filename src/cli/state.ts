@@ -2,7 +2,7 @@
 // run.json (who is running, where) and status.json (the latest snapshot and events).
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ReconcilerEvent, ServiceSnapshot } from '../runtime/reconciler.js';
+import type { ReconcilerEvent, ServiceSnapshot } from '../controller/reconciler.js';
 import { isRunningCommand, terminate } from '../util/process.js';
 
 export interface RunInfo {

@@ -1,7 +1,7 @@
 // `tandem up`: validate, prepare, start every group and the gateway, show status, stop cleanly.
 import { loadServices } from '../spec/load.js';
 import { prepareServices } from '../engine/prepare.js';
-import type { ReconcilerEvent } from '../runtime/reconciler.js';
+import type { ReconcilerEvent } from '../controller/reconciler.js';
 import { embedded } from './embedded.js';
 import { join } from 'node:path';
 import { formatDuration } from '../spec/duration.js';

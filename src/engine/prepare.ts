@@ -9,7 +9,7 @@ import { parseQuantity } from '../spec/quantity.js';
 import { autoLayout } from './llamacpp/auto.js';
 import { SpecError, type LoadedService } from '../spec/load.js';
 import { CLUSTER_SOURCE } from '../spec/schema.js';
-import type { ServiceTemplate } from '../runtime/service-template.js';
+import type { ServiceTemplate } from '../core/service.js';
 import type { Progress } from '../util/progress.js';
 import { ensureVllm } from './vllm/install.js';
 import { vllmServiceTemplate } from './vllm/service.js';

@@ -5,9 +5,9 @@ import { createHash } from 'node:crypto';
 import type { InferenceService, StartupPolicy } from '../spec/schema.js';
 import { parseDuration } from '../spec/duration.js';
 import { parseQuantity } from '../spec/quantity.js';
-import { groupEnv, type ServiceTemplate } from '../runtime/service-template.js';
-import type { Endpoint, GroupRef, MemberTemplate } from '../runtime/types.js';
-import { autoscalingOf } from '../autoscaler/config.js';
+import { groupEnv, type ServiceTemplate } from '../core/service.js';
+import type { Endpoint, GroupRef, MemberTemplate } from '../core/group.js';
+import { autoscalingOf } from '../spec/autoscaling.js';
 
 /** How an engine's streams report the ids of the tokens they send (for continuing them elsewhere). */
 export type StreamTokenIds = 'llama-server' | 'vllm';

@@ -1,6 +1,6 @@
 // Which replicas can serve which model, and which one should take the next request.
 import type { StreamTokenIds } from '../engine/template.js';
-import type { ServiceSnapshot } from '../runtime/reconciler.js';
+import type { ServiceSnapshot } from '../controller/reconciler.js';
 
 export interface Backend {
   /** "service/replica" */

@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { validateDocument } from '../../src/spec/load.js';
 import { vllmServiceTemplate } from '../../src/engine/vllm/service.js';
 import { ensureVllm } from '../../src/engine/vllm/install.js';
-import { LocalPlatform } from '../../src/runtime/local/platform.js';
-import { Reconciler } from '../../src/runtime/reconciler.js';
+import { LocalPlatform } from '../../src/platforms/local/platform.js';
+import { Reconciler } from '../../src/controller/reconciler.js';
 import { silentProgress } from '../../src/util/progress.js';
 import { allReady, isAlive, waitFor } from '../helpers.js';
 

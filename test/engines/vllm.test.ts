@@ -7,9 +7,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import OpenAI from 'openai';
-import { gatewayFor } from '../../src/gateway/attach.js';
+import { gatewayFor } from '../../src/platforms/local/backend-source.js';
 import type { Gateway } from '../../src/gateway/server.js';
-import type { ServiceSnapshot } from '../../src/runtime/reconciler.js';
+import type { ServiceSnapshot } from '../../src/controller/reconciler.js';
 import { isAlive, readStream, scrape, startServices, waitFor, type Running } from '../helpers.js';
 import type { InferenceServiceInput } from '../../src/spec/schema.js';
 

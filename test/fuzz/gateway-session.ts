@@ -1,6 +1,6 @@
 // One gateway fuzz session: a real one-node llama.cpp group behind an in-process gateway, fuzzed,
 // then checked: no request outstanding, no client connection left, descriptors back to the start.
-import { gatewayFor } from '../../src/gateway/attach.js';
+import { gatewayFor } from '../../src/platforms/local/backend-source.js';
 import { scrape, startServices, tinySpec } from '../helpers.js';
 import { fuzzGateway } from './gateway-fuzz.js';
 import { connectionsOn, openDescriptors } from './sockets.js';

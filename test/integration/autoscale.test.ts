@@ -7,7 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { embedded } from '../../src/cli/embedded.js';
-import type { ReconcilerEvent } from '../../src/runtime/reconciler.js';
+import type { ReconcilerEvent } from '../../src/controller/reconciler.js';
 import { isAlive, templatesFor, tinySpec, waitFor } from '../helpers.js';
 
 const MODEL = 'auto-model';

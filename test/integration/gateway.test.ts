@@ -2,7 +2,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { gatewayFor } from '../../src/gateway/attach.js';
+import { gatewayFor } from '../../src/platforms/local/backend-source.js';
 import { freePort } from '../../src/util/net.js';
 import { Gateway } from '../../src/gateway/server.js';
 import type { Backend, ModelEntry } from '../../src/gateway/backends.js';

@@ -20,7 +20,7 @@ import { freePort } from '../../src/util/net.js';
 import { dirname, join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { stringify } from 'yaml';
-import { inferenceServiceCrd } from '../../src/runtime/kubernetes/crd.js';
+import { inferenceServiceCrd } from '../../src/platforms/kubernetes/crd.js';
 import { cacheDir } from '../../src/util/paths.js';
 import { isRunning, isRunningCommand, terminate } from '../../src/util/process.js';
 import type { Progress } from '../../src/util/progress.js';

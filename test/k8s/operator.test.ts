@@ -10,16 +10,16 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
 import { validateDocument } from '../../src/spec/load.js';
-import { GROUP, PLURAL, VERSION } from '../../src/runtime/kubernetes/crd.js';
-import { Operator } from '../../src/runtime/kubernetes/operator.js';
-import { LeaderLease } from '../../src/runtime/kubernetes/lease.js';
+import { GROUP, PLURAL, VERSION } from '../../src/platforms/kubernetes/crd.js';
+import { Operator } from '../../src/platforms/kubernetes/operator.js';
+import { LeaderLease } from '../../src/platforms/kubernetes/lease.js';
 import OpenAI from 'openai';
-import { LABEL, LEADER_PORT, PODGROUP } from '../../src/runtime/kubernetes/objects.js';
+import { LABEL, LEADER_PORT, PODGROUP } from '../../src/platforms/kubernetes/objects.js';
 import { ensureLlamaBinaries } from '../../src/engine/llamacpp/build.js';
 import { ensureLlamaSource } from '../../src/engine/llamacpp/source.js';
 import { ensureTinyLlama } from '../../src/model/tiny-llama.js';
 import { silentProgress } from '../../src/util/progress.js';
-import type { GroupStatusEntry, ServiceStatus } from '../../src/runtime/kubernetes/service-status.js';
+import type { GroupStatusEntry, ServiceStatus } from '../../src/platforms/kubernetes/service-status.js';
 import {
   apiClient,
   appendContainerLog,
@@ -30,7 +30,7 @@ import {
   TOPOLOGY_LABEL,
 } from './cluster.js';
 import { ensureKedaOperator } from './binaries.js';
-import { exportService } from '../../src/runtime/kubernetes/export/index.js';
+import { exportService } from '../../src/platforms/kubernetes/export/index.js';
 import { freePort } from '../../src/util/net.js';
 import { until as poll, useTestCluster } from './harness.js';
 

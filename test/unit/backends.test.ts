@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { backendsFrom, modelsFrom, pickBackend, type Backend } from '../../src/gateway/backends.js';
-import type { ServiceSnapshot } from '../../src/runtime/reconciler.js';
+import type { ServiceSnapshot } from '../../src/controller/reconciler.js';
 
 const b = (id: string, ready = true): Backend => ({ id, model: 'm', url: `http://${id}`, ready });
 

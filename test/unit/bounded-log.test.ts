@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BoundedLog } from '../../src/runtime/local/bounded-log.js';
+import { BoundedLog } from '../../src/platforms/local/bounded-log.js';
 
 const logPath = () => join(mkdtempSync(join(tmpdir(), 'tandem-log-')), 'sub', 'member.log');
 

@@ -6,11 +6,11 @@ import assert from 'node:assert/strict';
 import { validateDocument } from '../../src/spec/load.js';
 import { vllmServiceTemplate, type VllmTarget } from '../../src/engine/vllm/service.js';
 import { sglangServiceTemplate } from '../../src/engine/sglang/service.js';
-import { clusterServiceTemplate } from '../../src/runtime/kubernetes/render.js';
-import { memberHost, memberPod } from '../../src/runtime/kubernetes/objects.js';
+import { clusterServiceTemplate } from '../../src/platforms/kubernetes/render.js';
+import { memberHost, memberPod } from '../../src/platforms/kubernetes/objects.js';
 import type { InferenceService } from '../../src/spec/schema.js';
-import { expandEnvRefs } from '../../src/runtime/env-refs.js';
-import type { MemberTemplate } from '../../src/runtime/types.js';
+import { expandEnvRefs } from '../../src/platforms/local/env-refs.js';
+import type { MemberTemplate } from '../../src/core/group.js';
 
 /** The command line as the member runs it: $(VAR) expanded from its environment, as a kubelet does. */
 const run = (m: MemberTemplate) => m.args.map((a) => expandEnvRefs(a, m.env)).join(' ');

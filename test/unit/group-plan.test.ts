@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BACKOFF_MAX_MS, planGroup, recordFailure, recordReady } from '../../src/runtime/group-plan.js';
-import type { GroupStatus, GroupTemplate, ObservedMember } from '../../src/runtime/types.js';
+import { BACKOFF_MAX_MS, planGroup, recordFailure, recordReady } from '../../src/controller/group-plan.js';
+import type { GroupStatus, GroupTemplate, ObservedMember } from '../../src/core/group.js';
 import type { StartupPolicy, RestartPolicy } from '../../src/spec/schema.js';
 
 function template(

@@ -2,8 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { validateDocument } from '../../src/spec/load.js';
-import { clusterServiceTemplate } from '../../src/runtime/kubernetes/render.js';
-import { groupPodGroup, memberHost, memberPod, type ServiceObject } from '../../src/runtime/kubernetes/objects.js';
+import { clusterServiceTemplate } from '../../src/platforms/kubernetes/render.js';
+import { groupPodGroup, memberHost, memberPod, type ServiceObject } from '../../src/platforms/kubernetes/objects.js';
 
 function object(spec: Record<string, unknown>): ServiceObject {
   const { service, problems } = validateDocument({

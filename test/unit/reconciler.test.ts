@@ -2,9 +2,9 @@
 // spec changes, and isolation between services. Real processes are the integration tier's.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MemoryStatusStore, Reconciler, type ServiceSnapshot } from '../../src/runtime/reconciler.js';
-import type { ServiceTemplate } from '../../src/runtime/service-template.js';
-import type { Endpoint, GroupRef, MemberTemplate, ObservedMember, Platform } from '../../src/runtime/types.js';
+import { MemoryStatusStore, Reconciler, type ServiceSnapshot } from '../../src/controller/reconciler.js';
+import type { ServiceTemplate } from '../../src/core/service.js';
+import type { Endpoint, GroupRef, MemberTemplate, ObservedMember, Platform } from '../../src/core/group.js';
 
 /** Members are records; they become ready at once; a delete finishes a few ms after it starts. */
 class MemoryPlatform implements Platform {

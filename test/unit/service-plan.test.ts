@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { planService, type ObservedGroup } from '../../src/runtime/service-plan.js';
+import { planService, type ObservedGroup } from '../../src/controller/service-plan.js';
 
 const group = (replica: number, templateHash = 'new', phase: ObservedGroup['phase'] = 'Ready'): ObservedGroup => ({
   replica,

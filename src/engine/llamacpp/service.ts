@@ -1,8 +1,8 @@
 // llama.cpp on the embedded default: workers are `ggml-rpc-server` (one RPC device each), the
 // leader is `llama-server --rpc w1,w2,…` serving the OpenAI API, holding the first layers itself.
 import type { InferenceService } from '../../spec/schema.js';
-import type { ServiceTemplate } from '../../runtime/service-template.js';
-import type { Endpoint, GroupRef, MemberTemplate } from '../../runtime/types.js';
+import type { ServiceTemplate } from '../../core/service.js';
+import type { Endpoint, GroupRef, MemberTemplate } from '../../core/group.js';
 import { engineServiceTemplate, memberEnv, threadsFor } from '../template.js';
 import type { LlamaBinaries } from './build.js';
 import { offloadArgs, splitLayers } from '../../planner/llamacpp.js';

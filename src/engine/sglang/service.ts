@@ -2,8 +2,8 @@
 // --dist-init-addr (rank 0's address); rank 0 serves the API. --tp is the group's total tensor
 // size (SGLang's convention), --pp-size its stages.
 import type { InferenceService } from '../../spec/schema.js';
-import type { ServiceTemplate } from '../../runtime/service-template.js';
-import type { Endpoint, GroupRef, MemberTemplate } from '../../runtime/types.js';
+import type { ServiceTemplate } from '../../core/service.js';
+import type { Endpoint, GroupRef, MemberTemplate } from '../../core/group.js';
 import { engineServiceTemplate, memberEnv, tensorPipeline } from '../template.js';
 
 export const SGLANG_DIST_PORT = 20000;

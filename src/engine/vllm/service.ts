@@ -7,8 +7,8 @@
 // Either way a worker has no API of its own: it is ready while it runs, and the group is ready
 // when the leader serves.
 import type { InferenceService } from '../../spec/schema.js';
-import type { ServiceTemplate } from '../../runtime/service-template.js';
-import type { Endpoint, GroupRef, MemberTemplate } from '../../runtime/types.js';
+import type { ServiceTemplate } from '../../core/service.js';
+import type { Endpoint, GroupRef, MemberTemplate } from '../../core/group.js';
 import { engineServiceTemplate, memberEnv, tensorPipeline } from '../template.js';
 
 /** The port rank 0 coordinates the group on (torch.distributed's TCPStore), and Ray's head port. */

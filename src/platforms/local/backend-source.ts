@@ -1,8 +1,8 @@
 // Connects a gateway to a reconciler: the backends it routes to are refreshed on every tick.
-import type { Reconciler, ServiceSnapshot } from '../runtime/reconciler.js';
-import { backendsFrom, modelsFrom, type Backend, type ModelEntry } from './backends.js';
-import { Gateway, type GatewayOptions } from './server.js';
-import type { GroupMetric, ServiceMetric } from './metrics.js';
+import type { Reconciler, ServiceSnapshot } from '../../controller/reconciler.js';
+import { backendsFrom, modelsFrom, type Backend, type ModelEntry } from '../../gateway/backends.js';
+import { Gateway, type GatewayOptions } from '../../gateway/server.js';
+import type { GroupMetric, ServiceMetric } from '../../gateway/metrics.js';
 
 export function gatewayFor(
   reconciler: Reconciler,

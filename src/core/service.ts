@@ -2,8 +2,8 @@
 // render one group's members once the platform has given them addresses.
 import type { StreamTokenIds } from '../engine/template.js';
 import type { Autoscaling } from '../autoscaler/decide.js';
-import type { RolloutPolicy } from './service-plan.js';
-import type { Endpoint, GroupRef, GroupTemplate } from './types.js';
+import type { RolloutPolicy } from '../controller/service-plan.js';
+import type { Endpoint, GroupRef, GroupTemplate } from './group.js';
 
 export interface ServiceTemplate {
   name: string;

@@ -1,7 +1,7 @@
 // Readiness probes, as a kubelet runs them: an HTTP GET that must answer 200, a TCP connect, or
 // none (a container without a probe is ready while it runs).
 import { connect } from 'node:net';
-import type { Endpoint, Probe } from '../types.js';
+import type { Endpoint, Probe } from '../../core/group.js';
 
 const PROBE_TIMEOUT_MS = 1000;
 

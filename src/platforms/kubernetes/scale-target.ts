@@ -3,11 +3,11 @@
 // InferenceService and its status.lastScale (beside the operator's fields: a merge patch leaves
 // those as they are).
 import * as k8s from '@kubernetes/client-node';
-import type { ClusterBackends } from '../gateway/cluster.js';
-import { apiMessage } from '../runtime/kubernetes/api.js';
-import { GROUP, PLURAL, VERSION } from '../runtime/kubernetes/crd.js';
-import { serviceEvent } from '../runtime/kubernetes/objects.js';
-import type { ScaleTarget } from './autoscaler.js';
+import type { ClusterBackends } from './cluster-backends.js';
+import { apiMessage } from './api.js';
+import { GROUP, PLURAL, VERSION } from './crd.js';
+import { serviceEvent } from './objects.js';
+import type { ScaleTarget } from '../../autoscaler/autoscaler.js';
 
 export function clusterScaleTarget(
   kc: k8s.KubeConfig,

@@ -9,7 +9,7 @@ import { serveArgs, waitForRayNodes } from '../../../engine/vllm/service.js';
 import { tensorPipeline } from '../../../engine/template.js';
 import { clusterModel } from '../render.js';
 import { LABEL, LEADER_PORT, memberPod } from '../objects.js';
-import type { MemberTemplate } from '../../types.js';
+import type { MemberTemplate } from '../../../core/group.js';
 import { podTemplate } from './pod-template.js';
 
 type Mode = 'vllm-serve' | 'ray-serve';

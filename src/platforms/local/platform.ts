@@ -3,10 +3,10 @@
 // readiness probed as a kubelet would. Each member leads its own process group, which a keeper
 // process stops should tandem die without stopping it (keeper-main.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { expandEnvRefs } from '../env-refs.js';
+import { expandEnvRefs } from './env-refs.js';
 import { join } from 'node:path';
 import { randomInt, randomUUID } from 'node:crypto';
-import type { Endpoint, GroupRef, MemberTemplate, ObservedMember, Platform } from '../types.js';
+import type { Endpoint, GroupRef, MemberTemplate, ObservedMember, Platform } from '../../core/group.js';
 import { freePort } from '../../util/net.js';
 import { signalGroup } from '../../util/process.js';
 import { BoundedLog } from './bounded-log.js';

@@ -2,7 +2,7 @@
 // every pod Tandem owns in the namespace, no request per group), created and deleted with single
 // API calls that never wait for the pod to go.
 import * as k8s from '@kubernetes/client-node';
-import type { Endpoint, GroupRef, MemberTemplate, ObservedMember, Platform } from '../types.js';
+import type { Endpoint, GroupRef, MemberTemplate, ObservedMember, Platform } from '../../core/group.js';
 import {
   LABEL,
   LEADER_PORT,

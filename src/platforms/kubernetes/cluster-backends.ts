@@ -3,17 +3,17 @@
 // (their IPs), both watched by informers. A Ready group is reached at its leader pod's IP, as a
 // Kubernetes Service reaches its endpoints, so the gateway needs no cluster DNS.
 import * as k8s from '@kubernetes/client-node';
-import { PLURAL } from '../runtime/kubernetes/crd.js';
+import { PLURAL } from './crd.js';
 import {
   inferenceServiceInformer,
   readInferenceService,
   type InferenceServiceObject,
-} from '../runtime/kubernetes/inference-services.js';
-import { LABEL, LEADER_PORT } from '../runtime/kubernetes/objects.js';
-import type { ServiceTemplate } from '../runtime/service-template.js';
-import { Watch } from '../runtime/kubernetes/api.js';
-import { admitted, type Backend, type ModelEntry } from './backends.js';
-import type { GroupMetric } from './metrics.js';
+} from './inference-services.js';
+import { LABEL, LEADER_PORT } from './objects.js';
+import type { ServiceTemplate } from '../../core/service.js';
+import { Watch } from './api.js';
+import { admitted, type Backend, type ModelEntry } from '../../gateway/backends.js';
+import type { GroupMetric } from '../../gateway/metrics.js';
 
 export interface ClusterView {
   backends: Backend[];

@@ -8,7 +8,7 @@
 import { EventEmitter } from 'node:events';
 import { planGroup, type GroupDecision, type GroupPhase } from './group-plan.js';
 import { planService, type ObservedGroup } from './service-plan.js';
-import type { ServiceTemplate } from './service-template.js';
+import type { ServiceTemplate } from '../core/service.js';
 import type { StreamTokenIds } from '../engine/template.js';
 import type {
   Endpoint,
@@ -19,7 +19,7 @@ import type {
   Platform,
   Role,
   StatusStore,
-} from './types.js';
+} from '../core/group.js';
 
 export type MemberState = 'Pending' | 'Starting' | 'Ready' | 'Exited' | 'Terminating';
 

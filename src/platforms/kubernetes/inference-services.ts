@@ -3,7 +3,7 @@
 import * as k8s from '@kubernetes/client-node';
 import { validateDocument } from '../../spec/load.js';
 import { API_VERSION } from '../../spec/schema.js';
-import type { ServiceTemplate } from '../service-template.js';
+import type { ServiceTemplate } from '../../core/service.js';
 import { GROUP, PLURAL, VERSION } from './crd.js';
 import type { ServiceObject } from './objects.js';
 import { clusterServiceTemplate } from './render.js';

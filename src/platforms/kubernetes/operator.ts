@@ -3,8 +3,8 @@
 // (informers); group statuses are persisted in each object's status, so a restarted operator picks
 // its groups up where the last one left them; every step is also a Kubernetes Event on the object.
 import * as k8s from '@kubernetes/client-node';
-import { Reconciler, type ReconcilerEvent, type ServiceSnapshot } from '../reconciler.js';
-import type { GroupStatus, StatusStore } from '../types.js';
+import { Reconciler, type ReconcilerEvent, type ServiceSnapshot } from '../../controller/reconciler.js';
+import type { GroupStatus, StatusStore } from '../../core/group.js';
 import { KubernetesPlatform } from './platform.js';
 import { GROUP, PLURAL, VERSION } from './crd.js';
 import { inferenceServiceInformer, readInferenceService, type InferenceServiceObject } from './inference-services.js';

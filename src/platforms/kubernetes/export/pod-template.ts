@@ -3,7 +3,7 @@
 // injects the group's LWS_* environment itself).
 import type { V1Pod, V1PodTemplateSpec } from '@kubernetes/client-node';
 import type { InferenceService } from '../../../spec/schema.js';
-import type { Endpoint, GroupTemplate } from '../../types.js';
+import type { Endpoint, GroupTemplate } from '../../../core/group.js';
 import { GROUP_ENV } from '../../../spec/schema.js';
 import { LABEL, memberPod, type ServiceObject } from '../objects.js';
 import { clusterServiceTemplate, inContainerStartup } from '../render.js';

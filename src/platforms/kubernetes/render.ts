@@ -3,7 +3,7 @@
 import { llamaCppServiceTemplate } from '../../engine/llamacpp/service.js';
 import { sglangServiceTemplate } from '../../engine/sglang/service.js';
 import { vllmServiceTemplate } from '../../engine/vllm/service.js';
-import type { ServiceTemplate } from '../service-template.js';
+import type { ServiceTemplate } from '../../core/service.js';
 import { DEFAULT_IMAGES, MODEL_MOUNT, type ServiceObject } from './objects.js';
 
 /** Where a llama.cpp image keeps its binaries (ghcr.io/ggml-org/llama.cpp:full). */

@@ -18,7 +18,7 @@ import type {
   V1VolumeMount,
 } from '@kubernetes/client-node';
 import type { InferenceService } from '../../spec/schema.js';
-import type { GroupRef, MemberTemplate } from '../types.js';
+import type { GroupRef, MemberTemplate } from '../../core/group.js';
 import { API_VERSION } from '../../spec/schema.js';
 
 export const LABEL = {

@@ -19,7 +19,7 @@
 //       WorkersReady   workers first, the leader once every worker is ready (llama.cpp RPC).
 //  6. The group is Ready when every member is present and ready.
 import { formatDuration } from '../spec/duration.js';
-import type { GroupStatus, GroupTemplate, ObservedMember } from './types.js';
+import type { GroupStatus, GroupTemplate, ObservedMember } from '../core/group.js';
 
 export type GroupPhase = 'Pending' | 'Starting' | 'Ready' | 'Recreating' | 'BackingOff' | 'Updating' | 'Failed';
 

@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { connect, createServer, type Server } from 'node:net';
 import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Endpoint } from '../types.js';
+import type { Endpoint } from '../../core/group.js';
 import { splice } from '../../util/net.js';
 
 const RELAY = fileURLToPath(new URL('./relay-main.js', import.meta.url));
