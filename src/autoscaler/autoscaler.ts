@@ -4,39 +4,11 @@
 // Kubernetes (keda.ts reports the count, KEDA's HPA applies it). A scale-down drains first: the
 // groups that will go take no new request, and the count drops once they serve none (or after
 // `drainTimeoutMs`), so no stream is cut.
-import type { Reconciler } from '../controller/reconciler.js';
 import type { ServiceTemplate } from '../core/service.js';
+import type { LoadSource, ScaleTarget } from '../core/serving.js';
 import { decideReplicas, type Autoscaling, type LoadSample, type ScalingState } from './decide.js';
 
-/** Where decisions take effect, and what the autoscaler needs to know of the groups. */
-export interface ScaleTarget {
-  scale(service: string, from: number, to: number, reason: string): void;
-  /** Draining and other steps worth an event. */
-  note(service: string, reason: string, message: string): void;
-  /** The service's measured time from creating a group to Ready. */
-  startupMs(service: string): number | undefined;
-  /** The groups ("service/replica") that exist now. */
-  groups(): Set<string>;
-}
-
-/** The embedded default's target: the reconciler itself. */
-export function reconcilerTarget(reconciler: Reconciler): ScaleTarget {
-  return {
-    scale: (service, _from, to, reason) => reconciler.scale(service, to, reason),
-    note: (service, reason, message) => reconciler.note(service, reason, message),
-    startupMs: (service) => reconciler.snapshot().find((s) => s.name === service)?.startupMs,
-    groups: () => new Set(reconciler.snapshot().flatMap((s) => s.groups.map((g) => `${s.name}/${g.replica}`))),
-  };
-}
-
-/** What the autoscaler needs of a gateway. */
-export interface LoadSource {
-  load(model: string): { requests: number; queued: number };
-  /** Requests a replica ("service/replica") is serving. */
-  serving(id: string): number;
-  /** These replicas take no new request; the others do. */
-  retire(ids: Iterable<string>): void;
-}
+export type { LoadSource, ScaleTarget };
 
 export interface AutoscalerOptions {
   intervalMs?: number;

@@ -17,22 +17,9 @@
 //  - A group that failed or is starting still counts as a replica: the reconciler recreates it,
 //    and adding another for it would only double a start that is already under way.
 
-export type AutoscalingPolicyName = 'ahead' | 'reactive';
+import type { Autoscaling } from '../core/service.js';
 
-export interface Autoscaling {
-  minReplicas: number;
-  maxReplicas: number;
-  initialReplicas: number;
-  /** Ongoing + queued requests per replica to aim for. */
-  target: number;
-  upscaleDelayMs: number;
-  downscaleDelayMs: number;
-  scaleToZeroAfterMs: number;
-  upscaleSmoothing: number;
-  downscaleSmoothing: number;
-  lookBackMs: number;
-  policy: AutoscalingPolicyName;
-}
+export type { Autoscaling };
 
 /** What the gateway had in hand at one moment. */
 export interface LoadSample {

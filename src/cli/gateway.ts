@@ -20,7 +20,7 @@ export interface GatewaySettings {
 export function gatewayOptions(
   s: GatewaySettings,
   accessLog: Logger,
-): Omit<GatewayOptions, 'backends' | 'models' | 'groups'> {
+): Omit<GatewayOptions, 'source'> {
   const keys = s.apiKeys ? watchKeyFile(s.apiKeys, (l) => process.stderr.write(`${l}\n`)) : undefined;
   return {
     host: s.host,

@@ -2,7 +2,8 @@
 // run.json (who is running, where) and status.json (the latest snapshot and events).
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ReconcilerEvent, ServiceSnapshot } from '../controller/reconciler.js';
+import type { ServiceEvent } from '../core/group.js';
+import type { ServiceSnapshot } from '../core/snapshot.js';
 import { isRunningCommand, terminate } from '../util/process.js';
 
 export interface RunInfo {
@@ -16,7 +17,7 @@ export interface RunInfo {
 export interface StatusFile {
   updatedAt: string;
   services: ServiceSnapshot[];
-  events: ReconcilerEvent[];
+  events: ServiceEvent[];
 }
 
 const runPath = (dir: string) => join(dir, 'run.json');

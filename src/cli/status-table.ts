@@ -1,6 +1,6 @@
 // The status tables `tandem up` and `tandem status` show: one row per group member, then one per
 // service with its ready and desired replicas and, when autoscaled, its last scaling decision.
-import type { ServiceSnapshot } from '../controller/reconciler.js';
+import type { ServiceSnapshot } from '../core/snapshot.js';
 
 export function statusTable(services: ServiceSnapshot[]): string {
   const members: string[][] = [['SERVICE', 'REPLICA', 'MEMBER', 'ADDRESS', 'STATE', 'GROUP', 'RESTARTS']];

@@ -1,7 +1,6 @@
 // `tandem up`: validate, prepare, start every group and the gateway, show status, stop cleanly.
 import { loadServices } from '../spec/load.js';
 import { prepareServices } from '../engine/prepare.js';
-import type { ReconcilerEvent } from '../controller/reconciler.js';
 import { embedded } from './embedded.js';
 import { join } from 'node:path';
 import { formatDuration } from '../spec/duration.js';
@@ -11,7 +10,6 @@ import { LiveView } from './live-view.js';
 import { accessLog, gatewayOptions, listenOrExplain, type GatewaySettings } from './gateway.js';
 import { clearRun, currentRun, reapLeftovers, writeRun, writeStatus } from './state.js';
 
-const KEPT_EVENTS = 50;
 
 export interface UpOptions extends GatewaySettings {
   files: string[];
@@ -33,7 +31,7 @@ export async function up(options: UpOptions): Promise<void> {
   const templates = await prepareServices(loaded, stderrProgress);
   const access = accessLog(join(options.stateDir, 'gateway-access.log'));
   const local = embedded(templates, options.logDir, gatewayOptions(options, access.log));
-  const { reconciler, gateway, autoscaler } = local;
+  const { reconciler, events, gateway, autoscaler } = local;
   await listenOrExplain(gateway, options);
   writeRun(options.stateDir, {
     pid: process.pid,
@@ -44,17 +42,15 @@ export async function up(options: UpOptions): Promise<void> {
   });
 
   const view = new LiveView(process.stdout);
-  const events: ReconcilerEvent[] = [];
-  reconciler.on('event', (e) => {
-    events.push(e);
-    if (events.length > KEPT_EVENTS) events.shift();
+  events.on('event', (e) => {
     view.event(
       `${new Date(e.at).toISOString()} ${e.service}${e.replica === undefined ? '' : `/${e.replica}`}: ${e.message}`,
     );
   });
-  reconciler.on('tick', (services) => {
+  reconciler.on('tick', () => {
+    const services = reconciler.snapshot();
     if (view.status(statusTable(services)))
-      writeStatus(options.stateDir, { updatedAt: new Date().toISOString(), services, events });
+      writeStatus(options.stateDir, { updatedAt: new Date().toISOString(), services, events: events.recent() });
   });
 
   let stopping = false;

@@ -20,8 +20,9 @@
 //  6. The group is Ready when every member is present and ready.
 import { formatDuration } from '../spec/duration.js';
 import type { GroupStatus, GroupTemplate, ObservedMember } from '../core/group.js';
+import type { GroupPhase } from '../core/snapshot.js';
 
-export type GroupPhase = 'Pending' | 'Starting' | 'Ready' | 'Recreating' | 'BackingOff' | 'Updating' | 'Failed';
+export type { GroupPhase };
 
 export type GroupStep = { kind: 'create'; index: number } | { kind: 'delete'; indices: number[] };
 

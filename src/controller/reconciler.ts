@@ -1,85 +1,26 @@
-// The executor: one work queue per service, level-triggered. A pass observes every member of the
-// service through the platform's cache, asks the planners (service-plan.ts, group-plan.ts) for the
-// next steps, persists the group statuses they lead to, then carries the steps out without waiting
-// for them to finish (deletes only start). It runs again when the platform reports a change, when
-// a back-off or deadline it computed comes due, or after a resync; one service's slow or failing
-// pass never holds up another's. Nothing lives only here: groups are discovered from what the
-// platform observes and statuses from the store, so a restarted reconciler carries on.
+// The executor: one work queue per service, level-triggered. A pass reads everything it decides on
+// afresh through its ports: the planner state from the store, every member from the platform's
+// cache, and every wanted group's group-level objects, which it ensures (re-made within the pass
+// when they went). It asks the planners (service-plan.ts, group-plan.ts) for the next steps,
+// persists the group statuses they lead to, then carries the steps out without waiting for them
+// to finish (deletes only start). It runs again when the platform reports a change, when a
+// back-off or deadline it computed comes due, or after a resync; one service's slow or failing pass
+// never holds up another's. Nothing lives only here but what is shown (events, measured starts):
+// a restarted reconciler carries on from what it observes.
 import { EventEmitter } from 'node:events';
-import { planGroup, type GroupDecision, type GroupPhase } from './group-plan.js';
+import { planGroup, type GroupDecision } from './group-plan.js';
 import { planService, type ObservedGroup } from './service-plan.js';
 import type { ServiceTemplate } from '../core/service.js';
-import type { StreamTokenIds } from '../engine/template.js';
 import type {
-  Endpoint,
+  EventSink,
   GroupRef,
   GroupStatus,
   GroupTemplate,
   ObservedMember,
   Platform,
-  Role,
   StatusStore,
 } from '../core/group.js';
-
-export type MemberState = 'Pending' | 'Starting' | 'Ready' | 'Exited' | 'Terminating';
-
-export interface MemberSnapshot {
-  index: number;
-  role: Role;
-  address: string;
-  state: MemberState;
-  pid?: number;
-}
-
-export interface GroupSnapshot {
-  replica: number;
-  phase: GroupPhase | 'Deleting';
-  /** The leader's endpoint: where the group serves. */
-  leader: Endpoint;
-  restarts: number;
-  lastFailure?: { at: number; reason: string };
-  /** Why the group is Failed (past spec.failurePolicy). */
-  failed?: string;
-  /** The template its members run (absent while it has none); differs from the service's while it rolls. */
-  templateHash?: string;
-  /** When its oldest current member was created (ms): where a start that is under way began. */
-  createdAt?: number;
-  members: MemberSnapshot[];
-}
-
-export interface ServiceSnapshot {
-  name: string;
-  servedName: string;
-  replicas: number;
-  /** Requests one group serves at once. */
-  slots: number;
-  tokenIds?: StreamTokenIds;
-  /** How long its groups took from creation to Ready: the median of the last few starts. */
-  startupMs?: number;
-  templateHash: string;
-  groups: GroupSnapshot[];
-  /** Present when an autoscaler owns `replicas`. */
-  autoscaling?: { minReplicas: number; maxReplicas: number; last?: ScaleDecision };
-}
-
-/** An autoscaler's change of a service's replicas, and why. */
-export interface ScaleDecision {
-  at: number;
-  from: number;
-  to: number;
-  reason: string;
-}
-
-export interface ReconcilerEvent {
-  at: number;
-  service: string;
-  replica?: number;
-  /** One word for the kind of event (a Kubernetes Event's reason), e.g. GroupRecreating. */
-  reason: string;
-  /** Failures and errors are warnings; the rest is normal progress. */
-  warning?: boolean;
-  message: string;
-}
+import type { GroupSnapshot, MemberState, ServiceSnapshot, ScaleDecision } from '../core/snapshot.js';
 
 export interface ReconcilerOptions {
   /** Look at each service at least this often, change or not (deadlines are scheduled exactly). */
@@ -88,17 +29,28 @@ export interface ReconcilerOptions {
   retryBaseMs?: number;
   /** Passes running at once, across services (controller-runtime's MaxConcurrentReconciles). */
   concurrency?: number;
+  /** The clock decisions read (ms since the epoch). */
+  now?: () => number;
+}
+
+/** What a reconciler reads and writes through: the platform, the planner state's store, the events' sink. */
+export interface ReconcilerPorts {
+  platform: Platform;
+  store: StatusStore;
+  events: EventSink;
 }
 
 interface ServiceState {
   template: ServiceTemplate;
-  statuses?: Record<number, GroupStatus>;
-  endpoints: Map<number, Endpoint[]>;
-  rendered: Map<number, GroupTemplate>;
+  /** Each group's rendered template and the endpoints it was rendered for. */
+  rendered: Map<number, { endpoints: string; template: GroupTemplate }>;
   groups: Map<number, GroupSnapshot>;
+  /** Per group, the member uids of the incarnation whose first Ready was counted (a flap is not a start). */
+  counted: Map<number, string>;
   /** The last few groups' times from creation to Ready (ms). */
   startups: number[];
   lastScale?: ScaleDecision;
+  snapshot?: ServiceSnapshot;
   dirty: boolean;
   running?: Promise<void>;
   timer?: NodeJS.Timeout;
@@ -106,38 +58,29 @@ interface ServiceState {
   errors: number;
 }
 
-/** Keeps group statuses in memory: the embedded default, whose groups end with the process. */
-export class MemoryStatusStore implements StatusStore {
-  private readonly saved = new Map<string, Record<number, GroupStatus>>();
-  async load(service: string): Promise<Record<number, GroupStatus>> {
-    return this.saved.get(service) ?? {};
-  }
-  async save(service: string, groups: Record<number, GroupStatus>): Promise<void> {
-    this.saved.set(service, groups);
-  }
-}
-
-/** `tick`: after every pass, every service's view and the name of the service that pass was for. */
-export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [ServiceSnapshot[], string?] }> {
+/** `tick`: after every pass, the name of the service it was for (read it with `service()`). */
+export class Reconciler extends EventEmitter<{ tick: [string] }> {
   private readonly services = new Map<string, ServiceState>();
   private started = false;
   private stopping = false;
+  private readonly platform: Platform;
+  private readonly store: StatusStore;
+  private readonly events: EventSink;
   private readonly resyncMs: number;
   private readonly retryBaseMs: number;
   private readonly concurrency: number;
+  private readonly now: () => number;
   private active = 0;
   private readonly waiting: (() => void)[] = [];
 
-  constructor(
-    private readonly platform: Platform,
-    private readonly store: StatusStore = new MemoryStatusStore(),
-    options: ReconcilerOptions = {},
-  ) {
+  constructor(ports: ReconcilerPorts, options: ReconcilerOptions = {}) {
     super();
+    ({ platform: this.platform, store: this.store, events: this.events } = ports);
     this.resyncMs = options.resyncMs ?? 30_000;
     this.retryBaseMs = options.retryBaseMs ?? 1000;
     this.concurrency = options.concurrency ?? 16;
-    platform.onChange((service) => this.enqueue(service));
+    this.now = options.now ?? Date.now;
+    this.platform.onChange((service) => this.enqueue(service));
   }
 
   /** Adds a service or changes it (a new template hash rolls its groups; replicas scale them). */
@@ -145,13 +88,13 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
     const state = this.services.get(template.name);
     if (state) {
       state.template = template;
-      state.rendered.clear(); // policies outside the hash (failurePolicy) are in what render() returns
+      state.rendered.clear(); // policies outside the hash (timeouts, failurePolicy) are in what render() returns
     } else
       this.services.set(template.name, {
         template,
-        endpoints: new Map(),
         rendered: new Map(),
         groups: new Map(),
+        counted: new Map(),
         startups: [],
         dirty: false,
         errors: 0,
@@ -163,7 +106,7 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
   scale(name: string, replicas: number, reason: string): void {
     const state = this.services.get(name);
     if (!state || state.template.replicas === replicas) return;
-    state.lastScale = { at: Date.now(), from: state.template.replicas, to: replicas, reason };
+    state.lastScale = { at: this.now(), from: state.template.replicas, to: replicas, reason };
     this.record(
       name,
       undefined,
@@ -180,7 +123,7 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
     if (!state) return;
     clearTimeout(state.timer);
     this.services.delete(name);
-    this.emit('tick', this.snapshot());
+    this.emit('tick', name);
   }
 
   start(): void {
@@ -212,26 +155,15 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
     await this.stop();
   }
 
+  /** Every service's view. */
   snapshot(): ServiceSnapshot[] {
-    return [...this.services.values()].map(({ template, groups, startups, lastScale }) => ({
-      name: template.name,
-      servedName: template.servedName,
-      replicas: template.replicas,
-      slots: template.slots,
-      ...(template.tokenIds ? { tokenIds: template.tokenIds } : {}),
-      ...(startups.length > 0 ? { startupMs: median(startups) } : {}),
-      templateHash: template.hash,
-      groups: [...groups.values()].sort((a, b) => a.replica - b.replica),
-      ...(template.autoscaling
-        ? {
-            autoscaling: {
-              minReplicas: template.autoscaling.minReplicas,
-              maxReplicas: template.autoscaling.maxReplicas,
-              ...(lastScale ? { last: lastScale } : {}),
-            },
-          }
-        : {}),
-    }));
+    return [...this.services.values()].map((state) => (state.snapshot ??= serviceSnapshot(state)));
+  }
+
+  /** One service's view, as its last pass left it. */
+  service(name: string): ServiceSnapshot | undefined {
+    const state = this.services.get(name);
+    return state && (state.snapshot ??= serviceSnapshot(state));
   }
 
   private enqueue(name: string, delayMs = 0): void {
@@ -249,7 +181,7 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
       return;
     }
     state.dirty = true;
-    state.running ??= this.work(state).finally(() => (state.running = undefined));
+    state.running ??= this.work(state);
   }
 
   private async work(state: ServiceState): Promise<void> {
@@ -264,42 +196,52 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
         next = await this.pass(state);
         state.errors = 0;
       } catch (err) {
-        state.errors++;
-        next = Math.min(this.retryBaseMs * 2 ** (state.errors - 1), 30_000);
-        this.record(
-          name,
-          undefined,
-          'ReconcileError',
-          `reconcile failed (retrying in ${next} ms): ${(err as Error).message}`,
-          true,
-        );
+        if ((err as { conflict?: boolean }).conflict) {
+          next = CONFLICT_RETRY_MS; // the store moved on since this pass read it: read again
+        } else {
+          state.errors++;
+          next = Math.min(this.retryBaseMs * 2 ** (state.errors - 1), 30_000);
+          this.record(
+            name,
+            undefined,
+            'ReconcileError',
+            `reconcile failed (retrying in ${next} ms): ${(err as Error).message}`,
+            true,
+          );
+        }
       } finally {
         const waiter = this.waiting.shift();
         if (waiter) waiter();
         else this.active--;
       }
-      this.emit('tick', this.snapshot(), name);
+      state.snapshot = undefined;
+      this.emit('tick', name);
       this.enqueue(name, next);
     }
+    // Cleared here, not in a .finally after it: an enqueue between the loop's end and that would be lost.
+    state.running = undefined;
   }
 
   /** One pass over a service; returns how soon it needs another look without any change. */
   private async pass(state: ServiceState): Promise<number> {
     const { template } = state;
     const name = template.name;
-    state.statuses ??= await this.store.load(name);
-    const statuses = state.statuses;
+    const statuses = await this.store.load(name);
     const observed = await this.platform.observe(name);
-    const now = Date.now();
+    const now = this.now();
     const byReplica = new Map<number, ObservedMember[]>();
-    for (const m of observed) byReplica.set(m.replica, [...(byReplica.get(m.replica) ?? []), m]);
-    const known = new Set([...byReplica.keys(), ...Object.keys(statuses).map(Number)]);
+    for (const m of observed) {
+      const members = byReplica.get(m.replica);
+      if (members) members.push(m);
+      else byReplica.set(m.replica, [m]);
+    }
+    const present = new Set([...byReplica.keys(), ...Object.keys(statuses).map(Number)]);
 
     // First look: each group's decision as it stands; its phase is what the service planner needs.
     const templates = new Map<number, GroupTemplate>();
     const decisions = new Map<number, GroupDecision>();
     const groups: ObservedGroup[] = [];
-    for (const replica of known) {
+    for (const replica of present) {
       const members = byReplica.get(replica) ?? [];
       if (replica >= template.replicas + template.rollout.maxSurge) {
         groups.push({ replica, phase: 'Ready', ...hashOf(members) }); // going whatever its phase
@@ -320,39 +262,14 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
       const ref: GroupRef = { service: name, replica };
       const t = templates.get(replica) ?? (await this.groupTemplate(state, replica));
       const members = byReplica.get(replica) ?? [];
-      const rolls = plan.roll.includes(replica);
       // Planned again only when it may now roll; a group new to this pass has no first look.
+      const first = decisions.get(replica);
       const decision =
-        (!rolls && decisions.get(replica)) || planGroup(t, members, statuses[replica] ?? { restarts: 0 }, now, rolls);
+        first && !plan.roll.includes(replica)
+          ? first
+          : planGroup(t, members, statuses[replica] ?? { restarts: 0 }, now, plan.roll.includes(replica));
       next[replica] = decision.status;
-      const previous = state.groups.get(replica);
-      if (!previous && members.length === 0) this.record(name, replica, 'GroupCreated', 'group created');
-      if (decision.failure) {
-        const wait = (decision.status.backoffUntil ?? now) - now;
-        const what = t.restartPolicy === 'RecreateGroupOnPodRestart' ? 'the whole group' : 'the failed member(s)';
-        this.record(
-          name,
-          replica,
-          decision.status.failed ? 'GroupFailed' : 'GroupRecreating',
-          decision.status.failed
-            ? `${decision.failure}: group Failed: ${decision.status.failed.reason}`
-            : `${decision.failure}: recreating ${what} in ${wait} ms (restart ${decision.status.restarts})`,
-          true,
-        );
-      }
-      if (previous && previous.phase !== decision.phase) {
-        if (decision.phase === 'Ready') {
-          this.record(name, replica, 'GroupReady', 'group ready');
-          // A start's length: from its members' creation (not a rollout's old members') to Ready.
-          const created = oldest(members.filter((m) => m.templateHash === t.hash && !m.terminating));
-          if ((previous.phase === 'Starting' || previous.phase === 'Pending') && created !== undefined) {
-            state.startups.push(now - created);
-            if (state.startups.length > KEPT_STARTUPS) state.startups.shift();
-          }
-        }
-        if (decision.phase === 'Updating' && previous.phase !== 'Updating')
-          this.record(name, replica, 'GroupRolling', `rolling group to template ${t.hash}`);
-      }
+      this.recordTransitions(state, replica, t, members, decision, now);
       state.groups.set(replica, groupSnapshot(replica, decision.phase, t, members, decision.status));
       for (const step of decision.steps) {
         if (step.kind === 'create') {
@@ -364,14 +281,14 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
       }
       wake = Math.min(wake, dueIn(t, members, decision.status, now));
     }
-    const shownOnly = [...state.groups.keys()].filter((r) => !known.has(r) && !plan.wanted.includes(r));
+    const shownOnly = [...state.groups.keys()].filter((r) => !present.has(r) && !plan.wanted.includes(r));
     for (const replica of [...plan.remove, ...shownOnly]) {
       const ref: GroupRef = { service: name, replica };
       const members = byReplica.get(replica) ?? [];
       if (members.length === 0) {
-        actions.push(() => this.platform.release(ref));
-        state.endpoints.delete(replica);
+        actions.push(() => this.platform.releaseGroup(ref));
         state.rendered.delete(replica);
+        state.counted.delete(replica);
         if (state.groups.delete(replica)) this.record(name, replica, 'GroupDeleted', 'group deleted');
         continue;
       }
@@ -381,28 +298,76 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
     }
 
     // Persist first: a failure is on record before its members go, so a crash in between counts it once.
-    if (JSON.stringify(next) !== JSON.stringify(statuses)) {
-      await this.store.save(name, next);
-      state.statuses = next;
-    }
+    if (JSON.stringify(next) !== JSON.stringify(statuses)) await this.store.save(name, next);
     const results = await Promise.allSettled(actions.map((a) => a()));
     const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed.length > 0) throw new Error(failed.map((r) => (r.reason as Error).message).join('; '));
     return Math.max(wake, 10);
   }
 
-  /** A group's rendered template, kept until the service is applied again or the group goes. */
+  /** Events for what a decision changed, and the start time of an incarnation's first Ready. */
+  private recordTransitions(
+    state: ServiceState,
+    replica: number,
+    t: GroupTemplate,
+    members: ObservedMember[],
+    decision: GroupDecision,
+    now: number,
+  ): void {
+    const name = state.template.name;
+    const previous = state.groups.get(replica);
+    if (!previous && members.length === 0) this.record(name, replica, 'GroupCreated', 'group created');
+    if (decision.failure) {
+      const wait = (decision.status.backoffUntil ?? now) - now;
+      const what = t.restartPolicy === 'RecreateGroupOnPodRestart' ? 'the whole group' : 'the failed member(s)';
+      this.record(
+        name,
+        replica,
+        decision.status.failed ? 'GroupFailed' : 'GroupRecreating',
+        decision.status.failed
+          ? `${decision.failure}: group Failed: ${decision.status.failed.reason}`
+          : `${decision.failure}: recreating ${what} in ${wait} ms (restart ${decision.status.restarts})`,
+        true,
+      );
+    }
+    const current = members.filter((m) => m.templateHash === t.hash && !m.terminating);
+    const incarnation = current
+      .map((m) => m.uid)
+      .sort()
+      .join(',');
+    if (!previous) {
+      // First sight (a restarted reconciler): a group already Ready started before it looked.
+      if (decision.phase === 'Ready') state.counted.set(replica, incarnation);
+      return;
+    }
+    if (previous.phase === decision.phase) return;
+    if (decision.phase === 'Ready') {
+      this.record(name, replica, 'GroupReady', 'group ready');
+      // A start's length: from its members' creation (not a rollout's old members') to their first
+      // Ready; Ready again after a probe missed is the same incarnation, not a start.
+      const created = oldest(current);
+      if (created !== undefined && state.counted.get(replica) !== incarnation) {
+        state.counted.set(replica, incarnation);
+        state.startups.push(now - created);
+        if (state.startups.length > KEPT_STARTUPS) state.startups.shift();
+      }
+    }
+    if (decision.phase === 'Updating')
+      this.record(name, replica, 'GroupRolling', `rolling group to template ${t.hash}`);
+  }
+
+  /** A group's rendered template: its group-level objects ensured, rendered again when its endpoints change. */
   private async groupTemplate(state: ServiceState, replica: number): Promise<GroupTemplate> {
     const ref: GroupRef = { service: state.template.name, replica };
+    const endpoints = await this.platform.ensureGroup(ref, {
+      size: state.template.size,
+      isolated: state.template.isolated === true,
+    });
+    const key = JSON.stringify(endpoints);
     const known = state.rendered.get(replica);
-    if (known) return known;
-    let endpoints = state.endpoints.get(replica);
-    if (!endpoints || endpoints.length !== state.template.size) {
-      endpoints = await this.platform.endpoints(ref, state.template.size, state.template.isolated === true);
-      state.endpoints.set(replica, endpoints);
-    }
+    if (known?.endpoints === key) return known.template;
     const rendered = state.template.render(ref, endpoints);
-    state.rendered.set(replica, rendered);
+    state.rendered.set(replica, { endpoints: key, template: rendered });
     return rendered;
   }
 
@@ -412,8 +377,8 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
   }
 
   private record(service: string, replica: number | undefined, reason: string, message: string, warning = false): void {
-    this.emit('event', {
-      at: Date.now(),
+    this.events.record({
+      at: this.now(),
       service,
       ...(replica === undefined ? {} : { replica }),
       reason,
@@ -421,6 +386,31 @@ export class Reconciler extends EventEmitter<{ event: [ReconcilerEvent]; tick: [
       message,
     });
   }
+}
+
+/** How soon a pass runs again after the store refused a write made from a stale read. */
+const CONFLICT_RETRY_MS = 50;
+
+function serviceSnapshot({ template, groups, startups, lastScale }: ServiceState): ServiceSnapshot {
+  return {
+    name: template.name,
+    servedName: template.servedName,
+    replicas: template.replicas,
+    slots: template.slots,
+    ...(template.tokenIds ? { tokenIds: template.tokenIds } : {}),
+    ...(startups.length > 0 ? { startupMs: median(startups) } : {}),
+    templateHash: template.hash,
+    groups: [...groups.values()].sort((a, b) => a.replica - b.replica),
+    ...(template.autoscaling
+      ? {
+          autoscaling: {
+            minReplicas: template.autoscaling.minReplicas,
+            maxReplicas: template.autoscaling.maxReplicas,
+            ...(lastScale ? { last: lastScale } : {}),
+          },
+        }
+      : {}),
+  };
 }
 
 /** The template hash a group's members run, when they agree on one. */
@@ -456,7 +446,7 @@ function median(xs: number[]): number {
 
 function groupSnapshot(
   replica: number,
-  phase: GroupPhase,
+  phase: GroupSnapshot['phase'],
   template: GroupTemplate,
   observed: ObservedMember[],
   status: GroupStatus,
@@ -473,15 +463,7 @@ function groupSnapshot(
     members: template.members.map((m) => {
       const seen =
         observed.find((o) => o.index === m.index && !o.terminating) ?? observed.find((o) => o.index === m.index);
-      const state: MemberState = !seen
-        ? 'Pending'
-        : seen.terminating
-          ? 'Terminating'
-          : seen.phase === 'Exited'
-            ? 'Exited'
-            : seen.ready
-              ? 'Ready'
-              : 'Starting';
+      const state = memberState(seen);
       return {
         index: m.index,
         role: m.role,
@@ -491,4 +473,11 @@ function groupSnapshot(
       };
     }),
   };
+}
+
+function memberState(seen: ObservedMember | undefined): MemberState {
+  if (!seen) return 'Pending';
+  if (seen.terminating) return 'Terminating';
+  if (seen.phase === 'Exited') return 'Exited';
+  return seen.ready ? 'Ready' : 'Starting';
 }

@@ -6,6 +6,7 @@
 //    groups (replicas N, N+1, …, created on the new template) are wanted while it lasts, and an
 //    outdated Ready group may roll only while at least N − maxUnavailable wanted groups stay Ready.
 //    An outdated group that is not Ready rolls at once: it is unavailable already.
+import type { RolloutPolicy } from '../core/service.js';
 import type { GroupPhase } from './group-plan.js';
 
 export interface ObservedGroup {
@@ -15,10 +16,6 @@ export interface ObservedGroup {
   phase: GroupPhase;
 }
 
-export interface RolloutPolicy {
-  maxUnavailable: number;
-  maxSurge: number;
-}
 
 export interface ServicePlan {
   wanted: number[];

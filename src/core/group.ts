@@ -1,6 +1,11 @@
-// The vocabulary shared by the group planner, the reconciler and every platform (local
-// processes now, Kubernetes pods next). Nothing here does I/O.
-import type { RestartPolicy, StartupPolicy } from '../spec/schema.js';
+// The vocabulary shared by the group planner, the reconciler and every platform (local processes,
+// Kubernetes pods), and the ports the reconciler reads and writes through. Contracts only: no
+// imports, no I/O.
+
+/** spec.startupPolicy: which members are created first (group-plan.ts). */
+export type StartupPolicy = 'LeaderCreated' | 'LeaderReady' | 'WorkersReady';
+/** spec.restartPolicy: a member's exit recreates the whole group, or only that member. */
+export type RestartPolicy = 'RecreateGroupOnPodRestart' | 'None';
 
 export type Role = 'leader' | 'worker';
 
@@ -94,27 +99,60 @@ export interface GroupStatus {
   failed?: { templateHash: string; reason: string };
 }
 
-/** The operations every platform provides; group semantics live above this line, once. */
+/** How a group is laid out: what its group-level objects depend on. */
+export interface GroupShape {
+  /** Members per group. */
+  size: number;
+  /** The engine binds wildcard ports: the group needs a network of its own (a pod has one already). */
+  isolated: boolean;
+}
+
+/**
+ * The operations every platform provides; group semantics live above this line, once. Every call
+ * is idempotent and checked against what the platform observes, so a pass may repeat any of them.
+ */
 export interface Platform {
   /**
-   * Where each member of a group will listen; stable for the life of the group. `isolated`: the
-   * engine binds wildcard ports, so the group needs a network of its own (a pod has one already).
+   * Makes the group-level objects exist as they should (addresses, a network namespace, a headless
+   * Service and a NetworkPolicy), re-creating any that went; returns where each member listens,
+   * stable for the life of the group.
    */
-  endpoints(group: GroupRef, size: number, isolated?: boolean): Promise<Endpoint[]>;
+  ensureGroup(group: GroupRef, shape: GroupShape): Promise<Endpoint[]>;
+  /** Removes the group-level objects of a group that is gone for good. */
+  releaseGroup(group: GroupRef): Promise<void>;
   /** Creates a member; a member that exists already is left as it is. */
   create(group: GroupRef, member: MemberTemplate, templateHash: string): Promise<void>;
   /** Starts deleting a member and returns; it is observed `terminating` until it is gone. */
   delete(group: GroupRef, index: number): Promise<void>;
   /** Every member of every group of a service, from the platform's cache (no request per group). */
   observe(service: string): Promise<ObservedMember[]>;
-  /** Releases what endpoints() reserved for a group that is gone for good. */
-  release(group: GroupRef): Promise<void>;
-  /** Calls `listener` with a service's name whenever something of it changed (an exit, readiness). */
+  /** Calls `listener` with a service's name whenever something of it changed (an exit, readiness, a deleted object). */
   onChange(listener: (service: string) => void): void;
 }
 
-/** Where group statuses live between reconciler lifetimes. */
+/**
+ * Where the planner state of groups (restarts, back-off, Failed) lives between reconciler
+ * lifetimes. `load` is read on every pass; `save` writes what changed, and fails (to be retried
+ * on a fresh read) when what it would overwrite is not what `load` returned.
+ */
 export interface StatusStore {
   load(service: string): Promise<Record<number, GroupStatus>>;
   save(service: string, groups: Record<number, GroupStatus>): Promise<void>;
+}
+
+/** Something that happened to a service or one of its groups. */
+export interface ServiceEvent {
+  at: number;
+  service: string;
+  replica?: number;
+  /** One word for the kind of event (a Kubernetes Event's reason), e.g. GroupRecreating. */
+  reason: string;
+  /** Failures and errors are warnings; the rest is normal progress. */
+  warning?: boolean;
+  message: string;
+}
+
+/** Where events go: a terminal and memory locally, Kubernetes Events on a cluster. */
+export interface EventSink {
+  record(event: ServiceEvent): void;
 }

@@ -1,9 +1,33 @@
 // What the reconciler needs to know about a service: how many groups, how large, and how to
 // render one group's members once the platform has given them addresses.
-import type { StreamTokenIds } from '../engine/template.js';
-import type { Autoscaling } from '../autoscaler/decide.js';
-import type { RolloutPolicy } from '../controller/service-plan.js';
 import type { Endpoint, GroupRef, GroupTemplate } from './group.js';
+
+/** How an engine's streams report the ids of the tokens they send (for continuing them elsewhere). */
+export type StreamTokenIds = 'llama-server' | 'vllm';
+
+/** spec.rollout: how many groups may be down, and how many extra may exist, while a service rolls. */
+export interface RolloutPolicy {
+  maxUnavailable: number;
+  maxSurge: number;
+}
+
+export type AutoscalingPolicyName = 'ahead' | 'reactive';
+
+/** spec.autoscaling as the decision reads it: durations in milliseconds, defaults filled in. */
+export interface Autoscaling {
+  minReplicas: number;
+  maxReplicas: number;
+  initialReplicas: number;
+  /** Ongoing + queued requests per replica to aim for. */
+  target: number;
+  upscaleDelayMs: number;
+  downscaleDelayMs: number;
+  scaleToZeroAfterMs: number;
+  upscaleSmoothing: number;
+  downscaleSmoothing: number;
+  lookBackMs: number;
+  policy: AutoscalingPolicyName;
+}
 
 export interface ServiceTemplate {
   name: string;
@@ -11,7 +35,7 @@ export interface ServiceTemplate {
   replicas: number;
   /** Members per group (leader + workers). */
   size: number;
-  /** Identifies everything the groups run; a new hash rolls the groups over one by one. */
+  /** Identifies what the groups' members run; a new hash rolls the groups over one by one. */
   hash: string;
   rollout: RolloutPolicy;
   /** Requests one group serves at once (the engine's sequence slots); the gateway queues the rest. */
@@ -23,13 +47,4 @@ export interface ServiceTemplate {
   /** spec.autoscaling: an autoscaler owns `replicas`. */
   autoscaling?: Autoscaling;
   render(group: GroupRef, endpoints: Endpoint[]): GroupTemplate;
-}
-
-/** The environment every member gets, as LeaderWorkerSet sets it. */
-export function groupEnv(endpoints: Endpoint[], index: number): Record<string, string> {
-  return {
-    LWS_LEADER_ADDRESS: endpoints[0]!.host,
-    LWS_GROUP_SIZE: String(endpoints.length),
-    LWS_WORKER_INDEX: String(index),
-  };
 }

@@ -5,12 +5,9 @@ import { createHash } from 'node:crypto';
 import type { InferenceService, StartupPolicy } from '../spec/schema.js';
 import { parseDuration } from '../spec/duration.js';
 import { parseQuantity } from '../spec/quantity.js';
-import { groupEnv, type ServiceTemplate } from '../core/service.js';
+import type { ServiceTemplate, StreamTokenIds } from '../core/service.js';
 import type { Endpoint, GroupRef, MemberTemplate } from '../core/group.js';
 import { autoscalingOf } from '../spec/autoscaling.js';
-
-/** How an engine's streams report the ids of the tokens they send (for continuing them elsewhere). */
-export type StreamTokenIds = 'llama-server' | 'vllm';
 
 export interface EngineRender {
   /** Members per group. */
@@ -70,6 +67,15 @@ export function engineServiceTemplate(service: InferenceService, engine: EngineR
 /** A member's environment: the spec's, the engine's, then the group's own (which nothing overrides). */
 export function memberEnv(service: InferenceService, endpoints: Endpoint[], index: number): Record<string, string> {
   return { ...service.spec.env, ...service.spec.engine.env, ...groupEnv(endpoints, index) };
+}
+
+/** The environment every member gets, as LeaderWorkerSet sets it. */
+export function groupEnv(endpoints: Endpoint[], index: number): Record<string, string> {
+  return {
+    LWS_LEADER_ADDRESS: endpoints[0]!.host,
+    LWS_GROUP_SIZE: String(endpoints.length),
+    LWS_WORKER_INDEX: String(index),
+  };
 }
 
 /** CPU quantity ("2", "500m", 1.5) → whole threads, at least 1. */

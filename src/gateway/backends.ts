@@ -1,31 +1,7 @@
 // Which replicas can serve which model, and which one should take the next request.
-import type { StreamTokenIds } from '../engine/template.js';
-import type { ServiceSnapshot } from '../controller/reconciler.js';
+import type { Backend, ModelEntry } from '../core/serving.js';
 
-export interface Backend {
-  /** "service/replica" */
-  id: string;
-  model: string;
-  /** The group leader's base URL. */
-  url: string;
-  ready: boolean;
-  /** Requests it is sent at once (admitted()); more wait in the gateway's queue. None: no limit. */
-  slots?: number;
-  /** How its streams report token ids; none: they are continued from their text. */
-  tokenIds?: StreamTokenIds;
-}
-
-export interface ModelEntry {
-  id: string;
-  replicas: number;
-  readyReplicas: number;
-  /** While none is ready: when the first should be (ms), from the service's measured startup time. */
-  readyAt?: number;
-  /** How long its groups take from creation to Ready (measured): when none is starting, readyAt is now + this. */
-  startupMs?: number;
-  /** An autoscaler owns its replicas: with none ready, requests wait for one (scale from zero). */
-  autoscaled?: boolean;
-}
+export type { Backend, ModelEntry };
 
 /** When `model`'s first replica should be ready (ms), if anything says so. */
 export function expectedReady(entry: ModelEntry, now: number): number | undefined {
@@ -41,39 +17,6 @@ export function expectedReady(entry: ModelEntry, now: number): number | undefine
  */
 export function admitted(slots: number): number {
   return slots + Math.ceil(slots / 2);
-}
-
-/** Every group of every service as a backend of its served model. */
-export function backendsFrom(services: ServiceSnapshot[]): Backend[] {
-  return services.flatMap((s) =>
-    s.groups.map((g) => ({
-      id: `${s.name}/${g.replica}`,
-      model: s.servedName,
-      url: `http://${g.leader.host}:${g.leader.port}`,
-      ready: g.phase === 'Ready',
-      slots: admitted(s.slots),
-      ...(s.tokenIds ? { tokenIds: s.tokenIds } : {}),
-    })),
-  );
-}
-
-export function modelsFrom(services: ServiceSnapshot[]): ModelEntry[] {
-  return services.map((s) => {
-    const readyReplicas = s.groups.filter((g) => g.phase === 'Ready').length;
-    const starts = s.groups.flatMap((g) => (g.createdAt === undefined || g.failed ? [] : [g.createdAt]));
-    const readyAt =
-      readyReplicas === 0 && s.startupMs !== undefined && starts.length > 0
-        ? Math.min(...starts) + s.startupMs
-        : undefined;
-    return {
-      id: s.servedName,
-      replicas: s.replicas,
-      readyReplicas,
-      ...(readyAt ? { readyAt } : {}),
-      ...(s.startupMs === undefined ? {} : { startupMs: s.startupMs }),
-      ...(s.autoscaling ? { autoscaled: true } : {}),
-    };
-  });
 }
 
 /**
@@ -110,5 +53,5 @@ export function pickBackend(
 }
 
 function eligible(b: Backend, outstanding: ReadonlyMap<string, number>, exclude: ReadonlySet<string>): boolean {
-  return b.ready && !exclude.has(b.id) && (b.slots === undefined || (outstanding.get(b.id) ?? 0) < b.slots);
+  return b.ready && !exclude.has(b.id) && (b.slots === undefined || (outstanding.get(b.id) ?? 0) < admitted(b.slots));
 }

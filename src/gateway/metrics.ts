@@ -1,25 +1,10 @@
 // The gateway's Prometheus metrics (GET /metrics), in a registry of its own so that several
 // gateways in one process never mix their counts.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { GroupMetric, ServiceMetric } from '../core/serving.js';
 
 /** What the gateway's metrics say of each group. */
-export interface GroupMetric {
-  service: string;
-  model: string;
-  replica: number;
-  phase: string;
-  restarts: number;
-}
-
-/** What the gateway's metrics say of each service: replicas wanted (an autoscaler's, or the spec's) and ready. */
-export interface ServiceMetric {
-  service: string;
-  model: string;
-  desired: number;
-  ready: number;
-  /** When an autoscaler last changed `desired` (ms). */
-  lastScaleAt?: number;
-}
+export type { GroupMetric, ServiceMetric };
 
 export class GatewayMetrics {
   readonly registry = new Registry();

@@ -15,7 +15,7 @@
 //   text: completions append it to the prompt; chat sends it as the assistant message to continue
 //   (`continue_final_message`, which vLLM and llama-server both take).
 // What the gateway asked for only for itself is removed from the events before the client sees them.
-import type { StreamTokenIds } from '../engine/template.js';
+import type { StreamTokenIds } from '../core/service.js';
 
 type Json = Record<string, unknown>;
 

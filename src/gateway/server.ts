@@ -13,8 +13,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { Pool, errors } from 'undici';
-import { expectedReady, pickBackend, type Backend, type ModelEntry } from './backends.js';
-import { GatewayMetrics, type GroupMetric, type ServiceMetric } from './metrics.js';
+import { expectedReady, pickBackend, type Backend } from './backends.js';
+import type { BackendSource } from '../core/serving.js';
+import { GatewayMetrics } from './metrics.js';
 import { PREFIX_BALANCE, PrefixIndex, prefixKeys, promptText } from './prefix.js';
 import { Breakers, DEFAULT_BREAKER, type BreakerOptions } from './breaker.js';
 import { DEFAULT_ADMISSION, NotAdmitted, SlotQueues, type AdmissionOptions } from './admission.js';
@@ -61,15 +62,8 @@ export interface GatewayOptions {
   breaker?: BreakerOptions;
   /** Queue bounds for requests beyond every replica's slots. */
   admission?: AdmissionOptions;
-  /** Every group's phase and restarts, for /metrics. */
-  groups?: () => GroupMetric[];
-  /** Every service's desired and ready replicas, for /metrics. */
-  services?: () => ServiceMetric[];
-  /** Current backends and models; called per request, so it must be cheap. */
-  backends: () => Backend[];
-  models: () => ModelEntry[];
-  /** A request of an autoscaled model found no ready replica: scale it up now, not at the next look. */
-  onDemand?: (model: string) => void;
+  /** What it serves (a platform's): backends and models are read per request, so they must be cheap. */
+  source: BackendSource;
 }
 
 /** What a model has in hand: requests being served or waiting, and of those, waiting. */
@@ -115,6 +109,7 @@ export class Gateway {
   private readonly retiring = new Set<string>();
   private draining = false;
   private idle?: () => void;
+  private readonly demandListeners: ((model: string) => void)[] = [];
 
   constructor(private readonly options: GatewayOptions) {
     this.timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
@@ -122,10 +117,10 @@ export class Gateway {
     this.breakers = new Breakers(options.breaker ?? DEFAULT_BREAKER);
     this.metrics = new GatewayMetrics(
       () => this.outstanding,
-      options.groups,
+      () => options.source.groups(),
       (model) => this.queues.queued(model),
       () => this.breakers.open(),
-      options.services,
+      options.source.services && (() => options.source.services!()),
     );
     // Replicas that become ready take waiters too, not only slots that free up.
     this.wakeTimer = setInterval(() => this.queues.models().forEach((m) => this.wake(m)), 250).unref();
@@ -149,6 +144,11 @@ export class Gateway {
     });
     this.server.keepAliveTimeout = 65_000;
   }
+  /** Calls `listener` when a request of an autoscaled model finds no ready replica: scale it up now. */
+  onDemand(listener: (model: string) => void): void {
+    this.demandListeners.push(listener);
+  }
+
 
   async listen(): Promise<AddressInfo> {
     await new Promise<void>((resolve, reject) => {
@@ -196,7 +196,7 @@ export class Gateway {
     res.setHeader('x-request-id', requestId);
     if (req.method === 'GET' && path === '/healthz') return json(res, 200, { status: 'ok' });
     if (req.method === 'GET' && path === '/readyz') {
-      const models = this.options.models();
+      const models = this.options.source.models();
       // A model scaled to zero serves too: its requests wait for the replica they start.
       const ready = models.length > 0 && models.every((m) => m.readyReplicas > 0 || m.autoscaled);
       return json(res, ready ? 200 : 503, { ready, models });
@@ -210,7 +210,7 @@ export class Gateway {
     const key = path.startsWith('/v1/') ? this.identify(req) : undefined;
     if (req.method === 'GET' && path === '/v1/models') {
       const created = Math.floor(Date.now() / 1000);
-      const models = this.options.models().filter((m) => !key?.models || key.models.includes(m.id));
+      const models = this.options.source.models().filter((m) => !key?.models || key.models.includes(m.id));
       const data = models.map((m) => ({
         id: m.id,
         object: 'model',
@@ -239,7 +239,7 @@ export class Gateway {
     if (typeof model !== 'string' || model === '') {
       throw new HttpError(404, 'model_not_found', 'the request names no model: set "model" to one of GET /v1/models');
     }
-    if (!this.options.models().some((m) => m.id === model)) {
+    if (!this.options.source.models().some((m) => m.id === model)) {
       throw new HttpError(404, 'model_not_found', `the model '${model}' does not exist`);
     }
     this.logged.set(res, { model, ...(key ? { key: key.name } : {}) });
@@ -281,7 +281,7 @@ export class Gateway {
   }
 
   private current(model: string): Backend[] {
-    return this.options.backends().filter((b) => b.model === model);
+    return this.options.source.backends().filter((b) => b.model === model);
   }
 
   /** A ready backend of `model` with a free slot, not in `tried`, its slot taken; none if all are busy. */
@@ -458,9 +458,9 @@ export class Gateway {
    * queue's deadline.
    */
   private startingFor(model: string): boolean {
-    const entry = this.options.models().find((m) => m.id === model);
+    const entry = this.options.source.models().find((m) => m.id === model);
     if (!entry?.autoscaled) return false;
-    this.options.onDemand?.(model);
+    for (const listener of this.demandListeners) listener(model);
     const now = Date.now();
     const readyAt = expectedReady(entry, now);
     return readyAt === undefined || readyAt <= now + (this.options.admission ?? DEFAULT_ADMISSION).queueTimeoutMs;
@@ -468,7 +468,7 @@ export class Gateway {
 
   /** 503: no replica of `model` is ready; Retry-After is when the first should be, from its measured startup time. */
   private noReplica(model: string): HttpError {
-    const entry = this.options.models().find((m) => m.id === model);
+    const entry = this.options.source.models().find((m) => m.id === model);
     const now = Date.now();
     const readyAt = entry && expectedReady(entry, now);
     const retryAfterS = readyAt === undefined ? RETRY_AFTER_S : Math.max(1, Math.ceil((readyAt - now) / 1000));
@@ -566,7 +566,7 @@ export class Gateway {
     let pool = this.pools.get(url);
     if (!pool) {
       // A new leader address: forget the pools of leaders that are gone (deleted or moved groups).
-      const current = new Set(this.options.backends().map((b) => b.url));
+      const current = new Set(this.options.source.backends().map((b) => b.url));
       for (const [old, p] of this.pools) {
         if (current.has(old)) continue;
         this.pools.delete(old);

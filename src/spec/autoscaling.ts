@@ -1,7 +1,7 @@
 // spec.autoscaling, as the decision reads it: durations in milliseconds, defaults filled in.
 import { parseDuration } from './duration.js';
 import type { AutoscalingSpec } from './schema.js';
-import type { Autoscaling } from '../autoscaler/decide.js';
+import type { Autoscaling } from '../core/service.js';
 
 /** `slots`: requests one group serves at once, the target when the spec names none. */
 export function autoscalingOf(spec: AutoscalingSpec, slots: number): Autoscaling {

@@ -1,21 +1,16 @@
 // Pure builders for the Kubernetes objects of a group (as KubeRay's controllers/ray/common): one Pod
 // per member, a headless Service per group for stable DNS names, a NetworkPolicy fencing the
 // group's unauthenticated inter-node ports. Everything is owned by the InferenceService, so the
-// garbage collector removes it with the object.
+// garbage collector removes it with the object. The objects are plain JSON as the API server takes
+// it (raw.ts sends them as they are): the user's pod fields pass through untouched.
 import type {
   CoreV1Event,
   KubernetesObject,
-  V1Affinity,
   V1Container,
-  V1EnvVar,
-  V1NetworkPolicy,
   V1ObjectMeta,
   V1OwnerReference,
-  V1Pod,
+  V1PodSpec,
   V1Service,
-  V1Toleration,
-  V1Volume,
-  V1VolumeMount,
 } from '@kubernetes/client-node';
 import type { InferenceService } from '../../spec/schema.js';
 import type { GroupRef, MemberTemplate } from '../../core/group.js';
@@ -39,6 +34,33 @@ export const DEFAULT_IMAGES = {
   vllm: 'vllm/vllm-openai:v0.11.0',
   sglang: 'lmsysorg/sglang:v0.5.4',
 } as const;
+
+type Json = Record<string, unknown>;
+
+/** A container as sent: its env and mounts may hold the user's entries, whatever fields they have. */
+export interface ContainerJson extends Omit<V1Container, 'env' | 'volumeMounts'> {
+  env: Json[];
+  volumeMounts: Json[];
+}
+
+export interface PodJson {
+  apiVersion: 'v1';
+  kind: 'Pod';
+  metadata: V1ObjectMeta;
+  spec: Omit<V1PodSpec, 'containers' | 'volumes' | 'tolerations' | 'affinity'> & {
+    containers: ContainerJson[];
+    volumes: Json[];
+    tolerations?: Json[];
+    affinity?: Json;
+  };
+}
+
+export interface NetworkPolicyJson {
+  apiVersion: 'networking.k8s.io/v1';
+  kind: 'NetworkPolicy';
+  metadata: V1ObjectMeta;
+  spec: Json;
+}
 
 /** An InferenceService as read from the API server: the validated spec and the object's identity. */
 export interface ServiceObject {
@@ -74,7 +96,7 @@ export const groupSelector = (g: GroupRef) =>
     .map(([k, v]) => `${k}=${v}`)
     .join(',');
 
-export function memberPod(obj: ServiceObject, group: GroupRef, member: MemberTemplate, templateHash: string): V1Pod {
+export function memberPod(obj: ServiceObject, group: GroupRef, member: MemberTemplate, templateHash: string): PodJson {
   const { spec } = obj.service;
   const requests: Record<string, string> = {};
   const limits: Record<string, string> = {};
@@ -84,7 +106,7 @@ export function memberPod(obj: ServiceObject, group: GroupRef, member: MemberTem
   const topologyKey = spec.scheduling.topologyKey;
   const claim = /^pvc:\/\/([^/]+)\//.exec(spec.model.source)?.[1];
   const token = spec.model.tokenSecret;
-  const pod: V1Pod = {
+  const pod: PodJson = {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: {
@@ -222,11 +244,10 @@ interface Gang {
   schedulerName?: string;
 }
 
-function withOverride(pod: V1Pod, o: PodOverride | undefined, gang: Gang | undefined): V1Pod {
-  const spec = pod.spec!;
+function withOverride(pod: PodJson, o: PodOverride | undefined, gang: Gang | undefined): PodJson {
+  const spec = pod.spec;
   const container = spec.containers[0]!;
   const extra = Object.fromEntries(Object.entries(o?.resources ?? {}).map(([k, v]) => [k, String(v)]));
-  const affinity = (o?.affinity ?? {}) as V1Affinity;
   return {
     ...pod,
     metadata: {
@@ -237,18 +258,18 @@ function withOverride(pod: V1Pod, o: PodOverride | undefined, gang: Gang | undef
     spec: {
       ...spec,
       ...(o?.nodeSelector ? { nodeSelector: o.nodeSelector } : {}),
-      ...(o?.tolerations ? { tolerations: o.tolerations as unknown as V1Toleration[] } : {}),
+      ...(o?.tolerations ? { tolerations: o.tolerations } : {}),
       ...(o?.serviceAccountName ? { serviceAccountName: o.serviceAccountName } : {}),
       ...(o?.schedulerName || gang?.schedulerName ? { schedulerName: gang?.schedulerName ?? o?.schedulerName } : {}),
       ...(o?.priorityClassName ? { priorityClassName: o.priorityClassName } : {}),
       // The user's affinity, with Tandem's group placement (if any) on top.
-      ...(o?.affinity || spec.affinity ? { affinity: { ...affinity, ...spec.affinity } } : {}),
-      volumes: [...(spec.volumes ?? []), ...((o?.volumes ?? []) as unknown as V1Volume[])],
+      ...(o?.affinity || spec.affinity ? { affinity: { ...o?.affinity, ...spec.affinity } } : {}),
+      volumes: [...spec.volumes, ...(o?.volumes ?? [])],
       containers: [
         {
           ...container,
-          env: [...((o?.env ?? []) as unknown as V1EnvVar[]), ...(container.env ?? [])],
-          volumeMounts: [...(container.volumeMounts ?? []), ...((o?.volumeMounts ?? []) as unknown as V1VolumeMount[])],
+          env: [...(o?.env ?? []), ...container.env],
+          volumeMounts: [...container.volumeMounts, ...(o?.volumeMounts ?? [])],
           resources: {
             requests: { ...extra, ...container.resources?.requests },
             limits: { ...extra, ...container.resources?.limits },
@@ -283,7 +304,12 @@ export function groupService(obj: ServiceObject, group: GroupRef): V1Service {
   };
 }
 
-export function groupNetworkPolicy(obj: ServiceObject, group: GroupRef): V1NetworkPolicy {
+/**
+ * Only the group's own members reach its pods (engine RPC, NCCL/gloo, Ray: any port), and only the
+ * gateway's pods in the namespace Tandem is installed in reach the leader's API port. It fences
+ * only where the cluster's network plugin enforces NetworkPolicies.
+ */
+export function groupNetworkPolicy(obj: ServiceObject, group: GroupRef, gatewayNamespace: string): NetworkPolicyJson {
   return {
     apiVersion: 'networking.k8s.io/v1',
     kind: 'NetworkPolicy',
@@ -292,11 +318,14 @@ export function groupNetworkPolicy(obj: ServiceObject, group: GroupRef): V1Netwo
       podSelector: { matchLabels: groupLabels(group) },
       policyTypes: ['Ingress'],
       ingress: [
-        // The group's own members, on any port (engine RPC, NCCL/gloo, Ray).
-        { _from: [{ podSelector: { matchLabels: groupLabels(group) } }] },
-        // The gateway, on the leader's API port only.
+        { from: [{ podSelector: { matchLabels: groupLabels(group) } }] },
         {
-          _from: [{ namespaceSelector: {}, podSelector: { matchLabels: { [GATEWAY_LABEL]: 'true' } } }],
+          from: [
+            {
+              namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': gatewayNamespace } },
+              podSelector: { matchLabels: { [GATEWAY_LABEL]: 'true' } },
+            },
+          ],
           ports: [{ protocol: 'TCP', port: LEADER_PORT }],
         },
       ],

@@ -1,7 +1,7 @@
 // The InferenceService's status, computed purely from the reconciler's view of a service and the
 // persisted group statuses: what `kubectl get`, the scale subresource and a restarted operator read.
 import type { GroupStatus } from '../../core/group.js';
-import type { ServiceSnapshot } from '../../controller/reconciler.js';
+import type { ServiceSnapshot } from '../../core/snapshot.js';
 import { LABEL } from './objects.js';
 
 export interface Condition {

@@ -1,28 +1,41 @@
-// Connects a gateway to a reconciler: the backends it routes to are refreshed on every tick.
-import type { Reconciler, ServiceSnapshot } from '../../controller/reconciler.js';
-import { backendsFrom, modelsFrom, type Backend, type ModelEntry } from '../../gateway/backends.js';
-import { Gateway, type GatewayOptions } from '../../gateway/server.js';
-import type { GroupMetric, ServiceMetric } from '../../gateway/metrics.js';
+// The embedded default's backend source: the gateway serves the groups the reconciler shows,
+// refreshed after each of its passes.
+import type { Reconciler } from '../../controller/reconciler.js';
+import type { Backend, BackendSource, GroupMetric, ModelEntry, ServiceMetric } from '../../core/serving.js';
+import type { ServiceSnapshot } from '../../core/snapshot.js';
 
-export function gatewayFor(
-  reconciler: Reconciler,
-  options: Omit<GatewayOptions, 'backends' | 'models' | 'groups' | 'services'>,
-): Gateway {
-  let backends: Backend[] = [];
-  let models: ModelEntry[] = [];
-  let groups: GroupMetric[] = [];
-  let services: ServiceMetric[] = [];
-  const refresh = (snapshot: ServiceSnapshot[]) => {
-    backends = backendsFrom(snapshot);
-    models = modelsFrom(snapshot);
-    services = snapshot.map((s) => ({
+export class LocalBackends implements BackendSource {
+  private view: { backends: Backend[]; models: ModelEntry[]; groups: GroupMetric[]; services: ServiceMetric[] } = {
+    backends: [],
+    models: [],
+    groups: [],
+    services: [],
+  };
+
+  constructor(reconciler: Reconciler) {
+    const refresh = () => (this.view = viewOf(reconciler.snapshot()));
+    refresh();
+    reconciler.on('tick', refresh);
+  }
+
+  backends = (): Backend[] => this.view.backends;
+  models = (): ModelEntry[] => this.view.models;
+  groups = (): GroupMetric[] => this.view.groups;
+  services = (): ServiceMetric[] => this.view.services;
+}
+
+function viewOf(snapshot: ServiceSnapshot[]) {
+  return {
+    backends: backendsFrom(snapshot),
+    models: modelsFrom(snapshot),
+    services: snapshot.map((s) => ({
       service: s.name,
       model: s.servedName,
       desired: s.replicas,
       ready: s.groups.filter((g) => g.phase === 'Ready').length,
       ...(s.autoscaling?.last ? { lastScaleAt: s.autoscaling.last.at } : {}),
-    }));
-    groups = snapshot.flatMap((s) =>
+    })),
+    groups: snapshot.flatMap((s) =>
       s.groups.map((g) => ({
         service: s.name,
         model: s.servedName,
@@ -30,15 +43,40 @@ export function gatewayFor(
         phase: g.phase,
         restarts: g.restarts,
       })),
-    );
+    ),
   };
-  refresh(reconciler.snapshot());
-  reconciler.on('tick', refresh);
-  return new Gateway({
-    ...options,
-    backends: () => backends,
-    models: () => models,
-    groups: () => groups,
-    services: () => services,
+}
+
+/** Every group of every service as a backend of its served model. */
+export function backendsFrom(services: ServiceSnapshot[]): Backend[] {
+  return services.flatMap((s) =>
+    s.groups.map((g) => ({
+      id: `${s.name}/${g.replica}`,
+      model: s.servedName,
+      url: `http://${g.leader.host}:${g.leader.port}`,
+      ready: g.phase === 'Ready',
+      slots: s.slots,
+      ...(s.tokenIds ? { tokenIds: s.tokenIds } : {}),
+    })),
+  );
+}
+
+export function modelsFrom(services: ServiceSnapshot[]): ModelEntry[] {
+  return services.map((s) => {
+    const readyReplicas = s.groups.filter((g) => g.phase === 'Ready').length;
+    const starts = s.groups.flatMap((g) => (g.createdAt === undefined || g.failed ? [] : [g.createdAt]));
+    const readyAt =
+      readyReplicas === 0 && s.startupMs !== undefined && starts.length > 0
+        ? Math.min(...starts) + s.startupMs
+        : undefined;
+    return {
+      id: s.servedName,
+      replicas: s.replicas,
+      readyReplicas,
+      ...(readyAt ? { readyAt } : {}),
+      ...(s.startupMs === undefined ? {} : { startupMs: s.startupMs }),
+      ...(s.autoscaling ? { autoscaled: true } : {}),
+    };
   });
 }
+

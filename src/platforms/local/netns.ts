@@ -77,6 +77,12 @@ export class GroupNamespace {
     return [this.holder.pid!, ...(this.relay?.inner.pid ? [this.relay.inner.pid] : [])];
   }
 
+  /** Its holder, and its relay if it has one, still run. */
+  alive(): boolean {
+    const running = (c: ChildProcess) => c.exitCode === null && c.signalCode === null;
+    return running(this.holder) && (!this.relay || running(this.relay.inner));
+  }
+
   close(): void {
     if (this.relay) {
       this.relay.outer.close();

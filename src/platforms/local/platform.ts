@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { expandEnvRefs } from './env-refs.js';
 import { join } from 'node:path';
 import { randomInt, randomUUID } from 'node:crypto';
-import type { Endpoint, GroupRef, MemberTemplate, ObservedMember, Platform } from '../../core/group.js';
+import type { Endpoint, GroupRef, GroupShape, MemberTemplate, ObservedMember, Platform } from '../../core/group.js';
 import { freePort } from '../../util/net.js';
 import { signalGroup } from '../../util/process.js';
 import { BoundedLog } from './bounded-log.js';
@@ -60,7 +60,7 @@ export class LocalPlatform implements Platform {
     setInterval(() => this.members.forEach((m) => m.log.check()), LOG_CHECK_MS).unref();
   }
 
-  async endpoints(group: GroupRef, size: number, isolated = false): Promise<Endpoint[]> {
+  async ensureGroup(group: GroupRef, { size, isolated }: GroupShape): Promise<Endpoint[]> {
     if (size > 250) throw new Error(`a local group has at most 250 members (asked for ${size})`);
     const key = groupKey(group);
     let slot = this.groupSlots.get(key);
@@ -72,7 +72,8 @@ export class LocalPlatform implements Platform {
       this.groupSlots.set(key, slot);
     }
     const known = this.groupEndpoints.get(key);
-    if (known?.length === size) return known;
+    // An isolated group's namespace holder or relay that died is made again (with new endpoints).
+    if (known?.length === size && (!isolated || this.namespaces.get(key)?.alive())) return known;
     // 127.B.G.M: block, group slot, member: each member its own node address.
     const addrs = Array.from({ length: size }, (_, i) => `127.${this.block}.${slot}.${i + 1}`);
     const endpoints = isolated
@@ -84,7 +85,7 @@ export class LocalPlatform implements Platform {
 
   /** A network namespace for the group: members on its loopback, the leader's API relayed out to `outside`. */
   private async isolate(group: GroupRef, slot: number, size: number, outside: string): Promise<Endpoint[]> {
-    this.namespaces.get(groupKey(group))?.close();
+    this.closeNamespace(group);
     const ns = await GroupNamespace.create();
     this.namespaces.set(groupKey(group), ns);
     const members: Endpoint[] = Array.from({ length: size }, (_, i) => ({
@@ -186,15 +187,18 @@ export class LocalPlatform implements Platform {
     this.listeners.push(listener);
   }
 
-  async release(group: GroupRef): Promise<void> {
+  async releaseGroup(group: GroupRef): Promise<void> {
     this.groupSlots.delete(groupKey(group));
     this.groupEndpoints.delete(groupKey(group));
+    this.closeNamespace(group);
+  }
+
+  private closeNamespace(group: GroupRef): void {
     const ns = this.namespaces.get(groupKey(group));
-    if (ns) {
-      ns.close();
-      for (const pid of ns.pids) this.keeper.remove(pid);
-      this.namespaces.delete(groupKey(group));
-    }
+    if (!ns) return;
+    ns.close();
+    for (const pid of ns.pids) this.keeper.remove(pid);
+    this.namespaces.delete(groupKey(group));
   }
 
   logPath(group: GroupRef, index: number): string {

@@ -14,6 +14,7 @@ import {
 } from '../objects.js';
 import { clusterServiceTemplate, inContainerStartup } from '../render.js';
 
+/** `namespace`: where the objects go, and where the gateway the NetworkPolicies admit runs. */
 export function plainManifests(service: InferenceService, nodes: number, namespace: string): KubernetesObject[] {
   const obj: ServiceObject = { service, namespace, uid: '' };
   const template = inContainerStartup(clusterServiceTemplate(obj));
@@ -28,7 +29,7 @@ export function plainManifests(service: InferenceService, nodes: number, namespa
     const podGroup = groupPodGroup(obj, ref, group.members[0]!, group.hash);
     objects.push(
       groupService(obj, ref),
-      groupNetworkPolicy(obj, ref),
+      groupNetworkPolicy(obj, ref, namespace),
       ...(podGroup ? [podGroup] : []),
       ...group.members.map((m) => memberPod(obj, ref, m, group.hash)),
     );

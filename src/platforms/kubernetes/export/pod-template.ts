@@ -1,17 +1,23 @@
 // One group rendered for another controller: the pods Tandem would create, turned into per-role
 // pod templates that the other controller stamps out (it names, numbers and owns the pods, and
 // injects the group's LWS_* environment itself).
-import type { V1Pod, V1PodTemplateSpec } from '@kubernetes/client-node';
+import type { V1ObjectMeta } from '@kubernetes/client-node';
 import type { InferenceService } from '../../../spec/schema.js';
 import type { Endpoint, GroupTemplate } from '../../../core/group.js';
 import { GROUP_ENV } from '../../../spec/schema.js';
-import { LABEL, memberPod, type ServiceObject } from '../objects.js';
+import { LABEL, memberPod, type PodJson, type ServiceObject } from '../objects.js';
 import { clusterServiceTemplate, inContainerStartup } from '../render.js';
+
+/** A pod template as sent: the pod's spec, no identity of its own. */
+export interface PodTemplateJson {
+  metadata: V1ObjectMeta;
+  spec: PodJson['spec'];
+}
 
 export interface RenderedGroup {
   group: GroupTemplate;
   /** One pod template per member, leader first. */
-  templates: V1PodTemplateSpec[];
+  templates: PodTemplateJson[];
 }
 
 /**
@@ -31,13 +37,13 @@ export function renderForExport(service: InferenceService, endpoints: Endpoint[]
 }
 
 /** A pod as a template: no identity of its own, no group environment (the controller sets both). */
-export function podTemplate(pod: V1Pod, fieldEnv = false): V1PodTemplateSpec {
-  const { hostname: _h, subdomain: _s, restartPolicy: _r, ...spec } = pod.spec!;
-  const labels = pod.metadata!.labels!;
+export function podTemplate(pod: PodJson, fieldEnv = false): PodTemplateJson {
+  const { hostname: _h, subdomain: _s, restartPolicy: _r, ...spec } = pod.spec;
+  const labels = pod.metadata.labels!;
   return {
     metadata: {
       labels: { [LABEL.service]: labels[LABEL.service]!, [LABEL.role]: labels[LABEL.role]! },
-      ...(Object.keys(pod.metadata!.annotations ?? {}).length > 0 ? { annotations: pod.metadata!.annotations } : {}),
+      ...(Object.keys(pod.metadata.annotations ?? {}).length > 0 ? { annotations: pod.metadata.annotations } : {}),
     },
     spec: {
       ...spec,
@@ -51,7 +57,7 @@ export function podTemplate(pod: V1Pod, fieldEnv = false): V1PodTemplateSpec {
                 { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
               ]
             : []),
-          ...(c.env ?? []).filter((e) => !(GROUP_ENV as readonly string[]).includes(e.name)),
+          ...c.env.filter((e) => !(GROUP_ENV as readonly string[]).includes(e.name as string)),
         ],
       })),
     },

@@ -2,7 +2,7 @@
 // starting Ray in each), the head serving `vllm serve --distributed-executor-backend ray` once
 // every node has joined; a RayService running Ray Serve LLM's OpenAI app; an AIBrix
 // RayClusterFleet of such clusters.
-import type { KubernetesObject, V1PodTemplateSpec } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import type { InferenceService } from '../../../spec/schema.js';
 import { serveArgs, waitForRayNodes } from '../../../engine/vllm/service.js';
@@ -10,7 +10,7 @@ import { tensorPipeline } from '../../../engine/template.js';
 import { clusterModel } from '../render.js';
 import { LABEL, LEADER_PORT, memberPod } from '../objects.js';
 import type { MemberTemplate } from '../../../core/group.js';
-import { podTemplate } from './pod-template.js';
+import { podTemplate, type PodTemplateJson } from './pod-template.js';
 
 type Mode = 'vllm-serve' | 'ray-serve';
 
@@ -43,7 +43,7 @@ function rayNode(
   role: 'leader' | 'worker',
   after: string[],
   port?: { name: string; port: number },
-): V1PodTemplateSpec {
+): PodTemplateJson {
   const { spec } = service;
   const ref = { service: service.metadata.name, replica: 0 };
   const member: MemberTemplate = {
@@ -82,7 +82,7 @@ function rayNode(
 /** The RayCluster spec of one group (vllm-serve), or of a Ray Serve cluster for every replica. */
 function rayClusterSpec(service: InferenceService, nodes: number, mode: Mode): Record<string, unknown> {
   const { tp, pp } = tensorPipeline(service, nodes);
-  let headTemplate: V1PodTemplateSpec;
+  let headTemplate: PodTemplateJson;
   if (mode === 'vllm-serve') {
     // `ray start --head --block` in the background (as AIBrix's samples do), then vLLM once every node joined.
     const serve = [

@@ -1,0 +1,75 @@
+// What the gateway serves from and what the autoscaler scales through, whichever platform runs
+// the groups: each platform provides a BackendSource and a ScaleTarget; the gateway is a LoadSource.
+import type { StreamTokenIds } from './service.js';
+
+export interface Backend {
+  /** "service/replica" */
+  id: string;
+  model: string;
+  /** The group leader's base URL. */
+  url: string;
+  ready: boolean;
+  /** Requests its engine serves at once; the gateway sends a few more to wait there. None: no limit. */
+  slots?: number;
+  /** How its streams report token ids; none: they are continued from their text. */
+  tokenIds?: StreamTokenIds;
+}
+
+export interface ModelEntry {
+  id: string;
+  replicas: number;
+  readyReplicas: number;
+  /** While none is ready: when the first should be (ms), from the service's measured startup time. */
+  readyAt?: number;
+  /** How long its groups take from creation to Ready (measured): when none is starting, readyAt is now + this. */
+  startupMs?: number;
+  /** An autoscaler owns its replicas: with none ready, requests wait for one (scale from zero). */
+  autoscaled?: boolean;
+}
+
+/** What the gateway's metrics say of each group. */
+export interface GroupMetric {
+  service: string;
+  model: string;
+  replica: number;
+  phase: string;
+  restarts: number;
+}
+
+/** What the gateway's metrics say of each service: replicas wanted (an autoscaler's, or the spec's) and ready. */
+export interface ServiceMetric {
+  service: string;
+  model: string;
+  desired: number;
+  ready: number;
+  /** When an autoscaler last changed `desired` (ms). */
+  lastScaleAt?: number;
+}
+
+/** Where the gateway reads what it serves; each call answers from memory, at once. */
+export interface BackendSource {
+  backends(): Backend[];
+  models(): ModelEntry[];
+  groups(): GroupMetric[];
+  services?(): ServiceMetric[];
+}
+
+/** What the autoscaler needs of a gateway. */
+export interface LoadSource {
+  load(model: string): { requests: number; queued: number };
+  /** Requests a replica ("service/replica") is serving. */
+  serving(id: string): number;
+  /** These replicas take no new request; the others do. */
+  retire(ids: Iterable<string>): void;
+}
+
+/** Where the autoscaler's decisions take effect, and what it needs to know of the groups. */
+export interface ScaleTarget {
+  scale(service: string, from: number, to: number, reason: string): void;
+  /** Draining and other steps worth an event. */
+  note(service: string, reason: string, message: string): void;
+  /** The service's measured time from creating a group to Ready. */
+  startupMs(service: string): number | undefined;
+  /** The groups ("service/replica") that exist now. */
+  groups(): Set<string>;
+}
