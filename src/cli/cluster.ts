@@ -8,7 +8,7 @@ import { Autoscaler } from '../autoscaler/autoscaler.js';
 import { clusterScaleTarget } from '../platforms/kubernetes/scale-target.js';
 import { KEDA_SCALER_PORT } from '../platforms/kubernetes/export/keda.js';
 import { stringify } from 'yaml';
-import { Operator } from '../platforms/kubernetes/operator.js';
+import { Operator } from './operator.js';
 import { LeaderLease } from '../platforms/kubernetes/lease.js';
 import { GROUP, PLURAL, VERSION, inferenceServiceCrd } from '../platforms/kubernetes/crd.js';
 import { GATEWAY_LABEL, PODGROUP, podName } from '../platforms/kubernetes/objects.js';
@@ -81,36 +81,31 @@ export async function runClusterGateway(
   await cluster.start();
   // The access log on stdout: a container's log.
   const access = accessLog(1);
-  let scaler: KedaScaler | undefined = undefined;
-  let autoscaler: Autoscaler | undefined = undefined;
-  const gateway = new Gateway({
-    ...gatewayOptions(settings, access.log),
-    backends: cluster.backends,
-    models: cluster.models,
-    groups: cluster.groups,
-    onDemand: (model) => autoscaler?.demand(model),
-  });
+  const gateway = new Gateway({ ...gatewayOptions(settings, access.log), source: cluster });
   await listenOrExplain(gateway, settings);
+  let autoscaler: Autoscaler | undefined;
+  let scaler: KedaScaler | undefined;
   if (kedaPort !== undefined) {
     // Tandem's autoscaler decides on this gateway's load; KEDA applies the count it reports.
-    const scaling = new Autoscaler(
-      clusterScaleTarget(kc, namespace, cluster, log, (service) => scaler?.changed(service)),
-      gateway,
-    );
-    autoscaler = scaling;
-    const sync = () => scaling.sync(cluster.templates());
-    cluster.onChange(sync);
-    sync();
-    scaler = new KedaScaler((name) => {
+    const target = clusterScaleTarget(kc, namespace, cluster, log);
+    const scaling = new Autoscaler(target, gateway);
+    const keda = new KedaScaler((name) => {
       const template = cluster.template(name);
       const desired = scaling.desired(name);
       return template?.autoscaling && desired !== undefined
         ? { target: template.autoscaling.target, desired }
         : undefined;
     });
-    const port = await scaler.listen(settings.host, kedaPort);
+    target.onScaled((service) => keda.changed(service));
+    gateway.onDemand((model) => scaling.demand(model));
+    const sync = () => scaling.sync(cluster.templates());
+    cluster.onChange(sync);
+    sync();
+    const port = await keda.listen(settings.host, kedaPort);
     scaling.start();
     log(`tandem: KEDA external scaler on ${settings.host}:${port}`);
+    autoscaler = scaling;
+    scaler = keda;
   }
   let stopping = false;
   const stop = async (why: string) => {
@@ -255,6 +250,21 @@ export function installManifests(namespace: string, image: string): string {
   return docs.map((d) => stringify(d, { lineWidth: 0 })).join('---\n');
 }
 
+/** Each service's newest scaling, from the gateways' ScaledUp/ScaledDown Events. */
+async function lastScaling(kc: k8s.KubeConfig, namespace: string): Promise<Map<string, { time: string; message: string }>> {
+  const events = await kc
+    .makeApiClient(k8s.CoreV1Api)
+    .listNamespacedEvent({ namespace, fieldSelector: 'involvedObject.kind=InferenceService' });
+  const out = new Map<string, { time: string; message: string }>();
+  for (const e of events.items) {
+    if (e.reason !== 'ScaledUp' && e.reason !== 'ScaledDown') continue;
+    const time = new Date(e.lastTimestamp ?? e.eventTime ?? 0).toISOString();
+    const name = e.involvedObject.name ?? '';
+    if ((out.get(name)?.time ?? '') < time) out.set(name, { time, message: e.message ?? '' });
+  }
+  return out;
+}
+
 export async function clusterStatus(kc: k8s.KubeConfig, namespace: string, json: boolean): Promise<number> {
   const list = (await kc
     .makeApiClient(k8s.CustomObjectsApi)
@@ -265,6 +275,7 @@ export async function clusterStatus(kc: k8s.KubeConfig, namespace: string, json:
     process.stdout.write(`${JSON.stringify(list.items, null, 2)}\n`);
     return 0;
   }
+  const lastScale = await lastScaling(kc, namespace);
   const rows = [['SERVICE', 'READY', 'NODES', 'ENGINE', 'GROUP', 'PHASE', 'MEMBERS', 'RESTARTS', 'LAST FAILURE']];
   for (const item of list.items) {
     const s = item.status ?? {};
@@ -275,8 +286,8 @@ export async function clusterStatus(kc: k8s.KubeConfig, namespace: string, json:
     }
     const degraded = s.conditions?.find((c) => c.type === 'Degraded' && c.status === 'True');
     if (degraded) rows.push([`  ${degraded.reason}: ${degraded.message}`]);
-    const last = s.lastScale;
-    if (last) rows.push([`  last scaling ${last.time}: ${last.from} → ${last.to} replicas: ${last.reason}`]);
+    const last = lastScale.get(item.metadata.name);
+    if (last) rows.push([`  last scaling ${last.time}: ${last.message}`]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.filter((r) => r.length > 1).map((r) => (r[i] ?? '').length)));
   for (const r of rows) {

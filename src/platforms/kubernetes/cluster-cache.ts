@@ -4,8 +4,9 @@
 // wrote is read back as written until its watch event arrives, so a pass never decides on what
 // came before its own last write.
 import * as k8s from '@kubernetes/client-node';
-import { PLURAL } from './crd.js';
-import { inferenceServiceInformer, readInferenceService, type InferenceServiceObject } from './inference-services.js';
+import { GROUP, PLURAL, VERSION } from './crd.js';
+import { readInferenceService, type InferenceServiceObject } from './inference-services.js';
+import { RawApi } from './raw.js';
 import { LABEL, type ServiceObject } from './objects.js';
 import { Watch } from './api.js';
 import type { ServiceTemplate } from '../../core/service.js';
@@ -64,34 +65,29 @@ export class ClusterCache {
     readonly namespace: string,
     log: (line: string) => void,
   ) {
-    const core = kc.makeApiClient(k8s.CoreV1Api);
-    const net = kc.makeApiClient(k8s.NetworkingV1Api);
+    // Lists as plain JSON, as the watch's events are: the typed clients rename fields (`_from`).
+    const api = new RawApi(kc);
+    const informer = <T extends k8s.KubernetesObject>(path: string, labelSelector?: string) =>
+      k8s.makeInformer<T>(
+        kc,
+        path,
+        () =>
+          api.get<k8s.KubernetesListObject<T>>(
+            labelSelector ? `${path}?labelSelector=${encodeURIComponent(labelSelector)}` : path,
+          ),
+        labelSelector,
+      );
     const labelSelector = LABEL.service;
-    this.objects = new Kind(inferenceServiceInformer(kc, namespace), namespace);
-    this.services = new Kind(
-      k8s.makeInformer(
-        kc,
-        `/api/v1/namespaces/${namespace}/services`,
-        () => core.listNamespacedService({ namespace, labelSelector }),
-        labelSelector,
-      ),
+    this.objects = new Kind(
+      informer<InferenceServiceObject>(`/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}`),
       namespace,
     );
+    this.services = new Kind(informer<k8s.V1Service>(`/api/v1/namespaces/${namespace}/services`, labelSelector), namespace);
     this.policies = new Kind(
-      k8s.makeInformer(
-        kc,
-        `/apis/networking.k8s.io/v1/namespaces/${namespace}/networkpolicies`,
-        () => net.listNamespacedNetworkPolicy({ namespace, labelSelector }),
-        labelSelector,
-      ),
+      informer<k8s.V1NetworkPolicy>(`/apis/networking.k8s.io/v1/namespaces/${namespace}/networkpolicies`, labelSelector),
       namespace,
     );
-    this.pods = k8s.makeInformer(
-      kc,
-      `/api/v1/namespaces/${namespace}/pods`,
-      () => core.listNamespacedPod({ namespace, labelSelector }),
-      labelSelector,
-    );
+    this.pods = informer<k8s.V1Pod>(`/api/v1/namespaces/${namespace}/pods`, labelSelector);
     const podChanged = (pod: k8s.V1Pod, gone = false) => {
       const service = pod.metadata?.labels?.[LABEL.service];
       const uid = pod.metadata?.uid;

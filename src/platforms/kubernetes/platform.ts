@@ -1,8 +1,9 @@
-// The Kubernetes platform: members are pods, observed through an informer's cache (one watch for
-// every pod Tandem owns in the namespace, no request per group), created and deleted with single
-// API calls that never wait for the pod to go.
-import * as k8s from '@kubernetes/client-node';
-import type { Endpoint, GroupRef, MemberTemplate, ObservedMember, Platform } from '../../core/group.js';
+// The Kubernetes platform: members are pods, and each group has a headless Service (its members'
+// DNS names) and a NetworkPolicy (its fence). Everything is read from the cluster cache (watches,
+// no request per group); every group-level object is checked on each pass and made again when it
+// went or was changed. Writes are single API calls that never wait for their effect.
+import type * as k8s from '@kubernetes/client-node';
+import type { Endpoint, GroupRef, GroupShape, MemberTemplate, ObservedMember, Platform } from '../../core/group.js';
 import {
   LABEL,
   LEADER_PORT,
@@ -18,106 +19,118 @@ import {
   PODGROUP,
   type ServiceObject,
 } from './objects.js';
-import { ignoreStatus, Watch } from './api.js';
+import { ignoreStatus } from './api.js';
+import type { ClusterCache } from './cluster-cache.js';
+import { ApiError, type RawApi } from './raw.js';
+
+export interface KubernetesPlatformOptions {
+  /** Where the gateway runs: the only namespace whose gateway pods the NetworkPolicies admit. */
+  gatewayNamespace: string;
+}
 
 export class KubernetesPlatform implements Platform {
-  private readonly core: k8s.CoreV1Api;
-  private readonly net: k8s.NetworkingV1Api;
-  private readonly custom: k8s.CustomObjectsApi;
-  private readonly pods: k8s.Informer<k8s.V1Pod>;
-  private readonly listeners: ((service: string) => void)[] = [];
-  private readonly byService = new Map<string, Map<string, k8s.V1Pod>>();
-  private readonly watch: Watch<k8s.V1Pod>;
-  /** Groups whose Service and NetworkPolicy exist, and PodGroups (created once per operator). */
-  private readonly fenced = new Set<string>();
+  private readonly namespace: string;
 
   constructor(
-    kc: k8s.KubeConfig,
-    private readonly namespace: string,
-    /** The InferenceService a group belongs to, from the operator's cache. */
-    private readonly owner: (service: string) => ServiceObject | undefined,
-    log: (line: string) => void,
+    private readonly api: RawApi,
+    private readonly cache: ClusterCache,
+    private readonly options: KubernetesPlatformOptions,
   ) {
-    this.core = kc.makeApiClient(k8s.CoreV1Api);
-    this.net = kc.makeApiClient(k8s.NetworkingV1Api);
-    this.custom = kc.makeApiClient(k8s.CustomObjectsApi);
-    this.pods = k8s.makeInformer(
-      kc,
-      `/api/v1/namespaces/${namespace}/pods`,
-      () => this.core.listNamespacedPod({ namespace, labelSelector: LABEL.service }),
-      LABEL.service,
+    this.namespace = cache.namespace;
+  }
+
+  private get base(): string {
+    return `/api/v1/namespaces/${this.namespace}`;
+  }
+
+  private get netBase(): string {
+    return `/apis/networking.k8s.io/v1/namespaces/${this.namespace}`;
+  }
+
+  private owner(service: string): ServiceObject {
+    const obj = this.cache.owner(service);
+    if (!obj) throw new Error(`InferenceService ${service} is gone or invalid`);
+    return obj;
+  }
+
+  async ensureGroup(group: GroupRef, { size }: GroupShape): Promise<Endpoint[]> {
+    const obj = this.owner(group.service);
+    const name = groupName(group);
+    const service = groupService(obj, group);
+    await this.ensure(this.cache.services, `${this.base}/services`, name, obj.uid, service, (seen) =>
+      same(seen.spec?.selector, service.spec!.selector) && seen.spec?.publishNotReadyAddresses === true
+        ? undefined
+        : { spec: { selector: service.spec!.selector, publishNotReadyAddresses: true } },
     );
-    // Pods by service, kept from the watch's events: a pass reads its own, not every pod's.
-    const changed = (pod: k8s.V1Pod, gone = false) => {
-      const service = pod.metadata?.labels?.[LABEL.service];
-      const uid = pod.metadata?.uid;
-      if (!service || !uid) return;
-      const pods = this.byService.get(service) ?? new Map<string, k8s.V1Pod>();
-      if (gone) pods.delete(uid);
-      else pods.set(uid, pod);
-      if (pods.size === 0) this.byService.delete(service);
-      else this.byService.set(service, pods);
-      for (const l of this.listeners) l(service);
-    };
-    this.pods.on('add', (pod) => changed(pod));
-    this.pods.on('update', (pod) => changed(pod));
-    this.pods.on('delete', (pod) => changed(pod, true));
-    this.watch = new Watch(this.pods, 'pods', log);
-  }
-
-  /** Fills the cache (a LIST), then keeps it current with a WATCH, restarted after errors. */
-  start(): Promise<void> {
-    return this.watch.start();
-  }
-
-  stop(): Promise<void> {
-    return this.watch.stop();
-  }
-
-  async endpoints(group: GroupRef, size: number): Promise<Endpoint[]> {
+    const policy = groupNetworkPolicy(obj, group, this.options.gatewayNamespace);
+    await this.ensure(this.cache.policies, `${this.netBase}/networkpolicies`, name, obj.uid, policy, (seen) =>
+      same(seen.spec, policy.spec) ? undefined : { spec: policy.spec },
+    );
     return Array.from({ length: size }, (_, i) => ({
       host: memberHost(group, i, this.namespace),
       port: i === 0 ? LEADER_PORT : WORKER_PORT,
     }));
   }
 
-  async create(group: GroupRef, member: MemberTemplate, templateHash: string): Promise<void> {
-    const obj = this.owner(group.service);
-    if (!obj) throw new Error(`InferenceService ${group.service} is gone`);
-    const key = groupName(group);
-    if (!this.fenced.has(key)) {
-      await ignoreStatus(
-        409,
-        this.core.createNamespacedService({ namespace: this.namespace, body: groupService(obj, group) }),
-      );
-      await ignoreStatus(
-        409,
-        this.net.createNamespacedNetworkPolicy({ namespace: this.namespace, body: groupNetworkPolicy(obj, group) }),
-      );
-      this.fenced.add(key);
+  /**
+   * One group-level object as it should be: created when absent, its spec patched back when it
+   * drifted, and one left by an earlier object of the same name (another uid) deleted first.
+   */
+  private async ensure<T extends k8s.KubernetesObject>(
+    kind: { get(name: string): T | undefined; wrote(o: T): void; forget(name: string): void },
+    collection: string,
+    name: string,
+    uid: string,
+    desired: unknown,
+    drift: (seen: T) => unknown,
+  ): Promise<void> {
+    const seen = kind.get(name);
+    if (seen && !seen.metadata?.ownerReferences?.some((r) => r.uid === uid)) {
+      await ignoreStatus(404, this.api.delete(`${collection}/${name}`));
+      kind.forget(name);
+      throw new Error(`${collection.split('/').pop()} ${name} belonged to an earlier object of this name; replacing it`);
     }
-    const podGroup = groupPodGroup(obj, group, member, templateHash);
-    if (podGroup && !this.fenced.has(podGroup.metadata!.name!)) {
-      await this.createPodGroup(group, podGroup, templateHash);
-      this.fenced.add(podGroup.metadata!.name!);
+    if (seen?.metadata?.deletionTimestamp) throw new Error(`${name} is being deleted; making it again once it is gone`);
+    if (!seen) {
+      const made = await ignoreStatus(409, this.api.create<T>(collection, desired));
+      if (made) kind.wrote(made);
+      return;
     }
-    await ignoreStatus(
-      409,
-      this.core.createNamespacedPod({ namespace: this.namespace, body: memberPod(obj, group, member, templateHash) }),
-    );
+    const patch = drift(seen);
+    if (patch) kind.wrote(await this.api.patch<T>(`${collection}/${name}`, patch));
   }
 
-  /** Volcano's PodGroup for this template; those of the group's older templates go. */
+  async releaseGroup(group: GroupRef): Promise<void> {
+    const name = groupName(group);
+    await ignoreStatus(404, this.api.delete(`${this.base}/services/${name}`));
+    await ignoreStatus(404, this.api.delete(`${this.netBase}/networkpolicies/${name}`));
+    if (this.cache.owner(group.service)?.service.spec.scheduling.gangScheduler === 'volcano') {
+      await ignoreStatus(
+        404,
+        this.api.delete(`${this.podGroups}?labelSelector=${encodeURIComponent(groupSelector(group))}`),
+      );
+    }
+  }
+
+  private get podGroups(): string {
+    return `/apis/${PODGROUP.group}/${PODGROUP.version}/namespaces/${this.namespace}/${PODGROUP.plural}`;
+  }
+
+  async create(group: GroupRef, member: MemberTemplate, templateHash: string): Promise<void> {
+    const obj = this.owner(group.service);
+    const podGroup = groupPodGroup(obj, group, member, templateHash);
+    if (podGroup) await this.createPodGroup(group, podGroup, templateHash);
+    await ignoreStatus(409, this.api.create(`${this.base}/pods`, memberPod(obj, group, member, templateHash)));
+  }
+
+  /** Volcano's PodGroup for this template (made if absent); those of the group's older templates go. */
   private async createPodGroup(group: GroupRef, body: k8s.KubernetesObject, templateHash: string): Promise<void> {
-    const where = { ...PODGROUP, namespace: this.namespace };
+    const older = encodeURIComponent(`${groupSelector(group)},${LABEL.templateHash}!=${templateHash}`);
     try {
-      await this.custom.deleteCollectionNamespacedCustomObject({
-        ...where,
-        labelSelector: `${groupSelector(group)},${LABEL.templateHash}!=${templateHash}`,
-      });
-      await ignoreStatus(409, this.custom.createNamespacedCustomObject({ ...where, body }));
+      await this.api.delete(`${this.podGroups}?labelSelector=${older}`);
+      await ignoreStatus(409, this.api.create(this.podGroups, body));
     } catch (err) {
-      if ((err as { code?: number }).code !== 404) throw err;
+      if (!(err instanceof ApiError) || err.code !== 404) throw err;
       throw new Error(
         `spec.scheduling.gangScheduler is volcano, but this cluster serves no ${PODGROUP.plural}.${PODGROUP.group}: is Volcano installed?`,
         { cause: err },
@@ -126,34 +139,39 @@ export class KubernetesPlatform implements Platform {
   }
 
   async delete(group: GroupRef, index: number): Promise<void> {
-    await ignoreStatus(404, this.core.deleteNamespacedPod({ namespace: this.namespace, name: podName(group, index) }));
+    await ignoreStatus(404, this.api.delete(`${this.base}/pods/${podName(group, index)}`));
   }
 
   async observe(service: string): Promise<ObservedMember[]> {
-    return [...(this.byService.get(service)?.values() ?? [])].map(observedMember);
-  }
-
-  async release(group: GroupRef): Promise<void> {
-    const name = groupName(group);
-    this.fenced.delete(name);
-    await ignoreStatus(404, this.core.deleteNamespacedService({ namespace: this.namespace, name }));
-    await ignoreStatus(404, this.net.deleteNamespacedNetworkPolicy({ namespace: this.namespace, name }));
-    if (this.owner(group.service)?.service.spec.scheduling.gangScheduler === 'volcano') {
-      for (const key of this.fenced) if (key.startsWith(`${name}-`)) this.fenced.delete(key);
-      await ignoreStatus(
-        404,
-        this.custom.deleteCollectionNamespacedCustomObject({
-          ...PODGROUP,
-          namespace: this.namespace,
-          labelSelector: groupSelector(group),
-        }),
-      );
-    }
+    const uid = this.cache.owner(service)?.uid;
+    // A pod of an earlier object of this name is on its way out (the garbage collector's).
+    return this.cache.podsOf(service).map((pod) => {
+      const member = observedMember(pod);
+      return pod.metadata?.ownerReferences?.some((r) => r.uid === uid) ? member : { ...member, terminating: true };
+    });
   }
 
   onChange(listener: (service: string) => void): void {
-    this.listeners.push(listener);
+    this.cache.onChange(listener);
   }
+}
+
+/** Equal as JSON, keys in any order. */
+function same(a: unknown, b: unknown): boolean {
+  return canonical(a) === canonical(b);
+}
+
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([x], [y]) => (x < y ? -1 : 1)))
+      : v,
+  );
+}
+
+/** Whether a pod's Ready condition is True. */
+export function podReady(pod: k8s.V1Pod): boolean {
+  return pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
 }
 
 export function observedMember(pod: k8s.V1Pod): ObservedMember {
@@ -163,7 +181,7 @@ export function observedMember(pod: k8s.V1Pod): ObservedMember {
   const container = pod.status?.containerStatuses?.[0];
   const terminated = container?.state?.terminated;
   const exited = pod.status?.phase === 'Failed' || pod.status?.phase === 'Succeeded';
-  const ready = !exited && conditions.some((c) => c.type === 'Ready' && c.status === 'True');
+  const ready = !exited && podReady(pod);
   const exitReason = terminated
     ? `exit code ${terminated.exitCode}${terminated.reason ? `, ${terminated.reason}` : ''}`
     : `pod ${pod.status?.phase}${pod.status?.reason ? `: ${pod.status.reason}` : ''}${pod.status?.message ? ` (${pod.status.message})` : ''}`;

@@ -1,6 +1,6 @@
-// The InferenceService's status, computed purely from the reconciler's view of a service and the
-// persisted group statuses: what `kubectl get`, the scale subresource and a restarted operator read.
-import type { GroupStatus } from '../../core/group.js';
+// The InferenceService's status, computed purely from the reconciler's view of a service: what
+// `kubectl get`, the scale subresource and the gateway read. Display only: nothing reads it back to
+// decide (the planner state is in status-store.ts).
 import type { ServiceSnapshot } from '../../core/snapshot.js';
 import { LABEL } from './objects.js';
 
@@ -12,12 +12,16 @@ export interface Condition {
   lastTransitionTime: string;
 }
 
-/** A group as the object's status shows it; the fields after `readyMembers` are what a new operator carries on with. */
-export interface GroupStatusEntry extends GroupStatus {
+/** A group as the object's status shows it. */
+export interface GroupStatusEntry {
   replica: number;
   phase: string;
   readyMembers: string;
+  restarts: number;
+  lastFailure?: { at: number; reason: string };
   lastFailureTime?: string;
+  /** Why it is Failed (past spec.failurePolicy). */
+  failed?: string;
 }
 
 export interface ServiceStatus {
@@ -31,14 +35,11 @@ export interface ServiceStatus {
   groups: GroupStatusEntry[];
   /** Its groups' time from creation to Ready (the median of recent starts): the gateway's autoscaler scales ahead by it. */
   startupSeconds?: number;
-  /** The autoscaler's last change of its replicas (written by the gateway that decided it). */
-  lastScale?: { time: string; from: number; to: number; reason: string };
 }
 
 export function serviceStatus(
   generation: number,
   view: ServiceSnapshot | undefined,
-  statuses: Record<number, GroupStatus>,
   maxUnavailable: number,
   previous: Condition[],
   now: Date,
@@ -82,7 +83,8 @@ export function serviceStatus(
   ];
   return {
     observedGeneration: generation,
-    replicas: groups.length,
+    // Groups that exist to serve: not those being deleted (the scale subresource's count).
+    replicas: groups.filter((g) => g.phase !== 'Deleting').length,
     readyReplicas: ready,
     readyGroups: `${ready}/${wanted}`,
     nodesPerGroup: groups[0]?.members.length ?? 0,
@@ -90,22 +92,14 @@ export function serviceStatus(
     conditions,
     ...(view?.startupMs === undefined ? {} : { startupSeconds: Math.round(view.startupMs / 100) / 10 }),
     groups: groups.map((g) => ({
-      ...statuses[g.replica],
-      restarts: g.restarts,
       replica: g.replica,
       phase: g.phase,
       readyMembers: `${g.members.filter((m) => m.state === 'Ready').length}/${g.members.length}`,
-      ...(g.lastFailure ? { lastFailureTime: new Date(g.lastFailure.at).toISOString() } : {}),
+      restarts: g.restarts,
+      ...(g.lastFailure
+        ? { lastFailure: g.lastFailure, lastFailureTime: new Date(g.lastFailure.at).toISOString() }
+        : {}),
+      ...(g.failed ? { failed: g.failed } : {}),
     })),
   };
-}
-
-/** The group statuses a restarted operator carries on with, read back from the object's status. */
-export function groupStatuses(status: { groups?: GroupStatusEntry[] } | undefined): Record<number, GroupStatus> {
-  const out: Record<number, GroupStatus> = {};
-  for (const entry of status?.groups ?? []) {
-    const { replica, phase: _phase, readyMembers: _ready, lastFailureTime: _time, ...kept } = entry;
-    out[replica] = kept;
-  }
-  return out;
 }
