@@ -7,9 +7,19 @@ import { validateDocument } from '../src/spec/load.js';
 import type { InferenceServiceInput } from '../src/spec/schema.js';
 import { prepareServices } from '../src/engine/prepare.js';
 import { LocalPlatform } from '../src/platforms/local/platform.js';
-import { Reconciler, type ServiceSnapshot } from '../src/controller/reconciler.js';
+import { Reconciler } from '../src/controller/reconciler.js';
+import type { ServiceSnapshot } from '../src/core/snapshot.js';
+import { LocalEvents } from '../src/platforms/local/events.js';
+import { MemoryStatusStore } from '../src/platforms/local/status-store.js';
 import { silentProgress } from '../src/util/progress.js';
 import type { ServiceTemplate } from '../src/core/service.js';
+import { Gateway, type GatewayOptions } from '../src/gateway/server.js';
+import { LocalBackends } from '../src/platforms/local/backend-source.js';
+
+/** A gateway in front of a reconciler's groups, as `tandem up` wires one. */
+export function localGateway(reconciler: Reconciler, options: Omit<GatewayOptions, 'source'>): Gateway {
+  return new Gateway({ ...options, source: new LocalBackends(reconciler) });
+}
 
 export function tinySpec(name: string, spec: Partial<InferenceServiceInput['spec']> = {}): InferenceServiceInput {
   return {
@@ -28,6 +38,7 @@ export function tinySpec(name: string, spec: Partial<InferenceServiceInput['spec
 export interface Running {
   reconciler: Reconciler;
   platform: LocalPlatform;
+  events: LocalEvents;
   logDir: string;
   /** Every member pid seen so far, for checks that nothing is left behind. */
   pids: Set<number>;
@@ -49,14 +60,15 @@ export async function startServices(specs: InferenceServiceInput[], readyTimeout
   const templates = await templatesFor(specs);
   const logDir = mkdtempSync(join(tmpdir(), 'tandem-test-logs-'));
   const platform = new LocalPlatform({ logDir });
-  const reconciler = new Reconciler(platform);
+  const events = new LocalEvents();
+  const reconciler = new Reconciler({ platform, store: new MemoryStatusStore(), events });
   for (const template of templates) reconciler.apply(template);
   const pids = new Set<number>();
-  reconciler.on('tick', (services) => {
-    for (const m of services.flatMap((s) => s.groups.flatMap((g) => g.members))) if (m.pid) pids.add(m.pid);
+  reconciler.on('tick', (name) => {
+    for (const m of reconciler.service(name)?.groups.flatMap((g) => g.members) ?? []) if (m.pid) pids.add(m.pid);
   });
   reconciler.start();
-  const running: Running = { reconciler, platform, logDir, pids, stop: () => reconciler.teardown() };
+  const running: Running = { reconciler, platform, events, logDir, pids, stop: () => reconciler.teardown() };
   if (readyTimeoutMs === 0) return running; // the caller watches the groups start (or not)
   try {
     await waitFor(reconciler, allReady, readyTimeoutMs);
@@ -74,8 +86,8 @@ export function waitFor(
   timeoutMs: number,
 ): Promise<void> {
   return new Promise((resolve, reject) => {
-    const check = (services: ServiceSnapshot[]) => {
-      if (!predicate(services)) return;
+    const check = () => {
+      if (!predicate(reconciler.snapshot())) return;
       clearTimeout(timer);
       reconciler.off('tick', check);
       resolve();
@@ -85,7 +97,7 @@ export function waitFor(
       reject(new Error(`timed out after ${timeoutMs} ms; state: ${JSON.stringify(reconciler.snapshot())}`));
     }, timeoutMs);
     reconciler.on('tick', check);
-    check(reconciler.snapshot());
+    check();
   });
 }
 

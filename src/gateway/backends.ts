@@ -11,15 +11,6 @@ export function expectedReady(entry: ModelEntry, now: number): number | undefine
 }
 
 /**
- * Requests a replica is sent at once: its engine's slots, and half as many again waiting at the
- * engine, so that a slot that frees is refilled there at once, not after a round trip through the
- * gateway (with short requests that round trip left a quarter of the engine's time unused).
- */
-export function admitted(slots: number): number {
-  return slots + Math.ceil(slots / 2);
-}
-
-/**
  * Least outstanding requests first among the ready backends not yet tried and not at their slots;
  * ties go to the one picked longest ago (`lastPicked`), which spreads an idle start evenly. A
  * preferred backend (the one holding the request's prefix) wins while it is not too much busier.
@@ -53,5 +44,5 @@ export function pickBackend(
 }
 
 function eligible(b: Backend, outstanding: ReadonlyMap<string, number>, exclude: ReadonlySet<string>): boolean {
-  return b.ready && !exclude.has(b.id) && (b.slots === undefined || (outstanding.get(b.id) ?? 0) < admitted(b.slots));
+  return b.ready && !exclude.has(b.id) && (b.slots === undefined || (outstanding.get(b.id) ?? 0) < b.slots);
 }

@@ -12,6 +12,8 @@ import { validateDocument } from '../../src/spec/load.js';
 import { vllmServiceTemplate } from '../../src/engine/vllm/service.js';
 import { ensureVllm } from '../../src/engine/vllm/install.js';
 import { LocalPlatform } from '../../src/platforms/local/platform.js';
+import { LocalEvents } from '../../src/platforms/local/events.js';
+import { MemoryStatusStore } from '../../src/platforms/local/status-store.js';
 import { Reconciler } from '../../src/controller/reconciler.js';
 import { silentProgress } from '../../src/util/progress.js';
 import { allReady, isAlive, waitFor } from '../helpers.js';
@@ -63,13 +65,14 @@ test('a Ray head and a worker form a 2-node cluster; the group is Ready only onc
   );
   const logDir = mkdtempSync(join(tmpdir(), 'tandem-ray-logs-'));
   const platform = new LocalPlatform({ logDir });
-  reconciler = new Reconciler(platform);
-  reconciler.on('tick', (s) =>
-    s.flatMap((x) => x.groups.flatMap((g) => g.members)).forEach((m) => m.pid && pids.add(m.pid)),
+  const r = new Reconciler({ platform, store: new MemoryStatusStore(), events: new LocalEvents() });
+  reconciler = r;
+  r.on('tick', () =>
+    r.snapshot().flatMap((x) => x.groups.flatMap((g) => g.members)).forEach((m) => m.pid && pids.add(m.pid)),
   );
-  reconciler.apply(template);
-  reconciler.start();
-  await waitFor(reconciler, allReady, 5 * 60_000);
+  r.apply(template);
+  r.start();
+  await waitFor(r, allReady, 5 * 60_000);
   // Member output reaches its file within 50 ms (gathered into one write): read once it is there.
   const path = platform.logPath({ service: 'ray', replica: 0 }, 0);
   for (let i = 0; i < 50 && !readFileSync(path, 'utf8').includes('ray nodes alive'); i++) {
@@ -78,7 +81,7 @@ test('a Ray head and a worker form a 2-node cluster; the group is Ready only onc
   const leaderLog = readFileSync(path, 'utf8');
   // The serving command ran once, after the head saw the worker's node from its own address.
   assert.deepEqual(leaderLog.match(/ray nodes alive: .*/g), ["ray nodes alive: ['127.0.0.1', '127.0.0.2']"]);
-  const group = reconciler.snapshot()[0]!.groups[0]!;
+  const group = r.snapshot()[0]!.groups[0]!;
   const health = await fetch(`http://${group.leader.host}:${group.leader.port}/health`);
   assert.equal(health.status, 200);
 });

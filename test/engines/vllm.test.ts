@@ -7,10 +7,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import OpenAI from 'openai';
-import { gatewayFor } from '../../src/platforms/local/backend-source.js';
 import type { Gateway } from '../../src/gateway/server.js';
-import type { ServiceSnapshot } from '../../src/controller/reconciler.js';
-import { isAlive, readStream, scrape, startServices, waitFor, type Running } from '../helpers.js';
+import type { ServiceSnapshot } from '../../src/core/snapshot.js';
+import { isAlive, readStream, scrape, startServices, waitFor, type Running, localGateway } from '../helpers.js';
 import type { InferenceServiceInput } from '../../src/spec/schema.js';
 
 const spec = (
@@ -44,7 +43,7 @@ before(async () => {
     ],
     10 * 60_000,
   );
-  gateway = gatewayFor(running.reconciler, { host: '127.0.0.1', port: 0, bodyLimit: 64 * 1024 });
+  gateway = localGateway(running.reconciler, { host: '127.0.0.1', port: 0, bodyLimit: 64 * 1024 });
   await gateway.listen();
   client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 60_000 });
 });

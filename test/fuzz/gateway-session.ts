@@ -1,7 +1,6 @@
 // One gateway fuzz session: a real one-node llama.cpp group behind an in-process gateway, fuzzed,
 // then checked: no request outstanding, no client connection left, descriptors back to the start.
-import { gatewayFor } from '../../src/platforms/local/backend-source.js';
-import { scrape, startServices, tinySpec } from '../helpers.js';
+import { scrape, startServices, tinySpec, localGateway } from '../helpers.js';
 import { fuzzGateway } from './gateway-fuzz.js';
 import { connectionsOn, openDescriptors } from './sockets.js';
 
@@ -18,7 +17,7 @@ export interface SessionResult {
 
 export async function gatewayFuzzSession(seed: number, count: number): Promise<SessionResult> {
   const running = await startServices([tinySpec('fuzz', { parallelism: { nodes: 1 } })]);
-  const gateway = gatewayFor(running.reconciler, { host: '127.0.0.1', port: 0, bodyLimit: 1024 * 1024 });
+  const gateway = localGateway(running.reconciler, { host: '127.0.0.1', port: 0, bodyLimit: 1024 * 1024 });
   try {
     await gateway.listen();
     const port = Number(new URL(gateway.url).port);

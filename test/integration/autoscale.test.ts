@@ -7,7 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { embedded } from '../../src/cli/embedded.js';
-import type { ReconcilerEvent } from '../../src/controller/reconciler.js';
+import type { ServiceEvent } from '../../src/core/group.js';
 import { isAlive, templatesFor, tinySpec, waitFor } from '../helpers.js';
 
 const MODEL = 'auto-model';
@@ -27,19 +27,19 @@ test('scale from zero on a burst of 32, up to maxReplicas and no further, down w
       },
     }),
   ]);
-  const { reconciler, gateway, autoscaler, start } = embedded(
+  const { reconciler, events: sink, gateway, autoscaler, start } = embedded(
     [template!],
     mkdtempSync(join(tmpdir(), 'tandem-autoscale-')),
     { host: '127.0.0.1', port: 0 },
     { intervalMs: 250 },
   );
-  const events: ReconcilerEvent[] = [];
-  reconciler.on('event', (e) => events.push(e));
+  const events: ServiceEvent[] = [];
+  sink.on('event', (e) => events.push(e));
   let mostGroups = 0;
   const readyAt = new Map<number, number>();
   const pids = new Set<number>();
-  reconciler.on('tick', (services) => {
-    const groups = services[0]!.groups;
+  reconciler.on('tick', () => {
+    const groups = reconciler.snapshot()[0]!.groups;
     mostGroups = Math.max(mostGroups, groups.length);
     for (const g of groups) {
       if (g.phase === 'Ready' && g.createdAt !== undefined && !readyAt.has(g.replica))

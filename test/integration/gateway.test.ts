@@ -2,7 +2,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { gatewayFor } from '../../src/platforms/local/backend-source.js';
 import { freePort } from '../../src/util/net.js';
 import { Gateway } from '../../src/gateway/server.js';
 import type { Backend, ModelEntry } from '../../src/gateway/backends.js';
@@ -16,6 +15,7 @@ import {
   tinySpec,
   waitFor,
   type Running,
+  localGateway,
 } from '../helpers.js';
 
 let running: Running;
@@ -25,7 +25,7 @@ const MODEL = 'pair-model';
 
 before(async () => {
   running = await startServices([tinySpec('pair', { parallelism: { nodes: 2 }, replicas: 2 })]);
-  gateway = gatewayFor(running.reconciler, { host: '127.0.0.1', port: 0, bodyLimit: 64 * 1024 });
+  gateway = localGateway(running.reconciler, { host: '127.0.0.1', port: 0, bodyLimit: 64 * 1024 });
   await gateway.listen();
   client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 30_000 });
 });
@@ -226,7 +226,11 @@ test('a replica that refuses connections is retried once on another; when all fa
     [[await dead('dead1'), await dead('dead2')], 502, 'upstream_failed'],
     [[{ ...real, ready: false }], 503, 'no_ready_replica'],
   ] as const) {
-    const g = new Gateway({ host: '127.0.0.1', port: 0, backends: () => [...backends], models: () => models });
+    const g = new Gateway({
+      host: '127.0.0.1',
+      port: 0,
+      source: { backends: () => [...backends], models: () => models, groups: () => [] },
+    });
     await g.listen();
     try {
       const res = await post(g.url);

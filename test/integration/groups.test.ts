@@ -162,8 +162,9 @@ test('a new template rolls groups of real processes one at a time (maxUnavailabl
   try {
     const [next] = await templatesFor([spec('b')]);
     let minReady = 2;
-    const watch = (services: { groups: { phase: string }[] }[]) => {
-      minReady = Math.min(minReady, services[0]!.groups.filter((g) => g.phase === 'Ready').length);
+    const watch = () => {
+      const [service] = running.reconciler.snapshot();
+      minReady = Math.min(minReady, service!.groups.filter((g) => g.phase === 'Ready').length);
     };
     running.reconciler.on('tick', watch);
     running.reconciler.apply(next!);

@@ -35,8 +35,11 @@ async function oneSlot(queueTimeoutMs: number) {
     host: '127.0.0.1',
     port: 0,
     admission: { queueLimit: 3, queueTimeoutMs },
-    backends: () => [{ id: 'm/0', model: 'm', url, ready: true, slots: 1 }],
-    models: () => [{ id: 'm', replicas: 1, readyReplicas: 1 }],
+    source: {
+      backends: () => [{ id: 'm/0', model: 'm', url, ready: true, slots: 1 }],
+      models: () => [{ id: 'm', replicas: 1, readyReplicas: 1 }],
+      groups: () => [],
+    },
   });
   await gateway.listen();
   const send = (id?: string) =>

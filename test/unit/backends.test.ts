@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { backendsFrom, modelsFrom, pickBackend, type Backend } from '../../src/gateway/backends.js';
-import type { ServiceSnapshot } from '../../src/controller/reconciler.js';
+import { pickBackend, type Backend } from '../../src/gateway/backends.js';
+import { backendsFrom, modelsFrom } from '../../src/platforms/local/backend-source.js';
+import type { ServiceSnapshot } from '../../src/core/snapshot.js';
 
 const b = (id: string, ready = true): Backend => ({ id, model: 'm', url: `http://${id}`, ready });
 

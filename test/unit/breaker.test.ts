@@ -47,11 +47,14 @@ test('the gateway cuts a refusing replica out of rotation and probes it back onc
     host: '127.0.0.1',
     port: 0,
     breaker: { failures: 3, cooldownMs: 300, maxCooldownMs: 1000 },
-    backends: () => [
-      { id: 'm/a', model: 'm', url: `http://127.0.0.1:${aPort}`, ready: true },
-      { id: 'm/b', model: 'm', url: `http://127.0.0.1:${(bServer.address() as AddressInfo).port}`, ready: true },
-    ],
-    models: () => [{ id: 'm', replicas: 2, readyReplicas: 2 }],
+    source: {
+      backends: () => [
+        { id: 'm/a', model: 'm', url: `http://127.0.0.1:${aPort}`, ready: true },
+        { id: 'm/b', model: 'm', url: `http://127.0.0.1:${(bServer.address() as AddressInfo).port}`, ready: true },
+      ],
+      models: () => [{ id: 'm', replicas: 2, readyReplicas: 2 }],
+      groups: () => [],
+    },
   });
   await gateway.listen();
   const ask = async () =>

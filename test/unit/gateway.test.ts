@@ -17,8 +17,11 @@ async function gatewayOver(scripts: [string, Script][], timeouts: UpstreamTimeou
     port: 0,
     bodyLimit: 64 * 1024,
     timeouts,
-    backends: () => backends,
-    models: () => [{ id: MODEL, replicas: backends.length, readyReplicas: backends.length }],
+    source: {
+      backends: () => backends,
+      models: () => [{ id: MODEL, replicas: backends.length, readyReplicas: backends.length }],
+      groups: () => [],
+    },
   });
   await gateway.listen();
   return {
@@ -85,8 +88,11 @@ test("with no replica ready, the 503's Retry-After is when the first should be, 
   const gateway = new Gateway({
     host: '127.0.0.1',
     port: 0,
-    backends: () => [{ id: 'm/0', model: MODEL, url: 'http://127.0.0.1:9', ready: false }],
-    models: () => [{ id: MODEL, replicas: 1, readyReplicas: 0, readyAt }],
+    source: {
+      backends: () => [{ id: 'm/0', model: MODEL, url: 'http://127.0.0.1:9', ready: false }],
+      models: () => [{ id: MODEL, replicas: 1, readyReplicas: 0, readyAt }],
+      groups: () => [],
+    },
   });
   await gateway.listen();
   try {

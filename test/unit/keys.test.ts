@@ -107,8 +107,11 @@ test('the gateway with keys: OpenAI-shaped 401/403/429, models filtered, the key
     port: 0,
     accessLog: pino({ base: null }, { write: (line: string) => lines.push(line) }),
     keys: new KeyRing([entry('a', 'ka', { models: ['m1'], requestsPerMinute: 1 }), entry('b', 'kb')]),
-    backends: () => ['m1', 'm2'].map((model) => ({ id: `${model}/0`, model, url, ready: true })),
-    models: () => ['m1', 'm2'].map((id) => ({ id, replicas: 1, readyReplicas: 1 })),
+    source: {
+      backends: () => ['m1', 'm2'].map((model) => ({ id: `${model}/0`, model, url, ready: true })),
+      models: () => ['m1', 'm2'].map((id) => ({ id, replicas: 1, readyReplicas: 1 })),
+      groups: () => [],
+    },
   });
   await gateway.listen();
   const client = (apiKey: string) => new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey, maxRetries: 0 });
@@ -190,10 +193,13 @@ test("tokens per minute: an answer's usage is charged to its key, which waits on
     host: '127.0.0.1',
     port: 0,
     keys: new KeyRing([entry('t', 'kt', { tokensPerMinute: 120 })]),
-    backends: () => [
-      { id: 'm/0', model: 'm', url: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, ready: true },
-    ],
-    models: () => [{ id: 'm', replicas: 1, readyReplicas: 1 }],
+    source: {
+      backends: () => [
+        { id: 'm/0', model: 'm', url: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, ready: true },
+      ],
+      models: () => [{ id: 'm', replicas: 1, readyReplicas: 1 }],
+      groups: () => [],
+    },
   });
   await gateway.listen();
   const post = () =>

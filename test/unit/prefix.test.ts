@@ -62,14 +62,17 @@ async function route(routing: RoutingPolicy): Promise<string[]> {
     host: '127.0.0.1',
     port: 0,
     routing,
-    backends: () =>
-      upstreams.map((s, i) => ({
-        id: `m/${i}`,
-        model: 'm',
-        url: `http://127.0.0.1:${(s.address() as AddressInfo).port}`,
-        ready: true,
-      })),
-    models: () => [{ id: 'm', replicas: 2, readyReplicas: 2 }],
+    source: {
+      backends: () =>
+        upstreams.map((s, i) => ({
+          id: `m/${i}`,
+          model: 'm',
+          url: `http://127.0.0.1:${(s.address() as AddressInfo).port}`,
+          ready: true,
+        })),
+      models: () => [{ id: 'm', replicas: 2, readyReplicas: 2 }],
+      groups: () => [],
+    },
   });
   await gateway.listen();
   const system = 'Tenant 7 system prompt: answer in French, cite sources. '.repeat(10);

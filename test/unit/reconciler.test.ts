@@ -2,19 +2,50 @@
 // spec changes, and isolation between services. Real processes are the integration tier's.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MemoryStatusStore, Reconciler, type ServiceSnapshot } from '../../src/controller/reconciler.js';
+import { Reconciler, type ReconcilerOptions } from '../../src/controller/reconciler.js';
 import type { ServiceTemplate } from '../../src/core/service.js';
-import type { Endpoint, GroupRef, MemberTemplate, ObservedMember, Platform } from '../../src/core/group.js';
+import type { ServiceSnapshot } from '../../src/core/snapshot.js';
+import type {
+  Endpoint,
+  GroupRef,
+  GroupShape,
+  GroupStatus,
+  MemberTemplate,
+  ObservedMember,
+  Platform,
+  ServiceEvent,
+  StatusStore,
+} from '../../src/core/group.js';
+import { MemoryStatusStore } from '../../src/platforms/local/status-store.js';
+
+/** A reconciler over these ports, its events collected. */
+function reconciler(
+  platform: Platform,
+  store: StatusStore = new MemoryStatusStore(),
+  options: ReconcilerOptions = {},
+): Reconciler & { recorded: ServiceEvent[] } {
+  const events: ServiceEvent[] = [];
+  const r = new Reconciler({ platform, store, events: { record: (e) => events.push(e) } }, options);
+  return Object.assign(r, { recorded: events });
+}
 
 /** Members are records; they become ready at once; a delete finishes a few ms after it starts. */
 class MemoryPlatform implements Platform {
   readonly members = new Map<string, ObservedMember & { service: string }>();
   creates = 0;
   failObserve = new Set<string>();
+  /** Groups whose group-level objects exist. */
+  readonly groupObjects = new Set<string>();
+  /** The clock members' creation times come from. */
+  now = () => Date.now();
   private listeners: ((s: string) => void)[] = [];
   private uids = 0;
-  async endpoints(group: GroupRef, size: number): Promise<Endpoint[]> {
+  async ensureGroup(group: GroupRef, { size }: GroupShape): Promise<Endpoint[]> {
+    this.groupObjects.add(`${group.service}/${group.replica}`);
     return Array.from({ length: size }, (_, i) => ({ host: `${group.service}-${group.replica}-${i}`, port: 1 }));
+  }
+  async releaseGroup(group: GroupRef): Promise<void> {
+    this.groupObjects.delete(`${group.service}/${group.replica}`);
   }
   async create(group: GroupRef, member: MemberTemplate, templateHash: string): Promise<void> {
     const key = `${group.service}/${group.replica}/${member.index}`;
@@ -30,7 +61,7 @@ class MemoryPlatform implements Platform {
       started: true,
       terminating: false,
       scheduled: true,
-      createdAt: Date.now(),
+      createdAt: this.now(),
       templateHash,
     });
     this.changed(group.service);
@@ -50,7 +81,6 @@ class MemoryPlatform implements Platform {
     if (this.failObserve.has(service)) throw new Error(`API unavailable for ${service}`);
     return [...this.members.values()].filter((m) => m.service === service).map((m) => ({ ...m }));
   }
-  async release(): Promise<void> {}
   onChange(listener: (service: string) => void): void {
     this.listeners.push(listener);
   }
@@ -91,14 +121,14 @@ function service(name: string, replicas: number, hash = 'h1', size = 2): Service
 function until(r: Reconciler, done: (s: ServiceSnapshot[]) => boolean): Promise<void> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`timed out: ${JSON.stringify(r.snapshot())}`)), 5000);
-    const check = (s: ServiceSnapshot[]) => {
-      if (!done(s)) return;
+    const check = () => {
+      if (!done(r.snapshot())) return;
       clearTimeout(timer);
       r.off('tick', check);
       resolve();
     };
     r.on('tick', check);
-    check(r.snapshot());
+    check();
   });
 }
 const ready = (name: string, groups: number) => (s: ServiceSnapshot[]) => {
@@ -109,7 +139,7 @@ const ready = (name: string, groups: number) => (s: ServiceSnapshot[]) => {
 test('a new reconciler picks up running groups and their statuses without recreating anything', async () => {
   const platform = new MemoryPlatform();
   const store = new MemoryStatusStore();
-  const first = new Reconciler(platform, store, { resyncMs: 50 });
+  const first = reconciler(platform, store, { resyncMs: 50 });
   first.apply(service('a', 2));
   first.start();
   await until(first, ready('a', 2));
@@ -118,7 +148,7 @@ test('a new reconciler picks up running groups and their statuses without recrea
   await store.save('a', { ...(await store.load('a')), 1: { ...(await store.load('a'))[1]!, restarts: 7 } });
 
   const created = platform.creates;
-  const second = new Reconciler(platform, store, { resyncMs: 50 });
+  const second = reconciler(platform, store, { resyncMs: 50 });
   second.apply(service('a', 2));
   second.start();
   await until(second, ready('a', 2));
@@ -130,7 +160,7 @@ test('a new reconciler picks up running groups and their statuses without recrea
 
 test('a member removed behind its back recreates its whole group, once', async () => {
   const platform = new MemoryPlatform();
-  const r = new Reconciler(platform, new MemoryStatusStore(), { resyncMs: 50 });
+  const r = reconciler(platform, new MemoryStatusStore(), { resyncMs: 50 });
   r.apply(service('a', 2));
   r.start();
   await until(r, ready('a', 2));
@@ -146,7 +176,7 @@ test('a member removed behind its back recreates its whole group, once', async (
 
 test('a spec change at any time rolls the groups; scaling changes the count', async () => {
   const platform = new MemoryPlatform();
-  const r = new Reconciler(platform, new MemoryStatusStore(), { resyncMs: 50 });
+  const r = reconciler(platform, new MemoryStatusStore(), { resyncMs: 50 });
   r.apply(service('a', 2));
   r.start();
   await until(r, ready('a', 2));
@@ -162,15 +192,77 @@ test('a spec change at any time rolls the groups; scaling changes the count', as
 test("one service's failing pass does not hold up another's", async () => {
   const platform = new MemoryPlatform();
   platform.failObserve.add('a');
-  const r = new Reconciler(platform, new MemoryStatusStore(), { resyncMs: 50, retryBaseMs: 20 });
-  const errors: string[] = [];
-  r.on('event', (e) => e.warning && errors.push(e.message));
+  const r = reconciler(platform, new MemoryStatusStore(), { resyncMs: 50, retryBaseMs: 20 });
   r.apply(service('a', 1));
   r.apply(service('b', 1));
   r.start();
   await until(r, ready('b', 1));
+  const errors = r.recorded.filter((e) => e.warning).map((e) => e.message);
   assert.match(errors[0]!, /^reconcile failed \(retrying in \d+ ms\): API unavailable for a$/);
   platform.failObserve.clear();
   await until(r, ready('a', 1));
+  await r.teardown();
+});
+
+test('every pass ensures the group-level objects: one removed behind its back is made again', async () => {
+  const platform = new MemoryPlatform();
+  const r = reconciler(platform, new MemoryStatusStore(), { resyncMs: 50 });
+  r.apply(service('a', 2));
+  r.start();
+  await until(r, ready('a', 2));
+  platform.groupObjects.delete('a/1');
+  platform.changed('a');
+  await until(r, () => platform.groupObjects.has('a/1'));
+  assert.equal(r.snapshot()[0]!.groups[1]!.restarts, 0, 'its members were left as they are');
+  await r.teardown();
+  assert.equal(platform.groupObjects.size, 0, 'released with their groups');
+});
+
+test("a readiness flap is not a start: only an incarnation's first Ready is measured", async () => {
+  const platform = new MemoryPlatform();
+  let clock = 1_000_000;
+  platform.now = () => clock;
+  const r = reconciler(platform, new MemoryStatusStore(), { resyncMs: 50, now: () => clock });
+  r.apply(service('a', 1));
+  r.start();
+  await until(r, ready('a', 1));
+  assert.equal(r.snapshot()[0]!.startupMs, 0, 'created and Ready at the same instant');
+  clock += 3 * 3_600_000; // three hours Ready, then one probe missed
+  const leader = platform.members.get('a/0/0')!;
+  leader.ready = false;
+  platform.changed('a');
+  await until(r, (s) => s[0]!.groups[0]!.phase !== 'Ready');
+  leader.ready = true;
+  platform.changed('a');
+  await until(r, ready('a', 1));
+  assert.equal(r.snapshot()[0]!.startupMs, 0, 'not the group\'s whole age');
+  await r.teardown();
+});
+
+test('the store is read on every pass, and a write refused as stale is retried on a fresh read', async () => {
+  const platform = new MemoryPlatform();
+  const saved = new MemoryStatusStore();
+  let refused = 0;
+  const store: StatusStore = {
+    load: (name) => saved.load(name),
+    save: async (name, groups: Record<number, GroupStatus>) => {
+      if (refused++ < 2) throw Object.assign(new Error('changed since read'), { conflict: true });
+      await saved.save(name, groups);
+    },
+  };
+  const r = reconciler(platform, store, { resyncMs: 50 });
+  r.apply(service('a', 1));
+  r.start();
+  await until(r, ready('a', 1));
+  assert.ok(refused > 2, 'written after two refusals');
+  assert.deepEqual(
+    r.recorded.filter((e) => e.warning),
+    [],
+    'a stale read is not an error',
+  );
+  // Another writer's state (a restarted operator's, say) is what the next pass acts on.
+  await saved.save('a', { 0: { ...(await saved.load('a'))[0]!, restarts: 4 } });
+  platform.changed('a');
+  await until(r, (s) => s[0]!.groups[0]!.restarts === 4);
   await r.teardown();
 });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { statusTable } from '../../src/cli/status-table.js';
-import type { ServiceSnapshot } from '../../src/controller/reconciler.js';
+import type { ServiceSnapshot } from '../../src/core/snapshot.js';
 
 test('the status table shows each service: ready and desired replicas, the autoscaling range and its last decision', () => {
   const at = Date.parse('2026-11-25T10:00:05Z');

@@ -12,8 +12,8 @@ import {
 import { LABEL, LEADER_PORT } from './objects.js';
 import type { ServiceTemplate } from '../../core/service.js';
 import { Watch } from './api.js';
-import { admitted, type Backend, type ModelEntry } from '../../gateway/backends.js';
-import type { GroupMetric } from '../../gateway/metrics.js';
+import { admitted, type Backend, type BackendSource, type GroupMetric, type ModelEntry } from '../../core/serving.js';
+import { podReady } from './platform.js';
 
 export interface ClusterView {
   backends: Backend[];
@@ -47,8 +47,7 @@ export function clusterView(
         restarts: g.restarts,
       });
       if (!ip) continue;
-      const podReady = pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
-      const isReady = g.phase === 'Ready' && podReady;
+      const isReady = g.phase === 'Ready' && podReady(pod);
       if (isReady) ready++;
       view.backends.push({
         id,
@@ -72,7 +71,7 @@ export function clusterView(
 }
 
 /** Keeps a ClusterView of one namespace current. */
-export class ClusterBackends {
+export class ClusterBackends implements BackendSource {
   private view: ClusterView = { backends: [], models: [], groups: [] };
   private readonly rendered = new Map<string, ServiceTemplate | undefined>();
   private readonly objects: k8s.Informer<InferenceServiceObject> & k8s.ObjectCache<InferenceServiceObject>;

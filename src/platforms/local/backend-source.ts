@@ -1,7 +1,14 @@
 // The embedded default's backend source: the gateway serves the groups the reconciler shows,
 // refreshed after each of its passes.
 import type { Reconciler } from '../../controller/reconciler.js';
-import type { Backend, BackendSource, GroupMetric, ModelEntry, ServiceMetric } from '../../core/serving.js';
+import {
+  admitted,
+  type Backend,
+  type BackendSource,
+  type GroupMetric,
+  type ModelEntry,
+  type ServiceMetric,
+} from '../../core/serving.js';
 import type { ServiceSnapshot } from '../../core/snapshot.js';
 
 export class LocalBackends implements BackendSource {
@@ -55,7 +62,7 @@ export function backendsFrom(services: ServiceSnapshot[]): Backend[] {
       model: s.servedName,
       url: `http://${g.leader.host}:${g.leader.port}`,
       ready: g.phase === 'Ready',
-      slots: s.slots,
+      slots: admitted(s.slots),
       ...(s.tokenIds ? { tokenIds: s.tokenIds } : {}),
     })),
   );
