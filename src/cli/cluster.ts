@@ -158,10 +158,22 @@ export function installManifests(namespace: string, image: string): string {
         metadata: { labels: { 'app.kubernetes.io/name': name, ...podLabels } },
         spec: {
           serviceAccountName: name,
+          // The restricted Pod Security Standard: a fixed non-root user (the image may default to
+          // root), no privilege escalation, no capabilities, the runtime's default seccomp profile.
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: 65532,
+            runAsGroup: 65532,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
           containers: [
             {
               image,
-              securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true },
+              securityContext: {
+                allowPrivilegeEscalation: false,
+                readOnlyRootFilesystem: true,
+                capabilities: { drop: ['ALL'] },
+              },
               ...container,
             },
           ],
@@ -174,14 +186,25 @@ export function installManifests(namespace: string, image: string): string {
   const docs = [
     inferenceServiceCrd(),
     ...role('tandem-operator', [
-      { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'create', 'delete'] },
-      { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] },
-      { apiGroups: [''], resources: ['services'], verbs: ['create', 'delete'] },
+      { apiGroups: [''], resources: ['pods'], verbs: ['list', 'watch', 'create', 'delete'] },
+      // Each group's headless Service (which also keeps its planner state) and NetworkPolicy.
+      { apiGroups: [''], resources: ['services'], verbs: ['list', 'watch', 'create', 'patch', 'delete'] },
       { apiGroups: [''], resources: ['events'], verbs: ['create'] },
-      { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], verbs: ['create', 'delete'] },
-      { apiGroups: [GROUP], resources: [PLURAL], verbs: ['get', 'list', 'watch'] },
+      {
+        apiGroups: ['networking.k8s.io'],
+        resources: ['networkpolicies'],
+        verbs: ['list', 'watch', 'create', 'patch', 'delete'],
+      },
+      { apiGroups: [GROUP], resources: [PLURAL], verbs: ['list', 'watch'] },
       { apiGroups: [GROUP], resources: [`${PLURAL}/status`], verbs: ['patch'] },
-      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
+      // Its own lease only (a create cannot be limited to a name).
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+      {
+        apiGroups: ['coordination.k8s.io'],
+        resources: ['leases'],
+        resourceNames: [LEASE_NAME],
+        verbs: ['get', 'update'],
+      },
       // Only with spec.scheduling.gangScheduler: volcano.
       { apiGroups: [PODGROUP.group], resources: [PODGROUP.plural], verbs: ['create', 'deletecollection'] },
     ]),
@@ -197,11 +220,10 @@ export function installManifests(namespace: string, image: string): string {
       },
     ),
     ...role('tandem-gateway', [
-      { apiGroups: [GROUP], resources: [PLURAL], verbs: ['get', 'list', 'watch'] },
-      { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
-      // Its autoscaler's decisions: Events on the objects, and the last one in their status.
+      { apiGroups: [GROUP], resources: [PLURAL], verbs: ['list', 'watch'] },
+      { apiGroups: [''], resources: ['pods'], verbs: ['list', 'watch'] },
+      // Its autoscaler's decisions, as Events on the objects (it writes nothing the operator reads).
       { apiGroups: [''], resources: ['events'], verbs: ['create'] },
-      { apiGroups: [GROUP], resources: [`${PLURAL}/status`], verbs: ['patch'] },
     ]),
     // The groups' NetworkPolicies admit pods with the gateway label to their leaders' API port.
     deployment(
@@ -251,7 +273,10 @@ export function installManifests(namespace: string, image: string): string {
 }
 
 /** Each service's newest scaling, from the gateways' ScaledUp/ScaledDown Events. */
-async function lastScaling(kc: k8s.KubeConfig, namespace: string): Promise<Map<string, { time: string; message: string }>> {
+async function lastScaling(
+  kc: k8s.KubeConfig,
+  namespace: string,
+): Promise<Map<string, { time: string; message: string }>> {
   const events = await kc
     .makeApiClient(k8s.CoreV1Api)
     .listNamespacedEvent({ namespace, fieldSelector: 'involvedObject.kind=InferenceService' });

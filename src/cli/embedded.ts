@@ -27,7 +27,11 @@ export function embedded(
   autoscaling: AutoscalerOptions = {},
 ): Embedded {
   const events = new LocalEvents();
-  const reconciler = new Reconciler({ platform: new LocalPlatform({ logDir }), store: new MemoryStatusStore(), events });
+  const reconciler = new Reconciler({
+    platform: new LocalPlatform({ logDir }),
+    store: new MemoryStatusStore(),
+    events,
+  });
   const g = new Gateway({ ...gateway, source: new LocalBackends(reconciler) });
   const autoscaler = new Autoscaler(reconcilerTarget(reconciler), g, autoscaling);
   g.onDemand((model) => autoscaler.demand(model));

@@ -17,10 +17,7 @@ export interface GatewaySettings {
 }
 
 /** The gateway's options, its key file watched for changes. */
-export function gatewayOptions(
-  s: GatewaySettings,
-  accessLog: Logger,
-): Omit<GatewayOptions, 'source'> {
+export function gatewayOptions(s: GatewaySettings, accessLog: Logger): Omit<GatewayOptions, 'source'> {
   const keys = s.apiKeys ? watchKeyFile(s.apiKeys, (l) => process.stderr.write(`${l}\n`)) : undefined;
   return {
     host: s.host,

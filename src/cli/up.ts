@@ -10,7 +10,6 @@ import { LiveView } from './live-view.js';
 import { accessLog, gatewayOptions, listenOrExplain, type GatewaySettings } from './gateway.js';
 import { clearRun, currentRun, reapLeftovers, writeRun, writeStatus } from './state.js';
 
-
 export interface UpOptions extends GatewaySettings {
   files: string[];
   stateDir: string;

@@ -16,7 +16,6 @@ export interface ObservedGroup {
   phase: GroupPhase;
 }
 
-
 export interface ServicePlan {
   wanted: number[];
   remove: number[];

@@ -1,5 +1,5 @@
-// What every engine's renderer shares: the template hash (what the members run, so that scaling
-// and the rollout and failure policies never roll groups), the group policies from the spec, and
+// What every engine's renderer shares: the template hash (what the members run, so that scaling,
+// the rollout, failure, restart and startup policies and the timeouts never roll groups), the group policies from the spec, and
 // the spec's environment under the group's own.
 import { createHash } from 'node:crypto';
 import type { InferenceService, StartupPolicy } from '../spec/schema.js';
@@ -30,7 +30,19 @@ export function engineServiceTemplate(service: InferenceService, engine: EngineR
   const hash = createHash('sha256')
     .update(
       JSON.stringify({
-        spec: { ...spec, replicas: undefined, rollout: undefined, failurePolicy: undefined, autoscaling: undefined },
+        // Only what the members run: policies (how many, when to give up, in what order to start,
+        // how long to wait) take effect on the groups as they are.
+        spec: {
+          ...spec,
+          replicas: undefined,
+          rollout: undefined,
+          failurePolicy: undefined,
+          autoscaling: undefined,
+          startupTimeout: undefined,
+          restartPolicy: undefined,
+          startupPolicy: undefined,
+          scheduling: { ...spec.scheduling, placementTimeout: undefined },
+        },
         engine: engine.identity,
       }),
     )

@@ -149,7 +149,6 @@ export class Gateway {
     this.demandListeners.push(listener);
   }
 
-
   async listen(): Promise<AddressInfo> {
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);

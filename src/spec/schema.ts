@@ -85,7 +85,19 @@ const stringMap = z.record(z.string(), z.string(), { error: 'must be a map of st
 /** Merged over the pods Tandem renders for one role (Kubernetes only). */
 const podOverride = z
   .object({
-    metadata: z.object({ annotations: stringMap.optional(), labels: stringMap.optional() }).strict().optional(),
+    metadata: z
+      .object({
+        annotations: stringMap.optional(),
+        // Tandem's labels say which group a pod is in; the NetworkPolicies and the gateway trust them.
+        labels: stringMap
+          .refine((labels) => !Object.keys(labels).some((k) => k.startsWith('tandem.dev/')), {
+            message:
+              'tandem.dev/ labels are set by Tandem (they decide which pods reach a group) and cannot be set here',
+          })
+          .optional(),
+      })
+      .strict()
+      .optional(),
     nodeSelector: stringMap.optional(),
     tolerations: z.array(passthrough).optional(),
     affinity: passthrough.optional(),

@@ -478,6 +478,23 @@ test('two candidates for the lease: one leads, the other takes over once it is r
   await b.release();
 });
 
+test("a lease is judged by the candidate's own clock: an hour of skew takes nothing from a live holder", async () => {
+  const kc = kubeConfig(kubeconfig);
+  const options = { namespace: ns, name: 'skewed', durationSeconds: 15 };
+  const holder = new LeaderLease(kc, { ...options, identity: 'holder' });
+  let clock = Date.now() + 3_600_000; // an hour ahead of the holder, whose renewTime it reads
+  const ahead = new LeaderLease(kc, { ...options, identity: 'ahead', now: () => clock });
+  assert.equal(await holder.tryTake(), true);
+  assert.equal(await ahead.tryTake(), false, "the holder's renewTime is an hour old by this clock, but it just saw it");
+  clock += 10_000;
+  assert.equal(await holder.tryTake(), true, 'renewed');
+  clock += 10_000;
+  assert.equal(await ahead.tryTake(), false, 'a renewal seen 10 s ago: still held');
+  clock += 16_000; // no renewal seen for longer than the lease
+  assert.equal(await ahead.tryTake(), true, 'expired by what this candidate observed');
+  assert.equal(await holder.tryTake(), false, 'the old holder now waits');
+});
+
 test('tandem install applies with least privilege; two `tandem operator` processes: one acts, the other takes over', async () => {
   const manifests = execFileSync(
     process.execPath,

@@ -3,7 +3,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { validateDocument } from '../../src/spec/load.js';
 import { clusterServiceTemplate } from '../../src/platforms/kubernetes/render.js';
-import { groupPodGroup, memberHost, memberPod, type ServiceObject } from '../../src/platforms/kubernetes/objects.js';
+import {
+  groupNetworkPolicy,
+  groupPodGroup,
+  memberHost,
+  memberPod,
+  type ServiceObject,
+} from '../../src/platforms/kubernetes/objects.js';
 
 function object(spec: Record<string, unknown>): ServiceObject {
   const { service, problems } = validateDocument({
@@ -119,5 +125,82 @@ test('sources a pod cannot reach are clear errors', () => {
   assert.throws(
     () => clusterServiceTemplate(object({ model: { servedName: 'm', source: 'tandem://tiny-llama' } })),
     /spec.model.source: tandem:\/\/tiny-llama is not reachable from pods: use hf:\/\/ORG\/NAME or pvc:\/\/CLAIM\/PATH.gguf/,
+  );
+});
+
+test('the NetworkPolicy admits the gateway from the install namespace only, as the API server names the field', () => {
+  const policy = groupNetworkPolicy(
+    object({ parallelism: { nodes: 2 } }),
+    { service: 'm', replica: 0 },
+    'tandem-system',
+  );
+  const text = JSON.stringify(policy);
+  assert.doesNotMatch(text, /_from/, "the client library's internal name must not reach YAML or the API");
+  const [own, gateway] = policy.spec.ingress as { from: Record<string, unknown>[]; ports?: unknown[] }[];
+  assert.deepEqual(own!.from, [
+    { podSelector: { matchLabels: { 'tandem.dev/service': 'm', 'tandem.dev/replica': '0' } } },
+  ]);
+  assert.deepEqual(gateway!.from, [
+    {
+      namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'tandem-system' } },
+      podSelector: { matchLabels: { 'tandem.dev/gateway': 'true' } },
+    },
+  ]);
+});
+
+test('user pod fields pass through as written, whatever fields they have', () => {
+  const volume = { name: 'cache', ephemeral: { volumeClaimTemplate: { spec: { futureField: { x: 1 } } } } };
+  const obj = object({
+    parallelism: { nodes: 2 },
+    leaderTemplate: { volumes: [volume], env: [{ name: 'A', value: '1', x: true }] },
+  });
+  const template = clusterServiceTemplate(obj);
+  const ref = { service: 'm', replica: 0 };
+  const group = template.render(ref, [
+    { host: 'a', port: 8080 },
+    { host: 'b', port: 50052 },
+  ]);
+  const pod = memberPod(obj, ref, group.members[0]!, group.hash);
+  assert.deepEqual(pod.spec.volumes.at(-1), volume);
+  assert.deepEqual(pod.spec.containers[0]!.env[0], { name: 'A', value: '1', x: true });
+});
+
+test('tandem.dev/ labels in a pod override are refused: they decide which pods reach a group', () => {
+  const { problems } = validateDocument({
+    apiVersion: 'tandem.dev/v1alpha1',
+    kind: 'InferenceService',
+    metadata: { name: 'm' },
+    spec: {
+      model: { servedName: 'm', source: 'pvc://models/m.gguf' },
+      engine: { type: 'llamacpp' },
+      workerTemplate: { metadata: { labels: { 'tandem.dev/gateway': 'true' } } },
+    },
+  });
+  assert.equal(problems.length, 1);
+  assert.match(problems[0]!, /workerTemplate\.metadata\.labels.*tandem\.dev\/ labels are set by Tandem/);
+});
+
+test('policies never change the template hash; what the members run does', () => {
+  const vllm = { model: { servedName: 'm', source: 'pvc://models/llama' }, engine: { type: 'vllm' } };
+  const hash = (spec: Record<string, unknown>) =>
+    clusterServiceTemplate(object({ ...vllm, parallelism: { nodes: 2 }, ...spec })).hash;
+  const base = hash({});
+  for (const policy of [
+    { startupTimeout: '45m' },
+    { restartPolicy: 'None' },
+    { startupPolicy: 'WorkersReady' },
+    { scheduling: { placementTimeout: '1m' } },
+    { failurePolicy: { maxRestarts: 2 } },
+    { rollout: { maxSurge: 1 } },
+    { replicas: 3 },
+  ]) {
+    assert.equal(hash(policy), base, JSON.stringify(policy));
+  }
+  assert.notEqual(hash({ engine: { type: 'vllm', args: ['--max-model-len', '4096'] } }), base);
+  assert.notEqual(hash({ env: { A: '1' } }), base);
+  assert.notEqual(
+    hash({ scheduling: { queue: 'q' }, startupPolicy: 'WorkersReady' }),
+    hash({ scheduling: { queue: 'q' } }),
+    'with a gang queue the leader waits for its workers in its container: the startup policy is what it runs',
   );
 });

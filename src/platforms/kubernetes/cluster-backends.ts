@@ -4,11 +4,7 @@
 // Kubernetes Service reaches its endpoints, so the gateway needs no cluster DNS.
 import * as k8s from '@kubernetes/client-node';
 import { PLURAL } from './crd.js';
-import {
-  inferenceServiceInformer,
-  readInferenceService,
-  type InferenceServiceObject,
-} from './inference-services.js';
+import { inferenceServiceInformer, readInferenceService, type InferenceServiceObject } from './inference-services.js';
 import { LABEL, LEADER_PORT } from './objects.js';
 import type { ServiceTemplate } from '../../core/service.js';
 import { Watch } from './api.js';

@@ -82,9 +82,15 @@ export class ClusterCache {
       informer<InferenceServiceObject>(`/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}`),
       namespace,
     );
-    this.services = new Kind(informer<k8s.V1Service>(`/api/v1/namespaces/${namespace}/services`, labelSelector), namespace);
+    this.services = new Kind(
+      informer<k8s.V1Service>(`/api/v1/namespaces/${namespace}/services`, labelSelector),
+      namespace,
+    );
     this.policies = new Kind(
-      informer<k8s.V1NetworkPolicy>(`/apis/networking.k8s.io/v1/namespaces/${namespace}/networkpolicies`, labelSelector),
+      informer<k8s.V1NetworkPolicy>(
+        `/apis/networking.k8s.io/v1/namespaces/${namespace}/networkpolicies`,
+        labelSelector,
+      ),
       namespace,
     );
     this.pods = informer<k8s.V1Pod>(`/api/v1/namespaces/${namespace}/pods`, labelSelector);

@@ -1,7 +1,9 @@
 // Leader election on a coordination.k8s.io Lease, as client-go's leaderelection does it: take the
 // lease when it is free or expired, renew it well within its duration, and stop acting the moment a
-// renewal fails past the deadline. The API server's optimistic concurrency (resourceVersion) makes
-// sure two candidates never both win.
+// renewal fails past the deadline. Expiry is judged by this process's own clock from when it last
+// saw the record change (client-go's observedTime), never from the holder's renewTime: clocks of
+// two machines may differ by more than a lease. The API server's optimistic concurrency
+// (resourceVersion) makes sure two candidates never both win.
 import * as k8s from '@kubernetes/client-node';
 import { ignoreStatus } from './api.js';
 
@@ -10,6 +12,8 @@ export interface LeaseOptions {
   name: string;
   identity: string;
   durationSeconds?: number;
+  /** This process's clock (ms). */
+  now?: () => number;
 }
 
 export class LeaderLease {
@@ -18,6 +22,9 @@ export class LeaderLease {
   private renewedAt = 0;
   private leading = false;
   private readonly duration: number;
+  private readonly now: () => number;
+  /** The record as last read, and when (by this process's clock) it was first read so. */
+  private observed?: { record: string; at: number };
 
   constructor(
     kc: k8s.KubeConfig,
@@ -25,6 +32,7 @@ export class LeaderLease {
   ) {
     this.api = kc.makeApiClient(k8s.CoordinationV1Api);
     this.duration = options.durationSeconds ?? 15;
+    this.now = options.now ?? Date.now;
   }
 
   /** Resolves once this candidate leads; `lost` is called if it stops leading. */
@@ -35,11 +43,11 @@ export class LeaderLease {
       await new Promise((r) => setTimeout(r, retryMs));
     }
     this.leading = true;
-    this.renewedAt = Date.now();
+    this.renewedAt = this.now();
     const renew = async () => {
       const ok = await this.tryTake().catch(() => false);
-      if (ok) this.renewedAt = Date.now();
-      else if (Date.now() - this.renewedAt > (this.duration * 1000 * 2) / 3) {
+      if (ok) this.renewedAt = this.now();
+      else if (this.now() - this.renewedAt > (this.duration * 1000 * 2) / 3) {
         this.leading = false;
         lost();
         return;
@@ -62,7 +70,8 @@ export class LeaderLease {
     await this.api.replaceNamespacedLease({ namespace, name, body: lease }).catch(() => undefined);
   }
 
-  private async tryTake(): Promise<boolean> {
+  /** One attempt to take or renew the lease: whether this candidate holds it now. */
+  async tryTake(): Promise<boolean> {
     const { namespace, name, identity } = this.options;
     const now = new k8s.V1MicroTime();
     const lease = await ignoreStatus(404, this.api.readNamespacedLease({ namespace, name }));
@@ -74,8 +83,9 @@ export class LeaderLease {
       return (await ignoreStatus(409, this.api.createNamespacedLease({ namespace, body }))) !== undefined;
     }
     const spec = lease.spec ?? {};
-    const renewed = spec.renewTime ? new Date(spec.renewTime).getTime() : 0;
-    const expired = Date.now() > renewed + (spec.leaseDurationSeconds ?? this.duration) * 1000;
+    const record = JSON.stringify([spec.holderIdentity, spec.renewTime, spec.acquireTime, spec.leaseTransitions]);
+    if (this.observed?.record !== record) this.observed = { record, at: this.now() };
+    const expired = this.now() > this.observed.at + (spec.leaseDurationSeconds ?? this.duration) * 1000;
     if (spec.holderIdentity && spec.holderIdentity !== identity && !expired) return false;
     const taking = spec.holderIdentity !== identity;
     lease.spec = {

@@ -88,7 +88,9 @@ export class KubernetesPlatform implements Platform {
     if (seen && !seen.metadata?.ownerReferences?.some((r) => r.uid === uid)) {
       await ignoreStatus(404, this.api.delete(`${collection}/${name}`));
       kind.forget(name);
-      throw new Error(`${collection.split('/').pop()} ${name} belonged to an earlier object of this name; replacing it`);
+      throw new Error(
+        `${collection.split('/').pop()} ${name} belonged to an earlier object of this name; replacing it`,
+      );
     }
     if (seen?.metadata?.deletionTimestamp) throw new Error(`${name} is being deleted; making it again once it is gone`);
     if (!seen) {

@@ -1,5 +1,6 @@
 // An InferenceService as a ServiceTemplate for pods: the engine's own renderer with the commands
 // of its image, members bound to every address of their pod, and the model from a cluster source.
+import { createHash } from 'node:crypto';
 import { llamaCppServiceTemplate } from '../../engine/llamacpp/service.js';
 import { sglangServiceTemplate } from '../../engine/sglang/service.js';
 import { vllmServiceTemplate } from '../../engine/vllm/service.js';
@@ -32,10 +33,17 @@ export function clusterServiceTemplate(obj: ServiceObject): ServiceTemplate {
  * pods together (LeaderWorkerSet, KubeRay).
  */
 export function inContainerStartup(template: ServiceTemplate): ServiceTemplate {
+  // Whether the leader waits is part of what it runs: its hash covers the startup policy here.
+  const placeholder = Array.from({ length: template.size }, () => ({ host: '', port: 0 }));
+  const waits = template.render({ service: template.name, replica: 0 }, placeholder).startupPolicy === 'WorkersReady';
+  const hash = waits
+    ? createHash('sha256').update(`${template.hash}/leader waits`).digest('hex').slice(0, 12)
+    : template.hash;
   return {
     ...template,
+    hash,
     render: (group, endpoints) => {
-      const rendered = template.render(group, endpoints);
+      const rendered = { ...template.render(group, endpoints), hash };
       const [leader, ...workers] = rendered.members;
       if (rendered.startupPolicy !== 'WorkersReady' || workers.length === 0) {
         return { ...rendered, startupPolicy: 'LeaderCreated' };

@@ -86,4 +86,3 @@ export function modelsFrom(services: ServiceSnapshot[]): ModelEntry[] {
     };
   });
 }
-
