@@ -41,6 +41,16 @@ const TIERS: Record<string, Tier> = {
         [join(root, 'node_modules', 'prettier', 'bin', 'prettier.cjs'), '--check', '--log-level=warn', '.'],
       ],
       [process.execPath, [join(root, 'node_modules', 'eslint', 'bin', 'eslint.js'), '.']],
+      // The layering of src/ (.dependency-cruiser.js): no cycle, no import against it.
+      [
+        process.execPath,
+        [
+          join(root, 'node_modules', 'dependency-cruiser', 'bin', 'dependency-cruise.mjs'),
+          '--config',
+          '.dependency-cruiser.js',
+          'src',
+        ],
+      ],
     ],
   },
   unit: {},

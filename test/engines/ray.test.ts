@@ -68,7 +68,10 @@ test('a Ray head and a worker form a 2-node cluster; the group is Ready only onc
   const r = new Reconciler({ platform, store: new MemoryStatusStore(), events: new LocalEvents() });
   reconciler = r;
   r.on('tick', () =>
-    r.snapshot().flatMap((x) => x.groups.flatMap((g) => g.members)).forEach((m) => m.pid && pids.add(m.pid)),
+    r
+      .snapshot()
+      .flatMap((x) => x.groups.flatMap((g) => g.members))
+      .forEach((m) => m.pid && pids.add(m.pid)),
   );
   r.apply(template);
   r.start();

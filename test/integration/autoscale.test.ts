@@ -27,7 +27,13 @@ test('scale from zero on a burst of 32, up to maxReplicas and no further, down w
       },
     }),
   ]);
-  const { reconciler, events: sink, gateway, autoscaler, start } = embedded(
+  const {
+    reconciler,
+    events: sink,
+    gateway,
+    autoscaler,
+    start,
+  } = embedded(
     [template!],
     mkdtempSync(join(tmpdir(), 'tandem-autoscale-')),
     { host: '127.0.0.1', port: 0 },

@@ -3,7 +3,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type * as k8s from '@kubernetes/client-node';
 import { clusterView } from '../../src/platforms/kubernetes/cluster-backends.js';
-import { readInferenceService, type InferenceServiceObject } from '../../src/platforms/kubernetes/inference-services.js';
+import {
+  readInferenceService,
+  type InferenceServiceObject,
+} from '../../src/platforms/kubernetes/inference-services.js';
 import { LABEL } from '../../src/platforms/kubernetes/objects.js';
 
 const object = (name: string, phases: string[], spec: Record<string, unknown> = {}) => ({

@@ -235,7 +235,7 @@ test("a readiness flap is not a start: only an incarnation's first Ready is meas
   leader.ready = true;
   platform.changed('a');
   await until(r, ready('a', 1));
-  assert.equal(r.snapshot()[0]!.startupMs, 0, 'not the group\'s whole age');
+  assert.equal(r.snapshot()[0]!.startupMs, 0, "not the group's whole age");
   await r.teardown();
 });
 
