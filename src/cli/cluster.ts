@@ -18,7 +18,7 @@ import { ClusterBackends } from '../platforms/kubernetes/cluster-backends.js';
 import { Gateway } from '../gateway/server.js';
 import { formatDuration } from '../spec/duration.js';
 import { accessLog, gatewayOptions, listenOrExplain, type GatewaySettings } from './gateway.js';
-import { apiMessage } from '../platforms/kubernetes/api.js';
+import { apiMessage, ignoreStatus } from '../platforms/kubernetes/api.js';
 
 export const LEASE_NAME = 'tandem-operator';
 /**
@@ -277,10 +277,15 @@ async function lastScaling(
   kc: k8s.KubeConfig,
   namespace: string,
 ): Promise<Map<string, { time: string; message: string }>> {
-  const events = await kc
-    .makeApiClient(k8s.CoreV1Api)
-    .listNamespacedEvent({ namespace, fieldSelector: 'involvedObject.kind=InferenceService' });
   const out = new Map<string, { time: string; message: string }>();
+  // Who may read the objects but not the Events sees no scaling lines.
+  const events = await ignoreStatus(
+    403,
+    kc
+      .makeApiClient(k8s.CoreV1Api)
+      .listNamespacedEvent({ namespace, fieldSelector: 'involvedObject.kind=InferenceService' }),
+  );
+  if (!events) return out;
   for (const e of events.items) {
     if (e.reason !== 'ScaledUp' && e.reason !== 'ScaledDown') continue;
     const time = new Date(e.lastTimestamp ?? e.eventTime ?? 0).toISOString();

@@ -362,6 +362,89 @@ test('an InferenceService becomes groups of pods: placed, Ready, recreated whole
   }
 });
 
+test('every group-level object is level-triggered: deleted by hand, deleted and re-applied; a policy change rolls nothing', async () => {
+  const operator = new Operator(kubeConfig(kubeconfig), { namespace: ns, log: (l) => logs.push(l), resyncMs: 60_000 });
+  await operator.start();
+  const net = () => apiClient(kubeconfig, k8s.NetworkingV1Api);
+  const owned = (o: { metadata?: k8s.V1ObjectMeta } | undefined, uid: string) =>
+    o?.metadata?.ownerReferences?.some((r) => r.uid === uid) === true && !o.metadata?.deletionTimestamp;
+  const groupObjects = async (uid: string) => {
+    const service = await core()
+      .readNamespacedService({ namespace: ns, name: 'lvl-0' })
+      .catch(() => undefined);
+    const policy = await net()
+      .readNamespacedNetworkPolicy({ namespace: ns, name: 'lvl-0' })
+      .catch(() => undefined);
+    return owned(service, uid) && owned(policy, uid) ? { service: service!, policy: policy! } : undefined;
+  };
+  try {
+    const created = (await custom().createNamespacedCustomObject({ ...where, body: isvc('lvl', big(1)) })) as {
+      metadata: { uid: string };
+    };
+    await until('2 Ready pods', 60_000, async () => (readyPods(await pods('lvl')).length === 2 ? true : undefined));
+    const before = await until('the group Service and NetworkPolicy', 10_000, () => groupObjects(created.metadata.uid));
+
+    // Deleted by hand: made again at the next pass (the deletion itself is the change that wakes it).
+    await core().deleteNamespacedService({ namespace: ns, name: 'lvl-0' });
+    await net().deleteNamespacedNetworkPolicy({ namespace: ns, name: 'lvl-0' });
+    const again = await until('the Service and NetworkPolicy made again', 20_000, async () => {
+      const o = await groupObjects(created.metadata.uid);
+      return o &&
+        o.service.metadata!.uid !== before.service.metadata!.uid &&
+        o.policy.metadata!.uid !== before.policy.metadata!.uid
+        ? o
+        : undefined;
+    });
+    assert.ok(again);
+
+    // Policies change, and replicas with them (a pass on the new spec must be seen to happen): the
+    // running group keeps its pods.
+    const running = new Set((await pods('lvl')).map((p) => p.metadata!.uid));
+    await custom().patchNamespacedCustomObject(
+      {
+        ...where,
+        name: 'lvl',
+        body: {
+          spec: {
+            replicas: 2,
+            startupTimeout: '45m',
+            restartPolicy: 'None',
+            failurePolicy: { maxRestarts: 5 },
+            scheduling: { topologyKey: TOPOLOGY_LABEL, placementTimeout: '9s' },
+          },
+        },
+      },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+    const scaled = await until('4 Ready pods', 60_000, async () => {
+      const list = readyPods(await pods('lvl'));
+      return list.length === 4 ? list : undefined;
+    });
+    const group0 = scaled.filter((p) => p.metadata?.labels?.[LABEL.replica] === '0');
+    assert.deepEqual(
+      group0.map((p) => running.has(p.metadata!.uid)),
+      [true, true],
+      'no pod of the running group was recreated',
+    );
+    assert.ok(!logs.some((l) => /lvl: group 0: rolling/.test(l)), 'no rollout');
+
+    // Deleted and applied again under the same name: a new object (uid), whose groups get their
+    // own Service and NetworkPolicy, and pods it owns.
+    await custom().deleteNamespacedCustomObject({ ...where, name: 'lvl' });
+    const recreated = (await custom().createNamespacedCustomObject({ ...where, body: isvc('lvl', big(1)) })) as {
+      metadata: { uid: string };
+    };
+    await until("the new object's group objects", 60_000, () => groupObjects(recreated.metadata.uid));
+    await until('2 Ready pods of the new object', 60_000, async () => {
+      const list = readyPods(await pods('lvl'));
+      return list.length === 2 && list.every((p) => owned(p, recreated.metadata.uid)) ? true : undefined;
+    });
+    await custom().deleteNamespacedCustomObject({ ...where, name: 'lvl' });
+  } finally {
+    await operator.stop();
+  }
+});
+
 test('a group that cannot be placed gives back its placed pods after the deadline, and fails past its budget', async () => {
   const operator = new Operator(kubeConfig(kubeconfig), { namespace: ns, log: (l) => logs.push(l), resyncMs: 2000 });
   await operator.start();

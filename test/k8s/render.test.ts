@@ -1,6 +1,8 @@
-// `tandem render`: every object it writes is accepted by the real API server against the upstream
-// CRDs (LeaderWorkerSet, KubeRay RayCluster/RayService, AIBrix RayClusterFleet, KEDA ScaledObject) in a server-side dry
-// run, for every engine and for 1-, 2- and 4-node groups; Ray targets refuse engines Ray cannot run.
+// `tandem render` and `tandem install`: every object they write, read back from YAML, is accepted
+// by the real API server against the upstream CRDs (LeaderWorkerSet, KubeRay RayCluster/RayService,
+// AIBrix RayClusterFleet, KEDA ScaledObject) in a strict server-side dry run, for every engine and
+// for 1-, 2- and 4-node groups; Ray targets refuse engines Ray cannot run; the installed pods meet
+// the restricted Pod Security Standard.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -9,10 +11,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
-import { stringify } from 'yaml';
+import { parseAllDocuments, stringify } from 'yaml';
 import { validateDocument } from '../../src/spec/load.js';
 import { EXPORT_TARGETS, exportService } from '../../src/platforms/kubernetes/export/index.js';
 import { apiMessage } from '../../src/platforms/kubernetes/api.js';
+import { RawApi } from '../../src/platforms/kubernetes/raw.js';
+import { installManifests } from '../../src/cli/cluster.js';
 import { apiClient, kubeConfig } from './cluster.js';
 import { useTestCluster } from './harness.js';
 import { importOciRecipe } from '../../src/spec/oci-recipe.js';
@@ -55,34 +59,47 @@ function document(engine: keyof typeof ENGINES, nodes: number) {
   };
 }
 
-test('every rendered object passes the API server (dry run) for every engine, target and group size', async () => {
-  const kc = kubeConfig(kubeconfig);
-  const core = kc.makeApiClient(k8s.CoreV1Api);
-  const net = kc.makeApiClient(k8s.NetworkingV1Api);
-  const custom = kc.makeApiClient(k8s.CustomObjectsApi);
-  const PLURALS: Record<string, string> = {
-    LeaderWorkerSet: 'leaderworkersets',
-    RayCluster: 'rayclusters',
-    RayService: 'rayservices',
-    RayClusterFleet: 'rayclusterfleets',
-    ScaledObject: 'scaledobjects',
-  };
-  // Strict: a field the schema does not know is an error, not a warning (and not silently dropped).
-  const strict = { namespace: ns, dryRun: 'All', fieldValidation: 'Strict' } as const;
-  const create = (o: k8s.KubernetesObject): Promise<unknown> => {
-    switch (o.kind) {
-      case 'Pod':
-        return core.createNamespacedPod({ ...strict, body: o as k8s.V1Pod });
-      case 'Service':
-        return core.createNamespacedService({ ...strict, body: o as k8s.V1Service });
-      case 'NetworkPolicy':
-        return net.createNamespacedNetworkPolicy({ ...strict, body: o as k8s.V1NetworkPolicy });
-      default: {
-        const [group, version] = o.apiVersion!.split('/') as [string, string];
-        return custom.createNamespacedCustomObject({ ...strict, group, version, plural: PLURALS[o.kind!]!, body: o });
-      }
-    }
-  };
+const PLURALS: Record<string, string> = {
+  Pod: 'pods',
+  Service: 'services',
+  ServiceAccount: 'serviceaccounts',
+  NetworkPolicy: 'networkpolicies',
+  Role: 'roles',
+  RoleBinding: 'rolebindings',
+  Deployment: 'deployments',
+  CustomResourceDefinition: 'customresourcedefinitions',
+  LeaderWorkerSet: 'leaderworkersets',
+  RayCluster: 'rayclusters',
+  RayService: 'rayservices',
+  RayClusterFleet: 'rayclusterfleets',
+  ScaledObject: 'scaledobjects',
+};
+
+/** YAML as kubectl reads it: plain objects (client-node's loadAllYaml renames fields into its models' names). */
+function readYaml(text: string): k8s.KubernetesObject[] {
+  return parseAllDocuments(text).map((d) => d.toJS() as k8s.KubernetesObject);
+}
+
+/**
+ * Applies `o` in a server-side dry run with strict field validation (what `kubectl apply
+ * --server-side --dry-run=server --validate=strict` asks of the API server): the body goes as the
+ * YAML read it, through no client library model, so a field the schema does not know is refused,
+ * not dropped.
+ */
+function dryRun(api: RawApi, o: k8s.KubernetesObject & { spec?: unknown }, namespace = ns): Promise<unknown> {
+  const [group, version] = o.apiVersion!.includes('/') ? o.apiVersion!.split('/') : ['', o.apiVersion!];
+  const base = group ? `/apis/${group}/${version}` : `/api/${version}`;
+  const scoped = o.kind === 'CustomResourceDefinition' ? '' : `/namespaces/${namespace}`;
+  return api.patch(
+    `${base}${scoped}/${PLURALS[o.kind!]!}/${o.metadata!.name}`,
+    o,
+    'apply',
+    '?dryRun=All&fieldValidation=Strict&fieldManager=kubectl',
+  );
+}
+
+test('every rendered object passes the API server (dry run, strict) for every engine, target and group size', async () => {
+  const api = new RawApi(kubeConfig(kubeconfig));
   let accepted = 0;
   for (const engine of Object.keys(ENGINES) as (keyof typeof ENGINES)[]) {
     for (const nodes of [1, 2, 4]) {
@@ -94,9 +111,14 @@ test('every rendered object passes the API server (dry run) for every engine, ta
           assert.throws(() => exportService(service!, to, ns), /Ray runs vLLM's Ray executor/);
           continue;
         }
-        for (const o of exportService(service!, to, ns)) {
-          o.metadata!.namespace = ns;
-          await create(o).catch((err: unknown) => {
+        // As `tandem render` prints them and a user's kubectl reads them back.
+        const objects = readYaml(
+          exportService(service!, to, ns)
+            .map((o) => stringify(o))
+            .join('---\n'),
+        );
+        for (const o of objects) {
+          await dryRun(api, o).catch((err: unknown) => {
             throw new Error(`${engine} × ${nodes} --to ${to}: ${o.kind} ${o.metadata!.name}: ${apiMessage(err)}`, {
               cause: err,
             });
@@ -107,6 +129,51 @@ test('every rendered object passes the API server (dry run) for every engine, ta
     }
   }
   assert.ok(accepted >= 100, `${accepted} objects accepted`);
+});
+
+test('tandem install: every object passes the API server (dry run, strict), and its pods meet the restricted Pod Security Standard', async () => {
+  const kc = kubeConfig(kubeconfig);
+  const api = new RawApi(kc);
+  const restricted = `${ns}-restricted`;
+  await apiClient(kubeconfig, k8s.CoreV1Api).createNamespace({
+    body: { metadata: { name: restricted, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } },
+  });
+  try {
+    const objects = readYaml(installManifests(restricted, 'tandem:test'));
+    for (const o of objects) {
+      await dryRun(api, o, restricted).catch((err: unknown) => {
+        throw new Error(`${o.kind} ${o.metadata!.name}: ${apiMessage(err)}`, { cause: err });
+      });
+    }
+    // Pod Security Admission judges pods: each Deployment's pod, as its ReplicaSet would create it.
+    const deployments = objects.filter((o) => o.kind === 'Deployment') as k8s.V1Deployment[];
+    assert.equal(deployments.length, 2);
+    // (The service accounts exist only in a real apply: PSA does not look at them.)
+    for (const d of deployments) {
+      const spec = { ...d.spec!.template.spec, serviceAccountName: undefined };
+      const pod = {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: `${d.metadata!.name}-x` },
+        spec,
+      };
+      await dryRun(api, pod, restricted).catch((err: unknown) => {
+        throw new Error(`the ${d.metadata!.name} pod in a restricted namespace: ${apiMessage(err)}`, { cause: err });
+      });
+    }
+    const privileged = {
+      ...deployments[0]!.spec!.template.spec!,
+      securityContext: undefined,
+      serviceAccountName: undefined,
+    };
+    await assert.rejects(
+      dryRun(api, { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'loose' }, spec: privileged }, restricted),
+      (err: unknown) => /violates PodSecurity "restricted/.test(apiMessage(err)),
+      'the namespace enforces the standard (the check above can fail)',
+    );
+  } finally {
+    await apiClient(kubeconfig, k8s.CoreV1Api).deleteNamespace({ name: restricted });
+  }
 });
 
 test('an imported OCI recipe renders to KubeRay objects the API server accepts', async () => {
