@@ -378,7 +378,8 @@ test('every group-level object is level-triggered: deleted by hand, deleted and 
     return owned(service, uid) && owned(policy, uid) ? { service: service!, policy: policy! } : undefined;
   };
   try {
-    const created = (await custom().createNamespacedCustomObject({ ...where, body: isvc('lvl', big(1)) })) as {
+    const light = (replicas: number) => big(replicas, { resources: { cpu: '1', memory: '1Gi', gpu: 1 } });
+    const created = (await custom().createNamespacedCustomObject({ ...where, body: isvc('lvl', light(1)) })) as {
       metadata: { uid: string };
     };
     await until('2 Ready pods', 60_000, async () => (readyPods(await pods('lvl')).length === 2 ? true : undefined));
@@ -431,7 +432,7 @@ test('every group-level object is level-triggered: deleted by hand, deleted and 
     // Deleted and applied again under the same name: a new object (uid), whose groups get their
     // own Service and NetworkPolicy, and pods it owns.
     await custom().deleteNamespacedCustomObject({ ...where, name: 'lvl' });
-    const recreated = (await custom().createNamespacedCustomObject({ ...where, body: isvc('lvl', big(1)) })) as {
+    const recreated = (await custom().createNamespacedCustomObject({ ...where, body: isvc('lvl', light(1)) })) as {
       metadata: { uid: string };
     };
     await until("the new object's group objects", 60_000, () => groupObjects(recreated.metadata.uid));
@@ -632,11 +633,13 @@ test('tandem install applies with least privilege; two `tandem operator` process
     const table = execFileSync(process.execPath, [cli, 'status', '--kubeconfig', saConfig], { encoding: 'utf8' });
     assert.match(table, /^duo +1\/1 +1 +llamacpp +0 +Ready +1\/1 +1 /m);
 
-    // Logs through the API server from KWOK's fake kubelet, as the ServiceAccount: printed, then followed.
+    // Logs through the API server from KWOK's fake kubelet, as a user reads them (the operator's
+    // ServiceAccount may not: it never reads a log): printed, then followed.
+    const user = ['--kubeconfig', kubeconfig, '--namespace', ns];
     appendContainerLog(`before ${process.pid}`);
-    const once = execFileSync(process.execPath, [cli, 'logs', 'duo', '--kubeconfig', saConfig], { encoding: 'utf8' });
+    const once = execFileSync(process.execPath, [cli, 'logs', 'duo', ...user], { encoding: 'utf8' });
     assert.match(once, new RegExp(`^before ${process.pid}$`, 'm'));
-    const follower = spawn(process.execPath, [cli, 'logs', 'duo', '-f', '--kubeconfig', saConfig]);
+    const follower = spawn(process.execPath, [cli, 'logs', 'duo', '-f', ...user]);
     let followed = '';
     follower.stdout.on('data', (d: Buffer) => (followed += d.toString()));
     try {
@@ -652,7 +655,7 @@ test('tandem install applies with least privilege; two `tandem operator` process
     }
     assert.throws(
       () =>
-        execFileSync(process.execPath, [cli, 'logs', 'duo', '--replica', '3', '--kubeconfig', saConfig], {
+        execFileSync(process.execPath, [cli, 'logs', 'duo', '--replica', '3', ...user], {
           stdio: 'pipe',
         }),
       /no pod duo-3-0 in namespace/,

@@ -34,7 +34,17 @@ class Kind<T extends k8s.KubernetesObject> {
   }
 
   get(name: string): T | undefined {
-    return this.written.get(name) ?? this.informer.get(name, this.namespace);
+    const watched = this.informer.get(name, this.namespace);
+    const written = this.written.get(name);
+    if (!written) return watched;
+    // The watch may deliver a write's event before the write's own answer arrives, and later
+    // writes by others after it: ours is read only while it is newer than what the watch shows
+    // (resource versions are etcd revisions, which grow).
+    if (watched && !(version(written) > version(watched))) {
+      this.written.delete(name);
+      return watched;
+    }
+    return written;
   }
 
   /** What an API call returned: read until the watch delivers the same version. */
@@ -46,6 +56,10 @@ class Kind<T extends k8s.KubernetesObject> {
   forget(name: string): void {
     this.written.delete(name);
   }
+}
+
+function version(o: k8s.KubernetesObject): number {
+  return Number(o.metadata?.resourceVersion ?? 0);
 }
 
 export class ClusterCache {
