@@ -38,7 +38,7 @@ export const DEFAULT_IMAGES = {
 type Json = Record<string, unknown>;
 
 /** A container as sent: its env and mounts may hold the user's entries, whatever fields they have. */
-export interface ContainerJson extends Omit<V1Container, 'env' | 'volumeMounts'> {
+interface ContainerJson extends Omit<V1Container, 'env' | 'volumeMounts'> {
   env: Json[];
   volumeMounts: Json[];
 }
@@ -55,7 +55,7 @@ export interface PodJson {
   };
 }
 
-export interface NetworkPolicyJson {
+interface NetworkPolicyJson {
   apiVersion: 'networking.k8s.io/v1';
   kind: 'NetworkPolicy';
   metadata: V1ObjectMeta;

@@ -176,7 +176,7 @@ export function podReady(pod: k8s.V1Pod): boolean {
   return pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
 }
 
-export function observedMember(pod: k8s.V1Pod): ObservedMember {
+function observedMember(pod: k8s.V1Pod): ObservedMember {
   const labels = pod.metadata?.labels ?? {};
   const conditions = pod.status?.conditions ?? [];
   const scheduled = conditions.find((c) => c.type === 'PodScheduled');
