@@ -1,7 +1,9 @@
 // Writes each InferenceService's status from the reconciler's view: one writer per object, one
 // write in flight per object (a request while one is in flight runs once it ends), and a write only
 // when the status differs from the one observed on the object (its watch, or this writer's own
-// last write until the watch delivers it). A failed write is retried; nothing is thrown.
+// last write until the watch delivers it). A failed write is retried with backoff (1 s doubling to
+// 30 s; requests meanwhile wait for that retry); nothing is thrown. The status is display only: the
+// groups' own state lives on their Services, so a status that cannot be written stops nothing.
 import type { ServiceSnapshot } from '../../core/snapshot.js';
 import type { ClusterCache } from './cluster-cache.js';
 import { GROUP, PLURAL, VERSION } from './crd.js';
@@ -11,11 +13,14 @@ import { apiMessage } from './api.js';
 import type { RawApi } from './raw.js';
 
 const RETRY_MS = 1000;
+const MAX_RETRY_MS = 30_000;
 
 export class StatusWriter {
   /** Objects with a write in flight, and whether another was asked for meanwhile. */
   private readonly writing = new Map<string, { again: boolean }>();
   private readonly retries = new Map<string, NodeJS.Timeout>();
+  /** Consecutive failed writes per object. */
+  private readonly failures = new Map<string, number>();
   private stopped = false;
 
   constructor(
@@ -28,24 +33,32 @@ export class StatusWriter {
 
   /** The object's status should reflect the current view. */
   request(name: string): void {
-    if (this.stopped) return;
+    if (this.stopped || this.retries.has(name)) return;
     const inFlight = this.writing.get(name);
     if (inFlight) {
       inFlight.again = true;
       return;
     }
-    clearTimeout(this.retries.get(name));
-    this.retries.delete(name);
     const state = { again: false };
     this.writing.set(name, state);
     void this.write(name)
-      .catch((err: unknown) => {
-        this.log(`tandem: status of ${name} not written (retrying in ${RETRY_MS} ms): ${apiMessage(err)}`);
-        this.retries.set(
-          name,
-          setTimeout(() => this.request(name), RETRY_MS),
-        );
-      })
+      .then(
+        () => this.failures.delete(name),
+        (err: unknown) => {
+          const failures = (this.failures.get(name) ?? 0) + 1;
+          this.failures.set(name, failures);
+          const wait = Math.min(RETRY_MS * 2 ** (failures - 1), MAX_RETRY_MS);
+          this.log(`tandem: status of ${name} not written (retrying in ${wait} ms): ${apiMessage(err)}`);
+          state.again = false;
+          this.retries.set(
+            name,
+            setTimeout(() => {
+              this.retries.delete(name);
+              this.request(name);
+            }, wait),
+          );
+        },
+      )
       .finally(() => {
         this.writing.delete(name);
         if (state.again) this.request(name);
