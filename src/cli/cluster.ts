@@ -25,7 +25,7 @@ export const LEASE_NAME = 'tandem-operator';
  * The operator's heap cap, as installed: V8 otherwise grows its heap lazily to a large share of the
  * container's memory; 1,000 groups need far less (bench:operator measures it with this setting).
  */
-export const OPERATOR_NODE_OPTIONS = '--max-old-space-size=192';
+export const OPERATOR_NODE_OPTIONS = '--max-old-space-size=192 --max-semi-space-size=2';
 
 /** --kubeconfig, else KUBECONFIG, else ~/.kube/config, else the pod's service account. */
 export function loadKubeConfig(file: string | undefined): k8s.KubeConfig {

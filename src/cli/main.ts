@@ -508,6 +508,13 @@ async function main(argv: string[]): Promise<number> {
   return 2;
 }
 
+// A promise nobody handles is a bug: named as one, with its stack, then raised as an uncaught
+// exception (what `tandem up` stops its members on; elsewhere the process exits with code 1).
+process.on('unhandledRejection', (err) => {
+  process.stderr.write(`tandem: bug: unhandled rejection: ${err instanceof Error ? err.stack : String(err)}\n`);
+  throw err;
+});
+
 main(process.argv.slice(2)).then(
   (code) => {
     if (code >= 0) process.exitCode = code;

@@ -4,8 +4,8 @@
 // The algorithm, evaluated afresh on every observation (it keeps no state of its own):
 //  1. A member fails when it exited, when it is not placed on a node placementTimeout after its
 //     creation, when it never became ready within startupTimeout (a hung load), or when it was lost:
-//     a member of the current incarnation (status.members) is gone or being deleted by someone else
-//     (an evicted pod). RecreateGroupOnPodRestart deletes every member (an llama.cpp RPC worker
+//     a member of the current incarnation (status.members, recorded once every member is present)
+//     is gone or being deleted by someone else (an evicted pod). RecreateGroupOnPodRestart deletes every member (an llama.cpp RPC worker
 //     serves one leader for its whole life; a Ray or NCCL group cannot re-admit a lost rank), None
 //     only the failed ones. A failure is counted once per member uid and starts a back-off; more than
 //     failurePolicy.maxRestarts within its window and the group is Failed until the template changes.
@@ -99,15 +99,15 @@ export function planGroup(
     return { phase: live.every((m) => m.ready) ? 'Ready' : 'Starting', steps: [], status };
   }
 
-  // Members this group deleted may still look alive in a stale cache: never take them for the new incarnation.
-  const gone = new Set(status.counted ?? []);
-  status = {
-    ...status,
-    members: Object.fromEntries(live.filter((m) => !gone.has(m.uid)).map((m) => [String(m.index), m.uid])),
-  };
   const present = new Map(live.map((m) => [m.index, m]));
   const missing = template.members.map((m) => m.index).filter((i) => !present.has(i));
   if (missing.length === 0) {
+    // The incarnation's members are recorded once it is complete: one write per group, and a member
+    // lost before then is simply created again (no group has formed around it yet). Members this
+    // group deleted may still look alive in a stale cache: never take them for the new incarnation.
+    const gone = new Set(status.counted ?? []);
+    const members = Object.fromEntries(live.filter((m) => !gone.has(m.uid)).map((m) => [String(m.index), m.uid]));
+    if (JSON.stringify(members) !== JSON.stringify(status.members)) status = { ...status, members };
     const ready = live.every((m) => m.ready);
     return { phase: ready ? 'Ready' : 'Starting', steps: [], status: ready ? recordReady(status) : status };
   }

@@ -241,14 +241,15 @@ export class Reconciler extends EventEmitter<{ tick: [string] }> {
     const templates = new Map<number, GroupTemplate>();
     const decisions = new Map<number, GroupDecision>();
     const groups: ObservedGroup[] = [];
+    const kept = (replica: number) => replica < template.replicas + template.rollout.maxSurge;
+    await this.groupTemplates(state, [...present].filter(kept), templates);
     for (const replica of present) {
       const members = byReplica.get(replica) ?? [];
-      if (replica >= template.replicas + template.rollout.maxSurge) {
+      if (!kept(replica)) {
         groups.push({ replica, phase: 'Ready', ...hashOf(members) }); // going whatever its phase
         continue;
       }
-      const t = await this.groupTemplate(state, replica);
-      templates.set(replica, t);
+      const t = templates.get(replica)!;
       const decision = planGroup(t, members, statuses[replica] ?? { restarts: 0 }, now);
       decisions.set(replica, decision);
       groups.push({ replica, phase: decision.phase, ...hashOf(members) });
@@ -258,9 +259,10 @@ export class Reconciler extends EventEmitter<{ tick: [string] }> {
     const next: Record<number, GroupStatus> = {};
     const actions: (() => Promise<void>)[] = [];
     let wake = this.resyncMs;
+    await this.groupTemplates(state, plan.wanted, templates);
     for (const replica of plan.wanted) {
       const ref: GroupRef = { service: name, replica };
-      const t = templates.get(replica) ?? (await this.groupTemplate(state, replica));
+      const t = templates.get(replica)!;
       const members = byReplica.get(replica) ?? [];
       // Planned again only when it may now roll; a group new to this pass has no first look.
       const first = decisions.get(replica);
@@ -354,6 +356,17 @@ export class Reconciler extends EventEmitter<{ tick: [string] }> {
     }
     if (decision.phase === 'Updating')
       this.record(name, replica, 'GroupRolling', `rolling group to template ${t.hash}`);
+  }
+
+  /** The templates of `replicas` not in `into` yet, their groups' objects ensured at once. */
+  private async groupTemplates(
+    state: ServiceState,
+    replicas: number[],
+    into: Map<number, GroupTemplate>,
+  ): Promise<void> {
+    const missing = replicas.filter((r) => !into.has(r));
+    const made = await Promise.all(missing.map((r) => this.groupTemplate(state, r)));
+    missing.forEach((r, i) => into.set(r, made[i]!));
   }
 
   /** A group's rendered template: its group-level objects ensured, rendered again when its endpoints change. */

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +33,7 @@ import { ensureKedaOperator } from './binaries.js';
 import { exportService } from '../../src/platforms/kubernetes/export/index.js';
 import { freePort } from '../../src/util/net.js';
 import { until as poll, useTestCluster } from './harness.js';
+import { serviceAccountConfig as accountConfig, startOperator } from './accounts.js';
 
 let kubeconfig: string;
 const ns = `tandem-op-${process.pid}`;
@@ -761,36 +762,7 @@ test('tandem gateway serves the Ready groups of a namespace at their leader pods
 const cli = join(dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
 
 /** A kubeconfig that acts as a ServiceAccount of the test namespace (a token from the TokenRequest API). */
-async function serviceAccountConfig(name: string): Promise<string> {
-  const token = await core().createNamespacedServiceAccountToken({
-    namespace: ns,
-    name,
-    body: { spec: { audiences: [], expirationSeconds: 3600 } },
-  });
-  const cluster = kubeConfig(kubeconfig).getCurrentCluster()!;
-  const file = join(mkdtempSync(join(tmpdir(), 'tandem-sa-')), 'kubeconfig');
-  writeFileSync(
-    file,
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [{ name: 'c', cluster: { server: cluster.server, 'certificate-authority-data': readCa(cluster) } }],
-      users: [{ name: 'sa', user: { token: token.status?.token } }],
-      contexts: [{ name: 'sa', context: { cluster: 'c', user: 'sa', namespace: ns } }],
-      'current-context': 'sa',
-    }),
-  );
-  return file;
-}
-
-function startOperator(config: string) {
-  const child = spawn(process.execPath, [cli, 'operator', '--kubeconfig', config], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const out = { child, log: '' };
-  child.stderr.on('data', (d: Buffer) => (out.log += d.toString()));
-  return out;
-}
+const serviceAccountConfig = (name: string) => accountConfig(kubeconfig, ns, name);
 
 test('an operator whose status writes fail stays up, says why, backs off, and still runs the groups (status is display only)', async () => {
   const rbac = k8s.KubernetesObjectApi.makeApiClient(kubeConfig(kubeconfig));
@@ -841,11 +813,6 @@ test('an operator whose status writes fail stays up, says why, backs off, and st
       .catch(() => undefined);
   }
 });
-
-function readCa(cluster: k8s.Cluster): string {
-  if (cluster.caData) return cluster.caData;
-  return readFileSync(cluster.caFile!).toString('base64');
-}
 
 test("KEDA's operator, on the ScaledObject tandem render --to keda writes, applies Tandem's decision: from zero on a request the gateway holds, and back to zero", async () => {
   const kedaOperator = await ensureKedaOperator(silentProgress);

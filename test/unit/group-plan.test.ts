@@ -117,12 +117,27 @@ test('nothing is created while backing off; creation resumes after', () => {
   const t = template(2, 'WorkersReady');
   const status = recordFailure(fresh, t, 'worker 1 exited', ['u1'], 10_000);
   assert.equal(status.backoffUntil, 11_000);
-  assert.deepEqual(planGroup(t, [], status, 10_500), {
-    phase: 'BackingOff',
-    steps: [],
-    status: { ...status, members: {} },
-  });
+  assert.deepEqual(planGroup(t, [], status, 10_500), { phase: 'BackingOff', steps: [], status });
   assert.deepEqual(creates(planGroup(t, [], status, 11_000)), [1]);
+});
+
+test('members are recorded once every one is present: one write per group; a member lost before then is created again, one lost after recreates the group', () => {
+  const t = template(2, 'LeaderCreated');
+  const leaderOnly = planGroup(t, [running(0)], fresh, 0);
+  assert.equal(leaderOnly.status, fresh, 'nothing to write while the group is incomplete');
+  assert.deepEqual(creates(leaderOnly), [1]);
+  assert.deepEqual(creates(planGroup(t, [], fresh, 0)), [0], 'a leader lost before its worker came is created again');
+  const complete = planGroup(t, [running(0), running(1)], fresh, 0).status;
+  assert.deepEqual(complete.members, { 0: 'u0', 1: 'u1' });
+  assert.equal(
+    planGroup(t, [running(0, true), running(1, true)], complete, 0).status,
+    complete,
+    'Ready writes nothing',
+  );
+  const lost = planGroup(t, [running(0)], complete, 0);
+  assert.equal(lost.phase, 'Recreating');
+  assert.deepEqual(lost.steps, [{ kind: 'delete', indices: [0] }]);
+  assert.match(lost.failure!, /worker 1 disappeared/);
 });
 
 test('back-off doubles with consecutive failures up to a limit, and resets once Ready', () => {

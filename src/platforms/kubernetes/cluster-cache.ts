@@ -81,8 +81,8 @@ export class ClusterCache {
   ) {
     // Lists as plain JSON, as the watch's events are: the typed clients rename fields (`_from`).
     const api = new RawApi(kc);
-    const informer = <T extends k8s.KubernetesObject>(path: string, labelSelector?: string) =>
-      k8s.makeInformer<T>(
+    const informer = <T extends k8s.KubernetesObject>(path: string, labelSelector?: string) => {
+      const made = k8s.makeInformer<T>(
         kc,
         path,
         () =>
@@ -91,6 +91,13 @@ export class ClusterCache {
           ),
         labelSelector,
       );
+      // managedFields are much of an object's size and nothing here reads them. The first handler
+      // sees the very object the informer keeps: dropped there, they are never held.
+      const slim = (o: T) => void (o.metadata && delete o.metadata.managedFields);
+      made.on('add', slim);
+      made.on('update', slim);
+      return made;
+    };
     const labelSelector = LABEL.service;
     this.objects = new Kind(
       informer<InferenceServiceObject>(`/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}`),
@@ -108,6 +115,12 @@ export class ClusterCache {
       namespace,
     );
     this.pods = informer<k8s.V1Pod>(`/api/v1/namespaces/${namespace}/pods`, labelSelector);
+    // Of a pod's spec (most of its size) the operator reads only the node: the rest is not kept.
+    const slimPod = (pod: k8s.V1Pod) => {
+      if (pod.spec) pod.spec = { containers: [], nodeName: pod.spec.nodeName };
+    };
+    this.pods.on('add', slimPod);
+    this.pods.on('update', slimPod);
     const podChanged = (pod: k8s.V1Pod, gone = false) => {
       const service = pod.metadata?.labels?.[LABEL.service];
       const uid = pod.metadata?.uid;

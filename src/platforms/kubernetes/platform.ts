@@ -22,6 +22,7 @@ import {
 import { ignoreStatus } from './api.js';
 import type { ClusterCache } from './cluster-cache.js';
 import { ApiError, type RawApi } from './raw.js';
+import { sameJson } from '../../util/same-json.js';
 
 export interface KubernetesPlatformOptions {
   /** Where the gateway runs: the only namespace whose gateway pods the NetworkPolicies admit. */
@@ -57,15 +58,17 @@ export class KubernetesPlatform implements Platform {
     const obj = this.owner(group.service);
     const name = groupName(group);
     const service = groupService(obj, group);
-    await this.ensure(this.cache.services, `${this.base}/services`, name, obj.uid, service, (seen) =>
-      same(seen.spec?.selector, service.spec!.selector) && seen.spec?.publishNotReadyAddresses === true
-        ? undefined
-        : { spec: { selector: service.spec!.selector, publishNotReadyAddresses: true } },
-    );
     const policy = groupNetworkPolicy(obj, group, this.options.gatewayNamespace);
-    await this.ensure(this.cache.policies, `${this.netBase}/networkpolicies`, name, obj.uid, policy, (seen) =>
-      same(seen.spec, policy.spec) ? undefined : { spec: policy.spec },
-    );
+    await Promise.all([
+      this.ensure(this.cache.services, `${this.base}/services`, name, obj.uid, service, (seen) =>
+        sameJson(seen.spec?.selector, service.spec!.selector) && seen.spec?.publishNotReadyAddresses === true
+          ? undefined
+          : { spec: { selector: service.spec!.selector, publishNotReadyAddresses: true } },
+      ),
+      this.ensure(this.cache.policies, `${this.netBase}/networkpolicies`, name, obj.uid, policy, (seen) =>
+        sameJson(seen.spec, policy.spec) ? undefined : { spec: policy.spec },
+      ),
+    ]);
     return Array.from({ length: size }, (_, i) => ({
       host: memberHost(group, i, this.namespace),
       port: i === 0 ? LEADER_PORT : WORKER_PORT,
@@ -159,18 +162,6 @@ export class KubernetesPlatform implements Platform {
 }
 
 /** Equal as JSON, keys in any order. */
-function same(a: unknown, b: unknown): boolean {
-  return canonical(a) === canonical(b);
-}
-
-function canonical(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v).sort(([x], [y]) => (x < y ? -1 : 1)))
-      : v,
-  );
-}
-
 /** Whether a pod's Ready condition is True. */
 export function podReady(pod: k8s.V1Pod): boolean {
   return pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;

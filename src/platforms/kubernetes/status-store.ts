@@ -9,6 +9,7 @@ import { LABEL, groupName } from './objects.js';
 import { ApiError, type RawApi } from './raw.js';
 
 export const GROUP_STATE = 'tandem.dev/group-state';
+const INITIAL = JSON.stringify({ restarts: 0 } satisfies GroupStatus);
 
 /** A write refused because what it would overwrite changed since it was read. */
 class Conflict extends Error {
@@ -32,7 +33,7 @@ export class GroupStateStore implements StatusStore {
       if (!s.metadata?.ownerReferences?.some((r) => r.uid === uid)) continue; // an earlier object's
       const replica = Number(s.metadata.labels?.[LABEL.replica]);
       const text = s.metadata.annotations?.[GROUP_STATE];
-      out[replica] = text ? (JSON.parse(text) as GroupStatus) : { restarts: 0 };
+      out[replica] = JSON.parse(text ?? INITIAL) as GroupStatus;
       versions.set(replica, s.metadata.resourceVersion);
     }
     this.read.set(service, versions);
@@ -49,7 +50,8 @@ export class GroupStateStore implements StatusStore {
         const text = JSON.stringify(status);
         const seen = this.cache.services.get(name);
         if (!seen) throw new Conflict(`the Service ${name} is not there yet`);
-        if (seen.metadata?.annotations?.[GROUP_STATE] === text) return;
+        // A Service without the annotation holds the state every group starts from.
+        if ((seen.metadata?.annotations?.[GROUP_STATE] ?? INITIAL) === text) return;
         // A group new to this pass: its Service was made after load(), by this pass.
         const version = versions.get(replica) ?? seen.metadata?.resourceVersion;
         try {
