@@ -14,7 +14,8 @@
 //     or at once when it is incomplete (it serves nothing): a group is only ever all-old or all-new.
 //  4. While backing off, nothing is created.
 //  5. Missing members are created in the order of the startup policy:
-//       LeaderCreated  leader first, workers once the leader exists (LWS default; Ray head first);
+//       LeaderCreated  leader first, workers once the leader exists (LWS default; Ray head first):
+//                      both in one step, the executor creating the leader before the workers;
 //       LeaderReady    workers once the leader is ready;
 //       WorkersReady   workers first, the leader once every worker is ready (llama.cpp RPC).
 //  6. The group is Ready when every member is present and ready.
@@ -119,7 +120,8 @@ export function planGroup(
   let create: number[];
   switch (template.startupPolicy) {
     case 'LeaderCreated':
-      create = leader ? missingWorkers : [0];
+      // The executor creates the leader first, the workers once that succeeded: in one pass.
+      create = leader ? missingWorkers : [0, ...missingWorkers];
       break;
     case 'LeaderReady':
       create = !leader ? [0] : leader.ready ? missingWorkers : [];

@@ -273,11 +273,10 @@ export class Reconciler extends EventEmitter<{ tick: [string] }> {
       next[replica] = decision.status;
       this.recordTransitions(state, replica, t, members, decision, now);
       state.groups.set(replica, groupSnapshot(replica, decision.phase, t, members, decision.status));
+      const creates = decision.steps.flatMap((s) => (s.kind === 'create' ? [s.index] : []));
+      if (creates.length > 0) actions.push(() => this.createMembers(ref, t, creates));
       for (const step of decision.steps) {
-        if (step.kind === 'create') {
-          const member = t.members.find((m) => m.index === step.index)!;
-          actions.push(() => this.platform.create(ref, member, t.hash));
-        } else {
+        if (step.kind === 'delete') {
           for (const index of step.indices) actions.push(() => this.platform.delete(ref, index));
         }
       }
@@ -305,6 +304,18 @@ export class Reconciler extends EventEmitter<{ tick: [string] }> {
     const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed.length > 0) throw new Error(failed.map((r) => (r.reason as Error).message).join('; '));
     return Math.max(wake, 10);
+  }
+
+  /** Creates members: a leader among them first, the others once it exists. */
+  private async createMembers(ref: GroupRef, t: GroupTemplate, indices: number[]): Promise<void> {
+    const create = (index: number) =>
+      this.platform.create(
+        ref,
+        t.members.find((m) => m.index === index)!,
+        t.hash,
+      );
+    if (indices.includes(0)) await create(0);
+    await Promise.all(indices.filter((i) => i !== 0).map(create));
   }
 
   /** Events for what a decision changed, and the start time of an incarnation's first Ready. */

@@ -12,6 +12,7 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
+  readdirSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -387,14 +388,20 @@ export function userKubeconfig(kubeconfig: string, user: string): string {
   return path;
 }
 
-/** API requests one user made so far, by verb, from the API server's audit log. */
+/**
+ * API requests one user made so far, by verb, from the API server's audit log and the files it
+ * rotated out (at 100 MB each; none is removed).
+ */
 export function apiRequests(user: string): Record<string, number> {
   const counts: Record<string, number> = {};
-  if (!existsSync(auditLogPath())) return counts;
-  for (const line of readFileSync(auditLogPath(), 'utf8').split('\n')) {
-    if (!line) continue;
-    const e = JSON.parse(line) as { user: { username: string }; verb: string };
-    if (e.user.username === user) counts[e.verb] = (counts[e.verb] ?? 0) + 1;
+  const dir = dirname(auditLogPath());
+  if (!existsSync(dir)) return counts;
+  for (const file of readdirSync(dir).filter((f) => /^audit(-.+)?\.log$/.test(f))) {
+    for (const line of readFileSync(join(dir, file), 'utf8').split('\n')) {
+      if (!line) continue;
+      const e = JSON.parse(line) as { user: { username: string }; verb: string };
+      if (e.user.username === user) counts[e.verb] = (counts[e.verb] ?? 0) + 1;
+    }
   }
   return counts;
 }

@@ -65,9 +65,9 @@ test('WorkersReady: workers first, the leader only once every worker is ready', 
   assert.equal(planGroup(t, [running(0, true), running(1, true), running(2, true)], fresh, 0).phase, 'Ready');
 });
 
-test('LeaderCreated: the leader first, workers as soon as it exists', () => {
+test('LeaderCreated: the leader first, workers as soon as it exists (in one step: the executor orders them)', () => {
   const t = template(3, 'LeaderCreated');
-  assert.deepEqual(creates(planGroup(t, [], fresh, 0)), [0]);
+  assert.deepEqual(creates(planGroup(t, [], fresh, 0)), [0, 1, 2]);
   assert.deepEqual(creates(planGroup(t, [running(0)], fresh, 0)), [1, 2]);
 });
 
@@ -126,7 +126,11 @@ test('members are recorded once every one is present: one write per group; a mem
   const leaderOnly = planGroup(t, [running(0)], fresh, 0);
   assert.equal(leaderOnly.status, fresh, 'nothing to write while the group is incomplete');
   assert.deepEqual(creates(leaderOnly), [1]);
-  assert.deepEqual(creates(planGroup(t, [], fresh, 0)), [0], 'a leader lost before its worker came is created again');
+  assert.deepEqual(
+    creates(planGroup(t, [running(1)], fresh, 0)),
+    [0],
+    'a leader lost before the group was complete is created again',
+  );
   const complete = planGroup(t, [running(0), running(1)], fresh, 0).status;
   assert.deepEqual(complete.members, { 0: 'u0', 1: 'u1' });
   assert.equal(
