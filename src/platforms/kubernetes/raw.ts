@@ -75,8 +75,8 @@ export class RawApi {
     // A cluster reached through a proxy keeps client-node's agent, which knows how to use it.
     if (url.protocol === 'https:' && !this.kc.getCurrentCluster()?.proxyUrl) {
       const { ca, cert, key, rejectUnauthorized, servername } = options as RequestOptions & ConnectionOptions;
-      // At most 16 connections: enough for the reconciler's passes, and each costs TLS buffers.
-      this.agent ??= new Agent({ keepAlive: true, maxSockets: 16, ca, cert, key, rejectUnauthorized, servername });
+      // At most 64 connections: requests beyond them queue (each costs TLS buffers).
+      this.agent ??= new Agent({ keepAlive: true, maxSockets: 64, ca, cert, key, rejectUnauthorized, servername });
       options.agent = this.agent;
     }
     const send = url.protocol === 'https:' ? request : plainRequest;
