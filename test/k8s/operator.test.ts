@@ -176,7 +176,16 @@ test('tandem validate and the API server agree on a corpus of InferenceServices'
 });
 
 test('an InferenceService becomes groups of pods: placed, Ready, recreated whole, scaled, picked up, collected', async () => {
-  let operator = new Operator(kubeConfig(kubeconfig), { namespace: ns, log: (l) => logs.push(l), resyncMs: 2000 });
+  // Set to watch the first operator's lines as it writes them (to stop it at a given step).
+  let onLog: ((line: string) => void) | undefined;
+  let operator = new Operator(kubeConfig(kubeconfig), {
+    namespace: ns,
+    log: (l) => {
+      logs.push(l);
+      onLog?.(l);
+    },
+    resyncMs: 2000,
+  });
   await operator.start();
   try {
     await custom().createNamespacedCustomObject({ ...where, body: isvc('big', big(2)) });
@@ -288,6 +297,7 @@ test('an InferenceService becomes groups of pods: placed, Ready, recreated whole
     // mid-rollout and the new one finishes it: no duplicate pod, the groups' restart counts kept.
     let minReady = 2;
     let maxPods = 0;
+    const logsBefore = logs.length;
     const watchRollout = setInterval(() => {
       void pods('big').then((list) => {
         maxPods = Math.max(maxPods, list.length);
@@ -298,14 +308,22 @@ test('an InferenceService becomes groups of pods: placed, Ready, recreated whole
       });
     }, 100);
     try {
+      // Stopped the moment it starts rolling the first group (a poll could see the rollout done).
+      const stopped = new Promise<void>((resolve) => {
+        const first = operator;
+        onLog = (line) => {
+          if (!/big: group \d: rolling group to template/.test(line)) return;
+          onLog = undefined;
+          void first.stop().then(resolve);
+        };
+      });
       await custom().patchNamespacedCustomObject(
         { ...where, name: 'big', body: { spec: { env: { NCCL_DEBUG: 'WARN' } } } },
         k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
       );
-      await until('a group rolling', 30_000, async () =>
-        (await status('big')).groups?.some((g: { phase: string }) => g.phase !== 'Ready') ? true : undefined,
+      await until('the operator stopped mid-rollout', 30_000, () =>
+        Promise.race([stopped.then(() => true), new Promise<undefined>((r) => setTimeout(r, 200))]),
       );
-      await operator.stop();
       operator = new Operator(kubeConfig(kubeconfig), { namespace: ns, log: (l) => logs.push(l), resyncMs: 2000 });
       await operator.start();
       await until('the rollout done', 90_000, async () => {
@@ -316,7 +334,13 @@ test('an InferenceService becomes groups of pods: placed, Ready, recreated whole
     } finally {
       clearInterval(watchRollout);
     }
-    assert.equal(minReady, 1, 'never more than maxUnavailable (1) group down, and the rollout did take one down');
+    // Polling may miss a group's brief absence (KWOK recreates pods within one poll): that the rollout
+    // took each group down is read from the operators' events, the bound on how many at once from the polls.
+    assert.ok(minReady >= 1, 'never more than maxUnavailable (1) group down');
+    const rolling = new Set(
+      logs.slice(logsBefore).flatMap((l) => /big: group (\d): rolling group to template/.exec(l)?.[1] ?? []),
+    );
+    assert.deepEqual([...rolling].sort(), ['0', '1'], 'each group rolled');
     assert.equal(maxPods, 4, 'no duplicate or orphaned pod');
     const rolled = (await status('big')).groups;
     assert.deepEqual(
