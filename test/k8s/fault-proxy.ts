@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { selfSignedCertificate } from './cluster.js';
+import { mulberry32 } from '../../src/util/random.js';
 
 export const FAULTS = ['429', '500', 'reset', 'slow', 'cut watch'] as const;
 export type Fault = (typeof FAULTS)[number];
@@ -28,18 +29,6 @@ export interface FaultProxy {
   close(): Promise<void>;
 }
 
-/** Mulberry32: a small seeded generator, so a run's faults can be replayed from its seed. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * Starts the proxy for `upstream` (the API server's URL, whose CA is `upstreamCa`). While `faulty`,
  * each request meets a fault with probability `rate`; a watch that passes is cut after 0.5–3 s.
@@ -53,7 +42,7 @@ export async function startFaultProxy(
   selfSignedCertificate(dir, 'tandem-fault-proxy');
   const target = new URL(upstream);
   const agent = new Agent({ ca: upstreamCa, keepAlive: true });
-  const random = seeded(options.seed);
+  const random = mulberry32(options.seed);
   const injected = Object.fromEntries(FAULTS.map((f) => [f, 0])) as Record<Fault, number>;
   const timers = new Set<NodeJS.Timeout>();
   const recent: string[] = [];
