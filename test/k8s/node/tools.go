@@ -1,0 +1,9 @@
+//go:build tools
+
+// Package tools pins the kubelet of the test cluster's real node, at the control plane's version
+// (go.mod's replace block points Kubernetes' staging modules at their published versions).
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kubelet"
+)
