@@ -1,5 +1,7 @@
 // A real Kubernetes control plane on 127.0.0.1 for the tests: etcd, kube-apiserver,
-// kube-controller-manager, kube-scheduler, and KWOK simulating GPU nodes and pod lifecycles.
+// kube-controller-manager, kube-scheduler, and KWOK simulating GPU nodes and pod lifecycles; as
+// root, also a real node (real-node.ts) whose pods run in containers, and then the API server
+// listens on that node's bridge address instead, where pods reach it.
 // It outlives the command that starts it (so `npm run k8s:up` can hand it to other commands)
 // and is found again through its state file; `stop` ends every process it started.
 import { execFileSync, spawn } from 'node:child_process';
@@ -28,6 +30,18 @@ import type { Progress } from '../../src/util/progress.js';
 import { ensureK8sBinaries } from './binaries.js';
 import { UPSTREAM_CRDS, upstreamCrdFiles } from './crds.js';
 import { requireTools } from '../../src/util/toolchain.js';
+import {
+  NODE_IP,
+  REAL_NODE,
+  REAL_NODE_PROCESSES,
+  cleanUpHost,
+  importImage,
+  prepareRealNode,
+  realNodeUnavailable,
+  setUpHost,
+  startNodeProcesses,
+} from './real-node.js';
+import type { Image } from './image.js';
 
 export const FAKE_NODES = 4;
 export const GPUS_PER_NODE = 8;
@@ -39,6 +53,8 @@ interface State {
   kubeconfig: string;
   server: string;
   pids: Record<string, number>;
+  /** The real node's binaries, when it runs (their cleanup needs them). */
+  nodeBin?: string;
 }
 
 /** Where the running control plane keeps its state, data and logs. */
@@ -117,15 +133,31 @@ async function waitFor(
   throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}; logs in ${logDir}`);
 }
 
+export interface ClusterOptions {
+  /** A real node beside the fake ones (default: when TANDEM_REAL_NODE=1). */
+  realNode?: boolean;
+}
+
+/** Whether clusters get a real node unless told otherwise: opt-in while it is being brought up. */
+export const realNodeWanted = () => process.env.TANDEM_REAL_NODE === '1';
+
 /** Starts the control plane, or returns the one already running. */
-export async function startCluster(progress: Progress): Promise<{ kubeconfig: string; started: boolean }> {
+export async function startCluster(
+  progress: Progress,
+  options: ClusterOptions = {},
+): Promise<{ kubeconfig: string; started: boolean }> {
   // Patience: stopping a busy plane that another run is using would fail that run.
   const existing = await runningCluster(30_000);
   if (existing) return { kubeconfig: existing.kubeconfig, started: false };
   await stopCluster(); // a half-dead previous run
   const bin = await ensureK8sBinaries(progress);
   const crdFiles = upstreamCrdFiles(); // before anything starts: a download failure leaves nothing running
+  const withNode = options.realNode ?? realNodeWanted();
+  const unavailable = withNode ? realNodeUnavailable() : undefined;
+  if (unavailable) throw new Error(`no real node on this machine: ${unavailable}`);
+  const node = withNode ? await prepareRealNode(progress) : undefined;
   const dir = runDir();
+  cleanUpHost(join(dir, 'node'), node?.bin); // what a crashed run left on the host
   rmSync(dir, { recursive: true, force: true });
   const logs = join(dir, 'logs');
   const pki = join(dir, 'pki');
@@ -141,7 +173,28 @@ export async function startCluster(progress: Progress): Promise<{ kubeconfig: st
     u,
     t: u === 'tandem-admin' ? token : randomBytes(24).toString('hex'),
   }));
-  writeFileSync(join(pki, 'tokens.csv'), users.map(({ u, t }) => `${t},${u},${u},"system:masters"\n`).join(''));
+  const kubeletToken = randomBytes(24).toString('hex');
+  writeFileSync(
+    join(pki, 'tokens.csv'),
+    [
+      ...users.map(({ u, t }) => `${t},${u},${u},"system:masters"\n`),
+      // No Node authorizer on this plane: the kubelet is an admin too.
+      `${kubeletToken},system:node:${REAL_NODE},${REAL_NODE},"system:nodes,system:masters"\n`,
+    ].join(''),
+  );
+  // The serving certificate, for every address clients use: loopback, the node's bridge address,
+  // and the kubernetes Service's ClusterIP (pods).
+  const serving = join(pki, 'serving');
+  mkdirSync(serving);
+  selfSignedCertificate(serving, 'kube-apiserver', [
+    'IP:127.0.0.1',
+    `IP:${NODE_IP}`,
+    'IP:10.96.0.1',
+    'DNS:localhost',
+    'DNS:kubernetes.default.svc',
+    'DNS:kubernetes.default.svc.cluster.local',
+  ]);
+  const caFile = join(serving, 'ca.crt');
   writeFileSync(
     join(dir, 'audit-policy.yaml'),
     stringify({
@@ -171,13 +224,14 @@ export async function startCluster(progress: Progress): Promise<{ kubeconfig: st
     await freePort(),
     await freePort(),
   ];
-  const server = `https://127.0.0.1:${apiPort}`;
+  const apiAddress = node ? NODE_IP : '127.0.0.1';
+  const server = `https://${apiAddress}:${apiPort}`;
   const kubeconfig = join(dir, 'kubeconfig');
   const pids: Record<string, number> = {};
-  const state: State = { dir, kubeconfig, server, pids };
-  const launch = (name: string, command: string, args: string[]) => {
+  const state: State = { dir, kubeconfig, server, pids, nodeBin: node?.bin };
+  const launch = (name: string, command: string, args: string[], env?: NodeJS.ProcessEnv) => {
     const out = openSync(join(logs, `${name}.log`), 'a');
-    const child = spawn(command, args, { detached: true, stdio: ['ignore', out, out] });
+    const child = spawn(command, args, { detached: true, stdio: ['ignore', out, out], env });
     closeSync(out);
     child.unref();
     pids[name] = child.pid!;
@@ -185,6 +239,11 @@ export async function startCluster(progress: Progress): Promise<{ kubeconfig: st
   };
 
   try {
+    if (node) {
+      progress(`setting up the host for the real node (bridge ${NODE_IP}/24, cgroups)`);
+      writeFileSync(statePath(), JSON.stringify(state, null, 2)); // a failure from here on is cleaned up
+      setUpHost();
+    }
     progress('starting etcd');
     launch('etcd', bin.etcd, [
       '--data-dir',
@@ -206,15 +265,20 @@ export async function startCluster(progress: Progress): Promise<{ kubeconfig: st
       '--etcd-servers',
       `http://127.0.0.1:${etcdClient}`,
       '--bind-address',
-      '127.0.0.1',
+      apiAddress,
       '--advertise-address',
-      '127.0.0.1',
+      apiAddress,
+      // A loopback address may not back the kubernetes Service; the node's address does, for pods.
       '--endpoint-reconciler-type',
-      'none', // a loopback address may not back the kubernetes Service
+      node ? 'lease' : 'none',
       '--secure-port',
       String(apiPort),
       '--cert-dir',
-      pki, // self-signed serving certificate for 127.0.0.1 and localhost
+      pki,
+      '--tls-cert-file',
+      join(serving, 'tls.crt'),
+      '--tls-private-key-file',
+      join(serving, 'tls.key'),
       '--token-auth-file',
       join(pki, 'tokens.csv'),
       '--authorization-mode',
@@ -237,8 +301,7 @@ export async function startCluster(progress: Progress): Promise<{ kubeconfig: st
       '--kubelet-preferred-address-types',
       'InternalIP',
     ]);
-    await waitFor('the API server certificate', 60_000, async () => existsSync(join(pki, 'apiserver.crt')), pids, logs);
-    const ca = readFileSync(join(pki, 'apiserver.crt')).toString('base64');
+    const ca = readFileSync(caFile).toString('base64');
     writeFileSync(
       kubeconfig,
       [
@@ -264,7 +327,7 @@ export async function startCluster(progress: Progress): Promise<{ kubeconfig: st
       '--service-account-private-key-file',
       join(pki, 'sa.key'),
       '--root-ca-file',
-      join(pki, 'apiserver.crt'),
+      caFile,
       '--use-service-account-credentials=false',
       // The default 20/s would pace every workload controller here (LWS's StatefulSets in
       // bench:operator most of all) by the test machine's client limit, not by the controllers.
@@ -292,9 +355,9 @@ export async function startCluster(progress: Progress): Promise<{ kubeconfig: st
       '--node-port',
       String(kwokPort),
       '--tls-cert-file',
-      join(pki, 'apiserver.crt'),
+      join(serving, 'tls.crt'),
       '--tls-private-key-file',
-      join(pki, 'apiserver.key'),
+      join(serving, 'tls.key'),
       '--manage-all-nodes=false',
       '--manage-nodes-with-annotation-selector',
       'kwok.x-k8s.io/node=fake',
@@ -317,7 +380,33 @@ export async function startCluster(progress: Progress): Promise<{ kubeconfig: st
       logs,
     );
     await installUpstreamCrds(kubeconfig, crdFiles, progress);
-    progress(`control plane ready: ${FAKE_NODES} fake nodes × ${GPUS_PER_NODE} GPUs; logs in ${logs}`);
+    if (node) {
+      const ctx = {
+        dir: join(dir, 'node'),
+        bin: node.bin,
+        server,
+        adminKubeconfig: kubeconfig,
+        kubeletToken,
+        caFile,
+        launch,
+      };
+      await startNodeProcesses(
+        ctx,
+        node.pause,
+        (what, check) => waitFor(what, 60_000, async () => check(), pids, logs),
+        progress,
+      );
+      await waitFor(
+        `the real node ${REAL_NODE} to be Ready`,
+        120_000,
+        async () => (await readyNodes(kubeconfig)) === FAKE_NODES + 1,
+        pids,
+        logs,
+      );
+    }
+    progress(
+      `control plane ready: ${FAKE_NODES} fake nodes × ${GPUS_PER_NODE} GPUs${node ? `, real node ${REAL_NODE} (pods on ${NODE_IP}/24)` : ''}; logs in ${logs}`,
+    );
     return { kubeconfig, started: true };
   } catch (err) {
     await stopCluster();
@@ -329,14 +418,23 @@ export async function startCluster(progress: Progress): Promise<{ kubeconfig: st
 export async function stopCluster(): Promise<boolean> {
   const state = readState();
   if (!state) return false;
-  const order = ['kwok', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver', 'etcd'];
+  // The node first, while the API server can still see its pods go.
+  const order = [...REAL_NODE_PROCESSES, 'kwok', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver', 'etcd'];
   for (const name of order) {
     const pid = state.pids[name];
     // A recorded pid that is no longer ours (reused after a reboot) is left alone.
     if (pid !== undefined && isRunningCommand(pid, new RegExp(name))) await terminate([pid], 10_000);
   }
+  if (state.nodeBin) cleanUpHost(join(state.dir, 'node'), state.nodeBin);
   rmSync(statePath(), { force: true });
   return true;
+}
+
+/** Loads an image into the running cluster's real node (which pulls from nowhere else). */
+export function loadImage(image: Image): void {
+  const state = readState();
+  if (!state?.nodeBin) throw new Error('the test cluster has no real node to load an image into');
+  importImage(state.nodeBin, join(state.dir, 'node'), image);
 }
 
 export function kubeConfig(path: string): k8s.KubeConfig {
@@ -486,10 +584,10 @@ async function installUpstreamCrds(kubeconfig: string, files: string[], progress
  * A self-signed serving certificate for 127.0.0.1 in `dir` (tls.crt, tls.key, and ca.crt: itself),
  * for the upstream controllers the tests and benchmarks run on loopback (LWS's webhooks, KEDA).
  */
-export function selfSignedCertificate(dir: string, commonName: string): void {
+export function selfSignedCertificate(dir: string, commonName: string, names = ['IP:127.0.0.1']): void {
   requireTools({ command: 'openssl', install: 'openssl (Debian/Ubuntu: apt install openssl)' });
   const [key, crt] = [join(dir, 'tls.key'), join(dir, 'tls.crt')];
-  const subject = ['-subj', `/CN=${commonName}`, '-addext', 'subjectAltName=IP:127.0.0.1'];
+  const subject = ['-subj', `/CN=${commonName}`, '-addext', `subjectAltName=${names.join(',')}`];
   execFileSync(
     'openssl',
     ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', ...subject, '-keyout', key, '-out', crt],

@@ -336,7 +336,8 @@ test('an InferenceService becomes groups of pods: placed, Ready, recreated whole
       logs.slice(logsBefore).flatMap((l) => /big: group (\d): rolling group to template/.exec(l)?.[1] ?? []),
     );
     assert.deepEqual([...rolling].sort(), ['0', '1'], 'each group rolled');
-    assert.equal(maxPods, 4, 'no duplicate or orphaned pod');
+    // At most: a busy machine may roll the first group before the first poll lands.
+    assert.ok(maxPods <= 4, `no duplicate or orphaned pod (${maxPods} at once)`);
     const rolled = (await status('big')).groups;
     assert.deepEqual(
       rolled.map((g: { restarts: number }) => g.restarts),

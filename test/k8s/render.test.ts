@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
-import { parseAllDocuments, stringify } from 'yaml';
+import { stringify } from 'yaml';
 import { validateDocument } from '../../src/spec/load.js';
 import { EXPORT_TARGETS, exportService } from '../../src/platforms/kubernetes/export/index.js';
 import { apiMessage } from '../../src/platforms/kubernetes/api.js';
@@ -19,6 +19,7 @@ import { RawApi } from '../../src/platforms/kubernetes/raw.js';
 import { installManifests } from '../../src/cli/cluster.js';
 import { apiClient, kubeConfig } from './cluster.js';
 import { useTestCluster } from './harness.js';
+import { dryRun, readYaml } from './apply.js';
 import { importOciRecipe } from '../../src/spec/oci-recipe.js';
 import { RECIPE } from '../fixtures/oci-recipe.js';
 
@@ -59,45 +60,6 @@ function document(engine: keyof typeof ENGINES, nodes: number) {
   };
 }
 
-const PLURALS: Record<string, string> = {
-  Pod: 'pods',
-  Service: 'services',
-  ServiceAccount: 'serviceaccounts',
-  NetworkPolicy: 'networkpolicies',
-  Role: 'roles',
-  RoleBinding: 'rolebindings',
-  Deployment: 'deployments',
-  CustomResourceDefinition: 'customresourcedefinitions',
-  LeaderWorkerSet: 'leaderworkersets',
-  RayCluster: 'rayclusters',
-  RayService: 'rayservices',
-  RayClusterFleet: 'rayclusterfleets',
-  ScaledObject: 'scaledobjects',
-};
-
-/** YAML as kubectl reads it: plain objects (client-node's loadAllYaml renames fields into its models' names). */
-function readYaml(text: string): k8s.KubernetesObject[] {
-  return parseAllDocuments(text).map((d) => d.toJS() as k8s.KubernetesObject);
-}
-
-/**
- * Applies `o` in a server-side dry run with strict field validation (what `kubectl apply
- * --server-side --dry-run=server --validate=strict` asks of the API server): the body goes as the
- * YAML read it, through no client library model, so a field the schema does not know is refused,
- * not dropped.
- */
-function dryRun(api: RawApi, o: k8s.KubernetesObject & { spec?: unknown }, namespace = ns): Promise<unknown> {
-  const [group, version] = o.apiVersion!.includes('/') ? o.apiVersion!.split('/') : ['', o.apiVersion!];
-  const base = group ? `/apis/${group}/${version}` : `/api/${version}`;
-  const scoped = o.kind === 'CustomResourceDefinition' ? '' : `/namespaces/${namespace}`;
-  return api.patch(
-    `${base}${scoped}/${PLURALS[o.kind!]!}/${o.metadata!.name}`,
-    o,
-    'apply',
-    '?dryRun=All&fieldValidation=Strict&fieldManager=kubectl',
-  );
-}
-
 test('every rendered object passes the API server (dry run, strict) for every engine, target and group size', async () => {
   const api = new RawApi(kubeConfig(kubeconfig));
   let accepted = 0;
@@ -118,7 +80,7 @@ test('every rendered object passes the API server (dry run, strict) for every en
             .join('---\n'),
         );
         for (const o of objects) {
-          await dryRun(api, o).catch((err: unknown) => {
+          await dryRun(api, o, ns).catch((err: unknown) => {
             throw new Error(`${engine} × ${nodes} --to ${to}: ${o.kind} ${o.metadata!.name}: ${apiMessage(err)}`, {
               cause: err,
             });

@@ -8,7 +8,7 @@ import type { ServiceTemplate } from '../../core/service.js';
 import { DEFAULT_IMAGES, MODEL_MOUNT, type ServiceObject } from './objects.js';
 
 /** Where a llama.cpp image keeps its binaries (ghcr.io/ggml-org/llama.cpp:full). */
-const LLAMACPP_IN_IMAGE = { llamaServer: '/app/llama-server', rpcServer: '/app/rpc-server' };
+export const LLAMACPP_IN_IMAGE = { llamaServer: '/app/llama-server', rpcServer: '/app/rpc-server' };
 
 /** Where a pod finds the model: a hub repo (the engine fetches it) or a path on the mounted claim. */
 export function clusterModel(source: string, gguf: boolean): { hf: string } | { path: string } {
