@@ -34,6 +34,7 @@ import {
   NODE_IP,
   REAL_NODE,
   REAL_NODE_PROCESSES,
+  SERVICE_CIDR,
   cleanUpHost,
   importImage,
   prepareRealNode,
@@ -290,7 +291,7 @@ export async function startCluster(
       '--service-account-signing-key-file',
       join(pki, 'sa.key'),
       '--service-cluster-ip-range',
-      '10.96.0.0/16',
+      SERVICE_CIDR,
       '--allow-privileged=true',
       '--profiling=false',
       '--audit-policy-file',
@@ -393,15 +394,9 @@ export async function startCluster(
       await startNodeProcesses(
         ctx,
         node.pause,
-        (what, check) => waitFor(what, 60_000, async () => check(), pids, logs),
-        progress,
-      );
-      await waitFor(
-        `the real node ${REAL_NODE} to be Ready`,
-        120_000,
+        (what, check) => waitFor(what, 120_000, async () => check(), pids, logs),
         async () => (await readyNodes(kubeconfig)) === FAKE_NODES + 1,
-        pids,
-        logs,
+        progress,
       );
     }
     progress(

@@ -168,6 +168,7 @@ if (unavailable) {
       await core.listNamespacedPod({ namespace: ns, labelSelector: 'app.kubernetes.io/name=tandem-gateway' })
     ).items[0]!;
     const viaCluster = await gatewayCompletion(`http://${gateway.status!.podIP}:8080`);
+    assert.ok(viaCluster.trim().length > 0, 'the group generated text');
 
     // The same spec on the embedded default (one replica: the text is the group's, not the replica's).
     const local = await startServices([

@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { freePort } from '../../src/util/net.js';
 import { cacheDir } from '../../src/util/paths.js';
 import type { Progress } from '../../src/util/progress.js';
 import { ensureNodeBinaries } from './binaries.js';
@@ -22,6 +23,8 @@ export const REAL_NODE_TAINT = { key: 'tandem.dev/real-node', value: 'true', eff
 /** The bridge's own address: the node's IP, where its kubelet, CoreDNS and the API server listen. */
 export const NODE_IP = '10.244.0.1';
 const POD_CIDR = '10.244.0.0/24';
+/** The API server's --service-cluster-ip-range. */
+export const SERVICE_CIDR = '10.96.0.0/16';
 const BRIDGE = 'tandem0';
 const CGROUP_ROOT = 'tandem-test';
 const CNI_NETWORK = 'tandem';
@@ -172,9 +175,15 @@ export function cleanUpHost(nodeDir: string, bin?: string): void {
   kill(pidsOf(/containerd-shim-runc-v2 .*tandem/));
   for (const m of mountsUnder(nodeDir)) tryRun('umount', ['-l', m]);
   if (existsSync(`/sys/class/net/${BRIDGE}`)) run('ip', ['link', 'del', BRIDGE]);
-  // Their rules and ipsets: each tool removes its own.
+  // kube-proxy removes its own rules; kube-router's --cleanup-config (v2.1.0) leaves its chains and
+  // then crashes without IPVS, so every KUBE-* chain (kube-router's, the kubelet's) goes here.
   if (bin && existsSync(join(bin, 'kube-proxy'))) tryRun(join(bin, 'kube-proxy'), ['--cleanup']);
-  if (bin && existsSync(join(bin, 'kube-router'))) tryRun(join(bin, 'kube-router'), ['--cleanup-config']);
+  removeKubeChains();
+  if (existsSync('/usr/sbin/ipset')) {
+    for (const set of run('ipset', ['list', '-n']).toString().split('\n')) {
+      if (/^(KUBE-|kube-router-)/.test(set)) tryRun('ipset', ['destroy', set]);
+    }
+  }
   for (const c of cgroupsUnder(CGROUP_ROOT)) {
     try {
       rmdirSync(c);
@@ -193,6 +202,26 @@ export function cleanUpHost(nodeDir: string, bin?: string): void {
   for (const [s, value] of Object.entries(record.sysctls)) writeFileSync(`/proc/sys/${s}`, value);
   for (const f of record.created) if (existsSync(f)) rmSync(f, { recursive: true, force: true });
   rmSync(hostRecord());
+}
+
+/** Every rule that jumps to a KUBE-* chain, then the chains, in each table, as one iptables-restore. */
+function removeKubeChains(): void {
+  if (!existsSync('/usr/sbin/iptables-save')) return;
+  for (const table of ['filter', 'nat', 'mangle']) {
+    const lines = run('iptables-save', ['-t', table]).toString().split('\n');
+    const chains = lines.flatMap((l) => /^:(KUBE-\S+)/.exec(l)?.[1] ?? []);
+    if (chains.length === 0) continue;
+    const jumps = lines.filter((l) => l.startsWith('-A ') && / -j KUBE-/.test(l) && !/^-A KUBE-/.test(l));
+    const script = [
+      `*${table}`,
+      ...jumps.map((l) => `-D${l.slice(2)}`),
+      ...chains.map((c) => `-F ${c}`),
+      ...chains.map((c) => `-X ${c}`),
+      'COMMIT',
+      '',
+    ].join('\n');
+    execFileSync('iptables-restore', ['--noflush'], { input: script });
+  }
 }
 
 /** What the node's processes are started with: the cluster's launcher and addresses. */
@@ -259,6 +288,7 @@ export async function startNodeProcesses(
   ctx: NodeContext,
   pause: Image,
   waitFor: (what: string, check: () => Promise<boolean> | boolean) => Promise<void>,
+  nodeReady: () => Promise<boolean>,
   progress: Progress,
 ): Promise<void> {
   const { dir, bin } = ctx;
@@ -288,6 +318,9 @@ export async function startNodeProcesses(
           ipam: {
             type: 'host-local',
             ranges: [[{ subnet: POD_CIDR, gateway: NODE_IP }]],
+            // Only ClusterIPs go through the host (kube-proxy); pods have no default route, so
+            // nothing they send can leave the bridge.
+            routes: [{ dst: SERVICE_CIDR }],
             dataDir: join(dir, 'cni', 'ipam'),
           },
         },
@@ -304,7 +337,7 @@ export async function startNodeProcesses(
   await waitFor('containerd', () => existsSync(containerdSocket(dir)));
   importImage(bin, dir, pause);
 
-  progress('starting the real node: CoreDNS, kube-proxy, kube-router');
+  progress('starting the real node: CoreDNS, kube-proxy');
   writeFileSync(
     join(dir, 'Corefile'),
     [
@@ -325,8 +358,8 @@ export async function startNodeProcesses(
       mode: 'iptables',
       clusterCIDR: POD_CIDR,
       bindAddress: NODE_IP,
-      healthzBindAddress: '127.0.0.1:0',
-      metricsBindAddress: '127.0.0.1:0',
+      healthzBindAddress: `127.0.0.1:${await freePort()}`,
+      metricsBindAddress: `127.0.0.1:${await freePort()}`,
       nodePortAddresses: [`${NODE_IP}/32`],
       // Leave the host's conntrack settings and route_localnet as they are.
       conntrack: { maxPerCore: 0, min: 0, tcpEstablishedTimeout: '0s', tcpCloseWaitTimeout: '0s' },
@@ -334,19 +367,6 @@ export async function startNodeProcesses(
     }),
   );
   ctx.launch('kube-proxy', join(bin, 'kube-proxy'), ['--config', join(dir, 'kube-proxy.yaml')]);
-  ctx.launch('kube-router', join(bin, 'kube-router'), [
-    '--kubeconfig',
-    ctx.adminKubeconfig,
-    '--hostname-override',
-    REAL_NODE,
-    '--run-firewall=true',
-    '--run-router=false',
-    '--run-service-proxy=false',
-    '--enable-cni=false',
-    '--health-port=0',
-    '--metrics-port=0',
-  ]);
-
   progress('starting the real node: kubelet');
   writeFileSync(
     join(dir, 'kubelet', 'kubeconfig'),
@@ -412,4 +432,21 @@ export async function startNodeProcesses(
     ],
     { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}` },
   );
+  await waitFor(`the real node ${REAL_NODE} to be Ready`, nodeReady);
+  // kube-router finds its node by name: it starts once the kubelet has registered it.
+  progress('starting the real node: kube-router (NetworkPolicies)');
+  ctx.launch('kube-router', join(bin, 'kube-router'), [
+    '--kubeconfig',
+    ctx.adminKubeconfig,
+    '--hostname-override',
+    REAL_NODE,
+    '--run-firewall=true',
+    '--run-router=false',
+    '--run-service-proxy=false',
+    '--enable-cni=false',
+    '--health-port=0',
+    '--metrics-port=0',
+  ]);
+
+  await waitFor("kube-router's firewall chains", () => tryRun('iptables', ['-S', 'KUBE-ROUTER-FORWARD']));
 }
