@@ -23,7 +23,7 @@ export interface Endpoint {
   external?: Endpoint;
 }
 
-/** How a member is known ready: its HTTP path answers, its port accepts, or (a worker with no API) it runs. */
+/** How a member is known ready: its HTTP path answers, its port accepts (checked until it first does: some servers take one client at a time), or (a worker with no API) it runs. */
 export type Probe = { kind: 'http'; path: string } | { kind: 'tcp' } | { kind: 'running' };
 
 /** What one member runs, platform-neutral (a pod template, or a local process). */

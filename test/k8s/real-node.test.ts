@@ -16,14 +16,16 @@ import { addKey } from '../../src/gateway/keys.js';
 import { ensureLlamaSource } from '../../src/engine/llamacpp/source.js';
 import { ensureTinyLlama } from '../../src/model/tiny-llama.js';
 import { silentProgress } from '../../src/util/progress.js';
-import { complete, leaderUrl, startServices, tinySpec } from '../helpers.js';
+import OpenAI from 'openai';
+import { complete, leaderUrl, readStream, startServices, tinySpec } from '../helpers.js';
+import { LABEL } from '../../src/platforms/kubernetes/objects.js';
 import { apply, readYaml } from './apply.js';
 import { apiClient, kubeConfig, loadImage, realNodeWanted, runDir } from './cluster.js';
 import { until, useTestCluster } from './harness.js';
 import { buildTandemImage } from './image.js';
-import { REAL_NODE, REAL_NODE_TAINT, realNodeUnavailable } from './real-node.js';
+import { REAL_NODE, REAL_NODE_TAINT, containerPids, realNodeUnavailable } from './real-node.js';
 
-const ns = 'tandem-real';
+const ns = `tandem-real-${process.pid}`;
 const unavailable = realNodeWanted() ? realNodeUnavailable() : 'the real node is opt-in for now: TANDEM_REAL_NODE=1';
 const PROMPT = 'The capital of France is';
 
@@ -37,6 +39,8 @@ let kubeconfig: string;
 let api: RawApi;
 let image: string;
 let apiKey: string;
+/** The in-cluster gateway, reached from the host at its pod's IP. */
+let gatewayBase: string;
 
 if (unavailable) {
   test('real pods on a real node', { skip: unavailable }, () => {});
@@ -167,7 +171,8 @@ if (unavailable) {
     const gateway = (
       await core.listNamespacedPod({ namespace: ns, labelSelector: 'app.kubernetes.io/name=tandem-gateway' })
     ).items[0]!;
-    const viaCluster = await gatewayCompletion(`http://${gateway.status!.podIP}:8080`);
+    gatewayBase = `http://${gateway.status!.podIP}:8080`;
+    const viaCluster = await gatewayCompletion(gatewayBase);
     assert.ok(viaCluster.trim().length > 0, 'the group generated text');
 
     // The same spec on the embedded default (one replica: the text is the group's, not the replica's).
@@ -180,13 +185,210 @@ if (unavailable) {
       await local.stop();
     }
   });
+
+  test('a worker process killed in its container: the whole group is recreated, streams finish on the other replica', async () => {
+    const client = new OpenAI({ baseURL: `${gatewayBase}/v1`, apiKey, maxRetries: 0 });
+    const uninterrupted = await gatewayCompletion(gatewayBase, 96);
+    const before = await groupPods(0);
+    const worker = before.find((p) => p.metadata?.labels?.[LABEL.member] === '1')!;
+    const pids = containerPids(worker.status!.containerStatuses![0]!.containerID!);
+    // Four streams over two replicas; the first token of the first one kills replica 0's worker.
+    let killed = false;
+    const results = await Promise.allSettled(
+      Array.from({ length: 4 }, async () =>
+        readStream(
+          await client.completions.create({
+            model: 'duo-model',
+            prompt: PROMPT,
+            max_tokens: 96,
+            temperature: 0,
+            seed: 1,
+            stream: true,
+          }),
+          () => {
+            if (killed) return;
+            killed = true;
+            for (const pid of pids) process.kill(pid, 'SIGKILL');
+          },
+        ),
+      ),
+    );
+    assert.ok(killed);
+    for (const r of results) {
+      assert.equal(r.status, 'fulfilled', r.status === 'rejected' ? String(r.reason) : '');
+      if (r.status === 'fulfilled') {
+        assert.equal(r.value.finish, 'length');
+        assert.equal(r.value.text, uninterrupted, 'a stream continued elsewhere says what it would have said');
+      }
+    }
+    const after = await withPods(
+      until('group 0 recreated whole and Ready', 180_000, async () => {
+        const list = await groupPods(0);
+        const fresh = list.filter((p) => !before.some((b) => b.metadata?.uid === p.metadata?.uid));
+        return fresh.length === 2 && fresh.every(isReady) ? fresh : undefined;
+      }),
+    );
+    assert.equal(after.length, 2);
+    const status = await duoStatus();
+    assert.equal(status.groups?.find((g) => g.replica === 0)?.restarts, 1);
+    // Whichever the operator saw first: the worker, or the leader that lost it (llama-server exits).
+    assert.match(status.groups?.find((g) => g.replica === 0)?.lastFailure?.reason ?? '', /^(worker 1|leader 0) exited/);
+  });
+
+  test('NetworkPolicy on the real node: only the group reaches its RPC port, only the gateway namespace its leader', async () => {
+    const members = await groupPods(1);
+    const leader = members.find((p) => p.metadata?.labels?.[LABEL.member] === '0')!;
+    const worker = members.find((p) => p.metadata?.labels?.[LABEL.member] === '1')!;
+    const rpc = `${worker.status!.podIP}:${worker.spec!.containers[0]!.ports![0]!.containerPort}`;
+    const http = `${leader.status!.podIP}:${leader.spec!.containers[0]!.ports![0]!.containerPort}`;
+    const other = `${ns}-other`;
+    const core = apiClient(kubeconfig, k8s.CoreV1Api);
+    await core.createNamespace({ body: { metadata: { name: other } } });
+    try {
+      const gatewayLabel = { 'tandem.dev/gateway': 'true' };
+      const [plainRpc, gatewayRpc, gatewayHttp, foreignHttp] = await Promise.all([
+        probe(ns, 'plain-rpc', {}, rpc),
+        probe(ns, 'gateway-rpc', gatewayLabel, rpc),
+        probe(ns, 'gateway-http', gatewayLabel, http),
+        probe(other, 'foreign-http', gatewayLabel, http),
+      ]);
+      assert.deepEqual(
+        { plainRpc, gatewayRpc, gatewayHttp, foreignHttp },
+        { plainRpc: 'closed', gatewayRpc: 'closed', gatewayHttp: 'open', foreignHttp: 'closed' },
+      );
+    } finally {
+      await core.deleteNamespace({ name: other });
+    }
+  });
+
+  test('a changed template rolls the groups on real pods under streaming load, no request failed', async () => {
+    const client = new OpenAI({ baseURL: `${gatewayBase}/v1`, apiKey, maxRetries: 0 });
+    const before = new Set((await groupPods()).map((p) => p.metadata!.uid!));
+    await apiClient(kubeconfig, k8s.CustomObjectsApi).patchNamespacedCustomObject(
+      { ...DUO, body: { spec: { env: { TANDEM_TEST_ROLL: '1' } } } },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+    let done = false;
+    const outcomes: string[] = [];
+    // Two clients streaming back to back until the rollout is done (bounded: 3 minutes, 400 requests).
+    const deadline = Date.now() + 180_000;
+    const load = Array.from({ length: 2 }, async () => {
+      while (!done && Date.now() < deadline && outcomes.length < 400) {
+        try {
+          const { finish } = await readStream(
+            await client.completions.create({
+              model: 'duo-model',
+              prompt: PROMPT,
+              max_tokens: 48,
+              temperature: 0,
+              seed: 1,
+              stream: true,
+            }),
+          );
+          outcomes.push(finish === 'length' ? 'ok' : `finish ${finish}`);
+        } catch (err) {
+          outcomes.push(String(err));
+        }
+      }
+    });
+    try {
+      await withPods(
+        until('both groups rolled to the new template and Ready', 180_000, async () => {
+          const list = await groupPods();
+          const rolled = list.filter((p) => !before.has(p.metadata!.uid!));
+          const env = (p: k8s.V1Pod) => p.spec?.containers[0]?.env?.some((e) => e.name === 'TANDEM_TEST_ROLL');
+          return list.length === 4 && rolled.length === 4 && list.every((p) => isReady(p) && env(p)) ? true : undefined;
+        }),
+      );
+    } finally {
+      done = true;
+      await Promise.all(load);
+    }
+    const failed = outcomes.filter((o) => o !== 'ok');
+    assert.ok(outcomes.length > 0, 'requests were made during the rollout');
+    if (failed.length > 0) {
+      assert.fail(
+        `${failed.length} of ${outcomes.length} requests failed: ${[...new Set(failed)].join('; ')}\n${await controlLogs()}`,
+      );
+    }
+  });
 }
 
-async function gatewayCompletion(base: string): Promise<string> {
+const DUO = { group: 'tandem.dev', version: 'v1alpha1', namespace: ns, plural: 'inferenceservices', name: 'duo' };
+
+interface DuoStatus {
+  readyGroups?: string;
+  groups?: { replica: number; restarts: number; lastFailure?: { reason: string } }[];
+}
+
+const duoStatus = async () =>
+  ((await apiClient(kubeconfig, k8s.CustomObjectsApi).getNamespacedCustomObject(DUO)) as { status?: DuoStatus })
+    .status ?? {};
+
+const isReady = (p: k8s.V1Pod) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
+
+/** The duo service's pods (of one group), not being deleted. */
+async function groupPods(replica?: number): Promise<k8s.V1Pod[]> {
+  const selector = `${LABEL.service}=duo${replica === undefined ? '' : `,${LABEL.replica}=${replica}`}`;
+  const list = await apiClient(kubeconfig, k8s.CoreV1Api).listNamespacedPod({ namespace: ns, labelSelector: selector });
+  return list.items.filter((p) => !p.metadata?.deletionTimestamp);
+}
+
+/** The namespace's Events and the operators' and gateways' own lines (not the access log), for failure messages. */
+async function controlLogs(): Promise<string> {
+  const core = apiClient(kubeconfig, k8s.CoreV1Api);
+  const events = (await core.listNamespacedEvent({ namespace: ns })).items
+    .map(
+      (e) =>
+        `${new Date(e.lastTimestamp ?? e.eventTime ?? 0).toISOString()} ${e.involvedObject.name} ${e.reason}: ${e.message}`,
+    )
+    .sort();
+  const pods = await core.listNamespacedPod({ namespace: ns, labelSelector: 'app.kubernetes.io/name' });
+  const logs = await Promise.all(
+    pods.items.map(async (p) => {
+      const log = await core.readNamespacedPodLog({ name: p.metadata!.name!, namespace: ns }).catch(String);
+      const own = log.split('\n').filter((l) => l && !l.startsWith('{'));
+      return `--- ${p.metadata!.name}\n${own.slice(-30).join('\n')}`;
+    }),
+  );
+  return `--- events\n${events.slice(-60).join('\n')}\n${logs.join('\n')}`;
+}
+
+/**
+ * Whether a pod in `namespace` with `labels`, on the real node, can open a TCP connection to
+ * `target` (IP:port) within 10 s: Node in Tandem's own image, its answer read from the pod's log.
+ */
+async function probe(namespace: string, name: string, labels: Record<string, string>, target: string): Promise<string> {
+  const [host, port] = target.split(':');
+  // Tried for 10 s: the enforcer admits a new pod's address once it has seen the pod.
+  const script = `const net=require('net');const end=Date.now()+10000;const at=()=>{const s=net.connect(${port},'${host}');s.setTimeout(1000);const no=()=>{s.destroy();if(Date.now()>end){console.log('closed');process.exit(0)}setTimeout(at,500)};s.on('connect',()=>{console.log('open');process.exit(0)});s.on('timeout',no);s.on('error',no)};at()`;
+  const core = apiClient(kubeconfig, k8s.CoreV1Api);
+  await core.createNamespacedPod({
+    namespace,
+    body: {
+      metadata: { name, labels },
+      spec: {
+        ...onRealNode,
+        restartPolicy: 'Never',
+        automountServiceAccountToken: false,
+        containers: [{ name: 'probe', image, command: ['/usr/local/bin/node', '-e', script] }],
+      },
+    },
+  });
+  await withPods(
+    until(`probe ${namespace}/${name} to finish`, 60_000, async () => {
+      const p = await core.readNamespacedPod({ name, namespace });
+      return p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed' ? true : undefined;
+    }),
+  );
+  return (await core.readNamespacedPodLog({ name, namespace })).trim();
+}
+
+async function gatewayCompletion(base: string, maxTokens = 16): Promise<string> {
   const res = await fetch(`${base}/v1/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${apiKey}` },
-    body: JSON.stringify({ model: 'duo-model', prompt: PROMPT, max_tokens: 16, temperature: 0, seed: 1 }),
+    body: JSON.stringify({ model: 'duo-model', prompt: PROMPT, max_tokens: maxTokens, temperature: 0, seed: 1 }),
     signal: AbortSignal.timeout(60_000),
   });
   const text = await res.text();

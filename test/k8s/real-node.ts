@@ -204,6 +204,17 @@ export function cleanUpHost(nodeDir: string, bin?: string): void {
   rmSync(hostRecord());
 }
 
+/**
+ * The host PIDs of a container on the real node (`containerd://ID` from a pod's status), read from
+ * its cgroup: what a test kills to make a process in a pod die as a crash would.
+ */
+export function containerPids(containerId: string): number[] {
+  const id = containerId.replace(/^containerd:\/\//, '');
+  const dir = cgroupsUnder(CGROUP_ROOT).find((c) => c.endsWith(`/${id}`));
+  if (!dir) throw new Error(`no cgroup for container ${id} on the real node`);
+  return readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+}
+
 /** Every rule that jumps to a KUBE-* chain, then the chains, in each table, as one iptables-restore. */
 function removeKubeChains(): void {
   if (!existsSync('/usr/sbin/iptables-save')) return;

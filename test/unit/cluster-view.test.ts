@@ -80,3 +80,24 @@ test('an autoscaled object at zero is a model that holds its requests, expected 
     { id: 'z-model', replicas: 0, readyReplicas: 0, startupMs: 95_500, autoscaled: true },
   ]);
 });
+
+test('while a group is replaced, its leader is the live pod, not one that exited or is being deleted', () => {
+  // A rollout or a recreation: for a moment the old leader (exited, or terminating) and the new one
+  // (Ready) are both listed, in any order.
+  const old = leader('a', 0, '10.244.0.5', false);
+  const going: k8s.V1Pod = { ...old, metadata: { ...old.metadata, deletionTimestamp: new Date() } };
+  const exited: k8s.V1Pod = { ...old, status: { ...old.status, phase: 'Failed' } };
+  const live = leader('a', 0, '10.244.0.9');
+  for (const leaders of [
+    [live, going, exited],
+    [going, exited, live],
+    [exited, live, going],
+  ]) {
+    const view = clusterView([object('a', ['Ready'])], leaders, templateOf);
+    assert.deepEqual(
+      view.backends.map((b) => [b.url, b.ready]),
+      [['http://10.244.0.9:8080', true]],
+    );
+    assert.equal(view.models[0]!.readyReplicas, 1);
+  }
+});

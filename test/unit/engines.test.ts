@@ -162,6 +162,32 @@ test('vLLM in pods: the image default, the hub repo, no probe on a headless work
   );
 });
 
+test('llama.cpp in pods: an RPC worker is probed only until its port first accepts (it serves one client at a time)', () => {
+  const svc = service({
+    engine: { type: 'llamacpp' },
+    parallelism: { nodes: 2 },
+    startupTimeout: '10m',
+    model: { servedName: 'm', source: 'pvc://models/m.gguf' },
+  });
+  const obj = { service: svc, namespace: 'ns', uid: 'u' };
+  const t = clusterServiceTemplate(obj);
+  const group = t.render(
+    ref,
+    [0, 1].map((i) => ({ host: memberHost(ref, i, 'ns'), port: i === 0 ? 8080 : 50052 })),
+  );
+  const [leader, worker] = group.members.map((m) => memberPod(obj, ref, m, group.hash));
+  assert.ok(leader!.spec!.containers[0]!.readinessProbe?.httpGet, 'the leader: its HTTP health, all along');
+  const w = worker!.spec!.containers[0]!;
+  // ggml-rpc-server accepts one connection and serves it: a probe connecting every 10 s fills its
+  // backlog of one, later probes time out, and a healthy group would go NotReady mid-serve.
+  assert.equal(w.readinessProbe, undefined);
+  assert.equal(w.startupProbe?.tcpSocket?.port, 50052);
+  assert.ok(
+    w.startupProbe!.periodSeconds! * w.startupProbe!.failureThreshold! > 600,
+    "the kubelet never gives up before the operator's startupTimeout",
+  );
+});
+
 test('$(VAR) references expand as a kubelet expands them', () => {
   const env = { A: 'x', EMPTY: '' };
   assert.equal(expandEnvRefs('$(A)-$(EMPTY)-$(B)-$$(A)-$(echo hi)', env), 'x--$(B)-$(A)-$(echo hi)');

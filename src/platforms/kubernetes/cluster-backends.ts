@@ -23,9 +23,12 @@ export function clusterView(
   leaders: readonly k8s.V1Pod[],
   templateOf: (object: InferenceServiceObject) => ServiceTemplate | undefined,
 ): ClusterView {
-  const leaderOf = new Map(
-    leaders.map((p) => [`${p.metadata?.labels?.[LABEL.service]}/${p.metadata?.labels?.[LABEL.replica]}`, p]),
-  );
+  // While a group is replaced, its old leader (exited, or being deleted) and the new one are both listed.
+  const leaderOf = new Map<string, k8s.V1Pod>();
+  for (const p of leaders) {
+    if (p.metadata?.deletionTimestamp || p.status?.phase === 'Failed' || p.status?.phase === 'Succeeded') continue;
+    leaderOf.set(`${p.metadata?.labels?.[LABEL.service]}/${p.metadata?.labels?.[LABEL.replica]}`, p);
+  }
   const view: ClusterView = { backends: [], models: [], groups: [] };
   for (const object of objects) {
     const template = templateOf(object);

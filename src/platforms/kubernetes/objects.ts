@@ -15,6 +15,7 @@ import type {
 import type { InferenceService } from '../../spec/schema.js';
 import type { GroupRef, MemberTemplate } from '../../core/group.js';
 import { API_VERSION } from '../../spec/schema.js';
+import { parseDuration } from '../../spec/duration.js';
 
 export const LABEL = {
   service: 'tandem.dev/service',
@@ -163,7 +164,7 @@ export function memberPod(obj: ServiceObject, group: GroupRef, member: MemberTem
           ],
           ports: [{ name: member.role === 'leader' ? 'http' : 'rpc', containerPort: member.endpoint.port }],
           resources: { requests, limits },
-          ...readinessProbe(member),
+          ...readinessProbe(member, parseDuration(spec.startupTimeout)),
           volumeMounts: [
             { name: 'dshm', mountPath: '/dev/shm' },
             ...(claim ? [{ name: 'model', mountPath: MODEL_MOUNT, readOnly: true }] : []),
@@ -181,12 +182,24 @@ export function memberPod(obj: ServiceObject, group: GroupRef, member: MemberTem
   return withOverride(pod, override, gang(obj, group, member, templateHash));
 }
 
-function readinessProbe({ readiness, endpoint }: MemberTemplate): Pick<V1Container, 'readinessProbe'> {
+function readinessProbe(
+  { readiness, endpoint }: MemberTemplate,
+  startupTimeoutMs: number,
+): Pick<V1Container, 'readinessProbe' | 'startupProbe'> {
   switch (readiness.kind) {
     case 'http':
       return { readinessProbe: { httpGet: { path: readiness.path, port: endpoint.port } } };
     case 'tcp':
-      return { readinessProbe: { tcpSocket: { port: endpoint.port } } };
+      // Until the port first accepts, then never again: a server of one client at a time
+      // (ggml-rpc-server, backlog 1) never accepts a probe while it serves, and would go NotReady.
+      // The operator fails a member past spec.startupTimeout; the kubelet gives up only after that.
+      return {
+        startupProbe: {
+          tcpSocket: { port: endpoint.port },
+          periodSeconds: 1,
+          failureThreshold: Math.ceil(startupTimeoutMs / 1000) + 60,
+        },
+      };
     case 'running':
       return {}; // no probe: Ready while it runs
   }
