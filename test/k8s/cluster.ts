@@ -135,12 +135,11 @@ async function waitFor(
 }
 
 export interface ClusterOptions {
-  /** A real node beside the fake ones (default: when TANDEM_REAL_NODE=1). */
+  /** A real node beside the fake ones (default: wherever the machine can run one, unless TANDEM_REAL_NODE=0). */
   realNode?: boolean;
 }
 
-/** Whether clusters get a real node unless told otherwise: opt-in while it is being brought up. */
-export const realNodeWanted = () => process.env.TANDEM_REAL_NODE === '1';
+export const realNodeWanted = () => process.env.TANDEM_REAL_NODE !== '0';
 
 /** Starts the control plane, or returns the one already running. */
 export async function startCluster(
@@ -153,9 +152,10 @@ export async function startCluster(
   await stopCluster(); // a half-dead previous run
   const bin = await ensureK8sBinaries(progress);
   const crdFiles = upstreamCrdFiles(); // before anything starts: a download failure leaves nothing running
-  const withNode = options.realNode ?? realNodeWanted();
+  const withNode = options.realNode ?? (realNodeWanted() && realNodeUnavailable() === undefined);
   const unavailable = withNode ? realNodeUnavailable() : undefined;
   if (unavailable) throw new Error(`no real node on this machine: ${unavailable}`);
+  if (!withNode) progress(`no real node: ${realNodeUnavailable() ?? 'TANDEM_REAL_NODE=0'}`);
   const node = withNode ? await prepareRealNode(progress) : undefined;
   const dir = runDir();
   cleanUpHost(join(dir, 'node'), node?.bin); // what a crashed run left on the host

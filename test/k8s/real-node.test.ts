@@ -26,7 +26,7 @@ import { buildTandemImage } from './image.js';
 import { REAL_NODE, REAL_NODE_TAINT, containerPids, realNodeUnavailable } from './real-node.js';
 
 const ns = `tandem-real-${process.pid}`;
-const unavailable = realNodeWanted() ? realNodeUnavailable() : 'the real node is opt-in for now: TANDEM_REAL_NODE=1';
+const unavailable = realNodeWanted() ? realNodeUnavailable() : 'TANDEM_REAL_NODE=0';
 const PROMPT = 'The capital of France is';
 
 /** What places a pod on the real node: it tolerates the node's taint and selects it. */
