@@ -186,6 +186,8 @@ test('llama.cpp in pods: an RPC worker is probed only until its port first accep
     w.startupProbe!.periodSeconds! * w.startupProbe!.failureThreshold! > 600,
     "the kubelet never gives up before the operator's startupTimeout",
   );
+  // Not init of its PID namespace: as init, ggml-rpc-server ignores a deletion's SIGTERM (no handler).
+  assert.equal(worker!.spec!.shareProcessNamespace, true);
 });
 
 test('$(VAR) references expand as a kubelet expands them', () => {
