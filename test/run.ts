@@ -12,7 +12,8 @@ import { ensureLlamaSource } from '../src/engine/llamacpp/source.js';
 import { ensureTinyLlama } from '../src/model/tiny-llama.js';
 import { stderrProgress } from '../src/util/progress.js';
 import { ensureKedaOperator } from './k8s/binaries.js';
-import { startCluster, stopCluster } from './k8s/cluster.js';
+import { runDir, startCluster, stopCluster } from './k8s/cluster.js';
+import { hostLeftovers } from './k8s/real-node.js';
 import { ensureVllm } from '../src/engine/vllm/install.js';
 import { ensureTinyHf } from '../src/model/tiny-hf.js';
 
@@ -74,7 +75,11 @@ const TIERS: Record<string, Tier> = {
       await ensureKedaOperator(stderrProgress);
       const cluster = await startCluster(stderrProgress);
       stderrProgress(`test control plane: KUBECONFIG=${cluster.kubeconfig}${cluster.started ? '' : ' (reused)'}`);
-      const stop = () => stopCluster().then(() => undefined);
+      const stop = async () => {
+        await stopCluster();
+        const left = hostLeftovers(join(runDir(), 'node'));
+        if (left.length > 0) throw new Error(`the real node left on the host: ${left.join('; ')}`);
+      };
       try {
         await prepareLlama(); // the cluster gateway's test serves at a pod's address with a real llama-server
       } catch (err) {
@@ -151,8 +156,13 @@ for (const name of tiers) {
     // A missing tool or a failed build: one clear line (a build's own log tail is in its message).
     process.stderr.write(`tier ${name}: ${err instanceof Error ? err.message : String(err)}\n`);
     code = 1;
-  } finally {
+  }
+  try {
     await cleanup?.();
+  } catch (err) {
+    // What a tier leaves behind (processes, the real node's changes to the host) fails it.
+    process.stderr.write(`tier ${name}: ${err instanceof Error ? err.message : String(err)}\n`);
+    code = 1;
   }
   failed ||= code !== 0;
   results.push(`${name}: ${code === 0 ? 'passed' : 'FAILED'} in ${Math.round((Date.now() - started) / 1000)} s`);

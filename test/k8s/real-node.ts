@@ -64,11 +64,15 @@ interface HostRecord {
 
 const OUTSIDE_FOLDERS = ['/run/containerd', '/var/lib/cni', '/run/netns', '/etc/cni', '/opt/cni'];
 
-function cgroupHierarchies(): string[] {
+/**
+ * The cgroup trees: v2's one, or v1's hierarchies; `unified` (a hybrid host's v2 tree) only with
+ * `withUnified`, since the kubelet needs the root only in v1's, but runc makes cgroups there too.
+ */
+function cgroupHierarchies(withUnified = false): string[] {
   if (existsSync('/sys/fs/cgroup/cgroup.controllers')) return ['/sys/fs/cgroup']; // v2: one tree
   return readdirSync('/sys/fs/cgroup')
     .map((c) => join('/sys/fs/cgroup', c))
-    .filter((c) => existsSync(join(c, 'cgroup.procs')) && !c.endsWith('/unified'));
+    .filter((c) => existsSync(join(c, 'cgroup.procs')) && (withUnified || !c.endsWith('/unified')));
 }
 
 const run = (cmd: string, args: string[]) => execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -128,7 +132,7 @@ function cgroupsUnder(root: string): string[] {
     for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) walk(join(dir, e.name));
     out.push(dir);
   };
-  for (const h of cgroupHierarchies()) if (existsSync(join(h, root))) walk(join(h, root));
+  for (const h of cgroupHierarchies(true)) if (existsSync(join(h, root))) walk(join(h, root));
   return out;
 }
 
@@ -233,6 +237,23 @@ function removeKubeChains(): void {
     ].join('\n');
     execFileSync('iptables-restore', ['--noflush'], { input: script });
   }
+}
+
+/** What a node leaves on the host after cleanUpHost, described: nothing, unless cleanup is broken. */
+export function hostLeftovers(nodeDir: string): string[] {
+  if (realNodeUnavailable()) return [];
+  const left: string[] = [];
+  if (existsSync(`/sys/class/net/${BRIDGE}`)) left.push(`bridge ${BRIDGE}`);
+  const cgroups = cgroupsUnder(CGROUP_ROOT);
+  if (cgroups.length > 0) left.push(`cgroups ${cgroups.slice(0, 3).join(', ')}`);
+  const mounts = mountsUnder(nodeDir);
+  if (mounts.length > 0) left.push(`mounts ${mounts.slice(0, 3).join(', ')}`);
+  if (existsSync('/usr/sbin/iptables-save') && /^:KUBE-/m.test(run('iptables-save', []).toString()))
+    left.push('KUBE-* iptables chains');
+  const processes = pidsOf(new RegExp(`(${REAL_NODE_PROCESSES.join('|')}|containerd-shim-runc-v2) `));
+  if (processes.length > 0) left.push(`processes ${processes.join(', ')}`);
+  if (existsSync(hostRecord())) left.push(`the record of the host's settings (${hostRecord()}), not restored`);
+  return left;
 }
 
 /** What the node's processes are started with: the cluster's launcher and addresses. */
