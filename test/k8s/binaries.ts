@@ -49,13 +49,15 @@ const NO_GRAPHDRIVERS = 'no_btrfs no_devmapper no_zfs';
 
 /**
  * The real node: kubelet and kube-proxy at the control plane's version, containerd 2 with its runc
- * shim and `ctr`, CoreDNS (Services' names in pods) and kube-router (its NetworkPolicy firewall only).
+ * shim and `ctr`, CoreDNS (Services' names in pods) and kube-router (its NetworkPolicy firewall
+ * only); and kubectl, for people looking at the test cluster by hand.
  * kube-router's v2.1.0 is the newest the Go proxy serves; its reported flaws are in the parts not
  * run here (BGP routing, the service proxy), and it only ever sees the test's own pods.
  */
 const NODE: Target[] = [
   { module: 'node', pkg: 'k8s.io/kubernetes/cmd/kubelet', out: 'kubelet' },
   { module: 'node', pkg: 'k8s.io/kubernetes/cmd/kube-proxy', out: 'kube-proxy' },
+  { module: 'node', pkg: 'k8s.io/kubernetes/cmd/kubectl', out: 'kubectl' },
   {
     pkg: 'github.com/containerd/containerd/v2/cmd/containerd',
     version: CONTAINERD,
@@ -158,7 +160,7 @@ export async function ensureK8sBinaries(progress: Progress): Promise<K8sBinaries
 }
 
 export interface NodeBinaries {
-  /** Holds kubelet, kube-proxy, containerd, containerd-shim-runc-v2, ctr, coredns and kube-router. */
+  /** Holds kubelet, kube-proxy, kubectl, containerd, containerd-shim-runc-v2, ctr, coredns and kube-router. */
   bin: string;
   /** pause.c from the Kubernetes module source: the pod sandbox's process. */
   pauseSource: string;
@@ -167,7 +169,7 @@ export interface NodeBinaries {
 export async function ensureNodeBinaries(progress: Progress): Promise<NodeBinaries> {
   const bin = await buildOnce(
     'node',
-    'the real node (kubelet, kube-proxy, containerd, CoreDNS, kube-router)',
+    'the real node (kubelet, kube-proxy, containerd, CoreDNS, kube-router) and kubectl',
     NODE,
     progress,
   );

@@ -16,6 +16,7 @@ import {
   readFileSync,
   readdirSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { request } from 'node:https';
@@ -399,8 +400,13 @@ export async function startCluster(
         progress,
       );
     }
+    if (node) {
+      // kubectl at a path that outlives the build key: `export PATH=<run dir>/bin:$PATH`.
+      mkdirSync(join(dir, 'bin'));
+      symlinkSync(join(node.bin, 'kubectl'), join(dir, 'bin', 'kubectl'));
+    }
     progress(
-      `control plane ready: ${FAKE_NODES} fake nodes × ${GPUS_PER_NODE} GPUs${node ? `, real node ${REAL_NODE} (pods on ${NODE_IP}/24)` : ''}; logs in ${logs}`,
+      `control plane ready: ${FAKE_NODES} fake nodes × ${GPUS_PER_NODE} GPUs${node ? `, real node ${REAL_NODE} (pods on ${NODE_IP}/24), kubectl in ${join(dir, 'bin')}` : ''}; logs in ${logs}`,
     );
     return { kubeconfig, started: true };
   } catch (err) {
