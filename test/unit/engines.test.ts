@@ -128,19 +128,23 @@ test('SGLang: --tp is the whole group, ranks find rank 0 through --dist-init-add
   assert.deepEqual(worker!.readiness, { kind: 'running' });
 });
 
+/** A 2-node group's pods, as the operator creates them in namespace ns. */
+function twoNodePods(svc: InferenceService) {
+  const obj = { service: svc, namespace: 'ns', uid: 'u' };
+  const group = clusterServiceTemplate(obj).render(
+    ref,
+    [0, 1].map((i) => ({ host: memberHost(ref, i, 'ns'), port: i === 0 ? 8080 : 50052 })),
+  );
+  return group.members.map((m) => memberPod(obj, ref, m, group.hash));
+}
+
 test('vLLM in pods: the image default, the hub repo, no probe on a headless worker, group DNS as master address', () => {
   const svc = service({
     parallelism: { nodes: 2 },
     resources: { gpu: 8 },
     model: { servedName: 'big', source: 'hf://meta-llama/Llama-3.1-405B' },
   });
-  const obj = { service: svc, namespace: 'ns', uid: 'u' };
-  const t = clusterServiceTemplate(obj);
-  const group = t.render(
-    ref,
-    [0, 1].map((i) => ({ host: memberHost(ref, i, 'ns'), port: i === 0 ? 8080 : 50052 })),
-  );
-  const [leader, worker] = group.members.map((m) => memberPod(obj, ref, m, group.hash));
+  const [leader, worker] = twoNodePods(svc);
   const c = leader!.spec!.containers[0]!;
   assert.equal(c.image, 'vllm/vllm-openai:v0.11.0');
   assert.equal(c.command![0], 'vllm');
@@ -169,13 +173,7 @@ test('llama.cpp in pods: an RPC worker is probed only until its port first accep
     startupTimeout: '10m',
     model: { servedName: 'm', source: 'pvc://models/m.gguf' },
   });
-  const obj = { service: svc, namespace: 'ns', uid: 'u' };
-  const t = clusterServiceTemplate(obj);
-  const group = t.render(
-    ref,
-    [0, 1].map((i) => ({ host: memberHost(ref, i, 'ns'), port: i === 0 ? 8080 : 50052 })),
-  );
-  const [leader, worker] = group.members.map((m) => memberPod(obj, ref, m, group.hash));
+  const [leader, worker] = twoNodePods(svc);
   assert.ok(leader!.spec!.containers[0]!.readinessProbe?.httpGet, 'the leader: its HTTP health, all along');
   const w = worker!.spec!.containers[0]!;
   // ggml-rpc-server accepts one connection and serves it: a probe connecting every 10 s fills its
