@@ -41,29 +41,45 @@ export function namespaceOf(kc: k8s.KubeConfig, flag: string | undefined): strin
   return flag ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
 }
 
-/** Runs the operator for one namespace while it holds the lease; SIGINT/SIGTERM stop it and leave every pod. */
+/**
+ * Runs the operator for one namespace while it holds the lease. Losing the lease (renewals failing
+ * past its deadline: an API server out of reach, a starved process) stops it acting at once, and it
+ * stands by to take the lease again, alive. SIGINT/SIGTERM stop it and leave every pod.
+ */
 export async function runOperator(kc: k8s.KubeConfig, namespace: string): Promise<void> {
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   const identity = `${hostname()}-${process.pid}`;
   const lease = new LeaderLease(kc, { namespace, name: LEASE_NAME, identity });
-  const operator = new Operator(kc, { namespace, log });
+  let operator: Operator | undefined;
   let stopping = false;
   const stop = async (code: number) => {
     if (stopping) return;
     stopping = true;
-    await operator.stop().catch(() => undefined);
+    await operator?.stop().catch(() => undefined);
     await lease.release().catch(() => undefined);
     process.exit(code);
   };
   process.on('SIGINT', () => void stop(0));
   process.on('SIGTERM', () => void stop(0));
-  log(`tandem: operator ${identity} for namespace ${namespace}: waiting for the lease ${namespace}/${LEASE_NAME}`);
-  await lease.acquire(() => {
-    log('tandem: lost the lease; stopping so that the new leader acts alone');
-    void stop(1);
-  });
-  log(`tandem: leading; reconciling InferenceServices in ${namespace}`);
-  await operator.start();
+  const lead = async (): Promise<void> => {
+    log(`tandem: operator ${identity} for namespace ${namespace}: waiting for the lease ${namespace}/${LEASE_NAME}`);
+    let lost!: () => void;
+    const lostIt = new Promise<void>((resolve) => (lost = resolve));
+    await lease.acquire(() => lost());
+    if (stopping) return;
+    // A new one each time: nothing carried over from a term another operator may have followed.
+    const current = new Operator(kc, { namespace, log });
+    operator = current;
+    log(`tandem: leading; reconciling InferenceServices in ${namespace}`);
+    await current.start();
+    void lostIt.then(async () => {
+      log('tandem: lost the lease; stopped acting, so that a new leader acts alone');
+      await current.stop().catch(() => undefined);
+      if (operator === current) operator = undefined;
+      if (!stopping) await lead();
+    });
+  };
+  await lead();
 }
 
 /**

@@ -690,6 +690,41 @@ test('tandem install applies with least privilege; two `tandem operator` process
   }
 });
 
+test('an operator that loses its lease stops acting and stands by, alive, to take it again', async () => {
+  // As the installed ServiceAccount (the previous test applied its Role).
+  const operator = startOperator(await serviceAccountConfig('tandem-operator'));
+  const leases = apiClient(kubeconfig, k8s.CoordinationV1Api);
+  const lease = { namespace: ns, name: 'tandem-operator' };
+  const terms = () => operator.log.split('\n').filter((l) => l.includes('tandem: leading')).length;
+  try {
+    await until('it leads', 20_000, async () => (terms() === 1 ? true : undefined));
+    // Another holder renews the lease under it, as after a partition: its renewals fail past the deadline.
+    const thief = setInterval(() => {
+      void leases
+        .readNamespacedLease(lease)
+        .then((l) => {
+          l.spec = { ...l.spec, holderIdentity: 'thief', renewTime: new k8s.V1MicroTime(), leaseDurationSeconds: 15 };
+          return leases.replaceNamespacedLease({ ...lease, body: l });
+        })
+        .catch(() => undefined); // a conflict with its renewal: the next tick wins
+    }, 1000);
+    try {
+      await until('it says it lost the lease', 40_000, async () =>
+        operator.log.includes('lost the lease') ? true : undefined,
+      );
+    } finally {
+      clearInterval(thief);
+    }
+    assert.equal(operator.child.exitCode, null, 'still running');
+    // The other holder is gone: its lease expires by this operator's clock, and it leads again.
+    await until('it leads again', 40_000, async () => (terms() === 2 ? true : undefined));
+    assert.equal(operator.child.exitCode, null);
+    assert.doesNotMatch(operator.log, /unhandled rejection/);
+  } finally {
+    operator.child.kill('SIGTERM');
+  }
+});
+
 /** A kubeconfig of the gateway's ServiceAccount, with the Role `tandem install` gives it. */
 async function gatewayAccount(): Promise<string> {
   const docs = k8s.loadAllYaml(
