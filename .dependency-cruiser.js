@@ -1,7 +1,7 @@
 // The layering of src/, checked in the lint tier (`npm test`): contracts at the bottom, one
 // controller, twin platforms, the gateway and autoscaler on contracts only, cli wiring it all.
 //   core ← spec ← planner/model ← engine ← controller ← platforms/{local,kubernetes} ← cli
-//   core ← gateway, autoscaler ← cli
+//   core ← gateway, autoscaler, control ← cli
 const layer = (name, path, allowed) => ({
   name: `${name}-layering`,
   comment: `${name} may import only ${allowed.join(', ')}`,
@@ -24,6 +24,7 @@ export default {
     layer('platforms-kubernetes', '^src/platforms/kubernetes/', ['core', 'controller', 'engine', 'spec', 'util']),
     layer('gateway', '^src/gateway/', ['core', 'util']),
     layer('autoscaler', '^src/autoscaler/', ['core', 'util']),
+    layer('control', '^src/control/', ['core', 'util']),
   ],
   options: {
     doNotFollow: { path: 'node_modules' },

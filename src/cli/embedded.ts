@@ -1,6 +1,7 @@
 // The embedded default assembled: a reconciler over local processes (the local platform, its
-// in-memory status store and events), the gateway in front of its groups, and the autoscaler
-// between them (it reads the gateway's load and scales the services through the reconciler).
+// in-memory status store and events), the gateway in front of its groups, the autoscaler between
+// them (it reads the gateway's load and scales the services through the reconciler), and the
+// control API in the gateway (services applied, scaled and deleted while it runs).
 import { Autoscaler, type AutoscalerOptions } from '../autoscaler/autoscaler.js';
 import { Reconciler } from '../controller/reconciler.js';
 import type { ServiceTemplate } from '../core/service.js';
@@ -10,12 +11,17 @@ import { LocalEvents } from '../platforms/local/events.js';
 import { LocalPlatform } from '../platforms/local/platform.js';
 import { reconcilerTarget } from '../platforms/local/scale-target.js';
 import { MemoryStatusStore } from '../platforms/local/status-store.js';
+import type { BackendSource } from '../core/serving.js';
+import { controlRoutes } from '../control/routes.js';
+import { stderrProgress } from '../util/progress.js';
+import { LocalControl } from './local-control.js';
 
 export interface Embedded {
   reconciler: Reconciler;
   events: LocalEvents;
   gateway: Gateway;
   autoscaler: Autoscaler;
+  control: LocalControl;
   /** Starts reconciling and scaling (the gateway listens when its caller says). */
   start(): void;
 }
@@ -25,6 +31,7 @@ export function embedded(
   logDir: string,
   gateway: Omit<GatewayOptions, 'source'>,
   autoscaling: AutoscalerOptions = {},
+  drainMs = 30_000,
 ): Embedded {
   const events = new LocalEvents();
   const reconciler = new Reconciler({
@@ -32,8 +39,23 @@ export function embedded(
     store: new MemoryStatusStore(),
     events,
   });
-  const g = new Gateway({ ...gateway, source: new LocalBackends(reconciler) });
-  const autoscaler = new Autoscaler(reconcilerTarget(reconciler), g, autoscaling);
+  const target = reconcilerTarget(reconciler);
+  // The autoscaler needs the gateway and the gateway the control API, which needs the autoscaler.
+  const late: { autoscaler?: Autoscaler } = {};
+  const control = new LocalControl({
+    reconciler,
+    autoscaler: { manage: (t) => late.autoscaler!.manage(t) },
+    events,
+    drainMs,
+    progress: stderrProgress,
+  });
+  const g = new Gateway({
+    ...gateway,
+    source: withoutHidden(new LocalBackends(reconciler), control.hidden),
+    control: controlRoutes(control),
+  });
+  const autoscaler = (late.autoscaler = new Autoscaler(target, g, autoscaling));
+  control.gateway = g;
   g.onDemand((model) => autoscaler.demand(model));
   for (const template of templates) reconciler.apply(autoscaler.manage(template));
   return {
@@ -41,9 +63,20 @@ export function embedded(
     events,
     gateway: g,
     autoscaler,
+    control,
     start: () => {
       reconciler.start();
       autoscaler.start();
     },
+  };
+}
+
+/** The source without the models being deleted: new requests for them find no model. */
+function withoutHidden(source: BackendSource, hidden: ReadonlySet<string>): BackendSource {
+  return {
+    backends: () => (hidden.size === 0 ? source.backends() : source.backends().filter((b) => !hidden.has(b.model))),
+    models: () => (hidden.size === 0 ? source.models() : source.models().filter((m) => !hidden.has(m.id))),
+    groups: () => source.groups(),
+    ...(source.services ? { services: () => source.services!() } : {}),
   };
 }

@@ -16,6 +16,7 @@ import { statusTable } from './status-table.js';
 import { up } from './up.js';
 import { planCommand, type PlanFlags } from './plan.js';
 import { UsageError } from './usage-error.js';
+import { applyServices, deleteService } from './control-client.js';
 import { showLog } from './logs.js';
 import { currentRun, readStatus, reapLeftovers } from './state.js';
 import { waitForExit } from '../util/process.js';
@@ -27,6 +28,13 @@ import { EXPORT_TARGETS, exportService, type ExportTarget } from '../platforms/k
 import type { GatewaySettings } from './gateway.js';
 
 const DEFAULT_DRAIN_MS = 30_000;
+
+/** The gateway of the 'tandem up' running from this folder. */
+function runningGateway(): string {
+  const run = currentRun(stateDir());
+  if (!run) throw new UsageError(`no 'tandem up' is running from here (${stateDir()}): start one, or set TANDEM_STATE`);
+  return run.gateway;
+}
 
 /** The Kubernetes commands, loaded only when one runs: the client library costs every other command ≈ 75 MiB and 0.3 s. */
 const cluster = () => import('./cluster.js');
@@ -55,7 +63,9 @@ const USAGE: Record<string, string> = {
 Usage: tandem <command> [options]
 
 Commands:
-  up FILE…         validate, build what is needed, start every group and the gateway; Ctrl-C stops everything
+  up [FILE…]       validate, build what is needed, start every group and the gateway; Ctrl-C stops everything
+  apply FILE…      add or change services of the running 'tandem up' (a new template rolls its groups)
+  delete NAME      drain a service of the running 'tandem up', then stop it
   status           show the groups of the running 'tandem up'
   logs SERVICE     show a member's log (-f to follow)
   down             stop the running 'tandem up' and every process it started
@@ -72,16 +82,31 @@ Commands:
   version          print versions
 
 Run 'tandem <command> --help' for a command's options.`,
-  up: `Usage: tandem up FILE… [--port N] [--host H] [--log-dir DIR]
+  up: `Usage: tandem up [FILE…] [--port N] [--host H] [--log-dir DIR]
 
 Starts every group of every InferenceService in FILE… on this machine (each member a local process
 on its own loopback address), keeps them running (a group whose member dies is recreated), serves
 every model behind one OpenAI-compatible endpoint, and shows their status. Ctrl-C (or SIGTERM)
-stops every process it started.
+stops every process it started. With no FILE, the gateway starts empty: 'tandem apply' adds
+services. The control API (/api/v1: list, apply, scale, delete services; events) answers admin
+keys, or without keys callers on this machine.
 
 Options:
   --log-dir DIR             where member logs go (default: $TANDEM_STATE/logs, ./.tandem/logs)
 ${GATEWAY_FLAGS}`,
+  apply: `Usage: tandem apply FILE… [--api-key KEY]
+
+Sends the InferenceServices in FILE… to the 'tandem up' running from this folder (its state is in
+$TANDEM_STATE, default ./.tandem), through its control API. They are checked as 'validate' checks
+them, and one problem refuses them all: nothing running changes. A new service starts; a changed
+template (engine, model, arguments, resources) rolls its groups one at a time (spec.rollout),
+streams in flight continuing on another replica; any other change (replicas, autoscaling, policies)
+recreates nothing. --api-key (or TANDEM_API_KEY): an admin key, where the gateway has keys.`,
+  delete: `Usage: tandem delete NAME [--api-key KEY]
+
+Deletes the service NAME from the 'tandem up' running from this folder: its model takes no new
+request, those in flight finish (up to --drain-timeout of 'tandem up'), then its groups stop. Waits
+until it is gone. --api-key (or TANDEM_API_KEY): an admin key, where the gateway has keys.`,
   status: `Usage: tandem status [--json] [--kubeconfig FILE [--namespace NS]]
 
 Shows the gateway and every group member of the 'tandem up' running from this folder (its state is
@@ -118,12 +143,13 @@ operator replicas and one of two gateway replicas (with its Service, tandem-gate
 IMAGE (an image with this package, its entrypoint 'tandem'). The gateway requires API keys from
 the Secret tandem-gateway-keys: 'tandem keys add NAME --file keys.yaml', then
 'kubectl -n NS create secret generic tandem-gateway-keys --from-file=keys.yaml'.`,
-  keys: `Usage: tandem keys add NAME --file FILE [--models M1,M2] [--rpm N] [--tpm N]
+  keys: `Usage: tandem keys add NAME --file FILE [--models M1,M2] [--rpm N] [--tpm N] [--admin]
 
 Makes a new API key, prints it once, and adds its name and SHA-256 hash to FILE (YAML, made if
 missing, mode 600). --models limits it to those models, --rpm to N requests per minute, --tpm to N
-tokens per minute (prompt and completion, charged from the engines' usage after each answer). 'tandem up
---api-keys FILE' enforces the file and reads it again whenever it changes.`,
+tokens per minute (prompt and completion, charged from the engines' usage after each answer). --admin
+lets it use the control API ('tandem apply', 'tandem delete'). 'tandem up --api-keys FILE' enforces
+the file and reads it again whenever it changes.`,
   import: `Usage: tandem import FILE
 
 Reads an OCI AI Blueprints multi-node recipe (recipe_mode "raycluster", JSON) and prints the
@@ -258,7 +284,15 @@ const OPTIONS: Record<string, Options> = {
   },
   install: { image: { type: 'string' }, namespace: { type: 'string' } },
   render: { to: { type: 'string' }, namespace: { type: 'string' } },
-  keys: { file: { type: 'string' }, models: { type: 'string' }, rpm: { type: 'string' }, tpm: { type: 'string' } },
+  keys: {
+    file: { type: 'string' },
+    models: { type: 'string' },
+    rpm: { type: 'string' },
+    tpm: { type: 'string' },
+    admin: { type: 'boolean' },
+  },
+  apply: { 'api-key': { type: 'string' } },
+  delete: { 'api-key': { type: 'string' } },
   import: {},
   logs: {
     kubeconfig: { type: 'string' },
@@ -379,6 +413,7 @@ async function main(argv: string[]): Promise<number> {
         ...(text('models') ? { models: text('models')!.split(',').filter(Boolean) } : {}),
         ...(rpm ? { requestsPerMinute: rpm } : {}),
         ...(tpm ? { tokensPerMinute: tpm } : {}),
+        ...(values.admin === true ? { admin: true } : {}),
       });
       stderrProgress(`added the key "${name}" to ${file} (stored as its SHA-256 hash): it is shown only now`);
       process.stdout.write(`${key}\n`);
@@ -413,6 +448,19 @@ async function main(argv: string[]): Promise<number> {
         exportService(service, to as ExportTarget, text('namespace') ?? 'default'),
       );
       process.stdout.write(docs.map((d) => stringify(d)).join('---\n'));
+      return 0;
+    }
+    case 'apply': {
+      const loaded = loadServices(positionals);
+      const applied = await applyServices(runningGateway(), loaded, text('api-key') ?? process.env.TANDEM_API_KEY);
+      for (const { name, result } of applied) process.stdout.write(`${name}: ${result}\n`);
+      return 0;
+    }
+    case 'delete': {
+      const [name] = positionals;
+      if (!name || positionals.length > 1) throw new UsageError('delete: name one service (metadata.name)');
+      await deleteService(runningGateway(), name, text('api-key') ?? process.env.TANDEM_API_KEY, stderrProgress);
+      process.stdout.write(`${name}: deleted\n`);
       return 0;
     }
     case 'validate': {

@@ -26,10 +26,12 @@ export async function up(options: UpOptions): Promise<void> {
   const reaped = await reapLeftovers(options.stateDir);
   if (reaped > 0)
     process.stderr.write(`tandem: stopped ${reaped} member process(es) left by an earlier run that died\n`);
-  const loaded = loadServices(options.files);
+  // No file: an empty gateway, for `tandem apply` to add services to.
+  const loaded = options.files.length > 0 ? loadServices(options.files) : [];
   const templates = await prepareServices(loaded, stderrProgress);
   const access = accessLog(join(options.stateDir, 'gateway-access.log'));
-  const local = embedded(templates, options.logDir, gatewayOptions(options, access.log));
+  const local = embedded(templates, options.logDir, gatewayOptions(options, access.log), {}, options.drainMs);
+  local.control.track(loaded, templates);
   const { reconciler, events, gateway, autoscaler } = local;
   await listenOrExplain(gateway, options);
   writeRun(options.stateDir, {

@@ -16,6 +16,8 @@ const KeyEntrySchema = z
     requestsPerMinute: z.int().min(1).optional(),
     /** Prompt and completion tokens per minute, charged from the engines' usage after each answer. */
     tokensPerMinute: z.int().min(1).optional(),
+    /** May use the control API (apply, delete, scale services; read their logs). */
+    admin: z.boolean().optional(),
   })
   .strict();
 const KeyFileSchema = z.object({ keys: z.array(KeyEntrySchema).default([]) }).strict();

@@ -15,6 +15,7 @@ import { randomUUID } from 'node:crypto';
 import { Pool, errors } from 'undici';
 import { expectedReady, pickBackend, type Backend } from './backends.js';
 import type { BackendSource } from '../core/serving.js';
+import type { ControlHandler } from '../core/control.js';
 import { GatewayMetrics } from './metrics.js';
 import { PREFIX_BALANCE, PrefixIndex, prefixKeys, promptText } from './prefix.js';
 import { Breakers, DEFAULT_BREAKER, type BreakerOptions } from './breaker.js';
@@ -64,6 +65,8 @@ export interface GatewayOptions {
   admission?: AdmissionOptions;
   /** What it serves (a platform's): backends and models are read per request, so they must be cheap. */
   source: BackendSource;
+  /** The control API at /api/v1: for admin keys, or without keys from loopback only. */
+  control?: ControlHandler;
 }
 
 /** What a model has in hand: requests being served or waiting, and of those, waiting. */
@@ -206,6 +209,7 @@ export class Gateway {
       res.end(text);
       return;
     }
+    if (path === CONTROL_PREFIX || path.startsWith(`${CONTROL_PREFIX}/`)) return this.control(req, res, path);
     const key = path.startsWith('/v1/') ? this.identify(req) : undefined;
     if (req.method === 'GET' && path === '/v1/models') {
       const created = Math.floor(Date.now() / 1000);
@@ -304,6 +308,31 @@ export class Gateway {
     for (const ms of this.queues.wake(model, (tried) => this.pickAndReserve(model, tried))) {
       this.metrics.queueWait.observe({ model }, ms / 1000);
     }
+  }
+
+  /** The control API: an admin key where keys are in force, else a caller on this machine. */
+  private async control(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    const control = this.options.control;
+    if (!control) throw new HttpError(404, 'not_found', 'this gateway serves no control API');
+    const key = this.identify(req);
+    if (key ? !key.admin : !isLoopback(req.socket.remoteAddress)) {
+      throw new HttpError(
+        403,
+        'admin_required',
+        key
+          ? `the key "${key.name}" may not use the control API: it needs the admin scope (tandem keys add NAME --admin)`
+          : 'without API keys the control API answers only on this machine (loopback)',
+      );
+    }
+    const body = await readBody(req, CONTROL_BODY_LIMIT);
+    const contentType = req.headers['content-type'];
+    const out = await control({
+      method: req.method ?? 'GET',
+      path: path.slice(CONTROL_PREFIX.length) || '/',
+      body,
+      ...(contentType ? { contentType } : {}),
+    });
+    json(res, out.status, out.body);
   }
 
   /** The request's API key when keys are in force (a 401 when it has no valid one). */
@@ -690,6 +719,13 @@ function timeoutMessage(err: unknown, t: UpstreamTimeouts): string {
 function errorBody(code: string, message: string, type = 'invalid_request_error') {
   return { error: { message, type, param: null, code } };
 }
+
+const CONTROL_PREFIX = '/api/v1';
+/** InferenceService documents: small, but a file may hold many. */
+const CONTROL_BODY_LIMIT = 4 * 2 ** 20;
+
+const isLoopback = (address: string | undefined) =>
+  address !== undefined && (/^(::ffff:)?127\./.test(address) || address === '::1');
 
 function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);

@@ -1,0 +1,195 @@
+// The control API on the embedded default: services applied to, scaled in and deleted from a
+// running `tandem up`. An apply is validated and prepared whole before anything changes; a new
+// template rolls the service's groups (spec.rollout); a deleted service takes no new request,
+// finishes those in flight (up to the drain time), then stops.
+import { existsSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import type { Autoscaler } from '../autoscaler/autoscaler.js';
+import type { Reconciler } from '../controller/reconciler.js';
+import { ControlError, type Applied, type ControlPlane, type ServiceRecord } from '../core/control.js';
+import type { ServiceEvent } from '../core/group.js';
+import type { ServiceTemplate } from '../core/service.js';
+import type { LoadSource } from '../core/serving.js';
+import { prepareServices } from '../engine/prepare.js';
+import { SpecError, validateDocument, type LoadedService } from '../spec/load.js';
+import type { Progress } from '../util/progress.js';
+
+export interface LocalControlOptions {
+  reconciler: Reconciler;
+  autoscaler: Pick<Autoscaler, 'manage'>;
+  events: { recent(): ServiceEvent[] };
+  /** The longest a deleted service's requests in flight are waited for. */
+  drainMs: number;
+  progress: Progress;
+}
+
+export class LocalControl implements ControlPlane {
+  private readonly specs = new Map<string, unknown>();
+  private readonly templates = new Map<string, ServiceTemplate>();
+  /** Served model names of the services being deleted: the gateway routes nothing new to them. */
+  readonly hidden = new Set<string>();
+  /** The gateway whose requests in flight a deletion waits for (set once it exists). */
+  gateway?: Pick<LoadSource, 'serving'>;
+
+  constructor(private readonly options: LocalControlOptions) {}
+
+  /** Services started with `tandem up`, as they were loaded and prepared. */
+  track(loaded: LoadedService[], templates: ServiceTemplate[]): void {
+    for (const { service } of loaded) this.specs.set(service.metadata.name, service);
+    for (const t of templates) this.templates.set(t.name, t);
+  }
+
+  list(): ServiceRecord[] {
+    return [...this.specs.keys()].map((name) => this.get(name)!);
+  }
+
+  get(name: string): ServiceRecord | undefined {
+    if (!this.specs.has(name)) return undefined;
+    const status = this.options.reconciler.service(name);
+    const servedName = this.templates.get(name)?.servedName;
+    return {
+      name,
+      spec: this.specs.get(name),
+      ...(status ? { status } : {}),
+      ...(servedName && this.hidden.has(servedName) ? { deleting: true } : {}),
+    };
+  }
+
+  async apply(documents: unknown[]): Promise<Applied[]> {
+    const problems: string[] = [];
+    const loaded: LoadedService[] = [];
+    documents.forEach((doc, i) => {
+      const where = documents.length > 1 ? `[${i}]: ` : '';
+      const { service, problems: found } = validateDocument(doc);
+      problems.push(...found.map((p) => `${where}${p}`));
+      if (!service) return;
+      const entry: LoadedService = { service, file: where ? `[${i}]` : '(request)' };
+      const source = service.spec.model.source;
+      if (source.startsWith('file://')) {
+        const raw = source.slice('file://'.length);
+        entry.modelPath = isAbsolute(raw) ? raw : resolve(raw);
+        if (!existsSync(entry.modelPath))
+          problems.push(`${where}spec.model.source: file not found: ${entry.modelPath}`);
+      }
+      loaded.push(entry);
+    });
+    problems.push(...this.conflicts(loaded));
+    if (problems.length > 0) throw refused(problems);
+    let templates: ServiceTemplate[];
+    try {
+      templates = await prepareServices(loaded, this.options.progress);
+    } catch (err) {
+      if (err instanceof SpecError) throw refused(err.problems);
+      throw err;
+    }
+    const { reconciler, autoscaler } = this.options;
+    return templates.map((template, i) => {
+      const { name } = template;
+      const spec = loaded[i]!.service;
+      const before = this.templates.get(name);
+      const result: Applied['result'] = !before
+        ? 'created'
+        : before.hash !== template.hash
+          ? 'rolling'
+          : JSON.stringify(this.specs.get(name)) !== JSON.stringify(spec)
+            ? 'updated'
+            : 'unchanged';
+      this.specs.set(name, spec);
+      this.templates.set(name, template);
+      if (result !== 'unchanged') reconciler.apply(autoscaler.manage(template));
+      return { name, result };
+    });
+  }
+
+  /** Names used twice in one apply, a model another service serves, a service still draining. */
+  private conflicts(loaded: LoadedService[]): string[] {
+    const problems: string[] = [];
+    const names = new Set<string>();
+    const models = new Map<string, string>();
+    for (const t of this.templates.values()) models.set(t.servedName, t.name);
+    for (const { service, file } of loaded) {
+      const { name } = service.metadata;
+      const served = service.spec.model.servedName;
+      const where = file.startsWith('[') ? `${file}: ` : '';
+      if (names.has(name)) problems.push(`${where}metadata.name: "${name}" is applied twice`);
+      names.add(name);
+      const owner = models.get(served);
+      if (owner !== undefined && owner !== name)
+        problems.push(`${where}spec.model.servedName: "${served}" is served by the service "${owner}"`);
+      models.set(served, name);
+      const running = this.templates.get(name);
+      if (running && this.hidden.has(running.servedName))
+        problems.push(`${where}metadata.name: "${name}" is being deleted; apply it again once it is gone`);
+    }
+    return problems;
+  }
+
+  delete(name: string): void {
+    const template = this.templates.get(name);
+    if (!template) throw new ControlError(404, 'not_found', `no service named "${name}"`);
+    if (this.hidden.has(template.servedName)) return; // under way
+    this.hidden.add(template.servedName);
+    const { reconciler, autoscaler, progress } = this.options;
+    void (async () => {
+      await this.drained(name);
+      // No autoscaler decides for it any more; its groups go, then the service.
+      const last = { ...template, autoscaling: undefined, replicas: 0 };
+      autoscaler.manage(last);
+      await new Promise<void>((done) => {
+        const check = () => {
+          if ((reconciler.service(name)?.groups.length ?? 0) > 0) return;
+          reconciler.off('tick', check);
+          done();
+        };
+        reconciler.on('tick', check);
+        reconciler.apply(last);
+      });
+      reconciler.forget(name);
+      this.specs.delete(name);
+      this.templates.delete(name);
+      this.hidden.delete(template.servedName);
+      progress(`${name}: deleted`);
+    })();
+  }
+
+  /** Resolves once none of the service's groups serves a request, or after the drain time. */
+  private drained(name: string): Promise<void> {
+    const { reconciler, drainMs } = this.options;
+    const deadline = Date.now() + drainMs;
+    const busy = () =>
+      (reconciler.service(name)?.groups ?? []).some((g) => (this.gateway?.serving(`${name}/${g.replica}`) ?? 0) > 0);
+    return new Promise((done) => {
+      // The gateway tells no one when a request ends: look a few times a second, bounded.
+      const look = setInterval(() => {
+        if (busy() && Date.now() < deadline) return;
+        clearInterval(look);
+        done();
+      }, 200);
+    });
+  }
+
+  scale(name: string, replicas: number): void {
+    const template = this.templates.get(name);
+    if (!template) throw new ControlError(404, 'not_found', `no service named "${name}"`);
+    if (template.autoscaling) {
+      throw new ControlError(409, 'autoscaled', `"${name}" has spec.autoscaling: its autoscaler owns its replicas`);
+    }
+    this.templates.set(name, { ...template, replicas });
+    const spec = this.specs.get(name) as { spec: { replicas: number } };
+    this.specs.set(name, { ...spec, spec: { ...spec.spec, replicas } });
+    this.options.reconciler.scale(name, replicas, 'scaled through the control API');
+  }
+
+  events(): ServiceEvent[] {
+    return this.options.events.recent();
+  }
+}
+
+function refused(problems: string[]): ControlError {
+  return new ControlError(
+    422,
+    'invalid_spec',
+    `${problems.length} problem${problems.length === 1 ? '' : 's'}; nothing was changed`,
+    problems,
+  );
+}

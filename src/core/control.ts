@@ -1,0 +1,54 @@
+// The control API's contract, the same on both platforms: list, get, apply, delete and scale
+// services, and read their events. Plain data and one error type; no behaviour.
+import type { ServiceEvent } from './group.js';
+import type { ServiceSnapshot } from './snapshot.js';
+
+/** A service as the control API shows it: the spec as applied, and what runs. */
+export interface ServiceRecord {
+  name: string;
+  spec: unknown;
+  status?: ServiceSnapshot;
+  /** Set while the service drains before it stops. */
+  deleting?: boolean;
+}
+
+/** What an apply did to each service it named. */
+export interface Applied {
+  name: string;
+  /** created; rolling: a new template, its groups replaced one by one; updated: a change that recreates nothing. */
+  result: 'created' | 'rolling' | 'updated' | 'unchanged';
+}
+
+export interface ControlPlane {
+  list(): ServiceRecord[];
+  get(name: string): ServiceRecord | undefined;
+  /** Validates every document first: one problem refuses them all and changes nothing. */
+  apply(documents: unknown[]): Promise<Applied[]>;
+  /** Stops routing new requests to it, lets those in flight finish, then stops its groups. */
+  delete(name: string): void;
+  scale(name: string, replicas: number): void;
+  events(): ServiceEvent[];
+}
+
+/** A refusal, with the HTTP status it is answered with and, for a refused spec, every problem. */
+export class ControlError extends Error {
+  constructor(
+    readonly status: 400 | 404 | 409 | 422,
+    readonly code: string,
+    message: string,
+    readonly problems: string[] = [],
+  ) {
+    super(message);
+  }
+}
+
+/** One control API request, as the gateway hands it over once it has admitted the caller. */
+export interface ControlRequest {
+  method: string;
+  /** Below /api/v1, e.g. "/services/chat". */
+  path: string;
+  body: Buffer;
+  contentType?: string;
+}
+
+export type ControlHandler = (request: ControlRequest) => Promise<{ status: number; body: unknown }>;
