@@ -1,0 +1,293 @@
+// Changing a running `tandem up` through its control API, as a user does: `tandem apply` and
+// `tandem delete` against real llama.cpp groups, under streaming load through the official client.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import OpenAI from 'openai';
+import { stringify } from 'yaml';
+import { addKey } from '../../src/gateway/keys.js';
+import { readStream, tinySpec } from '../helpers.js';
+import type { ServiceRecord } from '../../src/core/control.js';
+
+const root = join(fileURLToPath(import.meta.url), '../../../..');
+const tandem = join(root, 'bin', 'tandem.js');
+const PROMPT = 'The capital of France is';
+
+interface Up {
+  child: ChildProcess;
+  state: string;
+  gateway: string;
+  log: () => string;
+  stop(): Promise<void>;
+}
+
+/** `tandem up` with no file, in a state folder of its own; resolves once its gateway listens. */
+async function up(extra: string[] = []): Promise<Up> {
+  const state = mkdtempSync(join(tmpdir(), 'tandem-control-'));
+  const child = spawn(process.execPath, [tandem, 'up', '--port', '0', ...extra], {
+    env: { ...process.env, TANDEM_STATE: state },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  const deadline = Date.now() + 30_000;
+  let gateway: string | undefined;
+  while (!gateway) {
+    assert.ok(Date.now() < deadline && child.exitCode === null, `tandem up did not start:\n${out}`);
+    try {
+      gateway = (JSON.parse(readFileSync(join(state, 'run.json'), 'utf8')) as { gateway: string }).gateway;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return {
+    child,
+    state,
+    gateway,
+    log: () => out,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+function cli(u: Up, args: string[], key?: string) {
+  return spawnSync(process.execPath, [tandem, ...args], {
+    env: { ...process.env, TANDEM_STATE: u.state, ...(key ? { TANDEM_API_KEY: key } : {}) },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+}
+
+function specFile(u: Up, name: string, spec: Record<string, unknown>): string {
+  const file = join(u.state, `${name}.yaml`);
+  writeFileSync(file, stringify(tinySpec(name, spec as never)));
+  return file;
+}
+
+async function service(u: Up, name: string, key?: string): Promise<ServiceRecord | undefined> {
+  const res = await fetch(`${u.gateway}/api/v1/services/${name}`, {
+    headers: key ? { authorization: `Bearer ${key}` } : {},
+  });
+  if (res.status === 404) return undefined;
+  assert.equal(res.status, 200, await res.clone().text());
+  return (await res.json()) as ServiceRecord;
+}
+
+async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, u: Up): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    assert.ok(Date.now() < deadline, `timed out waiting for ${what}\n${u.log()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const allReady = (s: ServiceRecord | undefined, replicas: number) =>
+  s?.status?.groups.length === replicas && s.status.groups.every((g) => g.phase === 'Ready');
+
+test('tandem apply on a running tandem up: a new service starts; changed engine args roll its groups one at a time under streaming load, no request failed', async () => {
+  const u = await up();
+  try {
+    const file = specFile(u, 'chat', { replicas: 2 });
+    const created = cli(u, ['apply', file]);
+    assert.equal(created.status, 0, created.stderr);
+    assert.equal(created.stdout, 'chat: created\n');
+    await until('2 Ready groups', 60_000, async () => (allReady(await service(u, 'chat'), 2) ? true : undefined), u);
+    const before = (await service(u, 'chat'))!.status!;
+
+    // Two clients streaming back to back for as long as the rollout lasts (bounded in time and count).
+    const client = new OpenAI({ baseURL: `${u.gateway}/v1`, apiKey: 'none', maxRetries: 0 });
+    let done = false;
+    const outcomes: string[] = [];
+    const deadline = Date.now() + 120_000;
+    const load = Array.from({ length: 2 }, async () => {
+      while (!done && Date.now() < deadline && outcomes.length < 500) {
+        try {
+          const stream = await client.completions.create({
+            model: 'chat-model',
+            prompt: PROMPT,
+            max_tokens: 32,
+            temperature: 0,
+            stream: true,
+          });
+          const { finish } = await readStream(stream);
+          outcomes.push(finish === 'length' ? 'ok' : `finish ${finish}`);
+        } catch (err) {
+          outcomes.push(String(err));
+        }
+      }
+    });
+    let minReady = 2;
+    try {
+      writeFileSync(
+        file,
+        stringify(
+          tinySpec('chat', { replicas: 2, engine: { type: 'llamacpp', args: ['--ctx-size', '512'] } } as never),
+        ),
+      );
+      const rolled = cli(u, ['apply', file]);
+      assert.equal(rolled.status, 0, rolled.stderr);
+      assert.equal(rolled.stdout, 'chat: rolling\n');
+      await until(
+        'both groups on the new template and Ready',
+        120_000,
+        async () => {
+          const s = await service(u, 'chat');
+          minReady = Math.min(minReady, s?.status?.groups.filter((g) => g.phase === 'Ready').length ?? 0);
+          const current = s?.status?.groups.every((g) => g.templateHash === s.status!.templateHash);
+          return current && allReady(s, 2) ? s : undefined;
+        },
+        u,
+      );
+    } finally {
+      done = true;
+      await Promise.all(load);
+    }
+    const after = (await service(u, 'chat'))!.status!;
+    assert.notEqual(after.templateHash, before.templateHash);
+    assert.ok(minReady >= 1, 'one group at a time (spec.rollout.maxUnavailable 1)');
+    const failed = outcomes.filter((o) => o !== 'ok');
+    assert.ok(outcomes.length > 0);
+    assert.deepEqual(failed, [], `${failed.length} of ${outcomes.length} requests failed`);
+    const events = (await (await fetch(`${u.gateway}/api/v1/events`)).json()) as {
+      items: { reason: string; replica?: number }[];
+    };
+    const rolls = events.items.filter((e) => e.reason === 'GroupRolling').map((e) => e.replica);
+    assert.deepEqual([...new Set(rolls)].sort(), [0, 1], 'each group rolled');
+
+    // A change outside the template recreates nothing.
+    writeFileSync(
+      file,
+      stringify(
+        tinySpec('chat', {
+          replicas: 2,
+          engine: { type: 'llamacpp', args: ['--ctx-size', '512'] },
+          startupTimeout: '7m',
+        } as never),
+      ),
+    );
+    const policy = cli(u, ['apply', file]);
+    assert.equal(policy.stdout, 'chat: updated\n', policy.stderr);
+    const pids = (s: typeof after) => s.groups.flatMap((g) => g.members.map((m) => m.pid)).sort();
+    assert.deepEqual(pids((await service(u, 'chat'))!.status!), pids(after));
+  } finally {
+    await u.stop();
+  }
+});
+
+test('an invalid spec is refused whole, with the messages of validate, and nothing running changes', async () => {
+  const u = await up();
+  try {
+    const good = specFile(u, 'keep', {});
+    assert.equal(cli(u, ['apply', good]).status, 0);
+    await until('keep Ready', 60_000, async () => (allReady(await service(u, 'keep'), 1) ? true : undefined), u);
+    const before = (await service(u, 'keep'))!;
+    // One good document and one bad one in the same apply: neither is taken.
+    const both = join(u.state, 'both.yaml');
+    writeFileSync(
+      both,
+      `${stringify(tinySpec('keep', { replicas: 3 } as never))}---\n${stringify(tinySpec('other', { replicas: -1 } as never))}`,
+    );
+    const refused = cli(u, ['apply', both]);
+    const validate = cli(u, ['validate', both]);
+    assert.equal(refused.status, 2);
+    assert.equal(refused.stderr, validate.stderr);
+    assert.match(refused.stderr, /spec\.replicas: must be an integer from 0 to 1000/);
+    // Through the API directly, problems come back as a 422 listing each.
+    const res = await fetch(`${u.gateway}/api/v1/services`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/yaml' },
+      body: readFileSync(both),
+    });
+    assert.equal(res.status, 422);
+    const body = (await res.json()) as { error: { problems: string[] } };
+    assert.deepEqual(body.error.problems, ['[1]: spec.replicas: must be an integer from 0 to 1000']);
+    const after = (await service(u, 'keep'))!;
+    assert.equal(after.status!.replicas, 1);
+    assert.deepEqual(after.spec, before.spec);
+    assert.equal(await service(u, 'other'), undefined);
+  } finally {
+    await u.stop();
+  }
+});
+
+test('with API keys, the control API takes only an admin key; tandem delete drains a stream, then stops the service', async () => {
+  const keys = join(mkdtempSync(join(tmpdir(), 'tandem-control-keys-')), 'keys.yaml');
+  const user = addKey(keys, { name: 'user' });
+  const admin = addKey(keys, { name: 'ops', admin: true });
+  const u = await up(['--api-keys', keys]);
+  try {
+    const file = specFile(u, 'chat', {});
+    const anonymous = await fetch(`${u.gateway}/api/v1/services`);
+    assert.equal(anonymous.status, 401);
+    const notAdmin = cli(u, ['apply', file], user);
+    assert.equal(notAdmin.status, 1);
+    assert.match(notAdmin.stderr, /HTTP 403.*needs the admin scope/);
+    assert.equal(cli(u, ['apply', file], admin).status, 0);
+    await until('chat Ready', 60_000, async () => (allReady(await service(u, 'chat', admin), 1) ? true : undefined), u);
+
+    // A stream in flight when the service is deleted finishes whole (a slow reader keeps it in
+    // flight for seconds); a new request finds no model.
+    const client = new OpenAI({ baseURL: `${u.gateway}/v1`, apiKey: user, maxRetries: 0 });
+    let started!: () => void;
+    const first = new Promise<void>((r) => (started = r));
+    let streamDone = false;
+    const streaming = (async () => {
+      const stream = await client.completions.create({
+        model: 'chat-model',
+        prompt: PROMPT,
+        max_tokens: 120,
+        temperature: 0,
+        stream: true,
+      });
+      let finish: string | null | undefined;
+      for await (const chunk of stream) {
+        started();
+        finish = chunk.choices[0]?.finish_reason ?? finish;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      streamDone = true;
+      return { finish };
+    })();
+    await first;
+    const deleting = new Promise<ReturnType<typeof cli>>((resolve) => {
+      const child = spawn(process.execPath, [tandem, 'delete', 'chat'], {
+        env: { ...process.env, TANDEM_STATE: u.state, TANDEM_API_KEY: admin },
+      });
+      let stdout = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.on('exit', (status) => resolve({ status, stdout } as ReturnType<typeof cli>));
+    });
+    await until(
+      'the model to be gone from /v1/models',
+      10_000,
+      async () => {
+        const models = (await client.models.list()).data;
+        return models.length === 0 ? true : undefined;
+      },
+      u,
+    );
+    assert.equal(streamDone, false, 'the stream is still in flight once the model is gone');
+    await assert.rejects(
+      client.completions.create({ model: 'chat-model', prompt: PROMPT, max_tokens: 4 }),
+      (err: { status?: number }) => err.status === 404,
+    );
+    const { finish } = await streaming;
+    assert.equal(finish, 'length', 'the stream in flight finished whole');
+    const deleted = await deleting;
+    assert.equal(deleted.status, 0);
+    assert.equal(deleted.stdout, 'chat: deleted\n');
+    assert.equal(await service(u, 'chat', admin), undefined);
+  } finally {
+    await u.stop();
+  }
+});
