@@ -24,7 +24,7 @@ export default {
     layer('platforms-kubernetes', '^src/platforms/kubernetes/', ['core', 'controller', 'engine', 'spec', 'util']),
     layer('gateway', '^src/gateway/', ['core', 'util']),
     layer('autoscaler', '^src/autoscaler/', ['core', 'util']),
-    layer('control', '^src/control/', ['core', 'util']),
+    layer('control', '^src/control/', ['core', 'spec', 'util']),
   ],
   options: {
     doNotFollow: { path: 'node_modules' },

@@ -14,6 +14,7 @@ import { MemoryStatusStore } from '../platforms/local/status-store.js';
 import type { BackendSource } from '../core/serving.js';
 import { controlRoutes } from '../control/routes.js';
 import { stderrProgress } from '../util/progress.js';
+import { packageVersion } from '../util/version.js';
 import { LocalControl } from './local-control.js';
 
 export interface Embedded {
@@ -52,7 +53,7 @@ export function embedded(
   const g = new Gateway({
     ...gateway,
     source: withoutHidden(new LocalBackends(reconciler), control.hidden),
-    control: controlRoutes(control),
+    control: controlRoutes(control, packageVersion()),
   });
   const autoscaler = (late.autoscaler = new Autoscaler(target, g, autoscaling));
   control.gateway = g;

@@ -3,7 +3,6 @@ import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { SpecError, loadServices } from '../spec/load.js';
 import { importOciRecipe } from '../spec/oci-recipe.js';
 import { inferenceServiceJsonSchema } from '../spec/schema.js';
@@ -16,6 +15,7 @@ import { statusTable } from './status-table.js';
 import { up } from './up.js';
 import { planCommand, type PlanFlags } from './plan.js';
 import { UsageError } from './usage-error.js';
+import { packageVersion } from '../util/version.js';
 import { applyServices, deleteService } from './control-client.js';
 import { showLog } from './logs.js';
 import { currentRun, readStatus, reapLeftovers } from './state.js';
@@ -325,13 +325,6 @@ const OPTIONS: Record<string, Options> = {
     json: { type: 'boolean' },
   },
 };
-
-function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(join(fileURLToPath(import.meta.url), '../../../../package.json'), 'utf8')) as {
-    version: string;
-  };
-  return pkg.version;
-}
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

@@ -6,12 +6,17 @@
 //   DELETE /services/NAME          drain, then stop (202: under way)
 //   PUT    /services/NAME/scale    {"replicas": N}
 //   GET    /events                 recent events, oldest first
+//   GET    /openapi.json           this API described (openapi.ts)
 import { parseAllDocuments } from 'yaml';
 import { ControlError, type ControlHandler, type ControlPlane, type ControlRequest } from '../core/control.js';
+import { controlOpenApi } from './openapi.js';
 
-export function controlRoutes(plane: ControlPlane): ControlHandler {
+export function controlRoutes(plane: ControlPlane, version: string): ControlHandler {
   return async (request) => {
     try {
+      if (request.method === 'GET' && request.path === '/openapi.json') {
+        return { status: 200, body: controlOpenApi(version) };
+      }
       return await route(plane, request);
     } catch (err) {
       if (!(err instanceof ControlError)) throw err;

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { stringify } from 'yaml';
 import { addKey } from '../../src/gateway/keys.js';
 import { readStream, tinySpec } from '../helpers.js';
@@ -287,6 +288,70 @@ test('with API keys, the control API takes only an admin key; tandem delete drai
     assert.equal(deleted.status, 0);
     assert.equal(deleted.stdout, 'chat: deleted\n');
     assert.equal(await service(u, 'chat', admin), undefined);
+  } finally {
+    await u.stop();
+  }
+});
+
+test("the OpenAPI description (from the validator's schema) describes the API's own answers", async () => {
+  const u = await up();
+  try {
+    const api = async (method: string, path: string, body?: unknown, contentType = 'application/json') => {
+      const res = await fetch(`${u.gateway}/api/v1${path}`, {
+        method,
+        ...(body === undefined
+          ? {}
+          : { body: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': contentType } }),
+      });
+      return { status: res.status, body: (await res.json()) as unknown };
+    };
+    const doc = (await api('GET', '/openapi.json')).body as {
+      components: Record<string, unknown>;
+      paths: Record<
+        string,
+        Record<string, { responses: Record<number, { content: Record<string, { schema: object }> }> }>
+      >;
+    };
+    const ajv = new Ajv2020({ strict: false, allErrors: true });
+    const checked: string[] = [];
+    const check = (path: string, method: string, answer: { status: number; body: unknown }) => {
+      const described = doc.paths[path]?.[method]?.responses[answer.status];
+      assert.ok(described, `${method} ${path} → ${answer.status} is not described`);
+      const validate = ajv.compile({ ...described.content['application/json']!.schema, components: doc.components });
+      assert.ok(
+        validate(answer.body),
+        `${method} ${path} → ${answer.status}: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(answer.body)}`,
+      );
+      checked.push(`${method} ${path} ${answer.status}`);
+    };
+    const spec = tinySpec('chat', {});
+    check('/services', 'post', await api('POST', '/services', spec));
+    check(
+      '/services',
+      'post',
+      await api('POST', '/services', stringify(tinySpec('bad', { replicas: -1 } as never)), 'application/yaml'),
+    );
+    check('/services', 'post', await api('POST', '/services', 'a: [', 'application/yaml'));
+    await until('chat Ready', 60_000, async () => (allReady(await service(u, 'chat'), 1) ? true : undefined), u);
+    check('/services', 'get', await api('GET', '/services'));
+    check('/services/{name}', 'get', await api('GET', '/services/chat'));
+    check('/services/{name}', 'get', await api('GET', '/services/nope'));
+    check('/services/{name}/scale', 'put', await api('PUT', '/services/chat/scale', { replicas: 2 }));
+    check('/services/{name}/scale', 'put', await api('PUT', '/services/chat/scale', { replicas: 'two' }));
+    check('/events', 'get', await api('GET', '/events'));
+    check('/services/{name}', 'delete', await api('DELETE', '/services/chat'));
+    check('/openapi.json', 'get', await api('GET', '/openapi.json'));
+    assert.equal(checked.length, 11);
+    // The body's schema is the validator's own: the CRD's and `tandem schema`'s.
+    const schema = JSON.parse(spawnSync(process.execPath, [tandem, 'schema'], { encoding: 'utf8' }).stdout) as Record<
+      string,
+      unknown
+    >;
+    delete schema.$schema;
+    assert.deepEqual(
+      doc.components.schemas && (doc.components.schemas as Record<string, unknown>).InferenceService,
+      schema,
+    );
   } finally {
     await u.stop();
   }
