@@ -35,8 +35,9 @@ export function embedded(
   drainMs = 30_000,
 ): Embedded {
   const events = new LocalEvents();
+  const platform = new LocalPlatform({ logDir });
   const reconciler = new Reconciler({
-    platform: new LocalPlatform({ logDir }),
+    platform,
     store: new MemoryStatusStore(),
     events,
   });
@@ -47,6 +48,7 @@ export function embedded(
     reconciler,
     autoscaler: { manage: (t) => late.autoscaler!.manage(t) },
     events,
+    logPath: (group, member) => platform.logPath(group, member),
     drainMs,
     progress: stderrProgress,
   });

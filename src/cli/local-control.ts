@@ -6,18 +6,27 @@ import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import type { Autoscaler } from '../autoscaler/autoscaler.js';
 import type { Reconciler } from '../controller/reconciler.js';
-import { ControlError, type Applied, type ControlPlane, type ServiceRecord } from '../core/control.js';
-import type { ServiceEvent } from '../core/group.js';
+import {
+  ControlError,
+  type Applied,
+  type ControlPlane,
+  type MemberLogRef,
+  type ServiceRecord,
+} from '../core/control.js';
+import type { GroupRef, ServiceEvent } from '../core/group.js';
 import type { ServiceTemplate } from '../core/service.js';
 import type { LoadSource } from '../core/serving.js';
 import { prepareServices } from '../engine/prepare.js';
 import { SpecError, validateDocument, type LoadedService } from '../spec/load.js';
 import type { Progress } from '../util/progress.js';
+import { followFile, lastLines } from '../util/follow-file.js';
 
 export interface LocalControlOptions {
   reconciler: Reconciler;
   autoscaler: Pick<Autoscaler, 'manage'>;
   events: { recent(): ServiceEvent[] };
+  /** Where a member's log is (the local platform writes it). */
+  logPath(group: GroupRef, member: number): string;
   /** The longest a deleted service's requests in flight are waited for. */
   drainMs: number;
   progress: Progress;
@@ -182,6 +191,28 @@ export class LocalControl implements ControlPlane {
 
   events(): ServiceEvent[] {
     return this.options.events.recent();
+  }
+
+  log(name: string, ref: MemberLogRef, signal: AbortSignal): AsyncIterable<string> {
+    const template = this.templates.get(name);
+    if (!template) throw new ControlError(404, 'not_found', `no service named "${name}"`);
+    const path = this.options.logPath({ service: name, replica: ref.replica }, ref.member);
+    if (ref.member >= template.size || !existsSync(path)) {
+      throw new ControlError(404, 'not_found', `no log of ${name} replica ${ref.replica} member ${ref.member}`);
+    }
+    return logLines(path, ref, signal);
+  }
+}
+
+/** The tail (all of it by default), then, following, each line as it is written. */
+async function* logLines(path: string, { tail, follow }: MemberLogRef, signal: AbortSignal): AsyncGenerator<string> {
+  const { lines, size } = lastLines(path, tail ?? Number.MAX_SAFE_INTEGER);
+  yield* lines;
+  let partial = '';
+  for await (const chunk of followFile(path, { follow, signal, from: size })) {
+    const parts = (partial + chunk.toString('utf8')).split('\n');
+    partial = parts.pop()!;
+    yield* parts;
   }
 }
 

@@ -201,6 +201,36 @@ export function controlOpenApi(version: string): Record<string, unknown> {
           },
         },
       },
+      '/services/{name}/logs': {
+        parameters: [nameParameter],
+        get: {
+          summary: "A member's log: its last lines, then (follow) each new one",
+          parameters: [
+            { name: 'replica', in: 'query', schema: { type: 'integer', minimum: 0, default: 0 } },
+            {
+              name: 'member',
+              in: 'query',
+              description: '0: the leader',
+              schema: { type: 'integer', minimum: 0, default: 0 },
+            },
+            {
+              name: 'tail',
+              in: 'query',
+              description: 'Lines to start with (all by default)',
+              schema: { type: 'integer', minimum: 0 },
+            },
+            { name: 'follow', in: 'query', schema: { type: 'boolean', default: false } },
+          ],
+          responses: {
+            200: {
+              description: 'Server-sent events, one line of the log in each `data:`',
+              content: { 'text/event-stream': { schema: { type: 'string' } } },
+            },
+            400: refused('A query value that is not an integer ≥ 0'),
+            404: refused('No such service, member or log'),
+          },
+        },
+      },
       '/events': {
         get: {
           summary: 'Recent events, oldest first',

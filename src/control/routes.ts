@@ -5,10 +5,17 @@
 //   GET    /services/NAME          one service
 //   DELETE /services/NAME          drain, then stop (202: under way)
 //   PUT    /services/NAME/scale    {"replicas": N}
+//   GET    /services/NAME/logs     ?replica=R&member=M&tail=N&follow=true: a member's log, as server-sent events
 //   GET    /events                 recent events, oldest first
 //   GET    /openapi.json           this API described (openapi.ts)
 import { parseAllDocuments } from 'yaml';
-import { ControlError, type ControlHandler, type ControlPlane, type ControlRequest } from '../core/control.js';
+import {
+  ControlError,
+  type ControlAnswer,
+  type ControlHandler,
+  type ControlPlane,
+  type ControlRequest,
+} from '../core/control.js';
 import { controlOpenApi } from './openapi.js';
 
 export function controlRoutes(plane: ControlPlane, version: string): ControlHandler {
@@ -30,7 +37,10 @@ export function controlRoutes(plane: ControlPlane, version: string): ControlHand
   };
 }
 
-async function route(plane: ControlPlane, { method, path, body, contentType }: ControlRequest) {
+async function route(
+  plane: ControlPlane,
+  { method, path, query, body, contentType, signal }: ControlRequest,
+): Promise<ControlAnswer> {
   const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
   const [collection, name, sub] = parts;
   const allowed = (methods: string[]) => {
@@ -41,7 +51,7 @@ async function route(plane: ControlPlane, { method, path, body, contentType }: C
     allowed(['GET']);
     return { status: 200, body: { items: plane.events() } };
   }
-  if (collection !== 'services' || parts.length > 3 || (sub !== undefined && sub !== 'scale')) {
+  if (collection !== 'services' || parts.length > 3 || (sub !== undefined && sub !== 'scale' && sub !== 'logs')) {
     throw new ControlError(404, 'not_found', `no control route ${method} /api/v1${path}`);
   }
   if (name === undefined) {
@@ -54,6 +64,25 @@ async function route(plane: ControlPlane, { method, path, body, contentType }: C
     if (!record) throw new ControlError(404, 'not_found', `no service named "${name}"`);
     return record;
   };
+  if (sub === 'logs') {
+    allowed(['GET']);
+    known();
+    const number = (key: string, fallback?: number) => {
+      const text = query.get(key);
+      if (text === null) return fallback;
+      const n = Number(text);
+      if (!Number.isInteger(n) || n < 0) throw new ControlError(400, 'invalid_query', `${key}: must be an integer ≥ 0`);
+      return n;
+    };
+    const tail = number('tail');
+    const ref = {
+      replica: number('replica', 0)!,
+      member: number('member', 0)!,
+      follow: query.get('follow') === 'true',
+      ...(tail === undefined ? {} : { tail }),
+    };
+    return { status: 200, events: plane.log(name, ref, signal) };
+  }
   if (sub === 'scale') {
     allowed(['PUT']);
     known();

@@ -28,6 +28,16 @@ export interface ControlPlane {
   delete(name: string): void;
   scale(name: string, replicas: number): void;
   events(): ServiceEvent[];
+  /** A member's log, line by line: its last `tail` lines (all when absent), then, following, new ones until `signal`. */
+  log(name: string, member: MemberLogRef, signal: AbortSignal): AsyncIterable<string>;
+}
+
+export interface MemberLogRef {
+  replica: number;
+  /** 0: the leader. */
+  member: number;
+  tail?: number;
+  follow: boolean;
 }
 
 /** A refusal, with the HTTP status it is answered with and, for a refused spec, every problem. */
@@ -47,8 +57,14 @@ export interface ControlRequest {
   method: string;
   /** Below /api/v1, e.g. "/services/chat". */
   path: string;
+  query: URLSearchParams;
   body: Buffer;
   contentType?: string;
+  /** Aborted when the caller goes away. */
+  signal: AbortSignal;
 }
 
-export type ControlHandler = (request: ControlRequest) => Promise<{ status: number; body: unknown }>;
+/** A JSON answer, or lines sent as server-sent events (one `data:` event each) until they end. */
+export type ControlAnswer = { status: number; body: unknown } | { status: 200; events: AsyncIterable<string> };
+
+export type ControlHandler = (request: ControlRequest) => Promise<ControlAnswer>;

@@ -326,13 +326,24 @@ export class Gateway {
     }
     const body = await readBody(req, CONTROL_BODY_LIMIT);
     const contentType = req.headers['content-type'];
+    const gone = new AbortController();
+    res.on('close', () => gone.abort());
     const out = await control({
       method: req.method ?? 'GET',
       path: path.slice(CONTROL_PREFIX.length) || '/',
+      query: new URL(req.url ?? '/', 'http://x').searchParams,
       body,
+      signal: gone.signal,
       ...(contentType ? { contentType } : {}),
     });
-    json(res, out.status, out.body);
+    if ('body' in out) return json(res, out.status, out.body);
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    res.flushHeaders(); // a follower waiting for the next line has its answer at once
+    for await (const line of out.events) {
+      if (!res.write(`data: ${line}\n\n`)) await drainOrClose(res);
+      if (gone.signal.aborted) break;
+    }
+    res.end();
   }
 
   /** The request's API key when keys are in force (a 401 when it has no valid one). */

@@ -339,9 +339,10 @@ test("the OpenAPI description (from the validator's schema) describes the API's 
     check('/services/{name}/scale', 'put', await api('PUT', '/services/chat/scale', { replicas: 2 }));
     check('/services/{name}/scale', 'put', await api('PUT', '/services/chat/scale', { replicas: 'two' }));
     check('/events', 'get', await api('GET', '/events'));
+    check('/services/{name}/logs', 'get', await api('GET', '/services/chat/logs?member=5'));
     check('/services/{name}', 'delete', await api('DELETE', '/services/chat'));
     check('/openapi.json', 'get', await api('GET', '/openapi.json'));
-    assert.equal(checked.length, 11);
+    assert.equal(checked.length, 12);
     // The body's schema is the validator's own: the CRD's and `tandem schema`'s.
     const schema = JSON.parse(spawnSync(process.execPath, [tandem, 'schema'], { encoding: 'utf8' }).stdout) as Record<
       string,
@@ -352,6 +353,49 @@ test("the OpenAPI description (from the validator's schema) describes the API's 
       doc.components.schemas && (doc.components.schemas as Record<string, unknown>).InferenceService,
       schema,
     );
+  } finally {
+    await u.stop();
+  }
+});
+
+test("a member's log through the control API: its last lines, then each new one as it is written", async () => {
+  const u = await up();
+  try {
+    assert.equal(cli(u, ['apply', specFile(u, 'chat', {})]).status, 0);
+    await until('chat Ready', 60_000, async () => (allReady(await service(u, 'chat'), 1) ? true : undefined), u);
+    const events = (text: string) =>
+      text
+        .split('\n\n')
+        .filter(Boolean)
+        .map((e) => e.replace(/^data: /, ''));
+    const tail = await fetch(`${u.gateway}/api/v1/services/chat/logs?tail=3`);
+    assert.equal(tail.status, 200);
+    assert.equal(tail.headers.get('content-type'), 'text/event-stream');
+    assert.equal(events(await tail.text()).length, 3);
+
+    // Following: a request the leader serves shows up in its log while the stream is open.
+    const gone = new AbortController();
+    const follow = await fetch(`${u.gateway}/api/v1/services/chat/logs?tail=0&follow=true`, {
+      signal: AbortSignal.any([gone.signal, AbortSignal.timeout(20_000)]), // a read never waits past it
+    });
+    const reader = follow.body!.getReader();
+    let seen = '';
+    const served = fetch(`${u.gateway}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'chat-model', prompt: PROMPT, max_tokens: 4 }),
+    });
+    assert.equal((await served).status, 200);
+    // llama-server logs each task it serves ("slot ... | task N | ...").
+    while (!/\| task \d+ \|/.test(seen)) {
+      const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }));
+      if (done) break;
+      seen += Buffer.from(value!).toString('utf8');
+    }
+    assert.match(seen, /^data: .*\| task \d+ \|/m, `the request never showed in the followed log:\n${seen}`);
+    gone.abort();
+    const missing = await fetch(`${u.gateway}/api/v1/services/chat/logs?replica=7`);
+    assert.equal(missing.status, 404);
   } finally {
     await u.stop();
   }
