@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { get } from 'node:http';
 import { join } from 'node:path';
+import type OpenAI from 'openai';
 import { validateDocument } from '../src/spec/load.js';
 import type { InferenceServiceInput } from '../src/spec/schema.js';
 import { prepareServices } from '../src/engine/prepare.js';
@@ -175,4 +176,42 @@ export async function readStream<C extends StreamedChunk>(
     finish = choice?.finish_reason ?? finish;
   }
   return { text, ...(finish ? { finish } : {}) };
+}
+
+/**
+ * Clients streaming completions back to back (bounded: `maxMs`, `maxRequests`) until stop();
+ * stop() resolves with each request's outcome: 'ok' for a stream that ended at its length, else why not.
+ */
+export function streamingLoad(
+  client: OpenAI,
+  model: string,
+  { clients = 2, maxTokens = 32, maxMs = 120_000, maxRequests = 500 } = {},
+): { stop(): Promise<string[]> } {
+  let done = false;
+  const outcomes: string[] = [];
+  const deadline = Date.now() + maxMs;
+  const load = Array.from({ length: clients }, async () => {
+    while (!done && Date.now() < deadline && outcomes.length < maxRequests) {
+      try {
+        const stream = await client.completions.create({
+          model,
+          prompt: 'The capital of France is',
+          max_tokens: maxTokens,
+          temperature: 0,
+          stream: true,
+        });
+        const { finish } = await readStream(stream);
+        outcomes.push(finish === 'length' ? 'ok' : `finish ${finish}`);
+      } catch (err) {
+        outcomes.push(String(err));
+      }
+    }
+  });
+  return {
+    stop: async () => {
+      done = true;
+      await Promise.all(load);
+      return outcomes;
+    },
+  };
 }

@@ -11,7 +11,7 @@ import OpenAI from 'openai';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { stringify } from 'yaml';
 import { addKey } from '../../src/gateway/keys.js';
-import { readStream, tinySpec } from '../helpers.js';
+import { streamingLoad, tinySpec } from '../helpers.js';
 import type { ServiceRecord } from '../../src/core/control.js';
 
 const root = join(fileURLToPath(import.meta.url), '../../../..');
@@ -107,26 +107,8 @@ test('tandem apply on a running tandem up: a new service starts; changed engine 
 
     // Two clients streaming back to back for as long as the rollout lasts (bounded in time and count).
     const client = new OpenAI({ baseURL: `${u.gateway}/v1`, apiKey: 'none', maxRetries: 0 });
-    let done = false;
-    const outcomes: string[] = [];
-    const deadline = Date.now() + 120_000;
-    const load = Array.from({ length: 2 }, async () => {
-      while (!done && Date.now() < deadline && outcomes.length < 500) {
-        try {
-          const stream = await client.completions.create({
-            model: 'chat-model',
-            prompt: PROMPT,
-            max_tokens: 32,
-            temperature: 0,
-            stream: true,
-          });
-          const { finish } = await readStream(stream);
-          outcomes.push(finish === 'length' ? 'ok' : `finish ${finish}`);
-        } catch (err) {
-          outcomes.push(String(err));
-        }
-      }
-    });
+    const load = streamingLoad(client, 'chat-model');
+    let outcomes: string[];
     let minReady = 2;
     try {
       writeFileSync(
@@ -150,8 +132,7 @@ test('tandem apply on a running tandem up: a new service starts; changed engine 
         u,
       );
     } finally {
-      done = true;
-      await Promise.all(load);
+      outcomes = await load.stop();
     }
     const after = (await service(u, 'chat'))!.status!;
     assert.notEqual(after.templateHash, before.templateHash);

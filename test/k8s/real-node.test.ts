@@ -17,7 +17,7 @@ import { ensureLlamaSource } from '../../src/engine/llamacpp/source.js';
 import { ensureTinyLlama } from '../../src/model/tiny-llama.js';
 import { silentProgress } from '../../src/util/progress.js';
 import OpenAI from 'openai';
-import { complete, leaderUrl, readStream, startServices, tinySpec } from '../helpers.js';
+import { complete, leaderUrl, readStream, startServices, streamingLoad, tinySpec } from '../helpers.js';
 import { LABEL } from '../../src/platforms/kubernetes/objects.js';
 import { apply, readYaml } from './apply.js';
 import { apiClient, kubeConfig, loadImage, realNodeWanted, runDir } from './cluster.js';
@@ -268,29 +268,9 @@ if (unavailable) {
       { ...DUO, body: { spec: { env: { TANDEM_TEST_ROLL: '1' } } } },
       k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
     );
-    let done = false;
-    const outcomes: string[] = [];
     // Two clients streaming back to back until the rollout is done (bounded: 3 minutes, 400 requests).
-    const deadline = Date.now() + 180_000;
-    const load = Array.from({ length: 2 }, async () => {
-      while (!done && Date.now() < deadline && outcomes.length < 400) {
-        try {
-          const { finish } = await readStream(
-            await client.completions.create({
-              model: 'duo-model',
-              prompt: PROMPT,
-              max_tokens: 48,
-              temperature: 0,
-              seed: 1,
-              stream: true,
-            }),
-          );
-          outcomes.push(finish === 'length' ? 'ok' : `finish ${finish}`);
-        } catch (err) {
-          outcomes.push(String(err));
-        }
-      }
-    });
+    const load = streamingLoad(client, 'duo-model', { maxTokens: 48, maxMs: 180_000, maxRequests: 400 });
+    let outcomes: string[];
     try {
       await withPods(
         until('both groups rolled to the new template and Ready', 180_000, async () => {
@@ -301,8 +281,7 @@ if (unavailable) {
         }),
       );
     } finally {
-      done = true;
-      await Promise.all(load);
+      outcomes = await load.stop();
     }
     const failed = outcomes.filter((o) => o !== 'ok');
     assert.ok(outcomes.length > 0, 'requests were made during the rollout');
