@@ -11,6 +11,7 @@ import { LocalEvents } from '../platforms/local/events.js';
 import { LocalPlatform } from '../platforms/local/platform.js';
 import { reconcilerTarget } from '../platforms/local/scale-target.js';
 import { MemoryStatusStore } from '../platforms/local/status-store.js';
+import { RolloutDrain } from '../platforms/local/rollout-drain.js';
 import type { BackendSource } from '../core/serving.js';
 import { controlRoutes } from '../control/routes.js';
 import { stderrProgress } from '../util/progress.js';
@@ -36,14 +37,17 @@ export function embedded(
 ): Embedded {
   const events = new LocalEvents();
   const platform = new LocalPlatform({ logDir });
+  // The reconciler drains through the gateway, which serves the reconciler's groups.
+  const late: { autoscaler?: Autoscaler; gateway?: Gateway; drain?: RolloutDrain } = {};
   const reconciler = new Reconciler({
     platform,
     store: new MemoryStatusStore(),
     events,
+    drain: { drained: (group) => late.drain!.drained(group) },
   });
+  late.drain = new RolloutDrain(() => late.gateway!, reconciler, drainMs);
   const target = reconcilerTarget(reconciler);
   // The autoscaler needs the gateway and the gateway the control API, which needs the autoscaler.
-  const late: { autoscaler?: Autoscaler } = {};
   const control = new LocalControl({
     reconciler,
     autoscaler: { manage: (t) => late.autoscaler!.manage(t) },
@@ -57,6 +61,7 @@ export function embedded(
     source: withoutHidden(new LocalBackends(reconciler), control.hidden),
     control: controlRoutes(control, packageVersion()),
   });
+  late.gateway = g;
   const autoscaler = (late.autoscaler = new Autoscaler(target, g, autoscaling));
   control.gateway = g;
   g.onDemand((model) => autoscaler.demand(model));

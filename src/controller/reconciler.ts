@@ -17,10 +17,14 @@ import type {
   GroupStatus,
   GroupTemplate,
   ObservedMember,
+  GroupDrain,
   Platform,
   StatusStore,
 } from '../core/group.js';
 import type { GroupSnapshot, MemberState, ServiceSnapshot, ScaleDecision } from '../core/snapshot.js';
+
+/** How often a group draining for a rollout is looked at. */
+const DRAIN_LOOK_MS = 250;
 
 export interface ReconcilerOptions {
   /** Look at each service at least this often, change or not (deadlines are scheduled exactly). */
@@ -38,6 +42,8 @@ export interface ReconcilerPorts {
   platform: Platform;
   store: StatusStore;
   events: EventSink;
+  /** Moves traffic off a Ready group before it rolls; without one, a rollout cuts what it serves. */
+  drain?: GroupDrain;
 }
 
 interface ServiceState {
@@ -66,6 +72,7 @@ export class Reconciler extends EventEmitter<{ tick: [string] }> {
   private readonly platform: Platform;
   private readonly store: StatusStore;
   private readonly events: EventSink;
+  private readonly drain?: GroupDrain;
   private readonly resyncMs: number;
   private readonly retryBaseMs: number;
   private readonly concurrency: number;
@@ -75,7 +82,7 @@ export class Reconciler extends EventEmitter<{ tick: [string] }> {
 
   constructor(ports: ReconcilerPorts, options: ReconcilerOptions = {}) {
     super();
-    ({ platform: this.platform, store: this.store, events: this.events } = ports);
+    ({ platform: this.platform, store: this.store, events: this.events, drain: this.drain } = ports);
     this.resyncMs = options.resyncMs ?? 30_000;
     this.retryBaseMs = options.retryBaseMs ?? 1000;
     this.concurrency = options.concurrency ?? 16;
@@ -255,10 +262,19 @@ export class Reconciler extends EventEmitter<{ tick: [string] }> {
       groups.push({ replica, phase: decision.phase, ...hashOf(members) });
     }
     const plan = planService(template.replicas, template.hash, template.rollout, groups);
+    // A Ready group rolls once drained: no new request goes to it, and those it serves finish.
+    const draining: number[] = [];
+    const roll = plan.roll.filter((replica) => {
+      if (!this.drain || decisions.get(replica)?.phase !== 'Ready' || this.drain.drained(`${name}/${replica}`))
+        return true;
+      draining.push(replica);
+      return false;
+    });
 
     const next: Record<number, GroupStatus> = {};
     const actions: (() => Promise<void>)[] = [];
-    let wake = this.resyncMs;
+    // Nothing tells when a draining group's last request ends: look again soon.
+    let wake = draining.length > 0 ? Math.min(this.resyncMs, DRAIN_LOOK_MS) : this.resyncMs;
     await this.groupTemplates(state, plan.wanted, templates);
     for (const replica of plan.wanted) {
       const ref: GroupRef = { service: name, replica };
@@ -267,9 +283,9 @@ export class Reconciler extends EventEmitter<{ tick: [string] }> {
       // Planned again only when it may now roll; a group new to this pass has no first look.
       const first = decisions.get(replica);
       const decision =
-        first && !plan.roll.includes(replica)
+        first && !roll.includes(replica)
           ? first
-          : planGroup(t, members, statuses[replica] ?? { restarts: 0 }, now, plan.roll.includes(replica));
+          : planGroup(t, members, statuses[replica] ?? { restarts: 0 }, now, roll.includes(replica));
       next[replica] = decision.status;
       this.recordTransitions(state, replica, t, members, decision, now);
       state.groups.set(replica, groupSnapshot(replica, decision.phase, t, members, decision.status));

@@ -152,6 +152,15 @@ export interface ServiceEvent {
   message: string;
 }
 
+/**
+ * Traffic off a group before a rollout takes it down, where a platform can move it (the embedded
+ * default: its own gateway). Asking marks the group ("service/replica") to take no new request.
+ */
+export interface GroupDrain {
+  /** Whether the group serves nothing now (or has had its time to finish). */
+  drained(group: string): boolean;
+}
+
 /** Where events go: a terminal and memory locally, Kubernetes Events on a cluster. */
 export interface EventSink {
   record(event: ServiceEvent): void;

@@ -69,8 +69,8 @@ export interface LoadSource {
   load(model: string): { requests: number; queued: number };
   /** Requests a replica ("service/replica") is serving. */
   serving(id: string): number;
-  /** These replicas take no new request; the others do. */
-  retire(ids: Iterable<string>): void;
+  /** These replicas take no new request, as far as `owner` (default: the autoscaler) has its say. */
+  retire(ids: Iterable<string>, owner?: string): void;
 }
 
 /** Where the autoscaler's decisions take effect, and what it needs to know of the groups. */

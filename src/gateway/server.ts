@@ -109,7 +109,7 @@ export class Gateway {
   /** Requests per model from admission to their end, waiting ones included: the autoscaler's load. */
   private readonly inFlight = new Map<string, number>();
   /** Replicas taking no new request: the autoscaler removes them once they have none. */
-  private readonly retiring = new Set<string>();
+  private readonly retiring = new Map<string, Set<string>>();
   private draining = false;
   private idle?: () => void;
   private readonly demandListeners: ((model: string) => void)[] = [];
@@ -277,10 +277,17 @@ export class Gateway {
     return this.outstanding.get(id) ?? 0;
   }
 
-  /** These replicas take no new request (they are about to be removed); the others do. */
-  retire(ids: Iterable<string>): void {
-    this.retiring.clear();
-    for (const id of ids) this.retiring.add(id);
+  /**
+   * These replicas take no new request (they are about to be removed), as far as `owner` has its
+   * say: the autoscaler's scale-downs and a rollout's drain each keep their own list.
+   */
+  retire(ids: Iterable<string>, owner = 'autoscaler'): void {
+    this.retiring.set(owner, new Set(ids));
+  }
+
+  private retired(id: string): boolean {
+    for (const ids of this.retiring.values()) if (ids.has(id)) return true;
+    return false;
   }
 
   private current(model: string): Backend[] {
@@ -290,7 +297,7 @@ export class Gateway {
   /** A ready backend of `model` with a free slot, not in `tried`, its slot taken; none if all are busy. */
   private pickAndReserve(model: string, tried: ReadonlySet<string>, keys: string[] = []): Backend | undefined {
     const now = performance.now();
-    const candidates = this.current(model).filter((b) => !this.retiring.has(b.id) && this.breakers.allows(b.id, now));
+    const candidates = this.current(model).filter((b) => !this.retired(b.id) && this.breakers.allows(b.id, now));
     const holder = keys.length > 0 ? this.prefixes.lookup(model, keys) : undefined;
     const preferred = holder === undefined ? undefined : { id: holder, balance: PREFIX_BALANCE };
     const backend = pickBackend(candidates, this.outstanding, this.lastPicked, tried, preferred);

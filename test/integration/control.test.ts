@@ -11,7 +11,7 @@ import OpenAI from 'openai';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { stringify } from 'yaml';
 import { addKey } from '../../src/gateway/keys.js';
-import { streamingLoad, tinySpec } from '../helpers.js';
+import { scrape, streamingLoad, tinySpec } from '../helpers.js';
 import type { ServiceRecord } from '../../src/core/control.js';
 
 const root = join(fileURLToPath(import.meta.url), '../../../..');
@@ -95,7 +95,7 @@ async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T 
 const allReady = (s: ServiceRecord | undefined, replicas: number) =>
   s?.status?.groups.length === replicas && s.status.groups.every((g) => g.phase === 'Ready');
 
-test('tandem apply on a running tandem up: a new service starts; changed engine args roll its groups one at a time under streaming load, no request failed', async () => {
+test('tandem apply on a running tandem up: a new service starts; changed engine args roll its groups one at a time, each drained first, under streaming load: no request failed, no stream cut', async () => {
   const u = await up();
   try {
     const file = specFile(u, 'chat', { replicas: 2 });
@@ -140,6 +140,14 @@ test('tandem apply on a running tandem up: a new service starts; changed engine 
     const failed = outcomes.filter((o) => o !== 'ok');
     assert.ok(outcomes.length > 0);
     assert.deepEqual(failed, [], `${failed.length} of ${outcomes.length} requests failed`);
+    // Drained first: every stream finished on the group it started on, none was continued elsewhere.
+    const metrics = await scrape(u.gateway);
+    const continued = Object.entries(metrics).filter(([k]) => k.startsWith('tandem_gateway_stream_failovers_total'));
+    assert.deepEqual(
+      continued.filter(([, v]) => v > 0),
+      [],
+      'no stream had to continue on another replica',
+    );
     const events = (await (await fetch(`${u.gateway}/api/v1/events`)).json()) as {
       items: { reason: string; replica?: number }[];
     };

@@ -266,3 +266,39 @@ test('the store is read on every pass, and a write refused as stale is retried o
   await until(r, (s) => s[0]!.groups[0]!.restarts === 4);
   await r.teardown();
 });
+
+test('a Ready group rolls only once the drain port says it serves nothing; the others wait their turn', async () => {
+  const platform = new MemoryPlatform();
+  const asked: string[] = [];
+  let busy = new Set(['a/0']);
+  const r = new Reconciler(
+    {
+      platform,
+      store: new MemoryStatusStore(),
+      events: { record: () => {} },
+      drain: {
+        drained: (group) => {
+          asked.push(group);
+          return !busy.has(group);
+        },
+      },
+    },
+    { resyncMs: 50 },
+  );
+  r.apply(service('a', 2));
+  r.start();
+  await until(r, ready('a', 2));
+  const before = [...platform.members.values()].map((m) => m.uid);
+  r.apply(service('a', 2, 'h2'));
+  await until(r, () => asked.filter((g) => g === 'a/0').length >= 3);
+  assert.deepEqual(
+    [...platform.members.values()].map((m) => m.uid),
+    before,
+    'nothing is taken down while group 0 still serves',
+  );
+  assert.ok(!asked.includes('a/1'), 'group 1 waits: maxUnavailable 1');
+  busy = new Set();
+  await until(r, (s) => ready('a', 2)(s) && [...platform.members.values()].every((m) => m.templateHash === 'h2'));
+  assert.ok(asked.includes('a/1'), 'group 1 was drained in its turn');
+  await r.teardown();
+});
