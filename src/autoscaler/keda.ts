@@ -151,10 +151,20 @@ export class KedaScaler {
     this.push(name);
   }
 
-  close(): Promise<void> {
+  /** Ends the streams and stops; a client that keeps its connection open is cut after `graceMs`. */
+  close(graceMs = 5_000): Promise<void> {
     clearInterval(this.timer);
     for (const set of this.streams.values()) for (const { call } of set) call.end();
-    return new Promise((resolve) => this.server.tryShutdown(() => resolve()));
+    return new Promise((resolve) => {
+      const cut = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(cut);
+        resolve();
+      });
+    });
   }
 
   /** Sends each open stream of `name` its activity when it changed since the last send. */

@@ -129,6 +129,11 @@ export async function runClusterGateway(
     if (stopping) return;
     stopping = true;
     log(`tandem: ${why}: draining (up to ${formatDuration(settings.drainMs)})`);
+    // Whatever the steps below wait on (a peer that keeps its connection), the process ends.
+    setTimeout(() => {
+      log('tandem: not stopped 10 s past the drain time: exiting');
+      process.exit(1);
+    }, settings.drainMs + 10_000).unref();
     const cut = await gateway.close(settings.drainMs).catch(() => 0);
     autoscaler?.stop();
     await scaler?.close();
