@@ -215,3 +215,21 @@ export function streamingLoad(
     },
   };
 }
+
+/** Polls `probe` every 200 ms until it returns a value; past the deadline, fails naming what it waited for. */
+export async function until<T>(
+  what: string | (() => string),
+  timeoutMs: number,
+  probe: () => Promise<T | undefined>,
+  context: () => string = () => '',
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}\n${context()}`.trimEnd());
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

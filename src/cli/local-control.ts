@@ -3,7 +3,6 @@
 // template rolls the service's groups (spec.rollout); a deleted service takes no new request,
 // finishes those in flight (up to the drain time), then stops.
 import { existsSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
 import type { Autoscaler } from '../autoscaler/autoscaler.js';
 import type { Reconciler } from '../controller/reconciler.js';
 import {
@@ -17,7 +16,7 @@ import type { GroupRef, ServiceEvent } from '../core/group.js';
 import type { ServiceTemplate } from '../core/service.js';
 import type { LoadSource } from '../core/serving.js';
 import { prepareServices } from '../engine/prepare.js';
-import { SpecError, validateDocument, type LoadedService } from '../spec/load.js';
+import { SpecError, duplicates, loadDocument, type LoadedService } from '../spec/load.js';
 import type { Progress } from '../util/progress.js';
 import { followFile, lastLines } from '../util/follow-file.js';
 
@@ -68,27 +67,18 @@ export class LocalControl implements ControlPlane {
     const problems: string[] = [];
     const loaded: LoadedService[] = [];
     documents.forEach((doc, i) => {
-      const where = documents.length > 1 ? `[${i}]: ` : '';
-      const { service, problems: found } = validateDocument(doc);
-      problems.push(...found.map((p) => `${where}${p}`));
-      if (!service) return;
-      const entry: LoadedService = { service, file: where ? `[${i}]` : '(request)' };
-      const source = service.spec.model.source;
-      if (source.startsWith('file://')) {
-        const raw = source.slice('file://'.length);
-        entry.modelPath = isAbsolute(raw) ? raw : resolve(raw);
-        if (!existsSync(entry.modelPath))
-          problems.push(`${where}spec.model.source: file not found: ${entry.modelPath}`);
-      }
-      loaded.push(entry);
+      // Relative file:// paths are this process's: `tandem apply` sends them absolute.
+      const entry = loadDocument(doc, documents.length > 1 ? `[${i}]` : '', process.cwd(), problems);
+      if (entry) loaded.push(entry);
     });
-    problems.push(...this.conflicts(loaded));
+    problems.push(...duplicates(loaded), ...this.conflicts(loaded));
     if (problems.length > 0) throw refused(problems);
     let templates: ServiceTemplate[];
     try {
       templates = await prepareServices(loaded, this.options.progress);
     } catch (err) {
-      if (err instanceof SpecError) throw refused(err.problems);
+      // A lone document has no name to put before its problems (prepare writes "FILE: …").
+      if (err instanceof SpecError) throw refused(err.problems.map((p) => p.replace(/^: /, '')));
       throw err;
     }
     const { reconciler, autoscaler } = this.options;
@@ -110,25 +100,20 @@ export class LocalControl implements ControlPlane {
     });
   }
 
-  /** Names used twice in one apply, a model another service serves, a service still draining. */
+  /** A model another service serves, a service still draining. */
   private conflicts(loaded: LoadedService[]): string[] {
     const problems: string[] = [];
-    const names = new Set<string>();
-    const models = new Map<string, string>();
-    for (const t of this.templates.values()) models.set(t.servedName, t.name);
+    const owners = new Map([...this.templates.values()].map((t) => [t.servedName, t.name]));
     for (const { service, file } of loaded) {
       const { name } = service.metadata;
       const served = service.spec.model.servedName;
-      const where = file.startsWith('[') ? `${file}: ` : '';
-      if (names.has(name)) problems.push(`${where}metadata.name: "${name}" is applied twice`);
-      names.add(name);
-      const owner = models.get(served);
+      const at = file ? `${file}: ` : '';
+      const owner = owners.get(served);
       if (owner !== undefined && owner !== name)
-        problems.push(`${where}spec.model.servedName: "${served}" is served by the service "${owner}"`);
-      models.set(served, name);
+        problems.push(`${at}spec.model.servedName: "${served}" is served by the service "${owner}"`);
       const running = this.templates.get(name);
       if (running && this.hidden.has(running.servedName))
-        problems.push(`${where}metadata.name: "${name}" is being deleted; apply it again once it is gone`);
+        problems.push(`${at}metadata.name: "${name}" is being deleted; apply it again once it is gone`);
     }
     return problems;
   }

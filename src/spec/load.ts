@@ -58,6 +58,48 @@ export function validateDocument(doc: unknown): { service?: InferenceService; pr
   return { service: result.data, problems: [] };
 }
 
+/**
+ * One parsed document validated; its problems go to `problems`, each after `where` (none when
+ * empty). A file:// source is resolved against `baseDir` and must exist.
+ */
+export function loadDocument(
+  data: unknown,
+  where: string,
+  baseDir: string,
+  problems: string[],
+): LoadedService | undefined {
+  const at = where ? `${where}: ` : '';
+  const { service, problems: found } = validateDocument(data);
+  problems.push(...found.map((p) => `${at}${p}`));
+  if (!service) return undefined;
+  const entry: LoadedService = { service, file: where };
+  const source = service.spec.model.source;
+  if (source.startsWith('file://')) {
+    const raw = source.slice('file://'.length);
+    entry.modelPath = isAbsolute(raw) ? raw : resolve(baseDir, raw);
+    if (!existsSync(entry.modelPath)) problems.push(`${at}spec.model.source: file not found: ${entry.modelPath}`);
+  }
+  return entry;
+}
+
+/** A name or a served model given twice among these services. */
+export function duplicates(loaded: LoadedService[]): string[] {
+  const problems: string[] = [];
+  const seen = new Map<string, string>();
+  for (const { service, file } of loaded) {
+    const { name } = service.metadata;
+    const served = service.spec.model.servedName;
+    const at = file ? `${file}: ` : '';
+    if (seen.has(`name:${name}`))
+      problems.push(`${at}metadata.name: "${name}" is also used in ${seen.get(`name:${name}`)}`);
+    if (seen.has(`model:${served}`))
+      problems.push(`${at}spec.model.servedName: "${served}" is also served by ${seen.get(`model:${served}`)}`);
+    seen.set(`name:${name}`, file);
+    seen.set(`model:${served}`, file);
+  }
+  return problems;
+}
+
 /** Loads and validates every document of every file; throws SpecError listing all problems. */
 export function loadServices(files: string[]): LoadedService[] {
   const problems: string[] = [];
@@ -86,31 +128,11 @@ export function loadServices(files: string[]): LoadedService[] {
         return;
       }
       if (data === null || data === undefined) return; // empty document, e.g. a trailing '---'
-      const { service, problems: found } = validateDocument(data);
-      problems.push(...found.map((p) => `${where}: ${p}`));
-      if (!service) return;
-      const entry: LoadedService = { service, file };
-      const source = service.spec.model.source;
-      if (source.startsWith('file://')) {
-        const raw = source.slice('file://'.length);
-        entry.modelPath = isAbsolute(raw) ? raw : resolve(dirname(file), raw);
-        if (!existsSync(entry.modelPath))
-          problems.push(`${where}: spec.model.source: file not found: ${entry.modelPath}`);
-      }
-      loaded.push(entry);
+      const entry = loadDocument(data, where, dirname(file), problems);
+      if (entry) loaded.push({ ...entry, file });
     });
   }
-  const seen = new Map<string, string>();
-  for (const { service, file } of loaded) {
-    const { name } = service.metadata;
-    const served = service.spec.model.servedName;
-    if (seen.has(`name:${name}`))
-      problems.push(`${file}: metadata.name: "${name}" is also used in ${seen.get(`name:${name}`)}`);
-    if (seen.has(`model:${served}`))
-      problems.push(`${file}: spec.model.servedName: "${served}" is also served by ${seen.get(`model:${served}`)}`);
-    seen.set(`name:${name}`, file);
-    seen.set(`model:${served}`, file);
-  }
+  problems.push(...duplicates(loaded));
   if (files.length === 0) problems.push('no InferenceService file given');
   else if (loaded.length === 0 && problems.length === 0)
     problems.push(`${files.join(', ')}: no InferenceService document found`);

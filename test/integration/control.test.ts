@@ -11,7 +11,7 @@ import OpenAI from 'openai';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { stringify } from 'yaml';
 import { addKey } from '../../src/gateway/keys.js';
-import { scrape, streamingLoad, tinySpec } from '../helpers.js';
+import { scrape, streamingLoad, tinySpec, until } from '../helpers.js';
 import type { ServiceRecord } from '../../src/core/control.js';
 
 const root = join(fileURLToPath(import.meta.url), '../../../..');
@@ -34,19 +34,17 @@ async function up(extra: string[] = []): Promise<Up> {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  const deadline = Date.now() + 30_000;
-  let gateway: string | undefined;
-  while (!gateway) {
-    assert.ok(Date.now() < deadline && child.exitCode === null, `tandem up did not start:\n${out}`);
-    try {
-      gateway = (JSON.parse(readFileSync(join(state, 'run.json'), 'utf8')) as { gateway: string }).gateway;
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  // Its status view names the gateway once it listens.
+  const gateway = await new Promise<string>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const url = /gateway: (http:\/\/[\d.]+:\d+)\/v1/.exec(out)?.[1];
+      if (url) resolve(url);
+    });
+    void exited.then(() => reject(new Error(`tandem up exited before its gateway listened:\n${out}`)));
+  });
   return {
     child,
     state,
@@ -82,16 +80,6 @@ async function service(u: Up, name: string, key?: string): Promise<ServiceRecord
   return (await res.json()) as ServiceRecord;
 }
 
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, u: Up): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    assert.ok(Date.now() < deadline, `timed out waiting for ${what}\n${u.log()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 const allReady = (s: ServiceRecord | undefined, replicas: number) =>
   s?.status?.groups.length === replicas && s.status.groups.every((g) => g.phase === 'Ready');
 
@@ -102,7 +90,12 @@ test('tandem apply on a running tandem up: a new service starts; changed engine 
     const created = cli(u, ['apply', file]);
     assert.equal(created.status, 0, created.stderr);
     assert.equal(created.stdout, 'chat: created\n');
-    await until('2 Ready groups', 60_000, async () => (allReady(await service(u, 'chat'), 2) ? true : undefined), u);
+    await until(
+      '2 Ready groups',
+      60_000,
+      async () => (allReady(await service(u, 'chat'), 2) ? true : undefined),
+      u.log,
+    );
     const before = (await service(u, 'chat'))!.status!;
 
     // Two clients streaming back to back for as long as the rollout lasts (bounded in time and count).
@@ -129,7 +122,7 @@ test('tandem apply on a running tandem up: a new service starts; changed engine 
           const current = s?.status?.groups.every((g) => g.templateHash === s.status!.templateHash);
           return current && allReady(s, 2) ? s : undefined;
         },
-        u,
+        u.log,
       );
     } finally {
       outcomes = await load.stop();
@@ -179,7 +172,7 @@ test('an invalid spec is refused whole, with the messages of validate, and nothi
   try {
     const good = specFile(u, 'keep', {});
     assert.equal(cli(u, ['apply', good]).status, 0);
-    await until('keep Ready', 60_000, async () => (allReady(await service(u, 'keep'), 1) ? true : undefined), u);
+    await until('keep Ready', 60_000, async () => (allReady(await service(u, 'keep'), 1) ? true : undefined), u.log);
     const before = (await service(u, 'keep'))!;
     // One good document and one bad one in the same apply: neither is taken.
     const both = join(u.state, 'both.yaml');
@@ -223,10 +216,14 @@ test('with API keys, the control API takes only an admin key; tandem delete drai
     assert.equal(notAdmin.status, 1);
     assert.match(notAdmin.stderr, /HTTP 403.*needs the admin scope/);
     assert.equal(cli(u, ['apply', file], admin).status, 0);
-    await until('chat Ready', 60_000, async () => (allReady(await service(u, 'chat', admin), 1) ? true : undefined), u);
+    await until(
+      'chat Ready',
+      60_000,
+      async () => (allReady(await service(u, 'chat', admin), 1) ? true : undefined),
+      u.log,
+    );
 
-    // A stream in flight when the service is deleted finishes whole (a slow reader keeps it in
-    // flight for seconds); a new request finds no model.
+    // A stream in flight when the service is deleted finishes whole; a new request finds no model.
     const client = new OpenAI({ baseURL: `${u.gateway}/v1`, apiKey: user, maxRetries: 0 });
     let started!: () => void;
     const first = new Promise<void>((r) => (started = r));
@@ -235,7 +232,7 @@ test('with API keys, the control API takes only an admin key; tandem delete drai
       const stream = await client.completions.create({
         model: 'chat-model',
         prompt: PROMPT,
-        max_tokens: 120,
+        max_tokens: 200,
         temperature: 0,
         stream: true,
       });
@@ -243,12 +240,19 @@ test('with API keys, the control API takes only an admin key; tandem delete drai
       for await (const chunk of stream) {
         started();
         finish = chunk.choices[0]?.finish_reason ?? finish;
-        await new Promise((r) => setTimeout(r, 25));
       }
       streamDone = true;
       return { finish };
     })();
+    // The deletion starts at the stream's first token, while its engine is still generating.
     await first;
+    const accepted = await fetch(`${u.gateway}/api/v1/services/chat`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${admin}` },
+    });
+    assert.equal(accepted.status, 202);
+    assert.equal(streamDone, false, 'the stream is still in flight when the deletion begins');
+    // `tandem delete` of a service being deleted waits for it to be gone.
     const deleting = new Promise<ReturnType<typeof cli>>((resolve) => {
       const child = spawn(process.execPath, [tandem, 'delete', 'chat'], {
         env: { ...process.env, TANDEM_STATE: u.state, TANDEM_API_KEY: admin },
@@ -257,16 +261,7 @@ test('with API keys, the control API takes only an admin key; tandem delete drai
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
       child.on('exit', (status) => resolve({ status, stdout } as ReturnType<typeof cli>));
     });
-    await until(
-      'the model to be gone from /v1/models',
-      10_000,
-      async () => {
-        const models = (await client.models.list()).data;
-        return models.length === 0 ? true : undefined;
-      },
-      u,
-    );
-    assert.equal(streamDone, false, 'the stream is still in flight once the model is gone');
+    assert.deepEqual((await client.models.list()).data, [], 'the model is gone from /v1/models at once');
     await assert.rejects(
       client.completions.create({ model: 'chat-model', prompt: PROMPT, max_tokens: 4 }),
       (err: { status?: number }) => err.status === 404,
@@ -321,7 +316,7 @@ test("the OpenAPI description (from the validator's schema) describes the API's 
       await api('POST', '/services', stringify(tinySpec('bad', { replicas: -1 } as never)), 'application/yaml'),
     );
     check('/services', 'post', await api('POST', '/services', 'a: [', 'application/yaml'));
-    await until('chat Ready', 60_000, async () => (allReady(await service(u, 'chat'), 1) ? true : undefined), u);
+    await until('chat Ready', 60_000, async () => (allReady(await service(u, 'chat'), 1) ? true : undefined), u.log);
     check('/services', 'get', await api('GET', '/services'));
     check('/services/{name}', 'get', await api('GET', '/services/chat'));
     check('/services/{name}', 'get', await api('GET', '/services/nope'));
@@ -351,7 +346,7 @@ test("a member's log through the control API: its last lines, then each new one 
   const u = await up();
   try {
     assert.equal(cli(u, ['apply', specFile(u, 'chat', {})]).status, 0);
-    await until('chat Ready', 60_000, async () => (allReady(await service(u, 'chat'), 1) ? true : undefined), u);
+    await until('chat Ready', 60_000, async () => (allReady(await service(u, 'chat'), 1) ? true : undefined), u.log);
     const events = (text: string) =>
       text
         .split('\n\n')
