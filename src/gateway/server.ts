@@ -36,6 +36,8 @@ const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 const MAX_FAILOVERS = 2;
 /** Seconds a client should wait before retrying when no replica is ready and nothing says when one will be. */
 const RETRY_AFTER_S = 2;
+/** Group phases on the way to serving: a request with no replica ready waits for such a group. */
+const COMING = new Set(['Pending', 'Starting', 'Updating', 'Recreating', 'Ready']);
 /** Response headers passed through from the engine; the rest are hop-by-hop or the gateway's own. */
 const PASSED_HEADERS = ['content-type', 'content-length', 'retry-after'];
 
@@ -499,14 +501,18 @@ export class Gateway {
   }
 
   /**
-   * Whether a request of `model`, which has no ready replica, should wait for one: the model is
-   * autoscaled (asked here to scale up at once) and its first replica is expected within the
+   * Whether a request of `model`, which has no ready replica, should wait for one: a group of it is
+   * on its way to Ready (starting, rolling, recreated after a failure, or Ready on the platform but
+   * not yet here), as in the moment a rollout hands over from one group to the next; or the model
+   * is autoscaled (asked here to scale up at once) and its first replica is expected within the
    * queue's deadline.
    */
   private startingFor(model: string): boolean {
     const entry = this.options.source.models().find((m) => m.id === model);
-    if (!entry?.autoscaled) return false;
-    for (const listener of this.demandListeners) listener(model);
+    if (!entry) return false;
+    if (entry.autoscaled) for (const listener of this.demandListeners) listener(model);
+    if (this.options.source.groups().some((g) => g.model === model && COMING.has(g.phase))) return true;
+    if (!entry.autoscaled) return false;
     const now = Date.now();
     const readyAt = expectedReady(entry, now);
     return readyAt === undefined || readyAt <= now + (this.options.admission ?? DEFAULT_ADMISSION).queueTimeoutMs;

@@ -16,6 +16,7 @@ import {
   waitFor,
   type Running,
   localGateway,
+  until,
 } from '../helpers.js';
 
 let running: Running;
@@ -241,6 +242,43 @@ test('a replica that refuses connections is retried once on another; when all fa
     } finally {
       await g.close();
     }
+  }
+});
+
+test('with no replica ready, a request waits while a group is on its way to Ready (a rollout handing over), not when all failed', async () => {
+  const leader = running.reconciler.snapshot()[0]!.groups[0]!.leader;
+  const backend: Backend = { id: 's/0', model: 'm', url: `http://${leader.host}:${leader.port}`, ready: false };
+  const models: ModelEntry[] = [{ id: 'm', replicas: 1, readyReplicas: 0 }];
+  let phase = 'Updating';
+  const g = new Gateway({
+    host: '127.0.0.1',
+    port: 0,
+    source: {
+      backends: () => [backend],
+      models: () => models,
+      groups: () => [{ service: 's', model: 'm', replica: 0, phase, restarts: 0 }],
+    },
+  });
+  await g.listen();
+  try {
+    const post = () =>
+      fetch(`${g.url}/v1/completions`, {
+        method: 'POST',
+        body: JSON.stringify({ model: 'm', prompt: 'Hi', max_tokens: 2 }),
+      });
+    let answered = false;
+    const waiting = post().finally(() => (answered = true));
+    await until('the request queued', 10_000, async () => (g.load('m').queued === 1 || answered ? true : undefined));
+    assert.equal(answered, false, 'the request waits for the group, not refused at once');
+    backend.ready = true;
+    assert.equal((await waiting).status, 200);
+    backend.ready = false;
+    phase = 'Failed';
+    const refused = await post();
+    assert.equal(refused.status, 503);
+    assert.equal(((await refused.json()) as { error: { code: string } }).error.code, 'no_ready_replica');
+  } finally {
+    await g.close();
   }
 });
 
