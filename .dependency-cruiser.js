@@ -25,6 +25,7 @@ export default {
     layer('gateway', '^src/gateway/', ['core', 'util']),
     layer('autoscaler', '^src/autoscaler/', ['core', 'util']),
     layer('control', '^src/control/', ['core', 'spec', 'util']),
+    layer('ui', '^src/ui/', ['core', 'util']),
   ],
   options: {
     doNotFollow: { path: 'node_modules' },

@@ -1,6 +1,6 @@
 // `npm test [TIER…]`: runs the tiers in order (default: all of them), each with node's test runner.
 // A tier builds only what it needs (cached): unit needs Node alone; integration builds llama.cpp and
-// makes the model; engines installs vLLM and makes its model; k8s builds and starts the test control
+// makes the model; browser also installs Debian's Chromium where it is missing; engines installs vLLM and makes its model; k8s builds and starts the test control
 // plane (or reuses a running one), with llama.cpp and its model for the cluster gateway's test, and
 // stops it afterwards if this run started it, on failure and on Ctrl-C too.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -16,6 +16,7 @@ import { runDir, startCluster, stopCluster } from './k8s/cluster.js';
 import { hostLeftovers } from './k8s/real-node.js';
 import { ensureVllm } from '../src/engine/vllm/install.js';
 import { ensureTinyHf } from '../src/model/tiny-hf.js';
+import { ensureChromium } from './browser/chromium.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const root = join(here, '..', '..');
@@ -56,6 +57,12 @@ const TIERS: Record<string, Tier> = {
   },
   unit: {},
   integration: { prepare: prepareLlama },
+  browser: {
+    prepare: async () => {
+      await ensureChromium(stderrProgress);
+      await prepareLlama();
+    },
+  },
   engines: {
     unavailable: () => {
       if (process.platform !== 'linux') return 'vLLM groups run in Linux network namespaces';

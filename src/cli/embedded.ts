@@ -16,6 +16,7 @@ import type { BackendSource } from '../core/serving.js';
 import { controlRoutes } from '../control/routes.js';
 import { stderrProgress } from '../util/progress.js';
 import { packageVersion } from '../util/version.js';
+import { dashboardFiles } from '../ui/assets.js';
 import { LocalControl } from './local-control.js';
 
 export interface Embedded {
@@ -60,6 +61,7 @@ export function embedded(
     ...gateway,
     source: withoutHidden(new LocalBackends(reconciler), control.hidden),
     control: controlRoutes(control, packageVersion()),
+    ui: dashboardFiles(),
   });
   late.gateway = g;
   const autoscaler = (late.autoscaler = new Autoscaler(target, g, autoscaling));

@@ -441,6 +441,7 @@ function serviceSnapshot({ template, groups, startups, lastScale }: ServiceState
     ...(startups.length > 0 ? { startupMs: median(startups) } : {}),
     templateHash: template.hash,
     groups: [...groups.values()].sort((a, b) => a.replica - b.replica),
+    ...(template.split ? { split: template.split } : {}),
     ...(template.autoscaling
       ? {
           autoscaling: {

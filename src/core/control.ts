@@ -68,3 +68,9 @@ export interface ControlRequest {
 export type ControlAnswer = { status: number; body: unknown } | { status: 200; events: AsyncIterable<string> };
 
 export type ControlHandler = (request: ControlRequest) => Promise<ControlAnswer>;
+
+/** A file the gateway serves as it is (the dashboard's). */
+export interface StaticFile {
+  contentType: string;
+  body: Buffer;
+}

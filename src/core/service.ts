@@ -29,6 +29,15 @@ export interface Autoscaling {
   policy: AutoscalingPolicyName;
 }
 
+/** One node's share of a group's model. */
+export interface NodeShare {
+  /** Transformer layers [from, to). */
+  layers: [number, number];
+  weightBytes: number;
+  /** The KV cache for the engine's whole context on this node's layers. */
+  kvCacheBytes: number;
+}
+
 export interface ServiceTemplate {
   name: string;
   servedName: string;
@@ -46,5 +55,7 @@ export interface ServiceTemplate {
   tokenIds?: StreamTokenIds;
   /** spec.autoscaling: an autoscaler owns `replicas`. */
   autoscaling?: Autoscaling;
+  /** What each member holds, leader first, as the planner splits the model. */
+  split?: NodeShare[];
   render(group: GroupRef, endpoints: Endpoint[]): GroupTemplate;
 }

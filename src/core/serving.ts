@@ -83,3 +83,17 @@ export interface ScaleTarget {
   /** The groups ("service/replica") that exist now. */
   groups(): Set<string>;
 }
+
+/** One model over one interval of the gateway's serving history (the dashboard's charts). */
+export interface HistoryPoint {
+  /** End of the interval (ms). */
+  at: number;
+  requestsPerS: number;
+  /** Requests answered with an error (an engine's status ≥ 400, or cut off mid-response). */
+  errorsPerS: number;
+  outputTokensPerS: number;
+  /** Time to first token (s) of the streams that began in the interval; absent when none did. */
+  ttftP50?: number;
+  ttftP90?: number;
+  queued: number;
+}

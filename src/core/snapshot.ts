@@ -1,7 +1,7 @@
 // What a reconciler shows of its services (and the gateway, the autoscaler and the CLI read):
 // plain data, no behaviour.
 import type { Endpoint, Role } from './group.js';
-import type { StreamTokenIds } from './service.js';
+import type { NodeShare, StreamTokenIds } from './service.js';
 
 /** A group's phase as the group planner decides it from what it observes. */
 export type GroupPhase = 'Pending' | 'Starting' | 'Ready' | 'Recreating' | 'BackingOff' | 'Updating' | 'Failed';
@@ -43,6 +43,8 @@ export interface ServiceSnapshot {
   startupMs?: number;
   templateHash: string;
   groups: GroupSnapshot[];
+  /** What each node of a group holds, leader first, as the planner splits the model (absent: the engine decides). */
+  split?: NodeShare[];
   /** Present when an autoscaler owns `replicas`. */
   autoscaling?: { minReplicas: number; maxReplicas: number; last?: ScaleDecision };
 }

@@ -2,7 +2,7 @@
 // engine and makes the model when needed (cached), and checks what needs the model to check.
 import { ensureLlamaSource } from './llamacpp/source.js';
 import { ensureLlamaBinaries } from './llamacpp/build.js';
-import { llamaCppServiceTemplate } from './llamacpp/service.js';
+import { contextTokens, llamaCppServiceTemplate } from './llamacpp/service.js';
 import { ensureTinyLlama } from '../model/tiny-llama.js';
 import { archFromGguf } from '../planner/model-source.js';
 import { parseQuantity } from '../spec/quantity.js';
@@ -25,13 +25,6 @@ const VLLM_LOCAL_ENV = {
   VLLM_NO_USAGE_STATS: '1',
   DO_NOT_TRACK: '1',
 };
-
-/** Context llama-server will allocate: --ctx-size/-c from the engine args, else the model's. */
-function contextTokens(args: string[], modelContext: number): number {
-  const i = args.findIndex((a) => a === '--ctx-size' || a === '-c');
-  const n = i >= 0 ? Number(args[i + 1]) : NaN;
-  return Number.isInteger(n) && n > 0 ? n : modelContext;
-}
 
 export async function prepareServices(loaded: LoadedService[], progress: Progress): Promise<ServiceTemplate[]> {
   const unsupported = loaded
@@ -112,7 +105,7 @@ export async function prepareServices(loaded: LoadedService[], progress: Progres
       nodes = parallelism.nodes;
     }
     try {
-      templates.push(llamaCppServiceTemplate(service, { path, layers: gguf.arch.layers }, binaries, nodes));
+      templates.push(llamaCppServiceTemplate(service, { path, layers: gguf.arch.layers, gguf }, binaries, nodes));
     } catch (err) {
       problems.push(`${file}: spec.parallelism.nodes: ${(err as Error).message}`);
     }

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import type { InferenceService, StartupPolicy } from '../spec/schema.js';
 import { parseDuration } from '../spec/duration.js';
 import { parseQuantity } from '../spec/quantity.js';
-import type { ServiceTemplate, StreamTokenIds } from '../core/service.js';
+import type { NodeShare, ServiceTemplate, StreamTokenIds } from '../core/service.js';
 import type { Endpoint, GroupRef, MemberTemplate } from '../core/group.js';
 import { autoscalingOf } from '../spec/autoscaling.js';
 
@@ -22,6 +22,8 @@ export interface EngineRender {
   tokenIds?: StreamTokenIds;
   /** The engine's own order of starting members when the spec names none. */
   startupPolicy: StartupPolicy;
+  /** What each member holds, as the planner splits the model (when the model is known here). */
+  split?: NodeShare[];
   members(group: GroupRef, endpoints: Endpoint[]): MemberTemplate[];
 }
 
@@ -61,6 +63,7 @@ export function engineServiceTemplate(service: InferenceService, engine: EngineR
     ...(autoscaling ? { autoscaling } : {}),
     ...(engine.isolated ? { isolated: true } : {}),
     ...(engine.tokenIds ? { tokenIds: engine.tokenIds } : {}),
+    ...(engine.split ? { split: engine.split } : {}),
     render: (group, endpoints) => ({
       members: engine.members(group, endpoints),
       startupPolicy: spec.startupPolicy ?? engine.startupPolicy,

@@ -14,8 +14,9 @@ import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { Pool, errors } from 'undici';
 import { expectedReady, pickBackend, type Backend } from './backends.js';
+import { readMetrics, ServingHistory } from './history.js';
 import type { BackendSource } from '../core/serving.js';
-import type { ControlHandler } from '../core/control.js';
+import type { ControlHandler, StaticFile } from '../core/control.js';
 import { GatewayMetrics } from './metrics.js';
 import { PREFIX_BALANCE, PrefixIndex, prefixKeys, promptText } from './prefix.js';
 import { Breakers, DEFAULT_BREAKER, type BreakerOptions } from './breaker.js';
@@ -69,7 +70,14 @@ export interface GatewayOptions {
   source: BackendSource;
   /** The control API at /api/v1: for admin keys, or without keys from loopback only. */
   control?: ControlHandler;
+  /** The dashboard's files, served at /ui/ to anyone (what it shows comes from the control API). */
+  ui?: (path: string) => StaticFile | undefined;
+  /** How often the serving history (/api/v1/history, the dashboard's charts) takes a point; default 2 s. */
+  historyIntervalMs?: number;
 }
+
+/** Minutes of serving history the gateway keeps for the dashboard. */
+const HISTORY_KEEP_MS = 10 * 60_000;
 
 /** What a model has in hand: requests being served or waiting, and of those, waiting. */
 export interface ModelLoad {
@@ -96,6 +104,8 @@ export class Gateway {
   private readonly breakers: Breakers;
   private readonly prefixes = new PrefixIndex();
   private readonly wakeTimer: NodeJS.Timeout;
+  private readonly historyTimer: NodeJS.Timeout;
+  private readonly history = new ServingHistory(HISTORY_KEEP_MS);
   private readonly server: Server;
   private readonly pools = new Map<string, Pool>();
   private readonly lastPicked = new Map<string, number>();
@@ -127,6 +137,8 @@ export class Gateway {
       () => this.breakers.open(),
       options.source.services && (() => options.source.services!()),
     );
+    const historyMs = options.historyIntervalMs ?? 2000;
+    this.historyTimer = setInterval(() => void this.sampleHistory(), historyMs).unref();
     // Replicas that become ready take waiters too, not only slots that free up.
     this.wakeTimer = setInterval(() => this.queues.models().forEach((m) => this.wake(m)), 250).unref();
     this.server = createServer((req, res) => {
@@ -174,6 +186,7 @@ export class Gateway {
   async close(graceMs = 0): Promise<number> {
     this.draining = true;
     clearInterval(this.wakeTimer);
+    clearInterval(this.historyTimer);
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
     if (this.active > 0 && graceMs > 0) {
@@ -212,6 +225,7 @@ export class Gateway {
       return;
     }
     if (path === CONTROL_PREFIX || path.startsWith(`${CONTROL_PREFIX}/`)) return this.control(req, res, path);
+    if (req.method === 'GET' && (path === '/ui' || path.startsWith('/ui/'))) return this.ui(res, path);
     const key = path.startsWith('/v1/') ? this.identify(req) : undefined;
     if (req.method === 'GET' && path === '/v1/models') {
       const created = Math.floor(Date.now() / 1000);
@@ -333,6 +347,9 @@ export class Gateway {
           : 'without API keys the control API answers only on this machine (loopback)',
       );
     }
+    if (req.method === 'GET' && path === `${CONTROL_PREFIX}/history`) {
+      return json(res, 200, { intervalMs: this.options.historyIntervalMs ?? 2000, models: this.history.all() });
+    }
     const body = await readBody(req, CONTROL_BODY_LIMIT);
     const contentType = req.headers['content-type'];
     const gone = new AbortController();
@@ -353,6 +370,28 @@ export class Gateway {
       if (gone.signal.aborted) break;
     }
     res.end();
+  }
+
+  /** The dashboard: /ui redirects to /ui/, whose files the platform-neutral ui module holds. */
+  private ui(res: ServerResponse, path: string): void {
+    if (path === '/ui') {
+      res.writeHead(308, { location: '/ui/' });
+      res.end();
+      return;
+    }
+    const file = this.options.ui?.(path.slice('/ui/'.length) || 'index.html');
+    if (!file) throw new HttpError(404, 'not_found', `no dashboard file ${path}`);
+    res.writeHead(200, {
+      'content-type': file.contentType,
+      'content-length': file.body.length,
+      'cache-control': 'no-cache',
+    });
+    res.end(file.body);
+  }
+
+  private async sampleHistory(): Promise<void> {
+    const served = this.options.source.models().map((m) => m.id);
+    this.history.record(await readMetrics(this.metrics, served, (m) => this.queues.queued(m), Date.now()));
   }
 
   /** The request's API key when keys are in force (a 401 when it has no valid one). */

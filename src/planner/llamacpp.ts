@@ -1,5 +1,9 @@
 // How llama.cpp splits a model over a group, and the llama-server flags that realise the split:
 // written once, for `tandem plan` and for the engine that runs it, so the two never disagree.
+import type { NodeShare } from '../core/service.js';
+import type { ModelArch } from './arch.js';
+import { kvBytes, weightFormat } from './dtypes.js';
+import { stageMemory } from './memory.js';
 
 /** Layers per stage (node), leader first: even shares, the first stages take the remainder. */
 export function llamaCppPartition(layers: number, stages: number): number[] {
@@ -27,4 +31,30 @@ export function offloadArgs(split: number[]): string[] {
   const weights = workers.map((n, i) => (i === workers.length - 1 ? n + 1 : n));
   const offloaded = weights.reduce((a, b) => a + b, 0);
   return ['--n-gpu-layers', String(offloaded), '--tensor-split', weights.join(',')];
+}
+
+/**
+ * What each node holds under the split, leader first: its layers, their share of the GGUF's exact
+ * weight bytes (shared as the planner shares parameters), and an f16 KV cache for `contextTokens`
+ * (llama-server's --ctx-size: one cache shared by its slots).
+ */
+export function llamaCppShares(
+  arch: ModelArch,
+  weightBytes: number,
+  nodes: number,
+  contextTokens: number,
+): NodeShare[] {
+  const stages = stageMemory(
+    arch,
+    weightFormat('bf16'),
+    1,
+    splitLayers(arch.layers, nodes),
+    kvBytes('fp16'),
+    weightBytes,
+  );
+  return stages.map((s) => ({
+    layers: s.layers,
+    weightBytes: Math.round(s.weightBytes),
+    kvCacheBytes: s.kvBytesPerToken * contextTokens,
+  }));
 }

@@ -2,83 +2,19 @@
 // `tandem delete` against real llama.cpp groups, under streaming load through the official client.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { stringify } from 'yaml';
 import { addKey } from '../../src/gateway/keys.js';
 import { scrape, streamingLoad, tinySpec, until } from '../helpers.js';
 import type { ServiceRecord } from '../../src/core/control.js';
+import { cli, service, specFile, tandem, up } from '../tandem-up.js';
 
-const root = join(fileURLToPath(import.meta.url), '../../../..');
-const tandem = join(root, 'bin', 'tandem.js');
 const PROMPT = 'The capital of France is';
-
-interface Up {
-  child: ChildProcess;
-  state: string;
-  gateway: string;
-  log: () => string;
-  stop(): Promise<void>;
-}
-
-/** `tandem up` with no file, in a state folder of its own; resolves once its gateway listens. */
-async function up(extra: string[] = []): Promise<Up> {
-  const state = mkdtempSync(join(tmpdir(), 'tandem-control-'));
-  const child = spawn(process.execPath, [tandem, 'up', '--port', '0', ...extra], {
-    env: { ...process.env, TANDEM_STATE: state },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  // Its status view names the gateway once it listens.
-  const gateway = await new Promise<string>((resolve, reject) => {
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const url = /gateway: (http:\/\/[\d.]+:\d+)\/v1/.exec(out)?.[1];
-      if (url) resolve(url);
-    });
-    void exited.then(() => reject(new Error(`tandem up exited before its gateway listened:\n${out}`)));
-  });
-  return {
-    child,
-    state,
-    gateway,
-    log: () => out,
-    stop: async () => {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
-
-function cli(u: Up, args: string[], key?: string) {
-  return spawnSync(process.execPath, [tandem, ...args], {
-    env: { ...process.env, TANDEM_STATE: u.state, ...(key ? { TANDEM_API_KEY: key } : {}) },
-    encoding: 'utf8',
-    timeout: 120_000,
-  });
-}
-
-function specFile(u: Up, name: string, spec: Record<string, unknown>): string {
-  const file = join(u.state, `${name}.yaml`);
-  writeFileSync(file, stringify(tinySpec(name, spec as never)));
-  return file;
-}
-
-async function service(u: Up, name: string, key?: string): Promise<ServiceRecord | undefined> {
-  const res = await fetch(`${u.gateway}/api/v1/services/${name}`, {
-    headers: key ? { authorization: `Bearer ${key}` } : {},
-  });
-  if (res.status === 404) return undefined;
-  assert.equal(res.status, 200, await res.clone().text());
-  return (await res.json()) as ServiceRecord;
-}
 
 const allReady = (s: ServiceRecord | undefined, replicas: number) =>
   s?.status?.groups.length === replicas && s.status.groups.every((g) => g.phase === 'Ready');

@@ -5,7 +5,8 @@ import type { ServiceTemplate } from '../../core/service.js';
 import type { Endpoint, GroupRef, MemberTemplate } from '../../core/group.js';
 import { engineServiceTemplate, memberEnv, threadsFor } from '../template.js';
 import type { LlamaBinaries } from './build.js';
-import { offloadArgs, splitLayers } from '../../planner/llamacpp.js';
+import { llamaCppShares, offloadArgs, splitLayers } from '../../planner/llamacpp.js';
+import type { ModelArch } from '../../planner/arch.js';
 
 /** Where the model is and how many layers it has (unknown on a cluster until the leader loads it). */
 export interface LlamaCppModel {
@@ -13,6 +14,8 @@ export interface LlamaCppModel {
   path?: string;
   hfRepo?: string;
   layers?: number;
+  /** The GGUF's architecture and exact weight bytes, when read here: the split picture's figures. */
+  gguf?: { arch: ModelArch; weightBytes: number };
 }
 
 /** Where the engine's binaries are and where members bind: their own address locally, every address in a pod. */
@@ -80,10 +83,31 @@ export function llamaCppServiceTemplate(
   };
   return engineServiceTemplate(service, {
     size: nodes,
-    identity: { nodes, model, commit: binaries.commit },
+    identity: {
+      nodes,
+      model: { path: model.path, hfRepo: model.hfRepo, layers: model.layers },
+      commit: binaries.commit,
+    },
     slots: { flags: ['--parallel', '-np'], fallback: 4 }, // llama-server's --parallel: auto is 4
     tokenIds: 'llama-server',
     startupPolicy: 'WorkersReady', // llama-server aborts unless every RPC worker accepts connections
+    ...(model.gguf
+      ? {
+          split: llamaCppShares(
+            model.gguf.arch,
+            model.gguf.weightBytes,
+            nodes,
+            contextTokens(spec.engine.args, model.gguf.arch.maxPositions),
+          ),
+        }
+      : {}),
     members,
   });
+}
+
+/** Context llama-server allocates: --ctx-size/-c from the engine args, else the model's. */
+export function contextTokens(args: string[], modelContext: number): number {
+  const i = args.findIndex((a) => a === '--ctx-size' || a === '-c');
+  const n = i >= 0 ? Number(args[i + 1]) : NaN;
+  return Number.isInteger(n) && n > 0 ? n : modelContext;
 }
