@@ -1,7 +1,7 @@
 // The layering of src/, checked in the lint tier (`npm test`): contracts at the bottom, one
 // controller, twin platforms, the gateway and autoscaler on contracts only, cli wiring it all.
 //   core ← spec ← planner/model ← engine ← controller ← platforms/{local,kubernetes} ← cli
-//   core ← gateway, autoscaler, control ← cli
+//   core ← gateway, autoscaler, control, ui ← cli
 const layer = (name, path, allowed) => ({
   name: `${name}-layering`,
   comment: `${name} may import only ${allowed.join(', ')}`,
