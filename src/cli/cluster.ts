@@ -15,6 +15,10 @@ import { GATEWAY_LABEL, PODGROUP, podName } from '../platforms/kubernetes/object
 import type { ServiceStatus } from '../platforms/kubernetes/service-status.js';
 import { UsageError } from './usage-error.js';
 import { ClusterBackends } from '../platforms/kubernetes/cluster-backends.js';
+import { ClusterControl } from '../platforms/kubernetes/cluster-control.js';
+import { controlRoutes } from '../control/routes.js';
+import { dashboardFiles } from '../ui/assets.js';
+import { packageVersion } from '../util/version.js';
 import { Gateway } from '../gateway/server.js';
 import { formatDuration } from '../spec/duration.js';
 import { accessLog, gatewayOptions, listenOrExplain, type GatewaySettings } from './gateway.js';
@@ -98,7 +102,15 @@ export async function runClusterGateway(
   await cluster.start();
   // The access log on stdout: a container's log.
   const access = accessLog(1);
-  const gateway = new Gateway({ ...gatewayOptions(settings, access.log), source: cluster });
+  // The control API acts on the objects as this process's ServiceAccount: exactly as authorised.
+  const control = new ClusterControl(kc, namespace, cluster, log);
+  await control.start();
+  const gateway = new Gateway({
+    ...gatewayOptions(settings, access.log),
+    source: cluster,
+    control: controlRoutes(control, packageVersion()),
+    ui: dashboardFiles(),
+  });
   await listenOrExplain(gateway, settings);
   let autoscaler: Autoscaler | undefined;
   let scaler: KedaScaler | undefined;
@@ -139,7 +151,7 @@ export async function runClusterGateway(
     await scaler?.close();
     access.close();
     if (cut > 0) log(`tandem: ${cut} request(s) still in flight were cut`);
-    await cluster.stop();
+    await Promise.all([cluster.stop(), control.stop()]);
     process.exit(0);
   };
   process.on('SIGINT', () => void stop('SIGINT'));
@@ -242,10 +254,13 @@ export function installManifests(namespace: string, image: string): string {
       },
     ),
     ...role('tandem-gateway', [
-      { apiGroups: [GROUP], resources: [PLURAL], verbs: ['list', 'watch'] },
+      // Read to serve; written by the control API (apply, scale, delete), for admin keys only.
+      { apiGroups: [GROUP], resources: [PLURAL], verbs: ['list', 'watch', 'create', 'update', 'patch', 'delete'] },
       { apiGroups: [''], resources: ['pods'], verbs: ['list', 'watch'] },
-      // Its autoscaler's decisions, as Events on the objects (it writes nothing the operator reads).
-      { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+      { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] },
+      // Its autoscaler's decisions, as Events on the objects (it writes nothing the operator reads);
+      // the control API lists them.
+      { apiGroups: [''], resources: ['events'], verbs: ['create', 'list'] },
     ]),
     // The groups' NetworkPolicies admit pods with the gateway label to their leaders' API port.
     deployment(

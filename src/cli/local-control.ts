@@ -7,6 +7,7 @@ import type { Autoscaler } from '../autoscaler/autoscaler.js';
 import type { Reconciler } from '../controller/reconciler.js';
 import {
   ControlError,
+  specRefused,
   type Applied,
   type ControlPlane,
   type MemberLogRef,
@@ -18,7 +19,7 @@ import type { LoadSource } from '../core/serving.js';
 import { prepareServices } from '../engine/prepare.js';
 import { SpecError, duplicates, loadDocument, type LoadedService } from '../spec/load.js';
 import type { Progress } from '../util/progress.js';
-import { followFile, lastLines } from '../util/follow-file.js';
+import { followFile, lastLines, linesOf } from '../util/follow-file.js';
 
 export interface LocalControlOptions {
   reconciler: Reconciler;
@@ -72,13 +73,13 @@ export class LocalControl implements ControlPlane {
       if (entry) loaded.push(entry);
     });
     problems.push(...duplicates(loaded), ...this.conflicts(loaded));
-    if (problems.length > 0) throw refused(problems);
+    if (problems.length > 0) throw specRefused(problems);
     let templates: ServiceTemplate[];
     try {
       templates = await prepareServices(loaded, this.options.progress);
     } catch (err) {
       // A lone document has no name to put before its problems (prepare writes "FILE: …").
-      if (err instanceof SpecError) throw refused(err.problems.map((p) => p.replace(/^: /, '')));
+      if (err instanceof SpecError) throw specRefused(err.problems.map((p) => p.replace(/^: /, '')));
       throw err;
     }
     const { reconciler, autoscaler } = this.options;
@@ -193,19 +194,5 @@ export class LocalControl implements ControlPlane {
 async function* logLines(path: string, { tail, follow }: MemberLogRef, signal: AbortSignal): AsyncGenerator<string> {
   const { lines, size } = lastLines(path, tail ?? Number.MAX_SAFE_INTEGER);
   yield* lines;
-  let partial = '';
-  for await (const chunk of followFile(path, { follow, signal, from: size })) {
-    const parts = (partial + chunk.toString('utf8')).split('\n');
-    partial = parts.pop()!;
-    yield* parts;
-  }
-}
-
-function refused(problems: string[]): ControlError {
-  return new ControlError(
-    422,
-    'invalid_spec',
-    `${problems.length} problem${problems.length === 1 ? '' : 's'}; nothing was changed`,
-    problems,
-  );
+  yield* linesOf(followFile(path, { follow, signal, from: size }));
 }

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import type { Applied, ServiceRecord } from '../core/control.js';
 import type { ServiceEvent } from '../core/group.js';
 import type { GroupSnapshot, MemberSnapshot, ServiceSnapshot } from '../core/snapshot.js';
+import type { HistoryPoint } from '../core/serving.js';
 import { inferenceServiceJsonSchema } from '../spec/schema.js';
 
 const int = z.int();
@@ -55,6 +56,9 @@ const Snapshot: z.ZodType<ServiceSnapshot> = z.strictObject({
   startupMs: z.number().optional(),
   templateHash: z.string(),
   groups: z.array(Group),
+  split: z
+    .array(z.strictObject({ layers: z.tuple([int, int]), weightBytes: z.number(), kvCacheBytes: z.number() }))
+    .optional(),
   autoscaling: z.strictObject({ minReplicas: int, maxReplicas: int, last: ScaleDecision.optional() }).optional(),
 });
 
@@ -78,6 +82,18 @@ const Event: z.ZodType<ServiceEvent> = z.strictObject({
   warning: z.boolean().optional(),
   message: z.string(),
 });
+
+const Point: z.ZodType<HistoryPoint> = z.strictObject({
+  at: z.number(),
+  requestsPerS: z.number(),
+  errorsPerS: z.number(),
+  outputTokensPerS: z.number(),
+  ttftP50: z.number().optional(),
+  ttftP90: z.number().optional(),
+  queued: int,
+});
+
+const History = z.strictObject({ intervalMs: int, models: z.record(z.string(), z.array(Point)) });
 
 const ErrorBody = z.strictObject({
   error: z.strictObject({ code: z.string(), message: z.string(), problems: z.array(z.string()).optional() }),
@@ -117,6 +133,7 @@ export function controlOpenApi(version: string): Record<string, unknown> {
         ServiceStatus: component(Snapshot),
         Applied: component(AppliedSchema),
         Event: component(Event),
+        History: component(History),
         Error: component(ErrorBody),
       },
       securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' } },
@@ -242,6 +259,12 @@ export function controlOpenApi(version: string): Record<string, unknown> {
               additionalProperties: false,
             }),
           },
+        },
+      },
+      '/history': {
+        get: {
+          summary: "Each model's serving over the last 10 minutes, a point per interval (the dashboard's charts)",
+          responses: { 200: answer('Points per served model, oldest first', ref('History')) },
         },
       },
       '/openapi.json': {

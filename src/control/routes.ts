@@ -7,6 +7,7 @@
 //   PUT    /services/NAME/scale    {"replicas": N}
 //   GET    /services/NAME/logs     ?replica=R&member=M&tail=N&follow=true: a member's log, as server-sent events
 //   GET    /events                 recent events, oldest first
+//   GET    /history                each model's serving over the last minutes (the gateway answers it)
 //   GET    /openapi.json           this API described (openapi.ts)
 import { parseAllDocuments } from 'yaml';
 import {
@@ -49,24 +50,24 @@ async function route(
   };
   if (collection === 'events' && parts.length === 1) {
     allowed(['GET']);
-    return { status: 200, body: { items: plane.events() } };
+    return { status: 200, body: { items: await plane.events() } };
   }
   if (collection !== 'services' || parts.length > 3 || (sub !== undefined && sub !== 'scale' && sub !== 'logs')) {
     throw new ControlError(404, 'not_found', `no control route ${method} /api/v1${path}`);
   }
   if (name === undefined) {
     allowed(['GET', 'POST']);
-    if (method === 'GET') return { status: 200, body: { items: plane.list() } };
+    if (method === 'GET') return { status: 200, body: { items: await plane.list() } };
     return { status: 200, body: { applied: await plane.apply(documents(body, contentType)) } };
   }
-  const known = () => {
-    const record = plane.get(name);
+  const known = async () => {
+    const record = await plane.get(name);
     if (!record) throw new ControlError(404, 'not_found', `no service named "${name}"`);
     return record;
   };
   if (sub === 'logs') {
     allowed(['GET']);
-    known();
+    await known();
     const number = (key: string, fallback?: number) => {
       const text = query.get(key);
       if (text === null) return fallback;
@@ -85,18 +86,18 @@ async function route(
   }
   if (sub === 'scale') {
     allowed(['PUT']);
-    known();
+    await known();
     const replicas = (parse(body, 'application/json') as { replicas?: unknown } | null)?.replicas;
     if (!Number.isInteger(replicas) || (replicas as number) < 0 || (replicas as number) > 1000) {
       throw new ControlError(400, 'invalid_replicas', 'the body must be {"replicas": N}, N an integer from 0 to 1000');
     }
-    plane.scale(name, replicas as number);
-    return { status: 200, body: plane.get(name) };
+    await plane.scale(name, replicas as number);
+    return { status: 200, body: await plane.get(name) };
   }
   allowed(['GET', 'DELETE']);
-  if (method === 'GET') return { status: 200, body: known() };
-  known();
-  plane.delete(name);
+  if (method === 'GET') return { status: 200, body: await known() };
+  await known();
+  await plane.delete(name);
   return { status: 202, body: { deleting: name } };
 }
 

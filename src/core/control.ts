@@ -19,15 +19,18 @@ export interface Applied {
   result: 'created' | 'rolling' | 'updated' | 'unchanged';
 }
 
+/** Answered at once (the embedded default holds everything) or once the API server has (Kubernetes). */
+type Awaitable<T> = T | Promise<T>;
+
 export interface ControlPlane {
-  list(): ServiceRecord[];
-  get(name: string): ServiceRecord | undefined;
+  list(): Awaitable<ServiceRecord[]>;
+  get(name: string): Awaitable<ServiceRecord | undefined>;
   /** Validates every document first: one problem refuses them all and changes nothing. */
   apply(documents: unknown[]): Promise<Applied[]>;
-  /** Stops routing new requests to it, lets those in flight finish, then stops its groups. */
-  delete(name: string): void;
-  scale(name: string, replicas: number): void;
-  events(): ServiceEvent[];
+  /** Takes it out of service: no new request for it, then its groups stop. */
+  delete(name: string): Awaitable<void>;
+  scale(name: string, replicas: number): Awaitable<void>;
+  events(): Awaitable<ServiceEvent[]>;
   /** A member's log, line by line: its last `tail` lines (all when absent), then, following, new ones until `signal`. */
   log(name: string, member: MemberLogRef, signal: AbortSignal): AsyncIterable<string>;
 }
@@ -50,6 +53,16 @@ export class ControlError extends Error {
   ) {
     super(message);
   }
+}
+
+/** 422: a refused apply, every problem listed; nothing was changed. */
+export function specRefused(problems: string[]): ControlError {
+  return new ControlError(
+    422,
+    'invalid_spec',
+    `${problems.length} problem${problems.length === 1 ? '' : 's'}; nothing was changed`,
+    problems,
+  );
 }
 
 /** One control API request, as the gateway hands it over once it has admitted the caller. */

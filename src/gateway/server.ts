@@ -540,18 +540,18 @@ export class Gateway {
   }
 
   /**
-   * Whether a request of `model`, which has no ready replica, should wait for one: a group of it is
-   * on its way to Ready (starting, rolling, recreated after a failure, or Ready on the platform but
-   * not yet here), as in the moment a rollout hands over from one group to the next; or the model
-   * is autoscaled (asked here to scale up at once) and its first replica is expected within the
-   * queue's deadline.
+   * Whether a request of `model`, which has no ready replica, should wait for one: one is coming
+   * within the queue's deadline (from the service's measured start time, when known). One is
+   * coming when a group of the model is on its way to Ready (starting, rolling, recreated after a
+   * failure, or Ready on the platform but not yet here), as in the moment a rollout hands over
+   * from one group to the next; or when the model is autoscaled (asked here to scale up at once).
    */
   private startingFor(model: string): boolean {
     const entry = this.options.source.models().find((m) => m.id === model);
     if (!entry) return false;
     if (entry.autoscaled) for (const listener of this.demandListeners) listener(model);
-    if (this.options.source.groups().some((g) => g.model === model && COMING.has(g.phase))) return true;
-    if (!entry.autoscaled) return false;
+    const coming = this.options.source.groups().some((g) => g.model === model && COMING.has(g.phase));
+    if (!coming && !entry.autoscaled) return false;
     const now = Date.now();
     const readyAt = expectedReady(entry, now);
     return readyAt === undefined || readyAt <= now + (this.options.admission ?? DEFAULT_ADMISSION).queueTimeoutMs;

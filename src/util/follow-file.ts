@@ -53,3 +53,14 @@ export function lastLines(path: string, count: number): { lines: string[]; size:
   if (lines.at(-1) === '') lines.pop();
   return { lines: count === 0 ? [] : lines.slice(-count), size };
 }
+
+/** Text chunks as whole lines (a last line without its newline too, once the chunks end). */
+export async function* linesOf(chunks: AsyncIterable<Buffer | string>): AsyncGenerator<string> {
+  let partial = '';
+  for await (const chunk of chunks) {
+    const parts = (partial + chunk.toString()).split('\n');
+    partial = parts.pop()!;
+    yield* parts;
+  }
+  if (partial) yield partial;
+}

@@ -43,7 +43,13 @@ before(async () => {
     ],
     10 * 60_000,
   );
-  gateway = localGateway(running.reconciler, { host: '127.0.0.1', port: 0, bodyLimit: 64 * 1024 });
+  // A short queue deadline: a group recreated takes longer to start, so a request is refused at once.
+  gateway = localGateway(running.reconciler, {
+    host: '127.0.0.1',
+    port: 0,
+    bodyLimit: 64 * 1024,
+    admission: { queueLimit: 1024, queueTimeoutMs: 5000 },
+  });
   await gateway.listen();
   client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 60_000 });
 });
@@ -111,7 +117,7 @@ test('a killed worker: the gateway stops routing within 2 s and the whole group 
   await assert.rejects(
     client.completions.create({ model: 'tp', prompt: 'x', max_tokens: 1 }, { timeout: 2000 }),
     (err: { status?: number }) => err.status === 503,
-    'a request now is answered 503 at once',
+    'a request now is answered 503 at once: the group takes longer to start again than the queue waits',
   );
   assert.ok(routedMs >= 0 && routedMs < 2000, `the gateway stopped routing after ${routedMs} ms`);
   await waitFor(running.reconciler, (s: ServiceSnapshot[]) => ready(s, 'tp', 1), 10 * 60_000);

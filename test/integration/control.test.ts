@@ -259,10 +259,15 @@ test("the OpenAPI description (from the validator's schema) describes the API's 
     check('/services/{name}/scale', 'put', await api('PUT', '/services/chat/scale', { replicas: 2 }));
     check('/services/{name}/scale', 'put', await api('PUT', '/services/chat/scale', { replicas: 'two' }));
     check('/events', 'get', await api('GET', '/events'));
+    const history = await until('a point of history', 10_000, async () => {
+      const answer = await api('GET', '/history');
+      return (answer.body as { models: Record<string, unknown[]> }).models['chat-model']?.length ? answer : undefined;
+    });
+    check('/history', 'get', history);
     check('/services/{name}/logs', 'get', await api('GET', '/services/chat/logs?member=5'));
     check('/services/{name}', 'delete', await api('DELETE', '/services/chat'));
     check('/openapi.json', 'get', await api('GET', '/openapi.json'));
-    assert.equal(checked.length, 12);
+    assert.equal(checked.length, 13);
     // The body's schema is the validator's own: the CRD's and `tandem schema`'s.
     const schema = JSON.parse(spawnSync(process.execPath, [tandem, 'schema'], { encoding: 'utf8' }).stdout) as Record<
       string,

@@ -10,6 +10,7 @@ import type { ServiceTemplate } from '../../core/service.js';
 import { Watch } from './api.js';
 import { admitted, type Backend, type BackendSource, type GroupMetric, type ModelEntry } from '../../core/serving.js';
 import { podReady } from './platform.js';
+import type { ClusterObjects } from './cluster-control.js';
 
 export interface ClusterView {
   backends: Backend[];
@@ -70,10 +71,10 @@ export function clusterView(
 }
 
 /** Keeps a ClusterView of one namespace current. */
-export class ClusterBackends implements BackendSource {
+export class ClusterBackends implements BackendSource, ClusterObjects {
   private view: ClusterView = { backends: [], models: [], groups: [] };
   private readonly rendered = new Map<string, ServiceTemplate | undefined>();
-  private readonly objects: k8s.Informer<InferenceServiceObject> & k8s.ObjectCache<InferenceServiceObject>;
+  private readonly objectInformer: k8s.Informer<InferenceServiceObject> & k8s.ObjectCache<InferenceServiceObject>;
   private readonly leaders: k8s.Informer<k8s.V1Pod> & k8s.ObjectCache<k8s.V1Pod>;
   private readonly watches: Watch<k8s.KubernetesObject>[];
   private readonly listeners: (() => void)[] = [];
@@ -84,7 +85,7 @@ export class ClusterBackends implements BackendSource {
     private readonly log: (line: string) => void,
   ) {
     const core = kc.makeApiClient(k8s.CoreV1Api);
-    this.objects = inferenceServiceInformer(kc, namespace);
+    this.objectInformer = inferenceServiceInformer(kc, namespace);
     const leaders = `${LABEL.member}=0`;
     this.leaders = k8s.makeInformer(
       kc,
@@ -92,10 +93,10 @@ export class ClusterBackends implements BackendSource {
       () => core.listNamespacedPod({ namespace, labelSelector: leaders }),
       leaders,
     );
-    for (const informer of [this.objects, this.leaders] as k8s.Informer<k8s.KubernetesObject>[]) {
+    for (const informer of [this.objectInformer, this.leaders] as k8s.Informer<k8s.KubernetesObject>[]) {
       for (const verb of ['add', 'update', 'delete'] as const) informer.on(verb, () => this.refresh());
     }
-    this.watches = [new Watch(this.objects, PLURAL, log), new Watch(this.leaders, 'leader pods', log)];
+    this.watches = [new Watch(this.objectInformer, PLURAL, log), new Watch(this.leaders, 'leader pods', log)];
   }
 
   async start(): Promise<void> {
@@ -113,23 +114,27 @@ export class ClusterBackends implements BackendSource {
 
   /** Every object's template (those that validate). */
   templates = (): ServiceTemplate[] =>
-    this.objects.list().flatMap((o) => {
+    this.objectInformer.list().flatMap((o) => {
       const t = this.templateOf(o);
       return t ? [t] : [];
     });
 
   /** An object's template by name (from the informer's cache, not a scan). */
   template = (service: string): ServiceTemplate | undefined => {
-    const object = this.objects.get(service, this.namespace);
+    const object = this.objectInformer.get(service, this.namespace);
     return object && this.templateOf(object);
   };
 
+  /** The namespace's objects, and one by name (the informer's cache): the control API's view. */
+  objects = (): readonly InferenceServiceObject[] => this.objectInformer.list();
+  object = (name: string): InferenceServiceObject | undefined => this.objectInformer.get(name, this.namespace);
+
   /** An object's uid, for Events about it. */
-  uid = (service: string): string | undefined => this.objects.get(service, this.namespace)?.metadata?.uid;
+  uid = (service: string): string | undefined => this.objectInformer.get(service, this.namespace)?.metadata?.uid;
 
   /** An object's measured time from creating a group to Ready (its status, from the operator). */
   startupMs = (service: string): number | undefined => {
-    const seconds = this.objects.get(service, this.namespace)?.status?.startupSeconds;
+    const seconds = this.objectInformer.get(service, this.namespace)?.status?.startupSeconds;
     return seconds === undefined ? undefined : seconds * 1000;
   };
 
@@ -139,7 +144,7 @@ export class ClusterBackends implements BackendSource {
   }
 
   private refresh(): void {
-    const objects = this.objects.list();
+    const objects = this.objectInformer.list();
     this.view = clusterView(objects, this.leaders.list(), (o) => this.templateOf(o));
     for (const listener of this.listeners) listener();
     // Templates of older generations and of deleted objects go.
@@ -150,7 +155,7 @@ export class ClusterBackends implements BackendSource {
   }
 
   /** An object's template, made again only when its spec changes (a new generation). */
-  private templateOf(object: InferenceServiceObject): ServiceTemplate | undefined {
+  templateOf(object: InferenceServiceObject): ServiceTemplate | undefined {
     const key = `${object.metadata?.uid}/${object.metadata?.generation}`;
     if (this.rendered.has(key)) return this.rendered.get(key);
     const { template, problem } = readInferenceService(object, this.namespace);

@@ -56,6 +56,11 @@ export class RawApi {
     return this.send<T>('PATCH', `${path}${query}`, JSON.stringify(body), CONTENT_TYPES[type]);
   }
 
+  /** PUT: the whole object, replacing what is there (its resourceVersion, if given, must still be current). */
+  replace<T>(path: string, body: unknown): Promise<T> {
+    return this.send<T>('PUT', path, JSON.stringify(body), 'application/json');
+  }
+
   delete(path: string): Promise<unknown> {
     return this.send('DELETE', path);
   }

@@ -1,0 +1,331 @@
+// The control API on Kubernetes, served by `tandem gateway`: the InferenceService objects of one
+// namespace, acted on through the API server as the gateway's ServiceAccount, so it may do exactly
+// what that account may. An apply creates or replaces objects (all checked first, as `validate`
+// checks them: one problem refuses them all); a scale patches spec.replicas; a delete deletes the
+// object, and garbage collection its groups. What runs is read from the objects' status and their
+// pods (informers); the events are the objects' Kubernetes Events; a member's log is its pod's.
+import { PassThrough } from 'node:stream';
+import * as k8s from '@kubernetes/client-node';
+import {
+  ControlError,
+  specRefused,
+  type Applied,
+  type ControlPlane,
+  type MemberLogRef,
+  type ServiceRecord,
+} from '../../core/control.js';
+import type { ServiceEvent } from '../../core/group.js';
+import type { ServiceTemplate } from '../../core/service.js';
+import type { GroupSnapshot, MemberSnapshot } from '../../core/snapshot.js';
+import { duplicates, validateDocument, type LoadedService } from '../../spec/load.js';
+import { API_VERSION } from '../../spec/schema.js';
+import { ApiError, RawApi } from './raw.js';
+import { apiMessage, Watch } from './api.js';
+import { GROUP, PLURAL, VERSION } from './crd.js';
+import { readInferenceService, type InferenceServiceObject } from './inference-services.js';
+import { LABEL, LEADER_PORT, podName, WORKER_PORT } from './objects.js';
+import { podReady } from './platform.js';
+import { linesOf } from '../../util/follow-file.js';
+
+/** Events kept in an answer: the newest. */
+const EVENTS_SHOWN = 200;
+
+export interface ClusterObjects {
+  /** The namespace's InferenceService objects (an informer's cache). */
+  objects(): readonly InferenceServiceObject[];
+  object(name: string): InferenceServiceObject | undefined;
+  /** An object's template (undefined: its spec is invalid). */
+  templateOf(object: InferenceServiceObject): ServiceTemplate | undefined;
+}
+
+export class ClusterControl implements ControlPlane {
+  private readonly api: RawApi;
+  private readonly pods: k8s.Informer<k8s.V1Pod> & k8s.ObjectCache<k8s.V1Pod>;
+  private readonly watch: Watch<k8s.V1Pod>;
+  private readonly base: string;
+
+  constructor(
+    private readonly kc: k8s.KubeConfig,
+    private readonly namespace: string,
+    private readonly cluster: ClusterObjects,
+    log: (line: string) => void,
+  ) {
+    this.api = new RawApi(kc);
+    this.base = `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}`;
+    const core = kc.makeApiClient(k8s.CoreV1Api);
+    this.pods = k8s.makeInformer(
+      kc,
+      `/api/v1/namespaces/${namespace}/pods`,
+      () => core.listNamespacedPod({ namespace, labelSelector: LABEL.service }),
+      LABEL.service,
+    );
+    this.watch = new Watch(this.pods, 'group pods', log);
+  }
+
+  start(): Promise<void> {
+    return this.watch.start();
+  }
+
+  stop(): Promise<void> {
+    return this.watch.stop();
+  }
+
+  list(): ServiceRecord[] {
+    return this.cluster.objects().map((o) => this.record(o));
+  }
+
+  get(name: string): ServiceRecord | undefined {
+    const object = this.cluster.object(name);
+    return object && this.record(object);
+  }
+
+  private record(object: InferenceServiceObject): ServiceRecord {
+    const name = object.metadata!.name!;
+    const pods = this.pods.list().filter((p) => p.metadata?.labels?.[LABEL.service] === name);
+    return clusterRecord(object, this.cluster.templateOf(object), pods);
+  }
+
+  async apply(documents: unknown[]): Promise<Applied[]> {
+    const problems: string[] = [];
+    const loaded: LoadedService[] = [];
+    const templates: ServiceTemplate[] = [];
+    documents.forEach((doc, i) => {
+      const at = documents.length > 1 ? `[${i}]: ` : '';
+      const { service, problems: found } = validateDocument(doc);
+      problems.push(...found.map((p) => `${at}${p}`));
+      if (!service) return;
+      const namespace = (doc as { metadata?: { namespace?: unknown } }).metadata?.namespace;
+      if (namespace !== undefined && namespace !== this.namespace) {
+        problems.push(`${at}metadata.namespace: this gateway acts in "${this.namespace}", not "${String(namespace)}"`);
+      }
+      // What the operator would refuse (a model source pods cannot reach), refused here first.
+      const { template, problem } = readInferenceService(
+        { metadata: service.metadata, spec: service.spec },
+        this.namespace,
+      );
+      if (problem) problems.push(`${at}${problem}`);
+      loaded.push({ service, file: at.slice(0, -2) });
+      if (template) templates.push(template);
+    });
+    problems.push(...duplicates(loaded));
+    for (const { service, file } of loaded) {
+      const served = service.spec.model.servedName;
+      const owner = this.cluster
+        .objects()
+        .find((o) => o.metadata?.name !== service.metadata.name && this.cluster.templateOf(o)?.servedName === served);
+      if (owner) {
+        problems.push(
+          `${file ? `${file}: ` : ''}spec.model.servedName: "${served}" is served by the service "${owner.metadata?.name}"`,
+        );
+      }
+    }
+    if (problems.length > 0) throw specRefused(problems);
+    const applied: Applied[] = [];
+    for (const [i, { service }] of loaded.entries()) {
+      const name = service.metadata.name;
+      const before = this.cluster.object(name);
+      const body = { apiVersion: API_VERSION, kind: 'InferenceService', metadata: { name }, spec: service.spec };
+      try {
+        if (!before) {
+          await this.api.create(this.base, body);
+          applied.push({ name, result: 'created' });
+          continue;
+        }
+        const spec = JSON.stringify(stripDefaults(before.spec)) === JSON.stringify(stripDefaults(service.spec));
+        if (spec) {
+          applied.push({ name, result: 'unchanged' });
+          continue;
+        }
+        // A replace of what was read: a change someone made meanwhile is a conflict, not overwritten.
+        await this.api.replace(`${this.base}/${name}`, {
+          ...body,
+          metadata: { name, resourceVersion: before.metadata?.resourceVersion },
+        });
+        const old = this.cluster.templateOf(before);
+        applied.push({ name, result: old && old.hash === templates[i]?.hash ? 'updated' : 'rolling' });
+      } catch (err) {
+        throw this.refusal(err, name, applied);
+      }
+    }
+    return applied;
+  }
+
+  async delete(name: string): Promise<void> {
+    try {
+      await this.api.delete(`${this.base}/${name}`);
+    } catch (err) {
+      throw this.refusal(err, name);
+    }
+  }
+
+  async scale(name: string, replicas: number): Promise<void> {
+    const object = this.cluster.object(name);
+    if (!object) throw new ControlError(404, 'not_found', `no service named "${name}"`);
+    if ((object.spec as { autoscaling?: unknown } | undefined)?.autoscaling) {
+      throw new ControlError(409, 'autoscaled', `"${name}" has spec.autoscaling: its autoscaler owns its replicas`);
+    }
+    try {
+      await this.api.patch(`${this.base}/${name}`, { spec: { replicas } });
+    } catch (err) {
+      throw this.refusal(err, name);
+    }
+  }
+
+  async events(): Promise<ServiceEvent[]> {
+    const selector = encodeURIComponent(`involvedObject.kind=InferenceService`);
+    const list = await this.api.get<{ items: k8s.CoreV1Event[] }>(
+      `/api/v1/namespaces/${this.namespace}/events?fieldSelector=${selector}`,
+    );
+    return list.items
+      .map(eventOf)
+      .sort((a, b) => a.at - b.at)
+      .slice(-EVENTS_SHOWN);
+  }
+
+  log(name: string, ref: MemberLogRef, signal: AbortSignal): AsyncIterable<string> {
+    const pod = this.pods.get(podName({ service: name, replica: ref.replica }, ref.member), this.namespace);
+    if (!pod || pod.metadata?.labels?.[LABEL.service] !== name) {
+      throw new ControlError(404, 'not_found', `no pod of ${name} replica ${ref.replica} member ${ref.member}`);
+    }
+    return podLog(this.kc, pod, ref, signal);
+  }
+
+  /** An API server's refusal as the control API answers it (the rest is an internal error). */
+  private refusal(err: unknown, name: string, applied: Applied[] = []): Error {
+    const done =
+      applied.length > 0 ? ` (${applied.map((a) => `${a.name}: ${a.result}`).join(', ')} done before it)` : '';
+    if (err instanceof ApiError && err.code === 404)
+      return new ControlError(404, 'not_found', `no service named "${name}"`);
+    if (err instanceof ApiError && err.code === 409) {
+      return new ControlError(409, 'conflict', `${name}: changed meanwhile; read it and apply again${done}`);
+    }
+    if (err instanceof ApiError && (err.code === 403 || err.code === 422)) {
+      return new ControlError(err.code === 403 ? 409 : 422, 'refused_by_cluster', `${name}: ${apiMessage(err)}${done}`);
+    }
+    return err as Error;
+  }
+}
+
+/** Fields the API server fills in with their schema defaults: a spec compares alike with or without them. */
+function stripDefaults(spec: unknown): unknown {
+  return validateDocument({ apiVersion: API_VERSION, kind: 'InferenceService', metadata: { name: 'x' }, spec }).service
+    ?.spec;
+}
+
+/** What the control API shows of an object: its spec, and what runs from its status and pods. */
+export function clusterRecord(
+  object: InferenceServiceObject,
+  template: ServiceTemplate | undefined,
+  pods: readonly k8s.V1Pod[],
+): ServiceRecord {
+  const name = object.metadata!.name!;
+  const spec = { apiVersion: API_VERSION, kind: 'InferenceService', metadata: { name }, spec: object.spec };
+  const deleting = object.metadata?.deletionTimestamp ? { deleting: true } : {};
+  if (!template) return { name, spec, ...deleting };
+  const groups: GroupSnapshot[] = (object.status?.groups ?? []).map((g) => {
+    const own = pods
+      .filter((p) => p.metadata?.labels?.[LABEL.replica] === String(g.replica))
+      .sort((a, b) => memberIndex(a) - memberIndex(b) || (a.metadata?.deletionTimestamp ? 1 : -1));
+    const members = [...new Map(own.map((p) => [memberIndex(p), memberOf(p)])).values()];
+    const leader = own.find((p) => memberIndex(p) === 0);
+    const hashes = new Set(own.map((p) => p.metadata?.labels?.[LABEL.templateHash]));
+    return {
+      replica: g.replica,
+      phase: g.phase as GroupSnapshot['phase'],
+      leader: { host: leader?.status?.podIP ?? '', port: LEADER_PORT },
+      restarts: g.restarts,
+      ...(g.lastFailure ? { lastFailure: g.lastFailure } : {}),
+      ...(g.failed ? { failed: g.failed } : {}),
+      ...(hashes.size === 1 && [...hashes][0] ? { templateHash: [...hashes][0] } : {}),
+      members,
+    };
+  });
+  const status = object.status?.startupSeconds;
+  return {
+    name,
+    spec,
+    status: {
+      name,
+      servedName: template.servedName,
+      replicas: template.replicas,
+      slots: template.slots,
+      templateHash: template.hash,
+      groups,
+      ...(status === undefined ? {} : { startupMs: status * 1000 }),
+      ...(template.autoscaling
+        ? {
+            autoscaling: {
+              minReplicas: template.autoscaling.minReplicas,
+              maxReplicas: template.autoscaling.maxReplicas,
+            },
+          }
+        : {}),
+    },
+    ...deleting,
+  };
+}
+
+const memberIndex = (pod: k8s.V1Pod) => Number(pod.metadata?.labels?.[LABEL.member] ?? -1);
+
+function memberOf(pod: k8s.V1Pod): MemberSnapshot {
+  const index = memberIndex(pod);
+  const phase = pod.status?.phase;
+  const state: MemberSnapshot['state'] = pod.metadata?.deletionTimestamp
+    ? 'Terminating'
+    : phase === 'Failed' || phase === 'Succeeded'
+      ? 'Exited'
+      : podReady(pod)
+        ? 'Ready'
+        : phase === 'Running'
+          ? 'Starting'
+          : 'Pending';
+  const ip = pod.status?.podIP;
+  return {
+    index,
+    role: index === 0 ? 'leader' : 'worker',
+    address: ip ? `${ip}:${index === 0 ? LEADER_PORT : WORKER_PORT}` : (pod.spec?.nodeName ?? 'unscheduled'),
+    state,
+  };
+}
+
+/** A Kubernetes Event on an InferenceService as a service event ("group N: …" names its group). */
+function eventOf(e: k8s.CoreV1Event): ServiceEvent {
+  const group = /^group (\d+): (.*)$/s.exec(e.message ?? '');
+  const at = e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? e.metadata?.creationTimestamp;
+  return {
+    at: at ? new Date(at).getTime() : 0,
+    service: e.involvedObject?.name ?? '',
+    ...(group ? { replica: Number(group[1]) } : {}),
+    reason: e.reason ?? '',
+    ...(e.type === 'Warning' ? { warning: true } : {}),
+    message: group ? group[2]! : (e.message ?? ''),
+  };
+}
+
+/** A pod's log, its last `tail` lines (all when absent), then, following, each new one. */
+async function* podLog(
+  kc: k8s.KubeConfig,
+  pod: k8s.V1Pod,
+  ref: MemberLogRef,
+  signal: AbortSignal,
+): AsyncGenerator<string> {
+  const out = new PassThrough();
+  const request = await new k8s.Log(kc).log(
+    pod.metadata!.namespace!,
+    pod.metadata!.name!,
+    pod.spec!.containers[0]!.name,
+    out,
+    { follow: ref.follow, ...(ref.tail === undefined ? {} : { tailLines: ref.tail }) },
+  );
+  const stop = () => {
+    request.abort();
+    out.end();
+  };
+  signal.addEventListener('abort', stop, { once: true });
+  try {
+    yield* linesOf(out as AsyncIterable<Buffer>);
+  } finally {
+    signal.removeEventListener('abort', stop);
+    request.abort();
+  }
+}
