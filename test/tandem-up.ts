@@ -6,6 +6,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { stringify } from 'yaml';
 import { tinySpec } from './helpers.js';
 import type { ServiceRecord } from '../src/core/control.js';
@@ -73,4 +74,52 @@ export async function service(u: Up, name: string, key?: string): Promise<Servic
   if (res.status === 404) return undefined;
   assert.equal(res.status, 200, await res.clone().text());
   return (await res.json()) as ServiceRecord;
+}
+
+export interface ControlAnswer {
+  status: number;
+  body: unknown;
+}
+
+/** A control API request as JSON (or a string body of `contentType`); the answer's status and JSON. */
+export function controlApi(gateway: string, headers: Record<string, string> = {}) {
+  return async (
+    method: string,
+    path: string,
+    body?: unknown,
+    contentType = 'application/json',
+  ): Promise<ControlAnswer> => {
+    const res = await fetch(`${gateway}/api/v1${path}`, {
+      method,
+      headers: { ...headers, ...(body === undefined ? {} : { 'content-type': contentType }) },
+      ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text.startsWith('{') ? (JSON.parse(text) as unknown) : text };
+  };
+}
+
+/** Checks answers against the API's own OpenAPI description; `checked` lists what was. */
+export async function openApiChecker(api: ReturnType<typeof controlApi>) {
+  const doc = (await api('GET', '/openapi.json')).body as {
+    components: Record<string, unknown>;
+    paths: Record<
+      string,
+      Record<string, { responses: Record<number, { content: Record<string, { schema: object }> }> }>
+    >;
+  };
+  const ajv = new Ajv2020({ strict: false, allErrors: true });
+  const checked: string[] = [];
+  const check = (path: string, method: string, answer: ControlAnswer) => {
+    const described = doc.paths[path]?.[method]?.responses[answer.status];
+    assert.ok(described, `${method} ${path} → ${answer.status} is not described`);
+    const validate = ajv.compile({ ...described.content['application/json']!.schema, components: doc.components });
+    assert.ok(
+      validate(answer.body),
+      `${method} ${path} → ${answer.status}: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(answer.body)}`,
+    );
+    checked.push(`${method} ${path} ${answer.status}`);
+    return answer;
+  };
+  return { check, checked, doc };
 }

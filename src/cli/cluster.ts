@@ -255,7 +255,11 @@ export function installManifests(namespace: string, image: string): string {
     ),
     ...role('tandem-gateway', [
       // Read to serve; written by the control API (apply, scale, delete), for admin keys only.
-      { apiGroups: [GROUP], resources: [PLURAL], verbs: ['list', 'watch', 'create', 'update', 'patch', 'delete'] },
+      {
+        apiGroups: [GROUP],
+        resources: [PLURAL],
+        verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'],
+      },
       { apiGroups: [''], resources: ['pods'], verbs: ['list', 'watch'] },
       { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] },
       // Its autoscaler's decisions, as Events on the objects (it writes nothing the operator reads);

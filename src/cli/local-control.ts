@@ -17,7 +17,7 @@ import type { GroupRef, ServiceEvent } from '../core/group.js';
 import type { ServiceTemplate } from '../core/service.js';
 import type { LoadSource } from '../core/serving.js';
 import { prepareServices } from '../engine/prepare.js';
-import { SpecError, duplicates, loadDocument, type LoadedService } from '../spec/load.js';
+import { SpecError, duplicates, loadDocument, servedByOthers, type LoadedService } from '../spec/load.js';
 import type { Progress } from '../util/progress.js';
 import { followFile, lastLines, linesOf } from '../util/follow-file.js';
 
@@ -72,7 +72,8 @@ export class LocalControl implements ControlPlane {
       const entry = loadDocument(doc, documents.length > 1 ? `[${i}]` : '', process.cwd(), problems);
       if (entry) loaded.push(entry);
     });
-    problems.push(...duplicates(loaded), ...this.conflicts(loaded));
+    const owners = new Map([...this.templates.values()].map((t) => [t.servedName, t.name]));
+    problems.push(...duplicates(loaded), ...servedByOthers(loaded, owners), ...this.deleting(loaded));
     if (problems.length > 0) throw specRefused(problems);
     let templates: ServiceTemplate[];
     try {
@@ -101,22 +102,15 @@ export class LocalControl implements ControlPlane {
     });
   }
 
-  /** A model another service serves, a service still draining. */
-  private conflicts(loaded: LoadedService[]): string[] {
-    const problems: string[] = [];
-    const owners = new Map([...this.templates.values()].map((t) => [t.servedName, t.name]));
-    for (const { service, file } of loaded) {
+  /** Services still draining. */
+  private deleting(loaded: LoadedService[]): string[] {
+    return loaded.flatMap(({ service, file }) => {
       const { name } = service.metadata;
-      const served = service.spec.model.servedName;
-      const at = file ? `${file}: ` : '';
-      const owner = owners.get(served);
-      if (owner !== undefined && owner !== name)
-        problems.push(`${at}spec.model.servedName: "${served}" is served by the service "${owner}"`);
       const running = this.templates.get(name);
-      if (running && this.hidden.has(running.servedName))
-        problems.push(`${at}metadata.name: "${name}" is being deleted; apply it again once it is gone`);
-    }
-    return problems;
+      return running && this.hidden.has(running.servedName)
+        ? [`${file ? `${file}: ` : ''}metadata.name: "${name}" is being deleted; apply it again once it is gone`]
+        : [];
+    });
   }
 
   delete(name: string): void {

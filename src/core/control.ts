@@ -46,7 +46,7 @@ export interface MemberLogRef {
 /** A refusal, with the HTTP status it is answered with and, for a refused spec, every problem. */
 export class ControlError extends Error {
   constructor(
-    readonly status: 400 | 404 | 409 | 422,
+    readonly status: 400 | 403 | 404 | 409 | 422,
     readonly code: string,
     message: string,
     readonly problems: string[] = [],

@@ -100,6 +100,17 @@ export function duplicates(loaded: LoadedService[]): string[] {
   return problems;
 }
 
+/** A served model that another service (`owners`: served model → service) serves already. */
+export function servedByOthers(loaded: LoadedService[], owners: ReadonlyMap<string, string>): string[] {
+  return loaded.flatMap(({ service, file }) => {
+    const served = service.spec.model.servedName;
+    const owner = owners.get(served);
+    return owner !== undefined && owner !== service.metadata.name
+      ? [`${file ? `${file}: ` : ''}spec.model.servedName: "${served}" is served by the service "${owner}"`]
+      : [];
+  });
+}
+
 /** Loads and validates every document of every file; throws SpecError listing all problems. */
 export function loadServices(files: string[]): LoadedService[] {
   const problems: string[] = [];

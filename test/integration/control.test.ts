@@ -7,12 +7,11 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
-import { Ajv2020 } from 'ajv/dist/2020.js';
 import { stringify } from 'yaml';
 import { addKey } from '../../src/gateway/keys.js';
 import { scrape, streamingLoad, tinySpec, until } from '../helpers.js';
 import type { ServiceRecord } from '../../src/core/control.js';
-import { cli, service, specFile, tandem, up } from '../tandem-up.js';
+import { cli, controlApi, openApiChecker, service, specFile, tandem, up } from '../tandem-up.js';
 
 const PROMPT = 'The capital of France is';
 
@@ -216,34 +215,8 @@ test('with API keys, the control API takes only an admin key; tandem delete drai
 test("the OpenAPI description (from the validator's schema) describes the API's own answers", async () => {
   const u = await up();
   try {
-    const api = async (method: string, path: string, body?: unknown, contentType = 'application/json') => {
-      const res = await fetch(`${u.gateway}/api/v1${path}`, {
-        method,
-        ...(body === undefined
-          ? {}
-          : { body: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': contentType } }),
-      });
-      return { status: res.status, body: (await res.json()) as unknown };
-    };
-    const doc = (await api('GET', '/openapi.json')).body as {
-      components: Record<string, unknown>;
-      paths: Record<
-        string,
-        Record<string, { responses: Record<number, { content: Record<string, { schema: object }> }> }>
-      >;
-    };
-    const ajv = new Ajv2020({ strict: false, allErrors: true });
-    const checked: string[] = [];
-    const check = (path: string, method: string, answer: { status: number; body: unknown }) => {
-      const described = doc.paths[path]?.[method]?.responses[answer.status];
-      assert.ok(described, `${method} ${path} → ${answer.status} is not described`);
-      const validate = ajv.compile({ ...described.content['application/json']!.schema, components: doc.components });
-      assert.ok(
-        validate(answer.body),
-        `${method} ${path} → ${answer.status}: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(answer.body)}`,
-      );
-      checked.push(`${method} ${path} ${answer.status}`);
-    };
+    const api = controlApi(u.gateway);
+    const { check, checked, doc } = await openApiChecker(api);
     const spec = tinySpec('chat', {});
     check('/services', 'post', await api('POST', '/services', spec));
     check(

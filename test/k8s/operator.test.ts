@@ -34,6 +34,8 @@ import { exportService } from '../../src/platforms/kubernetes/export/index.js';
 import { freePort } from '../../src/util/net.js';
 import { until as poll, useTestCluster } from './harness.js';
 import { serviceAccountConfig as accountConfig, startOperator } from './accounts.js';
+import { controlApi, openApiChecker } from '../tandem-up.js';
+import type { ServiceRecord } from '../../src/core/control.js';
 
 let kubeconfig: string;
 const ns = `tandem-op-${process.pid}`;
@@ -810,6 +812,110 @@ test('tandem gateway serves the Ready groups of a namespace at their leader pods
     gateway.kill('SIGTERM');
     for (const e of engines) e.kill('SIGKILL');
     await operator.stop();
+  }
+  assert.doesNotMatch(gatewayLog, /forbidden/i, 'the Role is enough');
+});
+
+test("the control API on Kubernetes, as the gateway's installed ServiceAccount: apply (created, refused whole, rolling, updated, unchanged), scale, events, a member's log, delete; every answer as its OpenAPI description says", async () => {
+  const saConfig = await gatewayAccount();
+  const operator = new Operator(kubeConfig(kubeconfig), { namespace: ns, log: (l) => logs.push(l), resyncMs: 2000 });
+  await operator.start();
+  const gateway = spawn(process.execPath, [cli, 'gateway', '--kubeconfig', saConfig, '--port', '0'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let gatewayLog = '';
+  gateway.stderr.on('data', (d: Buffer) => (gatewayLog += d.toString()));
+  try {
+    const url = await until(
+      'the gateway to listen',
+      20_000,
+      async () => /gateway (http:\S+)\/v1/.exec(gatewayLog)?.[1],
+    );
+    const api = controlApi(url);
+    const { check } = await openApiChecker(api);
+    const spec = (extra: Record<string, unknown> = {}) => ({
+      ...big(1),
+      parallelism: { nodes: 1 },
+      resources: { gpu: 0 },
+      scheduling: {},
+      model: { servedName: 'ctl-model', source: 'hf://org/ctl-GGUF' },
+      ...extra,
+    });
+    const applied = (answer: { body: unknown }) => (answer.body as { applied: unknown }).applied;
+
+    assert.deepEqual(applied(check('/services', 'post', await api('POST', '/services', [isvc('ctl', spec())]))), [
+      { name: 'ctl', result: 'created' },
+    ]);
+    const object = await custom().getNamespacedCustomObject({ ...where, name: 'ctl' });
+    // Refused whole, with the validator's messages: the valid document is not applied either.
+    const bad = isvc('bad', spec({ replicas: -1, model: { servedName: 'bad-model', source: 'hf://org/b-GGUF' } }));
+    const refused = check(
+      '/services',
+      'post',
+      await api('POST', '/services', [isvc('ctl', spec({ env: { A: '1' } })), bad]),
+    );
+    assert.equal(refused.status, 422);
+    const { problems: expected } = validateDocument(bad);
+    assert.deepEqual(
+      (refused.body as { error: { problems: string[] } }).error.problems,
+      expected.map((p) => `[1]: ${p}`),
+    );
+    const after = await custom().getNamespacedCustomObject({ ...where, name: 'ctl' });
+    assert.deepEqual(
+      [after.metadata.generation, after.spec],
+      [object.metadata.generation, object.spec],
+      'nothing was changed',
+    );
+
+    await until('the group Ready, with its member, in the control API', 30_000, async () => {
+      const record = check('/services/{name}', 'get', await api('GET', '/services/ctl')).body as ServiceRecord;
+      const g = record.status?.groups[0];
+      return g?.phase === 'Ready' && g.members[0]?.state === 'Ready' && /^127\./.test(g.members[0].address)
+        ? true
+        : undefined;
+    });
+    check('/services', 'get', await api('GET', '/services'));
+    const apply = async (doc: unknown) => applied(check('/services', 'post', await api('POST', '/services', doc)));
+    assert.deepEqual(await apply(isvc('ctl', spec({ env: { A: '1' } }))), [{ name: 'ctl', result: 'rolling' }]);
+    assert.deepEqual(await apply(isvc('ctl', spec({ env: { A: '1' }, replicas: 2 }))), [
+      { name: 'ctl', result: 'updated' },
+    ]);
+    assert.deepEqual(await apply(isvc('ctl', spec({ env: { A: '1' }, replicas: 2 }))), [
+      { name: 'ctl', result: 'unchanged' },
+    ]);
+    check('/services/{name}/scale', 'put', await api('PUT', '/services/ctl/scale', { replicas: 1 }));
+    const scaled = (await custom().getNamespacedCustomObject({ ...where, name: 'ctl' })) as {
+      spec: { replicas: number };
+    };
+    assert.equal(scaled.spec.replicas, 1);
+
+    const events = await until("the group's events", 20_000, async () => {
+      const answer = check('/events', 'get', await api('GET', '/events'));
+      const items = (answer.body as { items: { service: string; replica?: number; message: string }[] }).items;
+      return items.some((e) => e.service === 'ctl' && e.replica === 0 && /group created/.test(e.message))
+        ? items
+        : undefined;
+    });
+    assert.ok(events.length > 0);
+
+    // KWOK's fake kubelet serves every container's log: a line written there comes back.
+    appendContainerLog(`control ${process.pid}`);
+    await until("the leader's log through the control API", 20_000, async () => {
+      const answer = await api('GET', '/services/ctl/logs?replica=0&member=0&tail=100');
+      return answer.status === 200 && String(answer.body).includes(`data: control ${process.pid}`) ? true : undefined;
+    });
+    check('/services/{name}/logs', 'get', await api('GET', '/services/ctl/logs?replica=7'));
+
+    check('/services/{name}', 'delete', await api('DELETE', '/services/ctl'));
+    await until('ctl gone', 30_000, async () =>
+      check('/services/{name}', 'get', await api('GET', '/services/ctl')).status === 404 ? true : undefined,
+    );
+  } finally {
+    gateway.kill('SIGTERM');
+    await operator.stop();
+    await custom()
+      .deleteNamespacedCustomObject({ ...where, name: 'ctl' })
+      .catch(() => undefined);
   }
   assert.doesNotMatch(gatewayLog, /forbidden/i, 'the Role is enough');
 });

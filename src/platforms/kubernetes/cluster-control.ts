@@ -17,16 +17,18 @@ import {
 import type { ServiceEvent } from '../../core/group.js';
 import type { ServiceTemplate } from '../../core/service.js';
 import type { GroupSnapshot, MemberSnapshot } from '../../core/snapshot.js';
-import { duplicates, validateDocument, type LoadedService } from '../../spec/load.js';
+import { duplicates, servedByOthers, validateDocument, type LoadedService } from '../../spec/load.js';
 import { API_VERSION } from '../../spec/schema.js';
 import { ApiError, RawApi } from './raw.js';
-import { apiMessage, Watch } from './api.js';
+import { apiMessage, ignoreStatus, Watch } from './api.js';
 import { GROUP, PLURAL, VERSION } from './crd.js';
 import { readInferenceService, type InferenceServiceObject } from './inference-services.js';
 import { LABEL, LEADER_PORT, podName, WORKER_PORT } from './objects.js';
 import { podReady } from './platform.js';
 import { linesOf } from '../../util/follow-file.js';
 
+/** Writes of one object tried before a conflict is answered. */
+const WRITE_ATTEMPTS = 5;
 /** Events kept in an answer: the newest. */
 const EVENTS_SHOWN = 200;
 
@@ -88,7 +90,6 @@ export class ClusterControl implements ControlPlane {
   async apply(documents: unknown[]): Promise<Applied[]> {
     const problems: string[] = [];
     const loaded: LoadedService[] = [];
-    const templates: ServiceTemplate[] = [];
     documents.forEach((doc, i) => {
       const at = documents.length > 1 ? `[${i}]: ` : '';
       const { service, problems: found } = validateDocument(doc);
@@ -99,55 +100,57 @@ export class ClusterControl implements ControlPlane {
         problems.push(`${at}metadata.namespace: this gateway acts in "${this.namespace}", not "${String(namespace)}"`);
       }
       // What the operator would refuse (a model source pods cannot reach), refused here first.
-      const { template, problem } = readInferenceService(
-        { metadata: service.metadata, spec: service.spec },
-        this.namespace,
-      );
+      const { problem } = readInferenceService({ metadata: service.metadata, spec: service.spec }, this.namespace);
       if (problem) problems.push(`${at}${problem}`);
       loaded.push({ service, file: at.slice(0, -2) });
-      if (template) templates.push(template);
     });
-    problems.push(...duplicates(loaded));
-    for (const { service, file } of loaded) {
-      const served = service.spec.model.servedName;
-      const owner = this.cluster
-        .objects()
-        .find((o) => o.metadata?.name !== service.metadata.name && this.cluster.templateOf(o)?.servedName === served);
-      if (owner) {
-        problems.push(
-          `${file ? `${file}: ` : ''}spec.model.servedName: "${served}" is served by the service "${owner.metadata?.name}"`,
-        );
-      }
+    const owners = new Map<string, string>();
+    for (const o of this.cluster.objects()) {
+      const served = this.cluster.templateOf(o)?.servedName;
+      if (served) owners.set(served, o.metadata!.name!);
     }
+    problems.push(...duplicates(loaded), ...servedByOthers(loaded, owners));
     if (problems.length > 0) throw specRefused(problems);
     const applied: Applied[] = [];
-    for (const [i, { service }] of loaded.entries()) {
+    for (const { service } of loaded) {
       const name = service.metadata.name;
-      const before = this.cluster.object(name);
       const body = { apiVersion: API_VERSION, kind: 'InferenceService', metadata: { name }, spec: service.spec };
       try {
-        if (!before) {
-          await this.api.create(this.base, body);
-          applied.push({ name, result: 'created' });
-          continue;
-        }
-        const spec = JSON.stringify(stripDefaults(before.spec)) === JSON.stringify(stripDefaults(service.spec));
-        if (spec) {
-          applied.push({ name, result: 'unchanged' });
-          continue;
-        }
-        // A replace of what was read: a change someone made meanwhile is a conflict, not overwritten.
-        await this.api.replace(`${this.base}/${name}`, {
-          ...body,
-          metadata: { name, resourceVersion: before.metadata?.resourceVersion },
-        });
-        const old = this.cluster.templateOf(before);
-        applied.push({ name, result: old && old.hash === templates[i]?.hash ? 'updated' : 'rolling' });
+        applied.push({ name, result: await this.write(name, body) });
       } catch (err) {
         throw this.refusal(err, name, applied);
       }
     }
     return applied;
+  }
+
+  /**
+   * Creates the object, or replaces the one read just before (so that an apply right after another
+   * sees what it wrote). The operator's status writes change the object's resourceVersion too: a
+   * conflict is read again and written again, a few times, as client-go's RetryOnConflict does.
+   * What the API server stored (defaulted, pruned) is what the operator acts on: compared as such.
+   */
+  private async write(name: string, body: { metadata: { name: string } }): Promise<Applied['result']> {
+    for (let attempt = 1; ; attempt++) {
+      const before = await ignoreStatus(404, this.api.get<InferenceServiceObject>(`${this.base}/${name}`));
+      if (!before) {
+        await this.api.create(this.base, body);
+        return 'created';
+      }
+      let written: InferenceServiceObject;
+      try {
+        written = await this.api.replace<InferenceServiceObject>(`${this.base}/${name}`, {
+          ...body,
+          metadata: { ...body.metadata, resourceVersion: before.metadata?.resourceVersion },
+        });
+      } catch (err) {
+        if (err instanceof ApiError && err.code === 409 && attempt < WRITE_ATTEMPTS) continue;
+        throw err;
+      }
+      if (written.metadata?.generation === before.metadata?.generation) return 'unchanged';
+      const old = this.cluster.templateOf(before)?.hash;
+      return old !== undefined && old === this.cluster.templateOf(written)?.hash ? 'updated' : 'rolling';
+    }
   }
 
   async delete(name: string): Promise<void> {
@@ -197,19 +200,16 @@ export class ClusterControl implements ControlPlane {
     if (err instanceof ApiError && err.code === 404)
       return new ControlError(404, 'not_found', `no service named "${name}"`);
     if (err instanceof ApiError && err.code === 409) {
-      return new ControlError(409, 'conflict', `${name}: changed meanwhile; read it and apply again${done}`);
+      return new ControlError(409, 'conflict', `${name}: kept changing while it was written; apply again${done}`);
     }
-    if (err instanceof ApiError && (err.code === 403 || err.code === 422)) {
-      return new ControlError(err.code === 403 ? 409 : 422, 'refused_by_cluster', `${name}: ${apiMessage(err)}${done}`);
+    if (err instanceof ApiError && err.code === 403) {
+      return new ControlError(403, 'forbidden', `${name}: ${apiMessage(err)}${done}`);
+    }
+    if (err instanceof ApiError && err.code === 422) {
+      return new ControlError(422, 'refused_by_cluster', `${name}: ${apiMessage(err)}${done}`, [apiMessage(err)]);
     }
     return err as Error;
   }
-}
-
-/** Fields the API server fills in with their schema defaults: a spec compares alike with or without them. */
-function stripDefaults(spec: unknown): unknown {
-  return validateDocument({ apiVersion: API_VERSION, kind: 'InferenceService', metadata: { name: 'x' }, spec }).service
-    ?.spec;
 }
 
 /** What the control API shows of an object: its spec, and what runs from its status and pods. */
