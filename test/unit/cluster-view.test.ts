@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type * as k8s from '@kubernetes/client-node';
 import { clusterView } from '../../src/platforms/kubernetes/cluster-backends.js';
+import { clusterRecord } from '../../src/platforms/kubernetes/cluster-control.js';
 import {
   readInferenceService,
   type InferenceServiceObject,
@@ -100,4 +101,48 @@ test('while a group is replaced, its leader is the live pod, not one that exited
     );
     assert.equal(view.models[0]!.readyReplicas, 1);
   }
+});
+
+test("the control API's record of an object: its groups from the status, each member from its pod (the replacement first while the old one terminates)", () => {
+  const pod = (replica: number, member: number, extra: Partial<k8s.V1Pod> = {}, ready = true): k8s.V1Pod => ({
+    metadata: {
+      labels: {
+        [LABEL.service]: 'a',
+        [LABEL.replica]: String(replica),
+        [LABEL.member]: String(member),
+        [LABEL.templateHash]: 'h1',
+      },
+      ...extra.metadata,
+    },
+    status: {
+      phase: 'Running',
+      podIP: `127.244.${replica}.${member}`,
+      conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }],
+      ...extra.status,
+    },
+  });
+  const o = object('a', ['Ready', 'Recreating']);
+  const record = clusterRecord(o, templateOf(o), [
+    pod(0, 1),
+    pod(0, 0),
+    pod(1, 0, { metadata: { deletionTimestamp: new Date() } }),
+    pod(1, 0, {}, false),
+    pod(1, 1, { status: { phase: 'Failed' } }),
+  ]);
+  assert.equal(record.status?.servedName, 'a-model');
+  assert.deepEqual(
+    record.status?.groups.map((g) => [
+      g.replica,
+      g.phase,
+      g.restarts,
+      g.templateHash,
+      g.members.map((m) => `${m.role} ${m.address} ${m.state}`),
+    ]),
+    [
+      [0, 'Ready', 0, 'h1', ['leader 127.244.0.0:8080 Ready', 'worker 127.244.0.1:50052 Ready']],
+      [1, 'Recreating', 1, 'h1', ['leader 127.244.1.0:8080 Starting', 'worker 127.244.1.1:50052 Exited']],
+    ],
+  );
+  const invalid = clusterRecord({ ...o, spec: { replicas: -1 } }, undefined, []);
+  assert.deepEqual([invalid.name, invalid.status], ['a', undefined]);
 });

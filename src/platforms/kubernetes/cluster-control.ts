@@ -226,7 +226,9 @@ export function clusterRecord(
     const own = pods
       .filter((p) => p.metadata?.labels?.[LABEL.replica] === String(g.replica))
       .sort((a, b) => memberIndex(a) - memberIndex(b) || (a.metadata?.deletionTimestamp ? 1 : -1));
-    const members = [...new Map(own.map((p) => [memberIndex(p), memberOf(p)])).values()];
+    // One per member: a replacement before the pod it replaces, still terminating.
+    const members: MemberSnapshot[] = [];
+    for (const p of own) if (!members.some((m) => m.index === memberIndex(p))) members.push(memberOf(p));
     const leader = own.find((p) => memberIndex(p) === 0);
     const hashes = new Set(own.map((p) => p.metadata?.labels?.[LABEL.templateHash]));
     return {
