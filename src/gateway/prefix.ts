@@ -4,65 +4,84 @@
 // prefix cannot pile onto one replica. The prompt is cut into fixed blocks, each block's key the
 // hash of everything up to its end (a chain, as engines key their cache blocks); the index keeps the
 // most recently used keys, bounded.
-import { createHash } from 'node:crypto';
-
 export const PREFIX_BLOCK_CHARS = 128;
 /** How many more requests in flight than the least busy replica a cached prefix may cost. */
 export const PREFIX_BALANCE = 4;
 
-/** The text a request's prompt starts with: its messages (role and text) or its prompt. */
+/** The text a request's prompt starts with: its messages (role and text) or its prompt; '' for other shapes. */
 export function promptText(body: unknown): string {
-  const b = body as { prompt?: unknown; messages?: unknown };
-  if (typeof b.prompt === 'string') return b.prompt;
-  if (Array.isArray(b.prompt)) return b.prompt.map((p) => (typeof p === 'string' ? p : JSON.stringify(p))).join('\n');
-  if (!Array.isArray(b.messages)) return '';
-  return b.messages
-    .map((m: { role?: unknown; content?: unknown }) => {
-      const content = Array.isArray(m.content)
-        ? m.content.map((part: { text?: unknown }) => (typeof part?.text === 'string' ? part.text : '')).join('')
-        : typeof m.content === 'string'
-          ? m.content
-          : '';
-      return `${String(m.role)}:${content}\n`;
-    })
-    .join('');
+  if (typeof body !== 'object' || body === null) return '';
+  const { prompt, messages } = body as { prompt?: unknown; messages?: unknown };
+  if (typeof prompt === 'string') return prompt;
+  if (Array.isArray(prompt))
+    return prompt.map((p) => (typeof p === 'string' ? p : String(JSON.stringify(p)))).join('\n');
+  if (!Array.isArray(messages)) return '';
+  let text = '';
+  for (const m of messages as unknown[]) {
+    if (typeof m !== 'object' || m === null) continue;
+    const { role, content } = m as { role?: unknown; content?: unknown };
+    text += `${String(role)}:`;
+    if (typeof content === 'string') text += content;
+    else if (Array.isArray(content)) {
+      for (const part of content as unknown[]) {
+        const t = (part as { text?: unknown } | null)?.text;
+        if (typeof t === 'string') text += t;
+      }
+    }
+    text += '\n';
+  }
+  return text;
 }
 
-/** The keys of the prompt's whole blocks, shortest prefix first. */
-export function prefixKeys(text: string, blockChars = PREFIX_BLOCK_CHARS): string[] {
-  const keys: string[] = [];
-  const hash = createHash('sha1');
-  for (let end = blockChars; end <= text.length; end += blockChars) {
-    hash.update(text.slice(end - blockChars, end));
-    keys.push(hash.copy().digest('base64url'));
+/**
+ * The keys of the prompt's whole blocks, shortest prefix first: a 32-bit FNV-1a hash chained over
+ * the text (each key covers everything before its block's end), with the block's index above it.
+ * Not cryptographic: a collision only sends a request to a replica without its prefix.
+ */
+export function prefixKeys(text: string, blockChars = PREFIX_BLOCK_CHARS): number[] {
+  const keys: number[] = [];
+  let h = 0x811c9dc5;
+  const whole = text.length - (text.length % blockChars);
+  for (let i = 0; i < whole; i++) {
+    h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+    if ((i + 1) % blockChars === 0) keys.push(keys.length * 2 ** 32 + (h >>> 0));
   }
   return keys;
 }
 
 export class PrefixIndex {
-  private readonly owner = new Map<string, string>();
+  /** Per model: prefix key → the replica that last served it, oldest first (Map order is recency). */
+  private readonly owners = new Map<string, Map<number, string>>();
+  private size = 0;
 
   constructor(private readonly capacity = 200_000) {}
 
   /** The replica that served the longest known prefix of `keys` (of `model`), if any. */
-  lookup(model: string, keys: string[]): string | undefined {
+  lookup(model: string, keys: readonly number[]): string | undefined {
+    const owner = this.owners.get(model);
+    if (!owner) return undefined;
     for (let i = keys.length - 1; i >= 0; i--) {
-      const owner = this.owner.get(`${model}\u0000${keys[i]}`);
-      if (owner !== undefined) return owner;
+      const replica = owner.get(keys[i]!);
+      if (replica !== undefined) return replica;
     }
     return undefined;
   }
 
   /** `replica` now holds every prefix in `keys`; the least recently used keys go past the capacity. */
-  record(model: string, keys: string[], replica: string): void {
+  record(model: string, keys: readonly number[], replica: string): void {
+    let owner = this.owners.get(model);
+    if (!owner) this.owners.set(model, (owner = new Map()));
     for (const k of keys) {
-      const key = `${model}\u0000${k}`;
-      this.owner.delete(key); // re-inserted last: Map order is recency
-      this.owner.set(key, replica);
+      if (owner.delete(k)) this.size--; // re-inserted last
+      owner.set(k, replica);
+      this.size++;
     }
-    for (const old of this.owner.keys()) {
-      if (this.owner.size <= this.capacity) break;
-      this.owner.delete(old);
+    if (this.size <= this.capacity) return;
+    // Past the capacity: the oldest keys of the model that grew go (a model's own recency order).
+    for (const old of owner.keys()) {
+      if (this.size <= this.capacity) break;
+      owner.delete(old);
+      this.size--;
     }
   }
 }

@@ -311,7 +311,7 @@ export class Gateway {
   }
 
   /** A ready backend of `model` with a free slot, not in `tried`, its slot taken; none if all are busy. */
-  private pickAndReserve(model: string, tried: ReadonlySet<string>, keys: string[] = []): Backend | undefined {
+  private pickAndReserve(model: string, tried: ReadonlySet<string>, keys: readonly number[] = []): Backend | undefined {
     const now = performance.now();
     const candidates = this.current(model).filter((b) => !this.retired(b.id) && this.breakers.allows(b.id, now));
     const holder = keys.length > 0 ? this.prefixes.lookup(model, keys) : undefined;
@@ -426,7 +426,7 @@ export class Gateway {
     body: Buffer,
     stream: ResumableStream | undefined,
     model: string,
-    keys: string[],
+    keys: readonly number[],
     key: KeyEntry | undefined,
   ): Promise<void> {
     const abort = new AbortController();

@@ -30,6 +30,28 @@ export function cases(model: string): Record<string, Case> {
     malformedJson: (r) => ({
       send: [withLength('/v1/completions', r.pick(['{', '{"model":', '[]', 'null', '"x"', '{"model":1}', '\u0000']))],
     }),
+    // Valid JSON of the wrong shapes, where routing reads the prompt (prefix keys, continuation).
+    oddShapes: (r) => ({
+      send: [
+        withLength(
+          r.pick(['/v1/chat/completions', '/v1/completions']),
+          JSON.stringify({
+            model,
+            max_tokens: 2,
+            stream: r.pick([true, false]),
+            ...r.pick<Record<string, unknown>>([
+              { messages: [null] },
+              { messages: [{ role: 'user', content: [null, 3, { text: 7 }] }] },
+              { messages: 'hi' },
+              { messages: [[]] },
+              { prompt: [null, 1, ['a']] },
+              { prompt: { text: 'x' } },
+              { messages: [{ role: null, content: null }], prompt: 5 },
+            ]),
+          }),
+        ),
+      ],
+    }),
     wrongContentType: (r) => ({
       send: [
         withLength('/v1/chat/completions', valid(false), {

@@ -1,4 +1,5 @@
-// One gateway fuzz session: a real one-node llama.cpp group behind an in-process gateway, fuzzed,
+// One gateway fuzz session: two real one-node llama.cpp groups behind an in-process gateway (so
+// that prefix routing and stream continuation act, as they do by default), fuzzed,
 // then checked: no request outstanding, no client connection left, descriptors back to the start.
 import { scrape, startServices, tinySpec, localGateway } from '../helpers.js';
 import { fuzzGateway } from './gateway-fuzz.js';
@@ -16,17 +17,17 @@ export interface SessionResult {
 }
 
 export async function gatewayFuzzSession(seed: number, count: number): Promise<SessionResult> {
-  const running = await startServices([tinySpec('fuzz', { parallelism: { nodes: 1 } })]);
+  const running = await startServices([tinySpec('fuzz', { parallelism: { nodes: 1 }, replicas: 2 })]);
   const gateway = localGateway(running.reconciler, { host: '127.0.0.1', port: 0, bodyLimit: 1024 * 1024 });
   try {
     await gateway.listen();
     const port = Number(new URL(gateway.url).port);
-    const leaderPort = running.reconciler.snapshot()[0]!.groups[0]!.leader.port;
+    const leaderPorts = running.reconciler.snapshot()[0]!.groups.map((g) => g.leader.port);
     const model = 'fuzz-model';
     await scrape(gateway.url); // warm: one-time descriptors (prom-client, the first connection)
     await new Promise((r) => setTimeout(r, 200));
     // Upstream keep-alive connections are the pool's to keep: they are not counted as leaks.
-    const descriptors = () => openDescriptors() - connectionsOn(leaderPort, 'remote');
+    const descriptors = () => openDescriptors() - leaderPorts.reduce((n, p) => n + connectionsOn(p, 'remote'), 0);
     const before = descriptors();
     const { cases, byKind } = await fuzzGateway(port, model, seed, count);
     let outstanding = 0;

@@ -27,15 +27,31 @@ test('prompt blocks are keyed as a chain: a shared prefix shares its keys, and o
   );
 });
 
+test('prompts of any JSON shape have a text (a null message failed a request with 500 when prefix routing read it)', () => {
+  for (const body of [
+    null,
+    7,
+    { messages: [null] },
+    { messages: [{ role: 'user', content: [null, 3, { text: 7 }] }] },
+    { messages: 'hi' },
+    { prompt: [null, 1, ['a']] },
+  ]) {
+    assert.equal(typeof promptText(body), 'string', JSON.stringify(body));
+  }
+  assert.equal(promptText({ messages: [null, { role: 'user', content: 'U' }] }), 'user:U\n');
+  assert.deepEqual(prefixKeys('x'.repeat(256)).length, 2);
+  assert.ok(prefixKeys('x'.repeat(256)).every((k) => Number.isSafeInteger(k)));
+});
+
 test('the index finds the longest known prefix and forgets the least recently used past its capacity', () => {
   const index = new PrefixIndex(3);
-  index.record('m', ['k1', 'k2'], 'a');
-  index.record('m', ['k1', 'k2', 'k3'], 'b');
-  assert.equal(index.lookup('m', ['k1', 'k2', 'k3', 'k4']), 'b');
-  assert.equal(index.lookup('other', ['k1']), undefined, 'per model');
-  index.record('m', ['z1'], 'c'); // k1 is the oldest: gone
-  assert.equal(index.lookup('m', ['k1']), undefined);
-  assert.equal(index.lookup('m', ['z1']), 'c');
+  index.record('m', [1, 2], 'a');
+  index.record('m', [1, 2, 3], 'b');
+  assert.equal(index.lookup('m', [1, 2, 3, 4]), 'b');
+  assert.equal(index.lookup('other', [1]), undefined, 'per model');
+  index.record('m', [9], 'c'); // 1 is the oldest: gone
+  assert.equal(index.lookup('m', [1]), undefined);
+  assert.equal(index.lookup('m', [9]), 'c');
 });
 
 test('a preferred replica wins until it is more than the bound busier than the least busy', () => {
