@@ -51,6 +51,11 @@ export class Breakers {
     this.states.set(id, s);
   }
 
+  /** Forgets the replicas not in `ids` (gone from the source). */
+  retain(ids: ReadonlySet<string>): void {
+    for (const id of this.states.keys()) if (!ids.has(id)) this.states.delete(id);
+  }
+
   /** Replicas out of rotation (open, probing or not). */
   open(): string[] {
     return [...this.states].filter(([, s]) => s.openUntil > 0).map(([id]) => id);

@@ -72,6 +72,8 @@ export interface GatewayOptions {
   control?: ControlHandler;
   /** The dashboard's files, served at /ui/ to anyone (what it shows comes from the control API). */
   ui?: (path: string) => StaticFile | undefined;
+  /** Monotonic milliseconds for the breakers' decisions; default performance.now (tests inject one). */
+  clock?: () => number;
   /** How often the serving history (/api/v1/history, the dashboard's charts) takes a point; default 2 s. */
   historyIntervalMs?: number;
 }
@@ -126,7 +128,10 @@ export class Gateway {
   private idle?: () => void;
   private readonly demandListeners: ((model: string) => void)[] = [];
 
+  private readonly clock: () => number;
+
   constructor(private readonly options: GatewayOptions) {
+    this.clock = options.clock ?? (() => performance.now());
     this.timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
     this.queues = new SlotQueues(options.admission ?? DEFAULT_ADMISSION);
     this.breakers = new Breakers(options.breaker ?? DEFAULT_BREAKER);
@@ -139,8 +144,13 @@ export class Gateway {
     );
     const historyMs = options.historyIntervalMs ?? 2000;
     this.historyTimer = setInterval(() => void this.sampleHistory(), historyMs).unref();
-    // Replicas that become ready take waiters too, not only slots that free up.
-    this.wakeTimer = setInterval(() => this.queues.models().forEach((m) => this.wake(m)), 250).unref();
+    // Replicas that become ready take waiters too, not only slots that free up (while draining as
+    // well: a request queued before the drain began is served if a replica comes in its time).
+    // Breakers of replicas gone are forgotten: one re-created under the same id starts closed.
+    this.wakeTimer = setInterval(() => {
+      this.queues.models().forEach((m) => this.wake(m));
+      this.breakers.retain(new Set(this.options.source.backends().map((b) => b.id)));
+    }, 250).unref();
     this.server = createServer((req, res) => {
       this.active++;
       const started = performance.now();
@@ -185,7 +195,6 @@ export class Gateway {
    */
   async close(graceMs = 0): Promise<number> {
     this.draining = true;
-    clearInterval(this.wakeTimer);
     clearInterval(this.historyTimer);
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
@@ -198,6 +207,7 @@ export class Gateway {
         };
       });
     }
+    clearInterval(this.wakeTimer);
     const cut = this.active;
     this.server.closeAllConnections();
     await closed;
@@ -310,10 +320,15 @@ export class Gateway {
     return this.options.source.backends().filter((b) => b.model === model);
   }
 
+  /** The backends of `model` that may take a new request: not retiring, their breaker not open. */
+  private candidates(model: string): Backend[] {
+    const now = this.clock();
+    return this.current(model).filter((b) => !this.retired(b.id) && this.breakers.allows(b.id, now));
+  }
+
   /** A ready backend of `model` with a free slot, not in `tried`, its slot taken; none if all are busy. */
   private pickAndReserve(model: string, tried: ReadonlySet<string>, keys: readonly number[] = []): Backend | undefined {
-    const now = performance.now();
-    const candidates = this.current(model).filter((b) => !this.retired(b.id) && this.breakers.allows(b.id, now));
+    const candidates = this.candidates(model);
     const holder = keys.length > 0 ? this.prefixes.lookup(model, keys) : undefined;
     const preferred = holder === undefined ? undefined : { id: holder, balance: PREFIX_BALANCE };
     const backend = pickBackend(candidates, this.outstanding, this.lastPicked, tried, preferred);
@@ -493,14 +508,14 @@ export class Gateway {
           });
         } catch (err) {
           if (abort.signal.aborted) return;
-          this.breakers.failed(backend.id, performance.now());
+          this.breakers.failed(backend.id, this.clock());
           timedOut = isTimeout(err);
           lastError = `${backend.id}: ${timedOut ? timeoutMessage(err, this.timeouts) : (err as Error).message}`;
           continue;
         }
         // A 503 is an engine busy or loading, not a broken replica.
         if (upstream.statusCode >= 500 && upstream.statusCode !== 503)
-          this.breakers.failed(backend.id, performance.now());
+          this.breakers.failed(backend.id, this.clock());
         else if (upstream.statusCode !== 503) this.breakers.succeeded(backend.id);
         if (resuming && upstream.statusCode !== 200) {
           await upstream.dump();
@@ -512,7 +527,7 @@ export class Gateway {
         // The engine is busy or loading: another replica may take it; if none can, the client gets
         // the engine's own answer (and its Retry-After).
         const busy = upstream.statusCode === 503 && attempt === 0;
-        if (busy && pickBackend(this.current(model), this.outstanding, this.lastPicked, tried)) {
+        if (busy && pickBackend(this.candidates(model), this.outstanding, this.lastPicked, tried)) {
           await upstream.dump();
           lastError = `${backend.id}: HTTP 503`;
           continue;
@@ -625,7 +640,7 @@ export class Gateway {
       if (rewrite) await write(rewrite.flush(continuing));
     } catch (err) {
       if (res.destroyed) return undefined;
-      this.breakers.failed(backend.id, performance.now());
+      this.breakers.failed(backend.id, this.clock());
       this.metrics.requests.inc({ model, replica: backend.id, status: 'failed_mid_response' });
       return isTimeout(err) ? timeoutMessage(err, this.timeouts) : (err as Error).message;
     }

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { Breakers } from '../../src/gateway/breaker.js';
 import { Gateway } from '../../src/gateway/server.js';
 import { freePort } from '../../src/util/net.js';
+import { until } from '../helpers.js';
 
 test('decisions: open after 3 failures, one probe after the cooldown, twice as long after a failed probe', () => {
   const b = new Breakers({ failures: 3, cooldownMs: 1000, maxCooldownMs: 3000 });
@@ -43,15 +44,20 @@ test('the gateway cuts a refusing replica out of rotation and probes it back onc
   const bServer = stub('b');
   await new Promise<void>((r) => bServer.listen(0, '127.0.0.1', r));
   const aPort = await freePort();
+  // The breakers' time is the test's: it passes only when the test says so, however slow the machine.
+  let now = 0;
+  const backends = [
+    { id: 'm/a', model: 'm', url: `http://127.0.0.1:${aPort}`, ready: true },
+    { id: 'm/b', model: 'm', url: `http://127.0.0.1:${(bServer.address() as AddressInfo).port}`, ready: true },
+  ];
+  let listed = backends;
   const gateway = new Gateway({
     host: '127.0.0.1',
     port: 0,
+    clock: () => now,
     breaker: { failures: 3, cooldownMs: 300, maxCooldownMs: 1000 },
     source: {
-      backends: () => [
-        { id: 'm/a', model: 'm', url: `http://127.0.0.1:${aPort}`, ready: true },
-        { id: 'm/b', model: 'm', url: `http://127.0.0.1:${(bServer.address() as AddressInfo).port}`, ready: true },
-      ],
+      backends: () => listed,
       models: () => [{ id: 'm', replicas: 2, readyReplicas: 2 }],
       groups: () => [],
     },
@@ -73,10 +79,30 @@ test('the gateway cuts a refusing replica out of rotation and probes it back onc
     assert.match(metrics, /tandem_gateway_circuit_open\{replica="m\/a"\} 1/);
     aServer = stub('a');
     await new Promise<void>((r) => aServer!.listen(aPort, '127.0.0.1', r));
-    await new Promise((r) => setTimeout(r, 350));
+    now += 300;
     for (let i = 0; i < 6; i++) assert.equal(await ask(), 200);
     assert.ok(hits.a >= 2, `a is back in rotation (${hits.a} requests)`);
     assert.doesNotMatch(await (await fetch(`${gateway.url}/metrics`)).text(), /tandem_gateway_circuit_open\{/);
+
+    // A replica that goes from the source takes its breaker with it (it was reported open forever,
+    // and one re-created under the same id started out of rotation).
+    aServer.close();
+    aServer.closeAllConnections();
+    for (let i = 0; i < 10; i++) assert.equal(await ask(), 200);
+    assert.match(
+      await (await fetch(`${gateway.url}/metrics`)).text(),
+      /tandem_gateway_circuit_open\{replica="m\/a"\} 1/,
+    );
+    listed = [backends[1]!];
+    await until('m/a forgotten', 10_000, async () =>
+      /circuit_open\{replica="m\/a"/.test(await (await fetch(`${gateway.url}/metrics`)).text()) ? undefined : true,
+    );
+    aServer = stub('a');
+    await new Promise<void>((r) => aServer!.listen(aPort, '127.0.0.1', r));
+    listed = backends;
+    const before = hits.a;
+    for (let i = 0; i < 4; i++) assert.equal(await ask(), 200);
+    assert.ok(hits.a > before, 'the re-created m/a takes requests at once');
   } finally {
     await gateway.close();
     bServer.close();

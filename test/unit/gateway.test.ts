@@ -117,6 +117,49 @@ test("a lone replica's 503 reaches the client as the engine sent it, Retry-After
   }
 });
 
+test("a lone replica's 503 passes through even when the other replica takes no new request (retiring; it became a 502)", async () => {
+  const { gateway, close } = await gatewayOver([
+    ['loading', { kind: 'loading', retryAfter: '7' }],
+    ['retiring', { kind: 'hang' }],
+  ]);
+  try {
+    gateway.retire(['retiring']);
+    const res = await post(gateway.url, { model: MODEL, prompt: 'Hi' });
+    assert.equal(res.status, 503);
+    assert.equal(res.headers.get('retry-after'), '7');
+  } finally {
+    await close();
+  }
+});
+
+test('a drain still serves a request queued before it, when a replica comes in its time (it was left waiting)', async () => {
+  const upstream = await scriptedUpstream({ kind: 'drop-reused' });
+  const backend: Backend = { id: 'm/0', model: MODEL, url: upstream.url, ready: false };
+  const gateway = new Gateway({
+    host: '127.0.0.1',
+    port: 0,
+    source: {
+      backends: () => [backend],
+      models: () => [{ id: MODEL, replicas: 1, readyReplicas: 0 }],
+      groups: () => [{ service: 's', model: MODEL, replica: 0, phase: 'Starting', restarts: 0 }],
+    },
+  });
+  await gateway.listen();
+  try {
+    const answer = post(gateway.url, { model: MODEL, prompt: 'Hi' });
+    await until('the request queued', async () => gateway.load(MODEL).queued === 1);
+    const closed = gateway.close(60_000);
+    backend.ready = true;
+    const res = await answer;
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { filler: true });
+    assert.equal(await closed, 0, 'nothing cut');
+  } finally {
+    await gateway.close();
+    await upstream.close();
+  }
+});
+
 test('a replica that does not answer in time is retried elsewhere; with none left, 504 upstream_timeout', async () => {
   const timeouts = { connectMs: 1000, firstByteMs: 300, idleMs: 1000 };
   const hungOnly = await gatewayOver([['hung', { kind: 'hang' }]], timeouts);
