@@ -3,11 +3,13 @@ import type { Backend, ModelEntry } from '../core/serving.js';
 
 export type { Backend, ModelEntry };
 
-/** When `model`'s first replica should be ready (ms), if anything says so. */
+/**
+ * When `model`'s first replica should be ready (ms), if anything says so. A start past its expected
+ * time (or a group failed and not yet started again) is expected to take a whole start from now.
+ */
 export function expectedReady(entry: ModelEntry, now: number): number | undefined {
-  return (
-    entry.readyAt ?? (entry.readyReplicas === 0 && entry.startupMs !== undefined ? now + entry.startupMs : undefined)
-  );
+  if (entry.readyAt !== undefined && entry.readyAt > now) return entry.readyAt;
+  return entry.readyReplicas === 0 && entry.startupMs !== undefined ? now + entry.startupMs : entry.readyAt;
 }
 
 /**

@@ -461,14 +461,14 @@ export class Gateway {
       const queueFirst = attempt === 0 && this.queues.queued(model) > 0;
       let backend = queueFirst ? undefined : this.pickAndReserve(model, tried, keys);
       const someReady = !backend && this.current(model).some((b) => b.ready && !tried.has(b.id));
-      // With no replica ready, an autoscaled model's request waits for the one it starts.
-      const starting = !backend && attempt === 0 && !someReady && this.startingFor(model);
+      // With no replica ready, a request (or a stream to continue) waits for one that is coming.
+      const starting = !backend && (attempt === 0 || resuming) && !someReady && this.startingFor(model);
       if (!backend && (((attempt === 0 || resuming) && someReady) || starting)) {
         try {
           backend = await this.queues.wait(model, tried, abort.signal);
         } catch (err) {
           if (abort.signal.aborted) return;
-          if (err instanceof NotAdmitted && starting) throw this.noReplica(model);
+          if (err instanceof NotAdmitted && starting && !resuming) throw this.noReplica(model);
           if (err instanceof NotAdmitted && !resuming) {
             throw new HttpError(429, err.code, err.message, 'rate_limit_error', {
               'retry-after': String(err.retryAfterS),
@@ -514,8 +514,7 @@ export class Gateway {
           continue;
         }
         // A 503 is an engine busy or loading, not a broken replica.
-        if (upstream.statusCode >= 500 && upstream.statusCode !== 503)
-          this.breakers.failed(backend.id, this.clock());
+        if (upstream.statusCode >= 500 && upstream.statusCode !== 503) this.breakers.failed(backend.id, this.clock());
         else if (upstream.statusCode !== 503) this.breakers.succeeded(backend.id);
         if (resuming && upstream.statusCode !== 200) {
           await upstream.dump();

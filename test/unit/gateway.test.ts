@@ -104,6 +104,27 @@ test("with no replica ready, the 503's Retry-After is when the first should be, 
   }
 });
 
+test('a group recreated past its expected start is expected a whole start from now: 503 at once, its Retry-After that start (it waited)', async () => {
+  const gateway = new Gateway({
+    host: '127.0.0.1',
+    port: 0,
+    source: {
+      backends: () => [{ id: 'm/0', model: MODEL, url: 'http://127.0.0.1:9', ready: false }],
+      // The group's members were made 10 minutes ago; it takes a minute to start.
+      models: () => [{ id: MODEL, replicas: 1, readyReplicas: 0, readyAt: Date.now() - 540_000, startupMs: 60_000 }],
+      groups: () => [{ service: 's', model: MODEL, replica: 0, phase: 'Recreating', restarts: 1 }],
+    },
+  });
+  await gateway.listen();
+  try {
+    const res = await post(gateway.url, { model: MODEL, prompt: 'Hi' });
+    assert.equal(res.status, 503);
+    assert.equal(res.headers.get('retry-after'), '60');
+  } finally {
+    await gateway.close();
+  }
+});
+
 test("a lone replica's 503 reaches the client as the engine sent it, Retry-After included", async () => {
   const { gateway, close } = await gatewayOver([['loading', { kind: 'loading', retryAfter: '7' }]]);
   try {
