@@ -83,7 +83,11 @@ export class KedaScaler {
   >();
   private timer?: NodeJS.Timeout;
 
-  constructor(private readonly source: ScalerSource) {
+  /** `tickMs`: how often every stream is looked at again (a change told through changed() goes at once). */
+  constructor(
+    private readonly source: ScalerSource,
+    private readonly tickMs = 1000,
+  ) {
     const pkg = externalScalerPackage() as { externalscaler: { ExternalScaler: grpc.ServiceClientConstructor } };
     type Unary<Req> = grpc.handleUnaryCall<Req, unknown>;
     const known = (ref: ScaledObjectRef) => {
@@ -123,12 +127,23 @@ export class KedaScaler {
       }),
       StreamIsActive: (call: grpc.ServerWritableStream<ScaledObjectRef, unknown>) => {
         const name = serviceOf(call.request);
+        // Only for a service served here, and forgotten when it ends: a caller's names cannot pile up.
+        try {
+          known(call.request);
+        } catch (err) {
+          call.emit('error', err);
+          return;
+        }
         const entry: { call: typeof call; active?: boolean } = { call };
         const set = this.streams.get(name) ?? new Set();
         this.streams.set(name, set);
         set.add(entry);
-        call.on('cancelled', () => set.delete(entry));
-        call.on('close', () => set.delete(entry));
+        const gone = () => {
+          set.delete(entry);
+          if (set.size === 0 && this.streams.get(name) === set) this.streams.delete(name);
+        };
+        call.on('cancelled', gone);
+        call.on('close', gone);
         this.push(name);
       },
     });
@@ -140,7 +155,7 @@ export class KedaScaler {
       this.server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => {
         if (err) return reject(err);
         // Activity changes are pushed within a second; a request waiting for a replica at once (demand).
-        this.timer = setInterval(() => [...this.streams.keys()].forEach((n) => this.push(n)), 1000).unref();
+        this.timer = setInterval(() => [...this.streams.keys()].forEach((n) => this.push(n)), this.tickMs).unref();
         resolve(bound);
       });
     });

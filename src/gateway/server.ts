@@ -226,9 +226,13 @@ export class Gateway {
       const models = this.options.source.models();
       // A model scaled to zero serves too: its requests wait for the replica they start.
       const ready = models.length > 0 && models.every((m) => m.readyReplicas > 0 || m.autoscaled);
-      return json(res, ready ? 200 : 503, { ready, models });
+      // Probes need no key; which models and replicas there are is for callers with one.
+      const detail = !this.options.keys || isLoopback(req.socket.remoteAddress) || this.hasKey(req);
+      return json(res, ready ? 200 : 503, detail ? { ready, models } : { ready });
     }
     if (req.method === 'GET' && path === '/metrics') {
+      // Beyond this machine, with keys in force, the metrics (they name the keys) need an admin key.
+      if (this.options.keys && !isLoopback(req.socket.remoteAddress)) this.admin(req, 'the metrics');
       const text = await this.metrics.render();
       res.writeHead(200, { 'content-type': this.metrics.contentType, 'content-length': Buffer.byteLength(text) });
       res.end(text);
@@ -352,16 +356,7 @@ export class Gateway {
   private async control(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     const control = this.options.control;
     if (!control) throw new HttpError(404, 'not_found', 'this gateway serves no control API');
-    const key = this.identify(req);
-    if (key ? !key.admin : !isLoopback(req.socket.remoteAddress)) {
-      throw new HttpError(
-        403,
-        'admin_required',
-        key
-          ? `the key "${key.name}" may not use the control API: it needs the admin scope (tandem keys add NAME --admin)`
-          : 'without API keys the control API answers only on this machine (loopback)',
-      );
-    }
+    this.admin(req, 'the control API');
     if (req.method === 'GET' && path === `${CONTROL_PREFIX}/history`) {
       return json(res, 200, { intervalMs: this.options.historyIntervalMs ?? 2000, models: this.history.all() });
     }
@@ -407,6 +402,26 @@ export class Gateway {
   private async sampleHistory(): Promise<void> {
     const served = this.options.source.models().map((m) => m.id);
     this.history.record(await readMetrics(this.metrics, served, (m) => this.queues.queued(m), Date.now()));
+  }
+
+  /** Refuses a caller without an admin key (with keys in force), or off this machine (without). */
+  private admin(req: IncomingMessage, what: string): void {
+    const key = this.identify(req);
+    if (key ? !key.admin : !isLoopback(req.socket.remoteAddress)) {
+      throw new HttpError(
+        403,
+        'admin_required',
+        key
+          ? `the key "${key.name}" may not use ${what}: it needs the admin scope (tandem keys add NAME --admin)`
+          : `without API keys ${what} answers only on this machine (loopback)`,
+      );
+    }
+  }
+
+  /** Whether the request carries a valid key (not counted as a denial when it does not). */
+  private hasKey(req: IncomingMessage): boolean {
+    const key = this.options.keys?.identify(req.headers.authorization);
+    return key !== undefined && !isDenied(key);
   }
 
   /** The request's API key when keys are in force (a 401 when it has no valid one). */

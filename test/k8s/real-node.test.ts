@@ -13,6 +13,7 @@ import { GATEWAY_KEYS_SECRET, installManifests } from '../../src/cli/cluster.js'
 
 import { RawApi } from '../../src/platforms/kubernetes/raw.js';
 import { addKey } from '../../src/gateway/keys.js';
+import type { ServiceRecord } from '../../src/core/control.js';
 import { ensureLlamaSource } from '../../src/engine/llamacpp/source.js';
 import { ensureTinyLlama } from '../../src/model/tiny-llama.js';
 import { silentProgress } from '../../src/util/progress.js';
@@ -39,6 +40,7 @@ let kubeconfig: string;
 let api: RawApi;
 let image: string;
 let apiKey: string;
+let adminKey: string;
 /** The in-cluster gateway, reached from the host at its pod's IP. */
 let gatewayBase: string;
 
@@ -59,6 +61,7 @@ if (unavailable) {
   test('tandem install runs the operator and the gateway on the real node from the image built here', async () => {
     const keys = join(mkdtempSync(join(tmpdir(), 'tandem-real-keys-')), 'keys.yaml');
     apiKey = addKey(keys, { name: 'test' });
+    adminKey = addKey(keys, { name: 'ops', admin: true });
     const objects = readYaml(installManifests(ns, image)).map((o) => {
       if (o.kind !== 'Deployment') return o;
       const d = o as k8s.V1Deployment;
@@ -174,6 +177,29 @@ if (unavailable) {
     gatewayBase = `http://${gateway.status!.podIP}:8080`;
     const viaCluster = await gatewayCompletion(gatewayBase);
     assert.ok(viaCluster.trim().length > 0, 'the group generated text');
+
+    // From beyond the gateway's machine: probes need no key but learn only readiness; the metrics
+    // (they name the keys) and the control API need an admin key.
+    const get = (path: string, key?: string) =>
+      fetch(`${gatewayBase}${path}`, { headers: key ? { authorization: `Bearer ${key}` } : {} });
+    assert.deepEqual(await (await get('/readyz')).json(), { ready: true });
+    assert.equal((await get('/metrics')).status, 403);
+    assert.equal((await get('/metrics', apiKey)).status, 403);
+    assert.match(await (await get('/metrics', adminKey)).text(), /tandem_gateway_key_requests_total\{key="test"\}/);
+    assert.equal((await get('/api/v1/services', apiKey)).status, 403);
+    const record = (await (await get('/api/v1/services/duo', adminKey)).json()) as ServiceRecord;
+    const leaders = members
+      .filter((p) => p.metadata?.labels?.[LABEL.member] === '0')
+      .map((p) => `${p.status!.podIP}:8080`);
+    assert.deepEqual(
+      record.status?.groups.map((g) => g.members[0]?.address).sort(),
+      leaders.sort(),
+      "the control API shows the groups' real pods",
+    );
+    // A member's log, read by the gateway through the API server from the real kubelet.
+    const log = await (await get('/api/v1/services/duo/logs?replica=0&member=0&tail=200', adminKey)).text();
+    assert.match(log, /^data: .*llama/m);
+    assert.match(await (await get('/ui/')).text(), /<script type="module" src="\/ui\/app\/main.js">/);
 
     // The same spec on the embedded default (one replica: the text is the group's, not the replica's).
     const local = await startServices([
