@@ -7,9 +7,29 @@
 // one) and empties it; the member, which opened it for appending, goes on writing at its new end.
 // Checks run when the file is opened and closed and once a second between, so the file can pass
 // the limit only by what the member writes within a second; across restarts too, as every start
-// opens it anew. Output written during a copy itself (a few milliseconds) is lost.
-import { closeSync, fstatSync, mkdirSync, openSync, readSync, writeFileSync, writeSync, ftruncateSync } from 'node:fs';
+// opens it anew. Output written during a copy itself (a few milliseconds) is lost. The checks
+// between run off the event loop (libuv's threads): in `tandem up` that loop is the gateway's, and
+// a copy of 8 MiB on it held every request.
+import {
+  closeSync,
+  fstat,
+  fstatSync,
+  ftruncate,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  read,
+  readSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { promisify } from 'node:util';
+
+const fstatAsync = promisify(fstat);
+const readAsync = promisify(read);
+const ftruncateAsync = promisify(ftruncate);
 
 export const DEFAULT_LOG_LIMIT = 8 * 1024 * 1024;
 
@@ -17,6 +37,7 @@ export class BoundedLog {
   /** Opened for appending: give it to the member as its stdout and stderr. */
   readonly fd: number;
   private closed = false;
+  private checking = false;
 
   constructor(
     readonly path: string,
@@ -37,7 +58,28 @@ export class BoundedLog {
     }
   }
 
-  /** Rotates the file if it is past the limit. */
+  /**
+   * Rotates the file if it is past the limit, without blocking the event loop; resolves once done.
+   * One at a time: a check while one runs is skipped.
+   */
+  async checkSoon(): Promise<void> {
+    if (this.closed || this.checking) return;
+    this.checking = true;
+    try {
+      const { size } = await fstatAsync(this.fd);
+      if (size <= this.limit || this.closed) return;
+      const kept = Buffer.alloc(this.limit);
+      const { bytesRead } = await readAsync(this.fd, kept, 0, this.limit, size - this.limit);
+      await writeFile(`${this.path}.1`, kept.subarray(0, bytesRead));
+      if (!this.closed) await ftruncateAsync(this.fd, 0);
+    } catch {
+      // as in note(): the next check tries again
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  /** Rotates the file if it is past the limit, at once (on opening and closing). */
   check(): void {
     if (this.closed) return;
     try {

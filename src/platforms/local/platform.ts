@@ -57,7 +57,7 @@ export class LocalPlatform implements Platform {
 
   constructor(private readonly options: LocalPlatformOptions) {
     // Members write their logs themselves: a look once a second keeps each under its limit.
-    setInterval(() => this.members.forEach((m) => m.log.check()), LOG_CHECK_MS).unref();
+    setInterval(() => this.members.forEach((m) => void m.log.checkSoon()), LOG_CHECK_MS).unref();
   }
 
   async ensureGroup(group: GroupRef, { size, isolated }: GroupShape): Promise<Endpoint[]> {
