@@ -64,11 +64,13 @@ test('a burst beyond every slot waits in order, nothing dropped; past the bound,
   };
   try {
     const answers: Promise<Response>[] = [];
-    for (const id of ['r0', 'r1', 'r2', 'r3']) {
-      answers.push(send(id));
-      await new Promise((r) => setTimeout(r, 30)); // they reach the gateway in this order
-    }
+    // Each sent once the one before it is in the gateway's hands: they reach it in this order.
+    answers.push(send('r0'));
     await until(() => arrived.length === 1);
+    for (const [i, id] of ['r1', 'r2', 'r3'].entries()) {
+      answers.push(send(id));
+      await until(() => gateway.load('m').queued === i + 1);
+    }
     const full = await send('r4');
     assert.equal(full.status, 429);
     assert.equal(((await full.json()) as { error: { code: string } }).error.code, 'queue_full');

@@ -60,7 +60,8 @@ test('a streaming client that stops reading and then disconnects is no longer ou
       `POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
     );
     await until('the request to be in flight', async () => (await outstanding()) === 1);
-    await new Promise((r) => setTimeout(r, 300)); // buffers fill: the relay waits for the client
+    // Buffers fill: the relay waits for the client, and so the engine's writes are held back.
+    await until('the engine held back', async () => upstreams[0]!.heldBack() > 0);
     socket.destroy();
     await until('the request to be released', async () => (await outstanding()) === 0);
     await until('the upstream request to be cancelled', async () => upstreams[0]!.open() === 0);
@@ -185,13 +186,11 @@ test('a replica that does not answer in time is retried elsewhere; with none lef
   const timeouts = { connectMs: 1000, firstByteMs: 300, idleMs: 1000 };
   const hungOnly = await gatewayOver([['hung', { kind: 'hang' }]], timeouts);
   try {
-    const started = Date.now();
     const res = await post(hungOnly.gateway.url);
     assert.equal(res.status, 504);
     const body = (await res.json()) as { error: { code: string; message: string } };
     assert.equal(body.error.code, 'upstream_timeout');
     assert.match(body.error.message, /hung: no response within 300 ms/);
-    assert.ok(Date.now() - started < 5000);
   } finally {
     await hungOnly.close();
   }
