@@ -2,10 +2,13 @@
 // replicas (nginx; sglang-router, smg and vllm-router, in Rust; LiteLLM's proxy, in Python), each in
 // turn in front of the same two llama-server replicas, in interleaved rounds so that machine noise
 // hits all alike. Tandem runs as users run it (`tandem up`), with API keys, metrics and prefix
-// routing on; the routers run round robin, their cheapest policy.
+// routing on; the routers run round robin, their cheapest policy. Beside them, as a yardstick, the
+// least a Node gateway can do (node:http + undici, bench/peers/node-floor.ts).
 //   1. Overhead: 1-token completions at concurrency 1, 8 and 32, driven by wrk (Debian's, unpacked
 //      into the cache) as in the issue's figures: RPS, p50, p99, errors, and each gateway's added
-//      p50 and RPS ratio against the replicas called directly (half the connections to each).
+//      p50 and RPS ratio against the replicas called directly (half the connections to each); each
+//      gateway's CPU per request served (its process and workers, from /proc), and one line for
+//      scripts: `cpu per request: tandem N µs, node floor M µs, ratio R`.
 //   2. Streams: time to first token at concurrency 8.
 //   3. Prefix workload: tenants with long system prompts of their own and short varied questions;
 //      Tandem's prefix routing against sglang-router's and vllm-router's cache_aware and round
@@ -30,6 +33,8 @@ const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const POINT_SECONDS = Number(process.env.POINT_SECONDS ?? 5);
 const CONCURRENCIES = [1, 8, 32];
 const MODEL = 'bench';
+/** The yardstick: node:http + undici, round robin, nothing else (bench/peers/node-floor.ts). */
+const FLOOR = 'node floor (yardstick)';
 
 const nginx = ensureNginx(stderrProgress);
 const venv = await ensurePythonPeers(stderrProgress);
@@ -58,11 +63,14 @@ interface Target {
   name: string;
   urls: string[];
   pools: (concurrency: number) => Pool[];
+  /** The gateway's CPU time so far (ms); absent for the replicas called directly. */
+  cpuMs?: () => number;
 }
 const opened: Pool[] = [];
-const target = (name: string, urls: string[]): Target => ({
+const target = (name: string, urls: string[], cpuMs?: () => number): Target => ({
   name,
   urls,
+  ...(cpuMs ? { cpuMs } : {}),
   pools: (c) => {
     const p = pools(urls, c);
     opened.push(...p);
@@ -73,14 +81,15 @@ async function peer(name: PeerName, label: string, policy?: string): Promise<Tar
   const p = await launchPeer(name, ctx, policy);
   launched.push(p);
   await ready(label, p.url);
-  return target(label, [p.url]);
+  return target(label, [p.url], p.cpuMs);
 }
 
 try {
   stderrProgress('starting the peers');
   const overheadTargets = [
     target('direct', tandem.leaders),
-    target('tandem', [tandem.gateway]),
+    target('tandem', [tandem.gateway], tandem.cpuMs),
+    await peer('node-floor', FLOOR),
     await peer('nginx', `nginx ${NGINX}`),
     await peer('sglang-router', `sglang-router ${PYTHON_PEERS['sglang-router']}`),
     await peer('smg', `smg ${PYTHON_PEERS.smg}`),
@@ -92,16 +101,47 @@ try {
   console.log(
     `\n1. Overhead: 1-token completions, two llama-server replicas, wrk, ${ROUNDS} interleaved rounds of ${POINT_SECONDS} s per point`,
   );
+  // Each gateway's own CPU over its wrk runs, per request served: per concurrency, and in all.
+  const cpu = new Map<string, Map<number | 'all', { ms: number; requests: number }>>();
+  const charge = (name: string, c: number | 'all', ms: number, requests: number) => {
+    const byC = cpu.get(name) ?? new Map<number | 'all', { ms: number; requests: number }>();
+    cpu.set(name, byC);
+    const sum = byC.get(c) ?? { ms: 0, requests: 0 };
+    byC.set(c, { ms: sum.ms + ms, requests: sum.requests + requests });
+  };
   for (const c of CONCURRENCIES) {
     const results = new Map<string, WrkResult[]>();
     for (let r = 0; r < ROUNDS; r++) {
       for (const t of rotate(overheadTargets, r)) {
+        const before = t.cpuMs?.();
         const res = await wrkPoint(wrk, t.urls, '/v1/completions', script, c, POINT_SECONDS);
+        if (before !== undefined) {
+          const ms = t.cpuMs!() - before;
+          charge(t.name, c, ms, res.rps * POINT_SECONDS);
+          charge(t.name, 'all', ms, res.rps * POINT_SECONDS);
+        }
         results.set(t.name, [...(results.get(t.name) ?? []), res]);
       }
     }
     wrkTable(`concurrency ${c}`, results, 'direct');
   }
+  const perRequest = (name: string, c: number | 'all') => {
+    const m = cpu.get(name)?.get(c);
+    return m && m.requests > 0 ? (m.ms * 1000) / m.requests : NaN;
+  };
+  print('CPU per request (µs): the gateway process and its workers, over its wrk runs', [
+    ['gateway', ...CONCURRENCIES.map((c) => `c=${c}`), 'all', `÷ ${FLOOR}`],
+    ...[...cpu.keys()].map((name) => [
+      name,
+      ...CONCURRENCIES.map((c) => perRequest(name, c).toFixed(0)),
+      perRequest(name, 'all').toFixed(0),
+      (perRequest(name, 'all') / perRequest(FLOOR, 'all')).toFixed(2),
+    ]),
+  ]);
+  const [own, floor] = [perRequest('tandem', 'all'), perRequest(FLOOR, 'all')];
+  console.log(
+    `cpu per request: tandem ${own.toFixed(0)} µs, node floor ${floor.toFixed(0)} µs, ratio ${(own / floor).toFixed(2)}`,
+  );
 
   console.log('\n2. Streams: 32-token completions, concurrency 8: time to first token');
   const streamed = JSON.stringify({ model: MODEL, prompt: 'Once upon a time', max_tokens: 32, stream: true });

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { StatusFile, RunInfo } from '../src/cli/state.js';
+import { cpuMs } from './cpu.js';
 
 const root = join(fileURLToPath(import.meta.url), '../../..');
 
@@ -15,6 +16,8 @@ export interface TandemUp {
   /** Each group's leader, by replica. */
   leaders: string[];
   state: string;
+  /** The `tandem up` process's CPU time so far (ms): the gateway and the reconciler, not the engines. */
+  cpuMs(): number;
   stop(): Promise<void>;
 }
 
@@ -39,7 +42,7 @@ export async function tandemUp(spec: string, args: string[] = [], replicas = 1):
       const groups = status.services[0]?.groups ?? [];
       if (groups.length === replicas && groups.every((g) => g.phase === 'Ready')) {
         const leaders = groups.map((g) => `http://${g.leader.host}:${g.leader.port}`);
-        return { gateway: run.gateway, leaders, state, stop };
+        return { gateway: run.gateway, leaders, state, stop, cpuMs: () => cpuMs(up.pid!) };
       }
     } catch {
       // not written yet

@@ -3,11 +3,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { treeCpuMs } from '../cpu.js';
 import { freePort } from '../../src/util/net.js';
 import type { Venv } from '../../src/util/venv.js';
 
 export interface Launched {
   url: string;
+  /** Its CPU time so far (ms), workers included. */
+  cpuMs(): number;
   stop(): Promise<void>;
 }
 
@@ -22,7 +26,7 @@ export interface PeerContext {
   key: string;
 }
 
-export type PeerName = 'nginx' | 'sglang-router' | 'smg' | 'vllm-router' | 'litellm';
+export type PeerName = 'nginx' | 'sglang-router' | 'smg' | 'vllm-router' | 'litellm' | 'node-floor';
 
 /** Starts a peer; `policy` picks a routing policy where the peer has one. */
 export async function launchPeer(name: PeerName, ctx: PeerContext, policy?: string): Promise<Launched> {
@@ -99,6 +103,13 @@ ${ctx.leaders.map((l) => `    server ${new URL(l).host};`).join('\n')}
       child = run(ctx.venv.bin(name), args.slice(1)); // no `launch` subcommand
       break;
     }
+    case 'node-floor':
+      child = run(process.execPath, [
+        fileURLToPath(new URL('./node-floor.js', import.meta.url)),
+        String(port),
+        ...ctx.leaders,
+      ]);
+      break;
     case 'litellm': {
       const config = join(ctx.dir, 'litellm.yaml');
       writeFileSync(
@@ -125,6 +136,7 @@ ${ctx.leaders.map((l) => `    server ${new URL(l).host};`).join('\n')}
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return {
     url: `http://127.0.0.1:${port}`,
+    cpuMs: () => treeCpuMs(child.pid!),
     stop: async () => {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');
