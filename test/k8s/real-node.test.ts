@@ -183,7 +183,7 @@ if (unavailable) {
     const get = (path: string, key?: string) =>
       fetch(`${gatewayBase}${path}`, { headers: key ? { authorization: `Bearer ${key}` } : {} });
     assert.deepEqual(await (await get('/readyz')).json(), { ready: true });
-    assert.equal((await get('/metrics')).status, 403);
+    assert.equal((await get('/metrics')).status, 401);
     assert.equal((await get('/metrics', apiKey)).status, 403);
     assert.match(await (await get('/metrics', adminKey)).text(), /tandem_gateway_key_requests_total\{key="test"\}/);
     assert.equal((await get('/api/v1/services', apiKey)).status, 403);
