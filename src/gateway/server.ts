@@ -30,7 +30,7 @@ export const ROUTING_POLICIES = ['prefix', 'least-outstanding'] as const;
 export type RoutingPolicy = (typeof ROUTING_POLICIES)[number];
 export const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024;
 export const DEFAULT_TIMEOUTS: UpstreamTimeouts = { connectMs: 5_000, firstByteMs: 600_000, idleMs: 60_000 };
-const ROUTED = new Set(['/v1/chat/completions', '/v1/completions']);
+const ROUTED = new Set(['/v1/chat/completions', '/v1/completions', '/v1/embeddings']);
 /** Request ids taken from clients: printable, at most 128 characters. */
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 /** Times one stream is continued on another replica after its own failed. */
@@ -253,10 +253,6 @@ export class Gateway {
         ready_replicas: m.readyReplicas,
       }));
       return json(res, 200, { object: 'list', data });
-    }
-    if (path === '/v1/embeddings') {
-      // llama-server serves either completions or embeddings (--embeddings), never both.
-      throw new HttpError(404, 'not_found', 'no model served here makes embeddings: they serve chat and completions');
     }
     if (!ROUTED.has(path)) throw new HttpError(404, 'not_found', `no route for ${req.method} ${path}`);
     if (req.method !== 'POST') throw new HttpError(405, 'method_not_allowed', `${path} takes POST`);
@@ -662,8 +658,8 @@ export class Gateway {
     const usage = upstream.statusCode === 200 ? usageOf(tail.text(), streaming) : undefined;
     if (usage) {
       this.metrics.tokens.inc({ model, kind: 'prompt' }, usage.prompt_tokens);
-      this.metrics.tokens.inc({ model, kind: 'completion' }, usage.completion_tokens);
-      if (key) this.options.keys!.charge(key, usage.prompt_tokens + usage.completion_tokens, Date.now());
+      this.metrics.tokens.inc({ model, kind: 'completion' }, usage.completion_tokens ?? 0);
+      if (key) this.options.keys!.charge(key, usage.prompt_tokens + (usage.completion_tokens ?? 0), Date.now());
     }
     res.end();
     return undefined;
@@ -746,14 +742,15 @@ class TailBuffer {
 
 interface Usage {
   prompt_tokens: number;
-  completion_tokens: number;
+  /** Absent for embeddings: their tokens are all prompt. */
+  completion_tokens?: number;
 }
 
 /** The token counts an engine reported: a JSON body's `usage`, or the last stream event's that has one. */
 function usageOf(text: string, streaming: boolean): Usage | undefined {
   const valid = (u: unknown): u is Usage =>
     typeof (u as Usage | undefined)?.prompt_tokens === 'number' &&
-    typeof (u as Usage | undefined)?.completion_tokens === 'number';
+    ['number', 'undefined'].includes(typeof (u as Usage).completion_tokens);
   const parse = (json: string) => {
     try {
       return (JSON.parse(json) as { usage?: unknown }).usage;

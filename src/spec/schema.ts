@@ -134,6 +134,12 @@ export const InferenceServiceSchema = z
             servedName: text('a non-empty model name'),
             /** llama.cpp: file://PATH.gguf (relative paths from the spec's folder) or tandem://tiny-llama. */
             source: text('a model source such as file://models/m.gguf'),
+            /**
+             * generate (the default): completions and chat; embed: /v1/embeddings (llama.cpp
+             * --embeddings with --pooling last unless the args say otherwise; vLLM --runner pooling;
+             * SGLang --is-embedding).
+             */
+            task: z.enum(['generate', 'embed'], { error: 'must be generate or embed' }).optional(),
             /** On Kubernetes, the Secret key holding a hub token for hf:// sources (given to the engine as HF_TOKEN). */
             tokenSecret: z
               .object({ name: text('a Secret name'), key: text('a key of the Secret') })

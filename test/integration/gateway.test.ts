@@ -25,7 +25,13 @@ let client: OpenAI;
 const MODEL = 'pair-model';
 
 before(async () => {
-  running = await startServices([tinySpec('pair', { parallelism: { nodes: 2 }, replicas: 2 })]);
+  running = await startServices([
+    tinySpec('pair', { parallelism: { nodes: 2 }, replicas: 2 }),
+    tinySpec('emb', {
+      model: { servedName: 'emb-model', source: 'tandem://tiny-llama', task: 'embed' },
+      parallelism: { nodes: 2 },
+    }),
+  ]);
   gateway = localGateway(running.reconciler, { host: '127.0.0.1', port: 0, bodyLimit: 64 * 1024 });
   await gateway.listen();
   client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 30_000 });
@@ -280,6 +286,34 @@ test('with no replica ready, a request waits while a group is on its way to Read
   } finally {
     await g.close();
   }
+});
+
+test('embeddings through the official client: a list of inputs batched, floats and base64 alike, usage counted', async () => {
+  const input = ['The capital of France', 'is Paris', 'and of Italy, Rome'];
+  const floats = await client.embeddings.create({ model: 'emb-model', input, encoding_format: 'float' });
+  assert.deepEqual(
+    floats.data.map((d) => d.index),
+    [0, 1, 2],
+  );
+  const width = floats.data[0]!.embedding.length;
+  assert.ok(width > 0 && floats.data.every((d) => d.embedding.length === width && d.embedding.every(Number.isFinite)));
+  assert.notDeepEqual(floats.data[0]!.embedding, floats.data[1]!.embedding, 'each input its own vector');
+  assert.ok(floats.usage.prompt_tokens > 0);
+  // The client asks for base64 by default and decodes it: the same vectors, as float32.
+  const decoded = await client.embeddings.create({ model: 'emb-model', input });
+  for (const [i, d] of decoded.data.entries()) {
+    const expected = floats.data[i]!.embedding;
+    assert.ok(d.embedding.every((v, j) => Math.abs(v - expected[j]!) < 1e-6));
+  }
+  const one = await client.embeddings.create({ model: 'emb-model', input: 'is Paris', encoding_format: 'float' });
+  assert.ok(
+    one.data[0]!.embedding.every((v, j) => Math.abs(v - floats.data[1]!.embedding[j]!) < 1e-4),
+    'batched alike',
+  );
+  const metrics = await scrape(gateway.url);
+  assert.ok(
+    (metrics['tandem_gateway_tokens_total{model="emb-model",kind="prompt"}'] ?? 0) >= floats.usage.prompt_tokens,
+  );
 });
 
 test('the OpenAI surface through the official client: JSON mode, tools, logprobs, usage in streams', async () => {

@@ -203,3 +203,27 @@ test('engine options are checked against the engine', () => {
   );
   assert.deepEqual(problems({ engine: { type: 'vllm' }, parallelism: { nodes: 1 }, startupPolicy: 'LeaderReady' }), []);
 });
+
+test('spec.model.task embed: every member of a vLLM group runs the pooling runner; SGLang serves embeddings; the engine args still come last', () => {
+  const embed = {
+    model: { servedName: 'big', source: 'hf://org/big', task: 'embed' },
+    engine: { type: 'vllm', args: ['--x'] },
+  };
+  const members = vllmServiceTemplate(service({ ...embed, parallelism: { nodes: 2 } }), '/m', LOCAL, 2).render(
+    ref,
+    endpoints(2),
+  ).members;
+  for (const m of members) assert.match(run(m), /--runner pooling.* --x$/);
+  const plain = vllmServiceTemplate(service({ parallelism: { nodes: 2 } }), '/m', LOCAL, 2).render(ref, endpoints(2));
+  for (const m of plain.members) assert.doesNotMatch(run(m), /--runner/);
+  const sglang = sglangServiceTemplate(
+    service({ ...embed, engine: { type: 'sglang', args: ['--x'] }, resources: { gpu: 1 } }),
+    'org/big',
+    { python: 'python3', bindAll: true, version: 'img' },
+    1,
+  ).render(ref, endpoints(1)).members;
+  assert.match(run(sglang[0]!), /--is-embedding --x$/);
+  assert.deepEqual(problems({ model: { servedName: 'b', source: 's', task: 'rank' }, engine: { type: 'vllm' } }), [
+    'spec.model.task: must be generate or embed',
+  ]);
+});

@@ -59,3 +59,20 @@ test('tandem plan prints the llama.cpp flags the engine runs', () => {
     assert.deepEqual(leaderArgs.slice(at, at + flags.length), flags, `${nodes} node(s)`);
   }
 });
+
+test('spec.model.task embed: llama-server serves embeddings of the last token, unless the args pool otherwise', () => {
+  const service = validateDocument(
+    tinySpec('s', {
+      model: { servedName: 'e', source: 'tandem://tiny-llama', task: 'embed' },
+      engine: { type: 'llamacpp', args: ['--pooling', 'mean'] },
+    }),
+  ).service!;
+  const args = llamaCppServiceTemplate(service, { path: '/m.gguf', layers: 12 }, BINARIES, 1)
+    .render({ service: 's', replica: 0 }, [{ host: '127.0.0.1', port: 1000 }])
+    .members[0]!.args.join(' ');
+  assert.match(
+    args,
+    /--embeddings --pooling last .*--pooling mean$/,
+    'the last --pooling is the one llama-server keeps',
+  );
+});

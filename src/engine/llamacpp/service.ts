@@ -72,6 +72,8 @@ export function llamaCppServiceTemplate(
         ...rpc,
         ...offload, // the planned split, and --fit off: never let llama.cpp re-plan it
         '--no-webui',
+        // A causal model's embedding is its last token's; an embedding model's own pooling goes in the args.
+        ...(spec.model.task === 'embed' ? ['--embeddings', '--pooling', 'last'] : []),
         ...threadArgs,
         ...spec.engine.args,
       ],

@@ -53,6 +53,7 @@ export function sglangServiceTemplate(
         target.bindAll ? '0.0.0.0' : endpoint.host,
         '--port',
         String(endpoint.port),
+        ...(spec.model.task === 'embed' ? ['--is-embedding'] : []),
         ...spec.engine.args,
       ],
       env: memberEnv(service, endpoints, index),

@@ -38,7 +38,13 @@ export function vllmServiceTemplate(
   const { spec } = service;
   const { tp, pp } = tensorPipeline(service, nodes);
   const ray = spec.engine.distributedExecutorBackend === 'ray';
-  const parallel = ['--tensor-parallel-size', String(tp), '--pipeline-parallel-size', String(pp)];
+  const parallel = [
+    '--tensor-parallel-size',
+    String(tp),
+    '--pipeline-parallel-size',
+    String(pp),
+    ...(spec.model.task === 'embed' ? ['--runner', 'pooling'] : []),
+  ];
 
   const members = (_group: GroupRef, endpoints: Endpoint[]): MemberTemplate[] => {
     const leader = endpoints[0]!;
@@ -140,6 +146,7 @@ export function serveArgs(service: InferenceService, model: string, bind: Endpoi
     String(tp),
     '--pipeline-parallel-size',
     String(pp),
+    ...(service.spec.model.task === 'embed' ? ['--runner', 'pooling'] : []),
   ];
 }
 
