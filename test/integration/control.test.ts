@@ -167,10 +167,12 @@ test('with API keys, the control API takes only an admin key; tandem delete drai
       const stream = await client.completions.create({
         model: 'chat-model',
         prompt: PROMPT,
-        max_tokens: 200,
+        // Long enough that the deletion below is still draining it when `tandem delete` asks.
+        max_tokens: 2000,
         temperature: 0,
         stream: true,
-      });
+        ignore_eos: true,
+      } as OpenAI.CompletionCreateParamsStreaming);
       let finish: string | null | undefined;
       for await (const chunk of stream) {
         started();
@@ -188,14 +190,26 @@ test('with API keys, the control API takes only an admin key; tandem delete drai
     assert.equal(accepted.status, 202);
     assert.equal(streamDone, false, 'the stream is still in flight when the deletion begins');
     // `tandem delete` of a service being deleted waits for it to be gone.
+    let cliErr = '';
+    let accepting!: () => void;
+    const acceptedByCli = new Promise<void>((resolve) => (accepting = resolve));
     const deleting = new Promise<ReturnType<typeof cli>>((resolve) => {
       const child = spawn(process.execPath, [tandem, 'delete', 'chat'], {
         env: { ...process.env, TANDEM_STATE: u.state, TANDEM_API_KEY: admin },
       });
       let stdout = '';
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.on('exit', (status) => resolve({ status, stdout } as ReturnType<typeof cli>));
+      child.stderr.on('data', (d: Buffer) => {
+        cliErr += d.toString();
+        if (cliErr.includes('taking no new request')) accepting();
+      });
+      child.on('exit', (status) => {
+        accepting();
+        resolve({ status, stdout } as ReturnType<typeof cli>);
+      });
     });
+    await acceptedByCli;
+    assert.equal(streamDone, false, `the stream is still draining when tandem delete asks\n${cliErr}`);
     assert.deepEqual((await client.models.list()).data, [], 'the model is gone from /v1/models at once');
     await assert.rejects(
       client.completions.create({ model: 'chat-model', prompt: PROMPT, max_tokens: 4 }),
@@ -204,7 +218,7 @@ test('with API keys, the control API takes only an admin key; tandem delete drai
     const { finish } = await streaming;
     assert.equal(finish, 'length', 'the stream in flight finished whole');
     const deleted = await deleting;
-    assert.equal(deleted.status, 0);
+    assert.equal(deleted.status, 0, cliErr);
     assert.equal(deleted.stdout, 'chat: deleted\n');
     assert.equal(await service(u, 'chat', admin), undefined);
   } finally {
