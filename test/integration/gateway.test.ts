@@ -147,7 +147,8 @@ test('32 concurrent streaming requests all complete, spread over both replicas',
   for (const t of texts) assert.ok(t.length > 0);
   const counts = [(await served('pair/0')) - before[0]!, (await served('pair/1')) - before[1]!];
   assert.equal(counts[0]! + counts[1]!, 32);
-  assert.ok(counts[0]! >= 8 && counts[1]! >= 8, `uneven spread: ${counts}`);
+  // Each replica takes admitted(4 slots) = 6 at once; the rest go to whichever frees a slot first.
+  assert.ok(counts[0]! >= 6 && counts[1]! >= 6, `uneven spread: ${counts}`);
 });
 
 test('a worker killed mid-stream: the stream goes on on the other replica, whole, and the group is recreated', async () => {

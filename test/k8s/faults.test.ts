@@ -130,10 +130,13 @@ test(`an operator behind a faulty API server stays up and converges once the fau
       status: { groups: { replica: number; restarts: number }[] };
     };
     const lost = Number(victim.metadata!.labels![LABEL.replica]);
-    assert.equal(
-      status.status.groups.find((g) => g.replica === lost)?.restarts,
-      1,
-      `the group that lost a pod under faults was recreated once\n${context()}`,
+    // Counted at most once. It may be 0: when a fault cut the answer to the operator's write that
+    // put the complete group on record, the operator cannot know the record landed, and a member
+    // lost then is made again rather than the group recreated (both leave the group whole).
+    const restarts = status.status.groups.find((g) => g.replica === lost)?.restarts ?? -1;
+    assert.ok(
+      restarts === 0 || restarts === 1,
+      `the group that lost a pod under faults was recreated at most once (restarts ${restarts})\n${context()}`,
     );
   } finally {
     op.child.kill('SIGTERM');
