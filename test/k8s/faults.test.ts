@@ -130,9 +130,9 @@ test(`an operator behind a faulty API server stays up and converges once the fau
       status: { groups: { replica: number; restarts: number }[] };
     };
     const lost = Number(victim.metadata!.labels![LABEL.replica]);
-    // Counted at most once. It may be 0: when a fault cut the answer to the operator's write that
-    // put the complete group on record, the operator cannot know the record landed, and a member
-    // lost then is made again rather than the group recreated (both leave the group whole).
+    // Counted at most once. CI saw 0 twice: the member was made again rather than the group
+    // recreated (both leave it whole). Likely a fault that cut the answer to the write putting the
+    // complete group on record, so the operator did not know it landed; not yet confirmed.
     const restarts = status.status.groups.find((g) => g.replica === lost)?.restarts ?? -1;
     assert.ok(
       restarts === 0 || restarts === 1,
