@@ -3,8 +3,8 @@
 // when the status differs from the one observed on the object (its watch, or this writer's own last
 // write until the watch delivers it). A change of what readers act on (the counts the scale
 // subresource, `kubectl wait` and the autoscaler read, the generation observed, a condition's
-// state) goes out at once; any other (a member's progress, a message) at most every 5 s per object,
-// as one write of the latest view: a group coming up would otherwise write at every step. A failed write is retried with backoff (1 s doubling to 30 s; requests
+// state) goes out at once; any other (a member's progress, a message) 1 s after it and at most
+// every 5 s per object, as one write of the latest view: a group coming up would otherwise write at every step. A failed write is retried with backoff (1 s doubling to 30 s; requests
 // meanwhile wait for that retry); nothing is thrown. The status is display only: the
 // groups' own state lives on their Services, so a status that cannot be written stops nothing.
 import type { ServiceSnapshot } from '../../core/snapshot.js';
@@ -19,6 +19,7 @@ import { sameJson } from '../../util/same-json.js';
 const RETRY_MS = 1000;
 const MAX_RETRY_MS = 30_000;
 const DETAIL_INTERVAL_MS = 5000;
+const DETAIL_DELAY_MS = 1000;
 
 export class StatusWriter {
   /** Objects with a write in flight, and whether another was asked for meanwhile. */
@@ -103,8 +104,10 @@ export class StatusWriter {
     );
     const seen = object.status;
     if (sameJson(seen, status)) return;
-    const wait = (this.sentAt.get(name) ?? -Infinity) + DETAIL_INTERVAL_MS - this.now();
-    if (wait > 0 && sameJson(headline(seen), headline(status))) return this.putOff(name, wait);
+    // Detail waits a moment too: the step that changes the headline tends to follow at once (a
+    // group's last member Ready after its leader), and then one write says both.
+    const wait = Math.max(DETAIL_DELAY_MS, (this.sentAt.get(name) ?? -Infinity) + DETAIL_INTERVAL_MS - this.now());
+    if (sameJson(headline(seen), headline(status))) return this.putOff(name, wait);
     const path = `/apis/${GROUP}/${VERSION}/namespaces/${this.cache.namespace}/${PLURAL}/${name}/status`;
     this.sentAt.set(name, this.now());
     // Conditional on the object's uid: a status never lands on a new object of the same name.
