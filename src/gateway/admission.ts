@@ -4,6 +4,7 @@
 // answer is 429 with a Retry-After worked out from the rate at which the model's requests have
 // been finishing, not a constant.
 import type { Backend } from './backends.js';
+import { Cancelled, type Cancel } from './cancel.js';
 
 export interface AdmissionOptions {
   /** Requests that may wait per model. */
@@ -42,8 +43,8 @@ export class SlotQueues {
     return this.waiting.get(model)?.length ?? 0;
   }
 
-  /** Waits for `grant` from wake(); rejects with NotAdmitted when full or past the deadline, or when `signal` aborts. */
-  wait(model: string, tried: ReadonlySet<string>, signal: AbortSignal): Promise<Backend> {
+  /** Waits for `grant` from wake(); rejects with NotAdmitted when full or past the deadline, or with Cancelled when `cancel` is. */
+  wait(model: string, tried: ReadonlySet<string>, cancel: Cancel): Promise<Backend> {
     const queue = this.waiting.get(model) ?? [];
     if (queue.length >= this.options.queueLimit) {
       return Promise.reject(
@@ -60,11 +61,7 @@ export class SlotQueues {
         const i = queue.indexOf(waiter);
         if (i >= 0) queue.splice(i, 1);
         clearTimeout(timer);
-        signal.removeEventListener('abort', aborted);
-      };
-      const aborted = () => {
-        leave();
-        reject(signal.reason);
+        cancel.onCancel(undefined);
       };
       const timer = setTimeout(() => {
         leave();
@@ -84,8 +81,11 @@ export class SlotQueues {
           resolve(b);
         },
       };
-      signal.addEventListener('abort', aborted, { once: true });
       queue.push(waiter);
+      cancel.onCancel(() => {
+        leave();
+        reject(new Cancelled());
+      });
     });
   }
 

@@ -24,6 +24,8 @@ import { DEFAULT_ADMISSION, NotAdmitted, SlotQueues, type AdmissionOptions } fro
 import { isDenied, type Denied, type KeyEntry, type KeyRing } from './keys.js';
 import { ResumableStream } from './resume.js';
 import { send, type UpstreamResponse } from './upstream.js';
+import { Cancel } from './cancel.js';
+import { UsageTail } from './usage.js';
 import type { Logger } from 'pino';
 
 export const ROUTING_POLICIES = ['prefix', 'least-outstanding'] as const;
@@ -78,6 +80,16 @@ export interface GatewayOptions {
   historyIntervalMs?: number;
 }
 
+/** One request's state beyond its objects: its cancellation, and what its access log line says. */
+interface RequestContext {
+  cancel: Cancel;
+  model?: string;
+  /** The API key's name. */
+  key?: string;
+  replica?: string;
+  failovers?: number;
+}
+
 /** Minutes of serving history the gateway keeps for the dashboard. */
 const HISTORY_KEEP_MS = 10 * 60_000;
 
@@ -113,11 +125,6 @@ export class Gateway {
   private readonly lastPicked = new Map<string, number>();
   private readonly timeouts: UpstreamTimeouts;
   private picks = 0;
-  /** What the access log says of a request beyond its line: model, key name, replica. */
-  private readonly logged = new WeakMap<
-    ServerResponse,
-    { model?: string; key?: string; replica?: string; failovers?: number }
-  >();
   /** Requests being handled, for draining. */
   private active = 0;
   /** Requests per model from admission to their end, waiting ones included: the autoscaler's load. */
@@ -154,7 +161,9 @@ export class Gateway {
     this.server = createServer((req, res) => {
       this.active++;
       const started = performance.now();
+      const context: RequestContext = { cancel: new Cancel() };
       res.once('close', () => {
+        if (!res.writableFinished) context.cancel.cancel(); // the client went away: stop what serves it
         if (--this.active === 0) this.idle?.();
         this.options.accessLog?.info({
           id: res.getHeader('x-request-id'),
@@ -163,11 +172,14 @@ export class Gateway {
           status: res.statusCode,
           complete: res.writableFinished,
           ms: Math.round(performance.now() - started),
-          ...this.logged.get(res),
+          model: context.model,
+          key: context.key,
+          replica: context.replica,
+          failovers: context.failovers,
         });
       });
       if (this.draining) res.setHeader('connection', 'close');
-      this.handle(req, res).catch((err: unknown) => this.fail(req, res, err));
+      this.handle(req, res, context).catch((err: unknown) => this.fail(req, res, err));
     });
     this.server.keepAliveTimeout = 65_000;
   }
@@ -215,7 +227,7 @@ export class Gateway {
     return cut;
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async handle(req: IncomingMessage, res: ServerResponse, context: RequestContext): Promise<void> {
     const path = (req.url ?? '/').split('?')[0]!;
     // The client's request id when it is a sane one, else a new one: returned, and passed upstream.
     const given = req.headers['x-request-id'];
@@ -271,7 +283,8 @@ export class Gateway {
     if (!this.options.source.models().some((m) => m.id === model)) {
       throw new HttpError(404, 'model_not_found', `the model '${model}' does not exist`);
     }
-    this.logged.set(res, { model, ...(key ? { key: key.name } : {}) });
+    context.model = model;
+    context.key = key?.name;
     if (key) {
       const denied = this.options.keys!.admit(key, model, Date.now());
       if (denied) throw this.denial(denied);
@@ -287,7 +300,7 @@ export class Gateway {
         : undefined;
     this.inFlight.set(model, (this.inFlight.get(model) ?? 0) + 1);
     try {
-      await this.forward(req, res, path, body, stream, model, keys, key);
+      await this.forward(req, res, context, path, body, stream, model, keys, key);
     } finally {
       this.inFlight.set(model, this.inFlight.get(model)! - 1);
     }
@@ -448,6 +461,7 @@ export class Gateway {
   private async forward(
     req: IncomingMessage,
     res: ServerResponse,
+    context: RequestContext,
     path: string,
     body: Buffer,
     stream: ResumableStream | undefined,
@@ -455,10 +469,7 @@ export class Gateway {
     keys: readonly number[],
     key: KeyEntry | undefined,
   ): Promise<void> {
-    const abort = new AbortController();
-    res.on('close', () => {
-      if (!res.writableFinished) abort.abort(); // the client went away: stop the generation upstream
-    });
+    const { cancel } = context;
     let payload = stream?.body ?? body;
     const timing = { started: performance.now(), last: 0 };
     const tried = new Set<string>();
@@ -476,9 +487,9 @@ export class Gateway {
       const starting = !backend && (attempt === 0 || resuming) && !someReady && this.startingFor(model);
       if (!backend && (((attempt === 0 || resuming) && someReady) || starting)) {
         try {
-          backend = await this.queues.wait(model, tried, abort.signal);
+          backend = await this.queues.wait(model, tried, cancel);
         } catch (err) {
-          if (abort.signal.aborted) return;
+          if (cancel.cancelled) return;
           if (err instanceof NotAdmitted && starting && !resuming) throw this.noReplica(model);
           if (err instanceof NotAdmitted && !resuming) {
             throw new HttpError(429, err.code, err.message, 'rate_limit_error', {
@@ -495,8 +506,7 @@ export class Gateway {
       if (keys.length > 0) this.prefixes.record(model, keys, backend.id);
       if (attempt > 0 && !resuming) this.metrics.retries.inc({ model });
       tried.add(backend.id);
-      const logged = this.logged.get(res);
-      if (logged) logged.replica = backend.id;
+      context.replica = backend.id;
       try {
         const request = {
           path,
@@ -506,7 +516,7 @@ export class Gateway {
             'x-request-id': String(res.getHeader('x-request-id')),
           },
           body: payload,
-          signal: abort.signal,
+          cancel,
         };
         let upstream: UpstreamResponse;
         try {
@@ -514,11 +524,11 @@ export class Gateway {
           // closes them after 5 s) is not the replica failing: once more, on a new connection.
           const pool = this.pool(backend.url);
           upstream = await send(pool, request).catch((err: unknown) => {
-            if (err instanceof errors.SocketError && !abort.signal.aborted) return send(pool, request);
+            if (err instanceof errors.SocketError && !cancel.cancelled) return send(pool, request);
             throw err;
           });
         } catch (err) {
-          if (abort.signal.aborted) return;
+          if (cancel.cancelled) return;
           this.breakers.failed(backend.id, this.clock());
           timedOut = isTimeout(err);
           lastError = `${backend.id}: ${timedOut ? timeoutMessage(err, this.timeouts) : (err as Error).message}`;
@@ -549,7 +559,7 @@ export class Gateway {
         if (!next) return this.endStream(res, lastError);
         payload = next;
         failovers++;
-        if (logged) logged.failovers = failovers;
+        context.failovers = failovers;
         this.metrics.failovers.inc({ model });
       } finally {
         this.outstanding.set(backend.id, (this.outstanding.get(backend.id) ?? 1) - 1);
@@ -620,21 +630,20 @@ export class Gateway {
     const streaming = type.startsWith('text/event-stream');
     const continuing = res.headersSent;
     if (!continuing) {
-      const passed = Object.fromEntries(
-        PASSED_HEADERS.flatMap((h) => (upstream.headers[h] === undefined ? [] : [[h, String(upstream.headers[h])]])),
-      );
-      res.writeHead(upstream.statusCode, {
-        ...passed,
-        'content-type': type,
-        'x-tandem-backend': backend.id,
-        ...(streaming ? { 'cache-control': 'no-cache', 'x-accel-buffering': 'no' } : {}),
-      });
+      const headers: Record<string, string> = { 'x-tandem-backend': backend.id };
+      for (const h of PASSED_HEADERS) if (upstream.headers[h] !== undefined) headers[h] = upstream.headers[h];
+      headers['content-type'] = type;
+      if (streaming) {
+        headers['cache-control'] = 'no-cache';
+        headers['x-accel-buffering'] = 'no';
+      }
+      res.writeHead(upstream.statusCode, headers);
       // A stream's headers go at once; a whole answer's go with its body, in one write.
       if (streaming) res.flushHeaders();
     }
     const rewrite = streaming && upstream.statusCode === 200 ? stream : undefined;
     // The answer's end, where engines put `usage` (a whole JSON body, or a stream's last events).
-    const tail = new TailBuffer(USAGE_TAIL_BYTES);
+    const tail = new UsageTail();
     const write = async (data: Buffer | string) => {
       if (upstream.statusCode === 200) tail.push(typeof data === 'string' ? Buffer.from(data) : data);
       // A client that stops reading and then leaves never sends 'drain': 'close' ends the wait too.
@@ -655,7 +664,7 @@ export class Gateway {
       return isTimeout(err) ? timeoutMessage(err, this.timeouts) : (err as Error).message;
     }
     this.metrics.requests.inc({ model, replica: backend.id, status: String(upstream.statusCode) });
-    const usage = upstream.statusCode === 200 ? usageOf(tail.text(), streaming) : undefined;
+    const usage = upstream.statusCode === 200 ? tail.usage() : undefined;
     if (usage) {
       this.metrics.tokens.inc({ model, kind: 'prompt' }, usage.prompt_tokens);
       this.metrics.tokens.inc({ model, kind: 'completion' }, usage.completion_tokens ?? 0);
@@ -716,58 +725,6 @@ export class Gateway {
     // A body we refused to read (413) is not read to its end: the connection closes after the answer.
     if (!req.complete) res.once('finish', () => req.socket.destroySoon());
   }
-}
-
-const USAGE_TAIL_BYTES = 64 * 1024;
-
-/** The last `limit` bytes of what passed through (a whole body when it is no longer). */
-class TailBuffer {
-  private chunks: Buffer[] = [];
-  private size = 0;
-
-  constructor(private readonly limit: number) {}
-
-  push(chunk: Buffer): void {
-    this.chunks.push(chunk);
-    this.size += chunk.length;
-    while (this.size - this.chunks[0]!.length >= this.limit) {
-      this.size -= this.chunks.shift()!.length;
-    }
-  }
-
-  text(): string {
-    return Buffer.concat(this.chunks).toString('utf8');
-  }
-}
-
-interface Usage {
-  prompt_tokens: number;
-  /** Absent for embeddings: their tokens are all prompt. */
-  completion_tokens?: number;
-}
-
-/** The token counts an engine reported: a JSON body's `usage`, or the last stream event's that has one. */
-function usageOf(text: string, streaming: boolean): Usage | undefined {
-  const valid = (u: unknown): u is Usage =>
-    typeof (u as Usage | undefined)?.prompt_tokens === 'number' &&
-    ['number', 'undefined'].includes(typeof (u as Usage).completion_tokens);
-  const parse = (json: string) => {
-    try {
-      return (JSON.parse(json) as { usage?: unknown }).usage;
-    } catch {
-      return undefined;
-    }
-  };
-  if (!streaming) {
-    const u = parse(text);
-    return valid(u) ? u : undefined;
-  }
-  const lines = text.split('\n').filter((l) => l.startsWith('data: {') && l.includes('"usage"'));
-  for (let i = lines.length - 1; i >= 0; i--) {
-    const u = parse(lines[i]!.slice('data: '.length));
-    if (valid(u)) return u;
-  }
-  return undefined;
 }
 
 /** Server-sent events that start in a chunk (`data:` at a line's start). */

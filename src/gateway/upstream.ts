@@ -4,13 +4,14 @@
 // the gateway's CPU per request (profiles of bench:peers), and CPU the gateway spends is taken
 // from the engines it shares the machine with.
 import type { Dispatcher } from 'undici';
+import type { Cancel } from './cancel.js';
 
 export interface UpstreamRequest {
   path: string;
   headers: Record<string, string>;
   body: Buffer;
-  /** Aborting it cancels the request (the engine stops generating when its connection closes). */
-  signal: AbortSignal;
+  /** Cancelling it cancels the request (the engine stops generating when its connection closes). */
+  cancel: Cancel;
 }
 
 export interface UpstreamResponse {
@@ -28,7 +29,7 @@ const HIGH_WATER_BYTES = 64 * 1024;
 
 /** Resolves with the answer's status and headers, or rejects with undici's error (timeouts, refused, reset). */
 export function send(dispatcher: Dispatcher, request: UpstreamRequest): Promise<UpstreamResponse> {
-  const { signal } = request;
+  const { cancel } = request;
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let buffered = 0;
@@ -41,8 +42,7 @@ export function send(dispatcher: Dispatcher, request: UpstreamRequest): Promise<
       wake = undefined;
       w?.();
     };
-    const onAbort = () => controller?.abort(signal.reason as Error);
-    const finish = () => signal.removeEventListener('abort', onAbort);
+    const finish = () => cancel.onCancel(undefined);
     async function* body(): AsyncGenerator<Buffer> {
       try {
         for (;;) {
@@ -59,13 +59,13 @@ export function send(dispatcher: Dispatcher, request: UpstreamRequest): Promise<
         if (!ended && !failure) controller?.abort(new Error('the rest of the answer was not wanted'));
       }
     }
-    signal.addEventListener('abort', onAbort, { once: true });
+    cancel.onCancel(() => controller?.abort(new Error('the client went away')));
     dispatcher.dispatch(
       { path: request.path, method: 'POST', headers: request.headers, body: request.body },
       {
         onRequestStart(c) {
           controller = c;
-          if (signal.aborted) c.abort(signal.reason as Error);
+          if (cancel.cancelled) c.abort(new Error('the client went away'));
         },
         onResponseStart(_c, statusCode, headers) {
           if (statusCode < 200) return; // 1xx: the answer is still to come

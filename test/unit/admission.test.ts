@@ -6,17 +6,35 @@ import assert from 'node:assert/strict';
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SlotQueues } from '../../src/gateway/admission.js';
+import { Cancel, Cancelled } from '../../src/gateway/cancel.js';
 import { Gateway } from '../../src/gateway/server.js';
+
+test('a cancelled request leaves the queue: the next slot goes to the one behind it', async () => {
+  const q = new SlotQueues({ queueLimit: 10, queueTimeoutMs: 60_000 });
+  const first = new Cancel();
+  const second = new Cancel();
+  const a = q.wait('m', new Set(), first);
+  const b = q.wait('m', new Set(), second);
+  assert.equal(q.queued('m'), 2);
+  first.cancel();
+  await assert.rejects(a, Cancelled);
+  assert.equal(q.queued('m'), 1);
+  const backend = { id: 'm/0', model: 'm', url: 'http://127.0.0.1:1', ready: true };
+  q.wake('m', () => backend);
+  assert.equal(await b, backend);
+  second.cancel(); // after the grant: nothing left to leave
+  assert.equal(q.queued('m'), 0);
+});
 
 test('the Retry-After is the time the queue ahead takes to drain at the measured rate', async () => {
   const q = new SlotQueues({ queueLimit: 10, queueTimeoutMs: 60_000 });
   assert.equal(q.retryAfterS('m'), 1, 'no rate measured yet');
   for (let i = 0; i <= 10; i++) q.done('m', i * 2000); // one request finished every 2 s
-  const never = new AbortController();
-  const waits = [0, 1, 2].map(() => q.wait('m', new Set(), never.signal).catch(() => undefined));
+  const cancels = [0, 1, 2].map(() => new Cancel());
+  const waits = cancels.map((c) => q.wait('m', new Set(), c).catch(() => undefined));
   assert.equal(q.queued('m'), 3);
   assert.equal(q.retryAfterS('m'), 8, '(3 waiting + 1) requests at 0.5 per second');
-  never.abort();
+  cancels.forEach((c) => c.cancel());
   await Promise.all(waits);
 });
 

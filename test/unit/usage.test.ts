@@ -1,0 +1,46 @@
+// The usage an engine reports at an answer's end, found without parsing the whole answer.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { UsageTail } from '../../src/gateway/usage.js';
+
+const tailOf = (...chunks: string[]) => {
+  const tail = new UsageTail();
+  for (const c of chunks) tail.push(Buffer.from(c));
+  return tail;
+};
+
+test("a JSON body's usage, nested details and all", () => {
+  const body = JSON.stringify({
+    choices: [{ text: 'the "usage" of words: {"prompt_tokens": 99}' }],
+    usage: { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7, prompt_tokens_details: { cached_tokens: 0 } },
+    timings: { n: 1 },
+  });
+  assert.deepEqual(tailOf(body).usage(), {
+    prompt_tokens: 5,
+    completion_tokens: 2,
+    total_tokens: 7,
+    prompt_tokens_details: { cached_tokens: 0 },
+  });
+});
+
+test("a stream's last event with usage, split across chunks, past events whose usage is null", () => {
+  const event = (usage: unknown) => `data: ${JSON.stringify({ choices: [{ delta: { content: 'x' } }], usage })}\n\n`;
+  const last = event({ prompt_tokens: 3, completion_tokens: 4 });
+  const tail = tailOf(event(null), event(null), last.slice(0, 40), last.slice(40), event(null), 'data: [DONE]\n\n');
+  assert.deepEqual(tail.usage(), { prompt_tokens: 3, completion_tokens: 4 });
+});
+
+test('embeddings: prompt tokens only; no usage, or a broken one, is none', () => {
+  assert.deepEqual(tailOf('{"data":[],"usage" : {"prompt_tokens":8,"total_tokens":8}}').usage(), {
+    prompt_tokens: 8,
+    total_tokens: 8,
+  });
+  assert.equal(tailOf('{"choices":[]}').usage(), undefined);
+  assert.equal(tailOf('{"usage":{"prompt_tokens":"8"}}').usage(), undefined);
+  assert.equal(tailOf('{"usage":{"prompt_tokens":8').usage(), undefined);
+});
+
+test('only the last 64 KiB are kept', () => {
+  const tail = tailOf('{"usage":{"prompt_tokens":1}}', 'x'.repeat(70 * 1024));
+  assert.equal(tail.usage(), undefined);
+});
