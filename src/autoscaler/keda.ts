@@ -149,6 +149,11 @@ export class KedaScaler {
     });
   }
 
+  /** Serves another gRPC service on the same port (the gateways' peer exchange); before listen(). */
+  alsoServe([definition, implementation]: [grpc.ServiceDefinition, grpc.UntypedServiceImplementation]): void {
+    this.server.addService(definition, implementation);
+  }
+
   /** Listens on host:port (port 0: any free one); returns the port. */
   listen(host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {

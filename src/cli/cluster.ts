@@ -4,6 +4,9 @@ import { hostname } from 'node:os';
 import { PassThrough } from 'node:stream';
 import * as k8s from '@kubernetes/client-node';
 import { KedaScaler } from '../autoscaler/keda.js';
+import { SharedLoad } from '../autoscaler/shared-load.js';
+import { PeerPoller, peerLoadService } from '../autoscaler/peer-load.js';
+import { GATEWAY_APP, GatewayPeers } from '../platforms/kubernetes/gateway-peers.js';
 import { Autoscaler } from '../autoscaler/autoscaler.js';
 import { clusterScaleTarget } from '../platforms/kubernetes/scale-target.js';
 import { KEDA_SCALER_PORT } from '../platforms/kubernetes/export/keda.js';
@@ -96,6 +99,7 @@ export async function runClusterGateway(
   namespace: string,
   settings: GatewaySettings,
   kedaPort?: number,
+  staticPeers: string[] = [],
 ): Promise<void> {
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   const cluster = new ClusterBackends(kc, namespace, log);
@@ -114,10 +118,13 @@ export async function runClusterGateway(
   await listenOrExplain(gateway, settings);
   let autoscaler: Autoscaler | undefined;
   let scaler: KedaScaler | undefined;
+  let peers: { poller: PeerPoller; found?: GatewayPeers } | undefined;
   if (kedaPort !== undefined) {
-    // Tandem's autoscaler decides on this gateway's load; KEDA applies the count it reports.
+    // Tandem's autoscaler decides on the load of every gateway (each has part of it); KEDA
+    // applies the count the one it asks reports.
     const target = clusterScaleTarget(kc, namespace, cluster, log);
-    const scaling = new Autoscaler(target, gateway);
+    const shared = new SharedLoad(gateway, Date.now);
+    const scaling = new Autoscaler(target, shared);
     const keda = new KedaScaler((name) => {
       const template = cluster.template(name);
       const desired = scaling.desired(name);
@@ -130,7 +137,14 @@ export async function runClusterGateway(
     const sync = () => scaling.sync(cluster.templates());
     cluster.onChange(sync);
     sync();
+    keda.alsoServe(peerLoadService(() => gateway.report()));
     const port = await keda.listen(settings.host, kedaPort);
+    const ownIp = process.env.POD_IP;
+    const found = ownIp ? new GatewayPeers(kc, namespace, ownIp, port, log) : undefined;
+    await found?.start();
+    const poller = new PeerPoller(() => [...staticPeers, ...(found?.addresses() ?? [])], shared, log);
+    poller.start();
+    peers = { poller, ...(found ? { found } : {}) };
     scaling.start();
     log(`tandem: KEDA external scaler on ${settings.host}:${port}`);
     autoscaler = scaling;
@@ -148,6 +162,8 @@ export async function runClusterGateway(
     }, settings.drainMs + 10_000).unref();
     const cut = await gateway.close(settings.drainMs).catch(() => 0);
     autoscaler?.stop();
+    peers?.poller.stop();
+    await peers?.found?.stop();
     await scaler?.close();
     access.close();
     if (cut > 0) log(`tandem: ${cut} request(s) still in flight were cut`);
@@ -253,7 +269,7 @@ export function installManifests(namespace: string, image: string): string {
         resources: { requests: { cpu: '100m', memory: '192Mi' }, limits: { memory: '640Mi' } },
       },
     ),
-    ...role('tandem-gateway', [
+    ...role(GATEWAY_APP, [
       // Read to serve; written by the control API (apply, scale, delete), for admin keys only.
       {
         apiGroups: [GROUP],
@@ -268,7 +284,7 @@ export function installManifests(namespace: string, image: string): string {
     ]),
     // The groups' NetworkPolicies admit pods with the gateway label to their leaders' API port.
     deployment(
-      'tandem-gateway',
+      GATEWAY_APP,
       { [GATEWAY_LABEL]: 'true' },
       {
         name: 'gateway',
@@ -285,6 +301,8 @@ export function installManifests(namespace: string, image: string): string {
           '--keda-port',
           String(KEDA_SCALER_PORT),
         ],
+        // Its own address, to find its peers (the other replicas) among the gateway's pods.
+        env: [{ name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } }],
         ports: [
           { name: 'http', containerPort: 8080 },
           { name: 'keda', containerPort: KEDA_SCALER_PORT },
@@ -299,9 +317,9 @@ export function installManifests(namespace: string, image: string): string {
     {
       apiVersion: 'v1',
       kind: 'Service',
-      metadata: { name: 'tandem-gateway', namespace, labels: { 'app.kubernetes.io/name': 'tandem-gateway' } },
+      metadata: { name: GATEWAY_APP, namespace, labels: { 'app.kubernetes.io/name': GATEWAY_APP } },
       spec: {
-        selector: { 'app.kubernetes.io/name': 'tandem-gateway' },
+        selector: { 'app.kubernetes.io/name': GATEWAY_APP },
         ports: [
           { name: 'http', port: 80, targetPort: 'http' },
           // KEDA's external scaler (ScaledObjects from 'tandem render --to keda').

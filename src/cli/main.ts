@@ -132,7 +132,10 @@ goes to stdout. SIGTERM drains, then stops. 'tandem install' runs it in the clus
 
 Options:
   --keda-port N             also serve KEDA's external scaler (gRPC) on --host:N, for the
-                            ScaledObjects 'tandem render --to keda' writes (installed: 9090)
+                            ScaledObjects 'tandem render --to keda' writes (installed: 9090), and
+                            autoscale on the load of every gateway: its peers' too, found as the
+                            other Ready pods of the installed gateway (with POD_IP set, as installed)
+  --peers H:P,…             other gateways' --keda-port addresses, besides (or instead of) those found
 ${GATEWAY_FLAGS}
 Kubeconfig: --kubeconfig, else KUBECONFIG, else ~/.kube/config, else the pod's service account.`,
   install: `Usage: tandem install --image IMAGE [--namespace NS]
@@ -280,6 +283,7 @@ const OPTIONS: Record<string, Options> = {
     kubeconfig: { type: 'string' },
     namespace: { type: 'string' },
     'keda-port': { type: 'string' },
+    peers: { type: 'string' },
     ...GATEWAY_OPTIONS,
   },
   install: { image: { type: 'string' }, namespace: { type: 'string' } },
@@ -477,7 +481,13 @@ async function main(argv: string[]): Promise<number> {
       const kedaPort = keda === undefined ? undefined : Number(keda);
       if (kedaPort !== undefined && (!Number.isInteger(kedaPort) || kedaPort < 0 || kedaPort > 65535))
         throw new UsageError(`--keda-port: must be a port number (got ${keda})`);
-      await runClusterGateway(kc, namespaceOf(kc, text('namespace')), gatewaySettings(), kedaPort);
+      const peers = text('peers')
+        ?.split(',')
+        .filter((p) => p !== '');
+      if (peers && kedaPort === undefined) throw new UsageError('--peers: only with --keda-port (it autoscales)');
+      for (const p of peers ?? [])
+        if (!/^[^:\s]+:\d+$/.test(p)) throw new UsageError(`--peers: HOST:PORT expected (got ${p})`);
+      await runClusterGateway(kc, namespaceOf(kc, text('namespace')), gatewaySettings(), kedaPort, peers);
       return -1; // keeps running until a signal
     }
     case 'status': {

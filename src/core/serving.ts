@@ -64,6 +64,13 @@ export interface BackendSource {
   services?(): ServiceMetric[];
 }
 
+/** What a gateway has in hand, for its peers' autoscalers: per model, and per replica. */
+export interface LoadReport {
+  models: Record<string, { requests: number; queued: number }>;
+  /** Requests each replica ("service/replica") is serving. */
+  serving: Record<string, number>;
+}
+
 /** What the autoscaler needs of a gateway. */
 export interface LoadSource {
   load(model: string): { requests: number; queued: number };

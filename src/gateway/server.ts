@@ -15,7 +15,7 @@ import { randomUUID } from 'node:crypto';
 import { Pool, errors } from 'undici';
 import { expectedReady, pickBackend, type Backend } from './backends.js';
 import { readMetrics, ServingHistory } from './history.js';
-import type { BackendSource } from '../core/serving.js';
+import type { BackendSource, LoadReport } from '../core/serving.js';
 import type { ControlHandler, StaticFile } from '../core/control.js';
 import { GatewayMetrics } from './metrics.js';
 import { PREFIX_BALANCE, PrefixIndex, prefixKeys, promptText } from './prefix.js';
@@ -309,6 +309,18 @@ export class Gateway {
   /** What `model` has in hand now. */
   load(model: string): ModelLoad {
     return { requests: this.inFlight.get(model) ?? 0, queued: this.queues.queued(model) };
+  }
+
+  /** What this gateway has in hand, for its peers (several gateways, one load). */
+  report(): LoadReport {
+    const models: LoadReport['models'] = {};
+    for (const model of new Set([...this.inFlight.keys(), ...this.queues.models()])) {
+      const load = this.load(model);
+      if (load.requests > 0 || load.queued > 0) models[model] = load;
+    }
+    const serving: LoadReport['serving'] = {};
+    for (const [id, n] of this.outstanding) if (n > 0) serving[id] = n;
+    return { models, serving };
   }
 
   /** Requests a replica is serving now. */

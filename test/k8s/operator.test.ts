@@ -4,6 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import * as grpc from '@grpc/grpc-js';
+import { externalScalerPackage } from '../../src/autoscaler/keda.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -1144,6 +1147,121 @@ test("KEDA's operator, on the ScaledObject tandem render --to keda writes, appli
   } finally {
     for (const c of children) c.kill('SIGTERM');
     for (const e of engines.values()) e.kill('SIGKILL');
+    await operator.stop();
+  }
+});
+
+test('two gateways, one load: each autoscaler decides on what both have in hand, so KEDA is told the count the whole load asks for, whichever it asks', async () => {
+  const operator = new Operator(kubeConfig(kubeconfig), { namespace: ns, log: (l) => logs.push(l), resyncMs: 2000 });
+  await operator.start();
+  const children: ChildProcess[] = [];
+  // Stands in for the leader's engine: takes each request and answers only when the test lets it
+  // go, so that what each gateway has in hand stays put while the decisions are read.
+  const held: ServerResponse[] = [];
+  let engine: Server | undefined;
+  try {
+    const spec = {
+      ...big(1), // KEDA would hold it there; none runs here
+      model: { servedName: 'shared-model', source: 'hf://org/shared-GGUF' },
+      parallelism: { nodes: 1 },
+      resources: { gpu: 0 },
+      scheduling: {},
+      autoscaling: {
+        minReplicas: 1,
+        maxReplicas: 4,
+        targetOngoingRequests: 1,
+        upscaleDelay: '1s',
+        lookBackPeriod: '2s',
+      },
+    };
+    await custom().createNamespacedCustomObject({ ...where, body: isvc('shared', spec) });
+    const leader = await until('the first group Ready', 60_000, async () => {
+      const ready = readyPods(await pods('shared')).find((p) => p.metadata?.labels?.[LABEL.member] === '0');
+      return (await status('shared')).readyReplicas === 1 ? ready?.status?.podIP : undefined;
+    });
+    engine = createServer((_req, res) => void held.push(res));
+    await new Promise<void>((r) => engine!.listen(LEADER_PORT, leader, r));
+
+    const account = await gatewayAccount();
+    const ports = [await freePort(), await freePort()];
+    const gateways = ports.map((port, i) => {
+      const peer = `127.0.0.1:${ports[1 - i]}`;
+      const args = [
+        cli,
+        'gateway',
+        '--kubeconfig',
+        account,
+        '--port',
+        '0',
+        '--keda-port',
+        String(port),
+        '--peers',
+        peer,
+      ];
+      const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+      children.push(child);
+      const g = { child, log: '' };
+      child.stderr.on('data', (d: Buffer) => (g.log += d.toString()));
+      return g;
+    });
+    const urls = await Promise.all(
+      gateways.map((g) => until('a gateway to listen', 20_000, async () => /gateway (http:\S+)\/v1/.exec(g.log)?.[1])),
+    );
+    // What each gateway tells KEDA: the count decided × the target (1).
+    const pkg = externalScalerPackage() as { externalscaler: { ExternalScaler: grpc.ServiceClientConstructor } };
+    const scalers = ports.map(
+      (p) =>
+        new pkg.externalscaler.ExternalScaler(
+          `127.0.0.1:${p}`,
+          grpc.credentials.createInsecure(),
+        ) as unknown as grpc.Client & {
+          GetMetrics: (
+            req: object,
+            cb: (err: Error | null, res: { metricValues: { metricValue: number }[] }) => void,
+          ) => void;
+        },
+    );
+    const told = (c: (typeof scalers)[number]) =>
+      new Promise<number>((resolve, reject) =>
+        c.GetMetrics(
+          {
+            scaledObjectRef: { name: 'shared', namespace: ns, scalerMetadata: {} },
+            metricName: 'tandem-shared-requests',
+          },
+          (err, res) => (err ? reject(err) : resolve(res.metricValues[0]!.metricValue)),
+        ),
+      );
+    try {
+      await until('both gateways to serve the group', 20_000, async () =>
+        (await Promise.all(scalers.map(told))).every((v) => v === 1) ? true : undefined,
+      );
+      // Two requests at each gateway: each alone has 2 in hand (2 replicas at target 1); the whole load asks for 4.
+      const requests = urls.flatMap((url) =>
+        [0, 1].map(() =>
+          fetch(`${url}/v1/completions`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ model: 'shared-model', prompt: 'Hello', max_tokens: 1 }),
+          }).catch(() => undefined),
+        ),
+      );
+      await until('the engine to hold all four requests', 20_000, async () => (held.length === 4 ? true : undefined));
+      await until(
+        () => `both gateways to tell KEDA 4 (the gateways said: ${gateways.map((g) => g.log.slice(-600)).join(' | ')})`,
+        30_000,
+        async () => ((await Promise.all(scalers.map(told))).every((v) => v === 4) ? true : undefined),
+      );
+      for (const g of gateways) assert.match(g.log, /shared: \d → 4 replicas/);
+      for (const res of held) res.end(JSON.stringify({ choices: [{ text: 'x' }] }));
+      await Promise.all(requests);
+    } finally {
+      for (const c of scalers) c.close();
+    }
+    await custom().deleteNamespacedCustomObject({ ...where, name: 'shared' });
+  } finally {
+    for (const c of children) c.kill('SIGTERM');
+    for (const res of held) res.destroy();
+    engine?.close();
     await operator.stop();
   }
 });

@@ -168,6 +168,17 @@ if (unavailable) {
       }),
     );
     const core = apiClient(kubeconfig, k8s.CoreV1Api);
+    // The two gateways find each other (the other Ready pod of their Deployment) and share their load.
+    const gateways = (
+      await core.listNamespacedPod({ namespace: ns, labelSelector: 'app.kubernetes.io/name=tandem-gateway' })
+    ).items;
+    for (const [i, g] of gateways.entries()) {
+      const peer = `${gateways[1 - i]!.status!.podIP}:9090`;
+      await until(`${g.metadata!.name} to share load with its peer ${peer}`, 30_000, async () => {
+        const log = await core.readNamespacedPodLog({ name: g.metadata!.name!, namespace: ns });
+        return log.includes(`autoscaling on the load of gateway peer ${peer} too`) ? true : undefined;
+      });
+    }
     const members = (await core.listNamespacedPod({ namespace: ns, labelSelector: 'tandem.dev/service=duo' })).items;
     assert.equal(members.length, 4);
     for (const p of members) assert.equal(p.spec?.nodeName, REAL_NODE);
