@@ -18,7 +18,7 @@ test("a peer's load and its replicas' requests count, until its report is stale"
   shared.update('10.0.0.3:9090', { models: { other: { requests: 5, queued: 5 } }, serving: {} });
   assert.deepEqual(shared.load('m'), { requests: 5, queued: 1 });
   assert.equal(shared.serving('m/0'), 3);
-  assert.equal(shared.serving('m/1'), 2, "a replica this gateway does not serve, another does: it is not idle");
+  assert.equal(shared.serving('m/1'), 2, 'a replica this gateway does not serve, another does: it is not idle');
   now = 5_001; // the peers stopped answering (gone, or cut off): their load goes with them
   assert.deepEqual(shared.load('m'), { requests: 2, queued: 1 });
   assert.equal(shared.serving('m/1'), 0);
