@@ -116,6 +116,12 @@ export async function runClusterGateway(
     ui: dashboardFiles(),
   });
   await listenOrExplain(gateway, settings);
+  // Taken out of rotation here; recreating the group is the operator's, which does not hear of it yet.
+  gateway.onUnresponsive((id, silentMs) =>
+    log(
+      `tandem: replica ${id} sent nothing for ${(silentMs / 1000).toFixed(1)} s with streams flowing: out of rotation`,
+    ),
+  );
   let autoscaler: Autoscaler | undefined;
   let scaler: KedaScaler | undefined;
   let peers: { poller: PeerPoller; found?: GatewayPeers } | undefined;

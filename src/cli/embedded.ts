@@ -67,6 +67,11 @@ export function embedded(
   const autoscaler = (late.autoscaler = new Autoscaler(target, g, autoscaling));
   control.gateway = g;
   g.onDemand((model) => autoscaler.demand(model));
+  g.onUnresponsive((id, silentMs) => {
+    const [service, replica] = id.split('/') as [string, string];
+    const message = `nothing came from it for ${(silentMs / 1000).toFixed(1)} s while its streams were flowing: recreating the group`;
+    void reconciler.unresponsive(service, Number(replica), message);
+  });
   for (const template of templates) reconciler.apply(autoscaler.manage(template));
   return {
     reconciler,

@@ -53,6 +53,9 @@ const GATEWAY_FLAGS = `  --port N                  the gateway's port (default 8
   --first-byte-timeout D    from request to the first byte of the answer: a whole generation when
                             not streaming (default 10m); past it another replica is tried, then 504
   --idle-timeout D          between two chunks of an answer (default 60s)
+  --unresponsive-timeout D  nothing at all from a replica whose streams were flowing (a hung member):
+                            it is taken out, its streams go on elsewhere, its group is recreated
+                            (default 10s)
   --drain-timeout D         on Ctrl-C or SIGTERM, how long requests in flight may take to finish
                             before it stops (default 30s)
 Durations: 90s, 10m, 1h30m, 500ms.`;
@@ -266,6 +269,7 @@ const GATEWAY_OPTIONS: Options = {
   'connect-timeout': { type: 'string' },
   'first-byte-timeout': { type: 'string' },
   'idle-timeout': { type: 'string' },
+  'unresponsive-timeout': { type: 'string' },
   'drain-timeout': { type: 'string' },
   'api-keys': { type: 'string' },
   'insecure-no-auth': { type: 'boolean' },
@@ -381,6 +385,7 @@ async function main(argv: string[]): Promise<number> {
         connectMs: duration('connect-timeout', DEFAULT_TIMEOUTS.connectMs),
         firstByteMs: duration('first-byte-timeout', DEFAULT_TIMEOUTS.firstByteMs),
         idleMs: duration('idle-timeout', DEFAULT_TIMEOUTS.idleMs),
+        unresponsiveMs: duration('unresponsive-timeout', DEFAULT_TIMEOUTS.unresponsiveMs),
       },
       drainMs: duration('drain-timeout', DEFAULT_DRAIN_MS),
     };
@@ -561,6 +566,11 @@ async function main(argv: string[]): Promise<number> {
   }
   return 2;
 }
+
+// Output whose reader went away (a closed terminal, `| head`, a parent that died) is dropped: its
+// write error, raised as uncaught, was written to the same closed stderr, failed again, and so on,
+// a loop that took a core while `tandem up` served on.
+for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
 
 // A promise nobody handles is a bug: named as one, with its stack, then raised as an uncaught
 // exception (what `tandem up` stops its members on; elsewhere the process exits with code 1).

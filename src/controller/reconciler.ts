@@ -411,6 +411,18 @@ export class Reconciler extends EventEmitter<{ tick: [string] }> {
     return rendered;
   }
 
+  /**
+   * The gateway found a group unresponsive (its streams stopped with no word from it: a member
+   * hung): its members go, and the group is recreated whole as for any lost member.
+   */
+  async unresponsive(service: string, replica: number, message: string): Promise<void> {
+    if (!this.services.has(service)) return;
+    this.record(service, replica, 'Unresponsive', message, true);
+    const members = (await this.platform.observe(service)).filter((m) => m.replica === replica && !m.terminating);
+    await Promise.allSettled(members.map((m) => this.platform.delete({ service, replica }, m.index)));
+    this.enqueue(service);
+  }
+
   /** An event about a service from outside the reconciler (the autoscaler's), beside its own. */
   note(service: string, reason: string, message: string): void {
     this.record(service, undefined, reason, message);

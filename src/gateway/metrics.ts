@@ -63,6 +63,20 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly unresponsive = new Counter({
+    name: 'tandem_gateway_unresponsive_total',
+    help: 'Replicas taken out because nothing came from them for the unresponsive timeout while their streams were flowing (a hung member); their groups are recreated',
+    labelNames: ['model', 'replica'],
+    registers: [this.registry],
+  });
+  readonly unresponsiveDetection = new Histogram({
+    name: 'tandem_gateway_unresponsive_detection_seconds',
+    help: 'How long an unresponsive replica had been silent when it was taken out',
+    labelNames: ['model'],
+    buckets: [1, 2, 5, 10, 15, 20, 30, 60],
+    registers: [this.registry],
+  });
+
   readonly tokens = new Counter({
     name: 'tandem_gateway_tokens_total',
     help: "Tokens in (prompt) and out (completion), as the engines' usage reports them",

@@ -26,12 +26,18 @@ import { ResumableStream } from './resume.js';
 import { send, type UpstreamResponse } from './upstream.js';
 import { Cancel } from './cancel.js';
 import { UsageTail } from './usage.js';
+import { Liveness } from './liveness.js';
 import type { Logger } from 'pino';
 
 export const ROUTING_POLICIES = ['prefix', 'least-outstanding'] as const;
 export type RoutingPolicy = (typeof ROUTING_POLICIES)[number];
 export const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024;
-export const DEFAULT_TIMEOUTS: UpstreamTimeouts = { connectMs: 5_000, firstByteMs: 600_000, idleMs: 60_000 };
+export const DEFAULT_TIMEOUTS: UpstreamTimeouts = {
+  connectMs: 5_000,
+  firstByteMs: 600_000,
+  idleMs: 60_000,
+  unresponsiveMs: 10_000,
+};
 const ROUTED = new Set(['/v1/chat/completions', '/v1/completions', '/v1/embeddings']);
 /** Request ids taken from clients: printable, at most 128 characters. */
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
@@ -51,6 +57,11 @@ export interface UpstreamTimeouts {
   firstByteMs: number;
   /** Between two chunks of a response. */
   idleMs: number;
+  /**
+   * Nothing at all from a replica whose streams were flowing, this long: it is unresponsive (a
+   * member hung), taken out of rotation, its streams continued elsewhere, its group recreated.
+   */
+  unresponsiveMs: number;
 }
 
 export interface GatewayOptions {
@@ -117,6 +128,12 @@ export class Gateway {
   private readonly queues: SlotQueues;
   private readonly breakers: Breakers;
   private readonly prefixes = new PrefixIndex();
+  private readonly liveness: Liveness;
+  /** Replicas found unresponsive, out of rotation until their group is seen not ready (recreated) or gone. */
+  private readonly unresponsive = new Set<string>();
+  /** How to cut each request a replica has now, for when it is found unresponsive. */
+  private readonly answering = new Map<string, Set<(reason: Error) => void>>();
+  private readonly unresponsiveListeners: ((replica: string, silentMs: number) => void)[] = [];
   private readonly wakeTimer: NodeJS.Timeout;
   private readonly historyTimer: NodeJS.Timeout;
   private readonly history = new ServingHistory(HISTORY_KEEP_MS);
@@ -140,6 +157,7 @@ export class Gateway {
   constructor(private readonly options: GatewayOptions) {
     this.clock = options.clock ?? (() => performance.now());
     this.timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
+    this.liveness = new Liveness(this.timeouts.unresponsiveMs);
     this.queues = new SlotQueues(options.admission ?? DEFAULT_ADMISSION);
     this.breakers = new Breakers(options.breaker ?? DEFAULT_BREAKER);
     this.metrics = new GatewayMetrics(
@@ -156,7 +174,9 @@ export class Gateway {
     // Breakers of replicas gone are forgotten: one re-created under the same id starts closed.
     this.wakeTimer = setInterval(() => {
       this.queues.models().forEach((m) => this.wake(m));
-      this.breakers.retain(new Set(this.options.source.backends().map((b) => b.id)));
+      const backends = this.options.source.backends();
+      this.breakers.retain(new Set(backends.map((b) => b.id)));
+      this.checkLiveness(backends);
     }, 250).unref();
     this.server = createServer((req, res) => {
       this.active++;
@@ -183,6 +203,11 @@ export class Gateway {
     });
     this.server.keepAliveTimeout = 65_000;
   }
+  /** Calls `listener` when a replica is found unresponsive (its platform should recreate its group). */
+  onUnresponsive(listener: (replica: string, silentMs: number) => void): void {
+    this.unresponsiveListeners.push(listener);
+  }
+
   /** Calls `listener` when a request of an autoscaled model finds no ready replica: scale it up now. */
   onDemand(listener: (model: string) => void): void {
     this.demandListeners.push(listener);
@@ -348,7 +373,9 @@ export class Gateway {
   /** The backends of `model` that may take a new request: not retiring, their breaker not open. */
   private candidates(model: string): Backend[] {
     const now = this.clock();
-    return this.current(model).filter((b) => !this.retired(b.id) && this.breakers.allows(b.id, now));
+    return this.current(model).filter(
+      (b) => !this.retired(b.id) && !this.unresponsive.has(b.id) && this.breakers.allows(b.id, now),
+    );
   }
 
   /** A ready backend of `model` with a free slot, not in `tried`, its slot taken; none if all are busy. */
@@ -519,6 +546,9 @@ export class Gateway {
       if (attempt > 0 && !resuming) this.metrics.retries.inc({ model });
       tried.add(backend.id);
       context.replica = backend.id;
+      const cuts = this.answering.get(backend.id) ?? new Set();
+      this.answering.set(backend.id, cuts);
+      let cutThis: ((reason: Error) => void) | undefined;
       try {
         const request = {
           path,
@@ -529,6 +559,10 @@ export class Gateway {
           },
           body: payload,
           cancel,
+          started: (abort: (reason: Error) => void) => {
+            if (cutThis) cuts.delete(cutThis); // a retry on a new connection replaces the first
+            cuts.add((cutThis = abort));
+          },
         };
         let upstream: UpstreamResponse;
         try {
@@ -574,6 +608,8 @@ export class Gateway {
         context.failovers = failovers;
         this.metrics.failovers.inc({ model });
       } finally {
+        if (cutThis) cuts.delete(cutThis);
+        if (cuts.size === 0 && this.answering.get(backend.id) === cuts) this.answering.delete(backend.id);
         this.outstanding.set(backend.id, (this.outstanding.get(backend.id) ?? 1) - 1);
         this.queues.done(model, performance.now());
         this.wake(model);
@@ -654,6 +690,8 @@ export class Gateway {
       if (streaming) res.flushHeaders();
     }
     const rewrite = streaming && upstream.statusCode === 200 ? stream : undefined;
+    const watched = streaming && upstream.statusCode === 200;
+    let flowing = false;
     // The answer's end, where engines put `usage` (a whole JSON body, or a stream's last events).
     const tail = new UsageTail();
     const write = async (data: Buffer | string) => {
@@ -663,7 +701,14 @@ export class Gateway {
     };
     try {
       for await (const chunk of upstream.body) {
-        if (streaming && upstream.statusCode === 200) this.observeTokens(chunk, model, timing);
+        if (watched) {
+          this.observeTokens(chunk, model, timing);
+          if (flowing) this.liveness.progressed(backend.id, this.clock());
+          else {
+            flowing = true;
+            this.liveness.flowing(backend.id, this.clock());
+          }
+        }
         const out = rewrite ? rewrite.relay(chunk, continuing) : chunk;
         if (out.length > 0) await write(out);
         if (res.destroyed) return undefined; // leaving the loop cancels the rest
@@ -674,6 +719,8 @@ export class Gateway {
       this.breakers.failed(backend.id, this.clock());
       this.metrics.requests.inc({ model, replica: backend.id, status: 'failed_mid_response' });
       return isTimeout(err) ? timeoutMessage(err, this.timeouts) : (err as Error).message;
+    } finally {
+      if (flowing) this.liveness.ended(backend.id);
     }
     this.metrics.requests.inc({ model, replica: backend.id, status: String(upstream.statusCode) });
     const usage = upstream.statusCode === 200 ? tail.usage() : undefined;
@@ -697,6 +744,29 @@ export class Gateway {
     const gap = timing.last === 0 ? 0 : (now - timing.last) / 1000 / events;
     for (let i = 0; i < gaps; i++) this.metrics.interTokenLatency.observe({ model }, gap);
     timing.last = now;
+  }
+
+  /**
+   * Takes out every replica that went silent with streams flowing: its answers are cut (streams go
+   * on elsewhere), its platform told; and puts back those seen not ready since (recreated) or gone.
+   */
+  private checkLiveness(backends: Backend[]): void {
+    for (const id of this.unresponsive) {
+      const b = backends.find((x) => x.id === id);
+      if (!b || !b.ready) this.unresponsive.delete(id);
+    }
+    for (const { id, silentMs } of this.liveness.unresponsive(this.clock())) {
+      if (this.unresponsive.has(id)) continue;
+      this.unresponsive.add(id);
+      const model = backends.find((b) => b.id === id)?.model ?? '';
+      this.metrics.unresponsive.inc({ model, replica: id });
+      this.metrics.unresponsiveDetection.observe({ model }, silentMs / 1000);
+      const why = new Error(
+        `replica ${id} sent nothing for ${(silentMs / 1000).toFixed(1)} s with streams flowing: unresponsive`,
+      );
+      for (const cut of this.answering.get(id) ?? []) cut(why);
+      for (const listener of this.unresponsiveListeners) listener(id, silentMs);
+    }
   }
 
   private pool(url: string): Pool {

@@ -12,6 +12,8 @@ export interface UpstreamRequest {
   body: Buffer;
   /** Cancelling it cancels the request (the engine stops generating when its connection closes). */
   cancel: Cancel;
+  /** Called once the request is under way, with what cuts it: the sender (or its body's reader) gets `reason`. */
+  started?(abort: (reason: Error) => void): void;
 }
 
 export interface UpstreamResponse {
@@ -65,6 +67,7 @@ export function send(dispatcher: Dispatcher, request: UpstreamRequest): Promise<
       {
         onRequestStart(c) {
           controller = c;
+          request.started?.((reason) => c.abort(reason));
           if (cancel.cancelled) c.abort(new Error('the client went away'));
         },
         onResponseStart(_c, statusCode, headers) {

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isAlive, until } from '../helpers.js';
+import { cli, service, specFile, up } from '../tandem-up.js';
 
 const root = join(fileURLToPath(import.meta.url), '../../../..');
 const tandem = join(root, 'bin', 'tandem.js');
@@ -350,5 +351,24 @@ test('a gateway port in use is a clear usage error, and nothing is started', asy
     assert.ok(!existsSync(join(state, 'logs')), 'a member was started');
   } finally {
     blocker.close();
+  }
+});
+
+test('tandem up whose output has nowhere to go (its terminal closed, its reader gone) keeps serving, and quietly', async () => {
+  const u = await up();
+  try {
+    u.child.stdout!.destroy();
+    u.child.stderr!.destroy();
+    // Each change is printed into the pipe (the status view), which now fails with EPIPE: that
+    // error was written to the same closed stderr, failed again, … and the process stopped serving.
+    const applied = cli(u, ['apply', specFile(u, 'quiet', {})]);
+    assert.equal(applied.status, 0, applied.stderr);
+    await until('its group to be Ready', 60_000, async () =>
+      (await service(u, 'quiet'))?.status?.groups[0]?.phase === 'Ready' ? true : undefined,
+    );
+    assert.equal((await fetch(`${u.gateway}/healthz`)).status, 200);
+    assert.equal(u.child.exitCode, null, 'still running');
+  } finally {
+    await u.stop();
   }
 });

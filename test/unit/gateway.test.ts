@@ -9,7 +9,11 @@ import { scrape } from '../helpers.js';
 
 const MODEL = 'm';
 
-async function gatewayOver(scripts: [string, Script][], timeouts: UpstreamTimeouts = DEFAULT_TIMEOUTS) {
+async function gatewayOver(
+  scripts: [string, Script][],
+  timeouts: UpstreamTimeouts = DEFAULT_TIMEOUTS,
+  clock?: () => number,
+) {
   const upstreams = await Promise.all(scripts.map(([, script]) => scriptedUpstream(script)));
   const backends: Backend[] = upstreams.map((u, i) => ({ id: scripts[i]![0], model: MODEL, url: u.url, ready: true }));
   const gateway = new Gateway({
@@ -17,6 +21,7 @@ async function gatewayOver(scripts: [string, Script][], timeouts: UpstreamTimeou
     port: 0,
     bodyLimit: 64 * 1024,
     timeouts,
+    ...(clock ? { clock } : {}),
     source: {
       backends: () => backends,
       models: () => [{ id: MODEL, replicas: backends.length, readyReplicas: backends.length }],
@@ -27,6 +32,7 @@ async function gatewayOver(scripts: [string, Script][], timeouts: UpstreamTimeou
   return {
     gateway,
     upstreams,
+    backends,
     close: async () => {
       await gateway.close();
       await Promise.all(upstreams.map((u) => u.close()));
@@ -183,7 +189,7 @@ test('a drain still serves a request queued before it, when a replica comes in i
 });
 
 test('a replica that does not answer in time is retried elsewhere; with none left, 504 upstream_timeout', async () => {
-  const timeouts = { connectMs: 1000, firstByteMs: 300, idleMs: 1000 };
+  const timeouts = { connectMs: 1000, firstByteMs: 300, idleMs: 1000, unresponsiveMs: 10_000 };
   const hungOnly = await gatewayOver([['hung', { kind: 'hang' }]], timeouts);
   try {
     const res = await post(hungOnly.gateway.url);
@@ -208,6 +214,58 @@ test('a replica that does not answer in time is retried elsewhere; with none lef
     assert.equal((await scrape(pair.gateway.url))[`tandem_gateway_retries_total{model="${MODEL}"}`], 1);
   } finally {
     await pair.close();
+  }
+});
+
+test('a stream whose replica goes silent mid-way ends after the idle timeout with an error event, not never', async () => {
+  const timeouts = { connectMs: 1000, firstByteMs: 1000, idleMs: 500, unresponsiveMs: 600_000 };
+  const { gateway, upstreams, close } = await gatewayOver([['stalled', { kind: 'stall', events: 2 }]], timeouts);
+  try {
+    const res = await post(gateway.url);
+    assert.equal(res.status, 200);
+    const text = await res.text();
+    assert.match(text, /"filler":1/);
+    assert.match(text, /nothing received for 500 ms.*upstream_failed/);
+    await until('the upstream request to be closed', async () => upstreams[0]!.open() === 0);
+  } finally {
+    await close();
+  }
+});
+
+test('a replica silent with its streams flowing is unresponsive: its requests cut, out of rotation, its platform told', async () => {
+  let now = 0;
+  const timeouts = { ...DEFAULT_TIMEOUTS, unresponsiveMs: 10_000 };
+  const { gateway, upstreams, backends, close } = await gatewayOver(
+    [
+      ['stalled', { kind: 'stall', events: 2 }],
+      ['spare', { kind: 'drop-reused' }],
+    ],
+    timeouts,
+    () => now,
+  );
+  backends[1]!.ready = false; // the stream goes to the replica that will stall
+  try {
+    const told = new Promise<[string, number]>((resolve) => gateway.onUnresponsive((...a) => resolve(a)));
+    const res = await post(gateway.url);
+    assert.equal(res.headers.get('x-tandem-backend'), 'stalled');
+    const reader = res.body!.getReader();
+    await reader.read(); // flowing
+    now += 9_999;
+    await new Promise((r) => setTimeout(r, 600)); // two looks at it (every 250 ms): not yet
+    assert.equal(upstreams[0]!.open(), 1, 'silent for less than the bound: still serving');
+    now += 1;
+    assert.deepEqual(await told, ['stalled', 10_000]);
+    await until('its request to be cut', async () => upstreams[0]!.open() === 0);
+    void reader.cancel();
+    const metrics = await scrape(gateway.url);
+    assert.equal(metrics[`tandem_gateway_unresponsive_total{model="${MODEL}",replica="stalled"}`], 1);
+    assert.equal(metrics[`tandem_gateway_unresponsive_detection_seconds_sum{model="${MODEL}"}`], 10);
+    backends[1]!.ready = true;
+    const next = await post(gateway.url, { model: MODEL, prompt: 'Hi' });
+    assert.equal(next.headers.get('x-tandem-backend'), 'spare', 'the unresponsive replica takes no new request');
+    await next.text();
+  } finally {
+    await close();
   }
 });
 

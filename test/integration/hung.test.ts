@@ -1,0 +1,69 @@
+// A hung member: a worker stopped with SIGSTOP keeps its TCP port open (the kernel accepts) and its
+// leader's /health still answers, but the tokens stop. Through `tandem up` as users run it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import OpenAI from 'openai';
+import { readStatus } from '../../src/cli/state.js';
+import { readStream, scrape } from '../helpers.js';
+import { cli, service, specFile, up } from '../tandem-up.js';
+
+const MODEL = 'hang-model';
+
+test('a worker stopped mid-stream: the replica is taken out within the unresponsive timeout, the stream finishes on the other replica, the group is recreated', async () => {
+  const u = await up(['--unresponsive-timeout', '3s']);
+  let stopped: number | undefined;
+  try {
+    const file = specFile(u, 'hang', { parallelism: { nodes: 2 }, replicas: 2 });
+    const applied = cli(u, ['apply', file]);
+    assert.equal(applied.status, 0, applied.stderr);
+    const ready = async () =>
+      (await service(u, 'hang'))?.status?.groups.filter((g) => g.phase === 'Ready').length === 2;
+    while (!(await ready())) await new Promise((r) => setTimeout(r, 200));
+    const client = new OpenAI({ baseURL: `${u.gateway}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 60_000 });
+    const request = { model: MODEL, prompt: 'A long story', max_tokens: 200, temperature: 0 };
+    const uninterrupted = (await client.completions.create(request)).choices[0]!.text;
+
+    const { data: stream, response } = await client.completions.create({ ...request, stream: true }).withResponse();
+    const replica = Number(response.headers.get('x-tandem-backend')!.split('/')[1]);
+    const group = readStatus(u.state)!
+      .services.find((s) => s.name === 'hang')!
+      .groups.find((g) => g.replica === replica)!;
+    const worker = group.members.find((m) => m.index === 1)!.pid!;
+    const { text, finish } = await readStream(stream, (n) => {
+      if (n === 2) process.kill((stopped = worker), 'SIGSTOP');
+    });
+    assert.equal(finish, 'length');
+    assert.equal(text, uninterrupted, 'the stream went on on the other replica from where it stopped');
+
+    const metrics = await scrape(u.gateway);
+    assert.equal(metrics[`tandem_gateway_unresponsive_total{model="${MODEL}",replica="hang/${replica}"}`], 1);
+    const detected = metrics[`tandem_gateway_unresponsive_detection_seconds_sum{model="${MODEL}"}`]!;
+    assert.ok(detected >= 3 && detected < 5, `silent ${detected} s when taken out (bound 3 s, looked at every 0.25 s)`);
+    const events = (await (await fetch(`${u.gateway}/api/v1/events`)).json()) as {
+      items: { reason: string; replica?: number; message: string }[];
+    };
+    const unresponsive = events.items.filter((e) => e.reason === 'Unresponsive');
+    assert.equal(unresponsive.length, 1, JSON.stringify(events.items.slice(-10)));
+    assert.equal(unresponsive[0]!.replica, replica);
+    // The group is recreated whole: new processes, Ready again, one restart counted.
+    const recreated = async () => {
+      const g = (await service(u, 'hang'))?.status?.groups.find((x) => x.replica === replica);
+      return g?.phase === 'Ready' && g.restarts === 1 && !g.members.some((m) => m.pid === worker);
+    };
+    const deadline = Date.now() + 60_000;
+    while (!(await recreated())) {
+      assert.ok(Date.now() < deadline, 'the group was not recreated within 60 s');
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.equal((await client.completions.create(request)).choices[0]!.text, uninterrupted);
+  } finally {
+    if (stopped) {
+      try {
+        process.kill(stopped, 'SIGCONT');
+      } catch {
+        // gone with its group
+      }
+    }
+    await u.stop();
+  }
+});

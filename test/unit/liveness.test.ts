@@ -1,0 +1,35 @@
+// A replica is unresponsive when its flowing streams get nothing from it for the bound; a stream
+// still waiting for its first byte (a long prefill) is not judged.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Liveness } from '../../src/gateway/liveness.js';
+
+test('silent with streams flowing: unresponsive after the bound, not before; prefill and idle are not judged', () => {
+  const l = new Liveness(10_000);
+  assert.deepEqual(l.unresponsive(1_000_000), [], 'nothing in flight');
+  l.flowing('a', 0);
+  l.flowing('b', 0);
+  l.progressed('a', 5_000);
+  assert.deepEqual(l.unresponsive(9_999), []);
+  assert.deepEqual(l.unresponsive(10_000), [{ id: 'b', silentMs: 10_000 }]);
+  assert.deepEqual(l.unresponsive(15_000), [
+    { id: 'a', silentMs: 10_000 },
+    { id: 'b', silentMs: 15_000 },
+  ]);
+  l.ended('a');
+  l.ended('b');
+  assert.deepEqual(l.unresponsive(60_000), [], 'streams ended: nothing to judge');
+  l.progressed('c', 0); // a byte of a replica with no flowing stream (a whole answer): not tracked
+  assert.deepEqual(l.unresponsive(60_000), []);
+});
+
+test('a replica flowing again after a quiet spell is judged from its new first byte', () => {
+  const l = new Liveness(10_000);
+  l.flowing('a', 0);
+  l.ended('a');
+  l.flowing('a', 50_000);
+  assert.deepEqual(l.unresponsive(55_000), []);
+  l.flowing('a', 56_000); // a second stream: both ended before it is quiet again
+  l.ended('a');
+  assert.deepEqual(l.unresponsive(66_000), [{ id: 'a', silentMs: 10_000 }]);
+});
