@@ -261,8 +261,15 @@ export class Gateway {
     if (req.method === 'GET' && path === '/healthz') return json(res, 200, { status: 'ok' });
     if (req.method === 'GET' && path === '/readyz') {
       const models = this.options.source.models();
-      // A model scaled to zero serves too: its requests wait for the replica they start.
-      const ready = models.length > 0 && models.every((m) => m.readyReplicas > 0 || m.autoscaled);
+      const groups = this.options.source.groups();
+      // A model scaled to zero serves too (its requests wait for the replica they start), unless
+      // every group it has failed: nothing will start for them.
+      const allFailed = (model: string) => {
+        const its = groups.filter((g) => g.model === model);
+        return its.length > 0 && its.every((g) => g.phase === 'Failed');
+      };
+      const ready =
+        models.length > 0 && models.every((m) => m.readyReplicas > 0 || (m.autoscaled && !allFailed(m.id)));
       // Probes need no key; which models and replicas there are is for callers with one.
       const detail = !this.options.keys || isLoopback(req.socket.remoteAddress) || this.hasKey(req);
       return json(res, ready ? 200 : 503, detail ? { ready, models } : { ready });

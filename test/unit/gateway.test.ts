@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { Gateway, DEFAULT_TIMEOUTS, type UpstreamTimeouts } from '../../src/gateway/server.js';
 import type { Backend } from '../../src/gateway/backends.js';
+import type { GroupMetric } from '../../src/core/serving.js';
 import { scriptedUpstream, type Script } from '../fixtures/scripted-upstream.js';
 import { scrape } from '../helpers.js';
 
@@ -266,6 +267,29 @@ test('a replica silent with its streams flowing is unresponsive: its requests cu
     await next.text();
   } finally {
     await close();
+  }
+});
+
+test('/readyz: an autoscaled model at zero is ready (a request starts a group), not when every group it has failed', async () => {
+  const groups: GroupMetric[] = [];
+  const gateway = new Gateway({
+    host: '127.0.0.1',
+    port: 0,
+    source: {
+      backends: () => [],
+      models: () => [{ id: MODEL, replicas: groups.length, readyReplicas: 0, autoscaled: true }],
+      groups: () => groups,
+    },
+  });
+  await gateway.listen();
+  try {
+    assert.equal((await fetch(`${gateway.url}/readyz`)).status, 200, 'scaled to zero');
+    groups.push({ service: 's', model: MODEL, replica: 0, phase: 'Failed', restarts: 5 });
+    assert.equal((await fetch(`${gateway.url}/readyz`)).status, 503, 'its only group failed');
+    groups.push({ service: 's', model: MODEL, replica: 1, phase: 'Starting', restarts: 0 });
+    assert.equal((await fetch(`${gateway.url}/readyz`)).status, 200, 'another is on its way');
+  } finally {
+    await gateway.close();
   }
 });
 

@@ -83,8 +83,9 @@ export function serviceStatus(
   ];
   return {
     observedGeneration: generation,
-    // Groups that exist to serve: not those being deleted (the scale subresource's count).
-    replicas: groups.filter((g) => g.phase !== 'Deleting').length,
+    // Groups that exist to serve (the scale subresource's count, which the HPA reads): not those
+    // being deleted, nor a rollout's surge groups beyond spec.replicas.
+    replicas: groups.filter((g) => g.phase !== 'Deleting' && g.replica < wanted).length,
     readyReplicas: ready,
     readyGroups: `${ready}/${wanted}`,
     nodesPerGroup: groups[0]?.members.length ?? 0,
