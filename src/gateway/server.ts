@@ -268,8 +268,7 @@ export class Gateway {
         const its = groups.filter((g) => g.model === model);
         return its.length > 0 && its.every((g) => g.phase === 'Failed');
       };
-      const ready =
-        models.length > 0 && models.every((m) => m.readyReplicas > 0 || (m.autoscaled && !allFailed(m.id)));
+      const ready = models.length > 0 && models.every((m) => m.readyReplicas > 0 || (m.autoscaled && !allFailed(m.id)));
       // Probes need no key; which models and replicas there are is for callers with one.
       const detail = !this.options.keys || isLoopback(req.socket.remoteAddress) || this.hasKey(req);
       return json(res, ready ? 200 : 503, detail ? { ready, models } : { ready });
