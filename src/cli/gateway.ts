@@ -41,8 +41,26 @@ export async function listenOrExplain(gateway: Gateway, s: GatewaySettings): Pro
  * The access log: JSON lines to a file (or 1, stdout), written 4 KiB at a time and at least once a
  * second (a write per request costs more than the request's own log line); `close` writes the rest.
  */
-export function accessLog(dest: string | 1): { log: Logger; close: () => void } {
+export function accessLog(dest: string | 1): {
+  log: Logger;
+  close: () => void;
+  /** Calls `listener` on a failed write (its lines are lost; the gateway serves on). */
+  onWriteError: (listener: (err: Error) => void) => void;
+} {
   const stream = pino.destination({ dest, mkdir: true, sync: false, minLength: 4096 });
+  // A full disk loses access log lines, never the gateway: unheard, the stream's error was an
+  // uncaught exception that stopped `tandem up`.
+  let failed = false;
+  stream.on('error', (err: Error) => {
+    if (failed) return;
+    failed = true;
+    process.stderr.write(`tandem: the access log could not be written (it is off from now): ${err.message}\n`);
+    // As pino does on EPIPE: nothing more is written or flushed, at exit either (sonic-boom's
+    // flushSync retries a write that fails with ENOSPC for ever: the process never ended).
+    stream.write = () => true;
+    stream.flush = () => undefined;
+    stream.flushSync = () => undefined;
+  });
   const timer = setInterval(() => stream.flush(), 1000).unref();
   return {
     log: pino(stream),
@@ -54,5 +72,6 @@ export function accessLog(dest: string | 1): { log: Logger; close: () => void } 
         // not open yet: nothing was written
       }
     },
+    onWriteError: (listener) => stream.on('error', listener),
   };
 }

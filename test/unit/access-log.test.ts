@@ -22,3 +22,13 @@ test('access log lines reach the file within a second, and every one on close', 
   access.close();
   assert.equal(lines(file).length, 6, 'everything logged is in the file once closed');
 });
+
+test('a full disk loses access log lines, not the gateway', async () => {
+  // /dev/full answers every write with ENOSPC, as a full log disk does.
+  const access = accessLog('/dev/full');
+  const failed = new Promise<Error>((resolve) => access.onWriteError(resolve));
+  for (let i = 0; i < 200; i++) access.log.info({ id: `line ${i}`, padding: 'x'.repeat(100) });
+  assert.match((await failed).message, /ENOSPC/);
+  access.log.info({ id: 'after' });
+  access.close();
+});
