@@ -274,7 +274,8 @@ const schedule = (async () => {
     'tandem apply of a changed template (rolling)',
     at(0.55),
     async () => {
-      const changed = { ...PAIR, engine: { ...PAIR.engine, args: ['--ctx-size', '1024'] } };
+      // A change of what runs that serves the same requests (a smaller context refused the long prompts).
+      const changed = { ...PAIR, engine: { ...PAIR.engine, args: ['--batch-size', '256'] } };
       const res = await fetch(`${gateway}/api/v1/services`, {
         method: 'POST',
         headers: { 'content-type': 'application/yaml' },

@@ -142,7 +142,9 @@ test('with API keys, the control API takes only an admin key; tandem delete drai
   const keys = join(mkdtempSync(join(tmpdir(), 'tandem-control-keys-')), 'keys.yaml');
   const user = addKey(keys, { name: 'user' });
   const admin = addKey(keys, { name: 'ops', admin: true });
-  const u = await up(['--api-keys', keys]);
+  // The drain waits as long as the stream takes: on a busy machine 2,000 tokens took longer than
+  // the default 30 s, and the drain cut the stream this test requires whole.
+  const u = await up(['--api-keys', keys, '--drain-timeout', '10m']);
   try {
     const file = specFile(u, 'chat', {});
     const anonymous = await fetch(`${u.gateway}/api/v1/services`);
