@@ -116,12 +116,18 @@ export async function runClusterGateway(
     ui: dashboardFiles(),
   });
   await listenOrExplain(gateway, settings);
-  // Taken out of rotation here; recreating the group is the operator's, which does not hear of it yet.
-  gateway.onUnresponsive((id, silentMs) =>
+  // Taken out of rotation here; the operator recreates the group, told through an annotation.
+  gateway.onUnresponsive((id, silentMs) => {
     log(
       `tandem: replica ${id} sent nothing for ${(silentMs / 1000).toFixed(1)} s with streams flowing: out of rotation`,
-    ),
-  );
+    );
+    const [service, replica] = id.split('/') as [string, string];
+    control
+      .reportUnresponsive(service, Number(replica))
+      .catch((err: unknown) =>
+        log(`tandem: could not tell the operator that ${id} is unresponsive: ${apiMessage(err)}`),
+      );
+  });
   let autoscaler: Autoscaler | undefined;
   let scaler: KedaScaler | undefined;
   let peers: { poller: PeerPoller; found?: GatewayPeers } | undefined;

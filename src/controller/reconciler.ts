@@ -415,10 +415,15 @@ export class Reconciler extends EventEmitter<{ tick: [string] }> {
    * The gateway found a group unresponsive (its streams stopped with no word from it: a member
    * hung): its members go, and the group is recreated whole as for any lost member.
    */
-  async unresponsive(service: string, replica: number, message: string): Promise<void> {
+  async unresponsive(service: string, replica: number, message: string, seenAt = this.now()): Promise<void> {
     if (!this.services.has(service)) return;
+    // Only members that were there when it was seen: a report read again (an operator restarted,
+    // say) finds the recreated group newer than itself and leaves it.
+    const members = (await this.platform.observe(service)).filter(
+      (m) => m.replica === replica && !m.terminating && m.createdAt <= seenAt,
+    );
+    if (members.length === 0) return;
     this.record(service, replica, 'Unresponsive', message, true);
-    const members = (await this.platform.observe(service)).filter((m) => m.replica === replica && !m.terminating);
     await Promise.allSettled(members.map((m) => this.platform.delete({ service, replica }, m.index)));
     this.enqueue(service);
   }

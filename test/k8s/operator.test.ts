@@ -34,6 +34,7 @@ import {
 } from './cluster.js';
 import { ensureKedaOperator } from './binaries.js';
 import { exportService } from '../../src/platforms/kubernetes/export/index.js';
+import { UNRESPONSIVE_PREFIX } from '../../src/platforms/kubernetes/spec-feed.js';
 import { freePort } from '../../src/util/net.js';
 import { until as poll, useTestCluster } from './harness.js';
 import { serviceAccountConfig as accountConfig, startOperator } from './accounts.js';
@@ -1147,6 +1148,50 @@ test("KEDA's operator, on the ScaledObject tandem render --to keda writes, appli
   } finally {
     for (const c of children) c.kill('SIGTERM');
     for (const e of engines.values()) e.kill('SIGKILL');
+    await operator.stop();
+  }
+});
+
+test('a group a gateway found unresponsive (an annotation saying when) is recreated whole, once; the other group is left alone', async () => {
+  const operator = new Operator(kubeConfig(kubeconfig), { namespace: ns, log: (l) => logs.push(l), resyncMs: 2000 });
+  await operator.start();
+  try {
+    await custom().createNamespacedCustomObject({ ...where, body: isvc('stuck', big(2)) });
+    await until('both groups Ready', 60_000, async () =>
+      (await status('stuck')).readyReplicas === 2 ? true : undefined,
+    );
+    const uids = async (replica: number) =>
+      (await pods('stuck'))
+        .filter((p) => p.metadata?.labels?.[LABEL.replica] === String(replica) && !p.metadata.deletionTimestamp)
+        .map((p) => p.metadata!.uid!)
+        .sort();
+    const [before0, before1] = [await uids(0), await uids(1)];
+    // What `tandem gateway` writes when a replica's streams stop with no word from it.
+    await custom().patchNamespacedCustomObject(
+      {
+        ...where,
+        name: 'stuck',
+        body: { metadata: { annotations: { [`${UNRESPONSIVE_PREFIX}0`]: new Date().toISOString() } } },
+      },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+    await until('group 0 recreated and Ready', 60_000, async () => {
+      const s = await status('stuck');
+      const now0 = await uids(0);
+      return s.readyReplicas === 2 && now0.length === 2 && !now0.some((u) => before0.includes(u)) ? true : undefined;
+    });
+    assert.deepEqual(await uids(1), before1, 'the other group was left alone');
+    assert.equal(groupOf(await status('stuck'), 0).restarts, 1);
+    const events = (await core().listNamespacedEvent({ namespace: ns })).items.filter(
+      (e) => e.involvedObject.name === 'stuck' && e.reason === 'Unresponsive',
+    );
+    assert.equal(
+      events.length,
+      1,
+      'recreated once: the annotation, read again with every status write since, finds a newer group',
+    );
+    await custom().deleteNamespacedCustomObject({ ...where, name: 'stuck' });
+  } finally {
     await operator.stop();
   }
 });

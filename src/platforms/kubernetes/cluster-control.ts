@@ -24,6 +24,7 @@ import { apiMessage, ignoreStatus, Watch } from './api.js';
 import { GROUP, PLURAL, VERSION } from './crd.js';
 import { readInferenceService, type InferenceServiceObject } from './inference-services.js';
 import { LABEL, LEADER_PORT, podName, WORKER_PORT } from './objects.js';
+import { UNRESPONSIVE_PREFIX } from './spec-feed.js';
 import { podReady } from './platform.js';
 import { linesOf } from '../../util/follow-file.js';
 
@@ -172,6 +173,12 @@ export class ClusterControl implements ControlPlane {
     } catch (err) {
       throw this.refusal(err, name);
     }
+  }
+
+  /** Tells the operator that a gateway found a group unresponsive: it recreates the group's members older than now. */
+  async reportUnresponsive(service: string, replica: number): Promise<void> {
+    const annotations = { [`${UNRESPONSIVE_PREFIX}${replica}`]: new Date().toISOString() };
+    await this.api.patch(`${this.base}/${service}`, { metadata: { annotations } });
   }
 
   async events(): Promise<ServiceEvent[]> {
