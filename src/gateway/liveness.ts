@@ -2,9 +2,14 @@
 // whose member hangs (a stopped or deadlocked RPC worker, a GPU hang) keeps accepting connections
 // and its leader keeps answering /health, but the tokens stop. A replica is unresponsive when it
 // has streams in flight that were flowing (had sent a byte: a stream still in its prefill is not
-// judged) and nothing at all came from it for `hangMs`. Pure: the caller says when bytes came.
+// judged) and nothing at all came from it for `hangMs`; or when its engine says it is working on
+// requests whose progress (llama-server's slots: prompt tokens processed, tokens decoded) has not
+// moved for `hangMs` (a hang between streams, or under whole answers). Pure: the caller says when
+// bytes came and what the engine said.
 export class Liveness {
   private readonly replicas = new Map<string, { flowing: number; lastByteAt: number }>();
+  /** Per replica, what its engine last said it was doing, and since when it has said the same. */
+  private readonly engines = new Map<string, { progress: string; since: number }>();
 
   constructor(private readonly hangMs: number) {}
 
@@ -28,13 +33,41 @@ export class Liveness {
     if (r && --r.flowing === 0) this.replicas.delete(id);
   }
 
-  /** The replicas with flowing streams and no byte for `hangMs` or more, each with how long it has been silent. */
-  unresponsive(now: number): { id: string; silentMs: number }[] {
-    const out: { id: string; silentMs: number }[] = [];
-    for (const [id, r] of this.replicas) {
-      const silentMs = now - r.lastByteAt;
-      if (silentMs >= this.hangMs) out.push({ id, silentMs });
-    }
-    return out;
+  /** What the engine of `id` says of the requests it is working on (undefined: none). */
+  engineSays(id: string, progress: string | undefined, now: number): void {
+    if (progress === undefined) this.engines.delete(id);
+    else if (this.engines.get(id)?.progress !== progress) this.engines.set(id, { progress, since: now });
   }
+
+  /** `id` was taken out: what its engine said no longer counts. */
+  forget(id: string): void {
+    this.engines.delete(id);
+  }
+
+  /** The replicas silent (or their engine stuck) for `hangMs` or more, each with for how long. */
+  unresponsive(now: number): { id: string; silentMs: number }[] {
+    const silent = new Map<string, number>();
+    for (const [id, r] of this.replicas) silent.set(id, now - r.lastByteAt);
+    for (const [id, e] of this.engines) silent.set(id, Math.max(silent.get(id) ?? 0, now - e.since));
+    return [...silent].filter(([, ms]) => ms >= this.hangMs).map(([id, silentMs]) => ({ id, silentMs }));
+  }
+}
+
+/**
+ * llama-server's GET /slots as progress: the slots processing a request, each with its prompt
+ * tokens processed and tokens decoded (undefined: none processing, or not that answer).
+ */
+export function slotsProgress(slots: unknown): string | undefined {
+  if (!Array.isArray(slots)) return undefined;
+  const busy = (
+    slots as {
+      id?: unknown;
+      is_processing?: unknown;
+      n_prompt_tokens_processed?: unknown;
+      next_token?: { n_decoded?: unknown }[];
+    }[]
+  )
+    .filter((s) => s?.is_processing === true)
+    .map((s) => [s.id, s.n_prompt_tokens_processed, s.next_token?.[0]?.n_decoded]);
+  return busy.length > 0 ? JSON.stringify(busy) : undefined;
 }

@@ -26,7 +26,7 @@ import { ResumableStream } from './resume.js';
 import { send, type UpstreamResponse } from './upstream.js';
 import { Cancel } from './cancel.js';
 import { UsageTail } from './usage.js';
-import { Liveness } from './liveness.js';
+import { Liveness, slotsProgress } from './liveness.js';
 import type { Logger } from 'pino';
 
 export const ROUTING_POLICIES = ['prefix', 'least-outstanding'] as const;
@@ -134,6 +134,8 @@ export class Gateway {
   /** How to cut each request a replica has now, for when it is found unresponsive. */
   private readonly answering = new Map<string, Set<(reason: Error) => void>>();
   private readonly unresponsiveListeners: ((replica: string, silentMs: number) => void)[] = [];
+  /** llama-server replicas whose slots are being asked for now. */
+  private readonly asking = new Set<string>();
   private readonly wakeTimer: NodeJS.Timeout;
   private readonly historyTimer: NodeJS.Timeout;
   private readonly history = new ServingHistory(HISTORY_KEEP_MS);
@@ -761,9 +763,27 @@ export class Gateway {
       const b = backends.find((x) => x.id === id);
       if (!b || !b.ready) this.unresponsive.delete(id);
     }
+    // A llama-server replica with requests in flight: is its engine still making progress? (Its
+    // /slots answers even while a worker hangs, with counters that no longer move.)
+    for (const b of backends) {
+      if (b.tokenIds !== 'llama-server' || !b.ready || this.asking.has(b.id) || this.unresponsive.has(b.id)) continue;
+      if ((this.outstanding.get(b.id) ?? 0) === 0) {
+        this.liveness.engineSays(b.id, undefined, this.clock());
+        continue;
+      }
+      this.asking.add(b.id);
+      fetch(`${b.url}/slots`, { signal: AbortSignal.timeout(2000) })
+        .then(async (res) => (res.ok ? slotsProgress(await res.json()) : undefined))
+        .then(
+          (progress) => this.liveness.engineSays(b.id, progress, this.clock()),
+          () => undefined, // no answer says nothing new: the counters it last gave stand
+        )
+        .finally(() => this.asking.delete(b.id));
+    }
     for (const { id, silentMs } of this.liveness.unresponsive(this.clock())) {
       if (this.unresponsive.has(id)) continue;
       this.unresponsive.add(id);
+      this.liveness.forget(id);
       const model = backends.find((b) => b.id === id)?.model ?? '';
       this.metrics.unresponsive.inc({ model, replica: id });
       this.metrics.unresponsiveDetection.observe({ model }, silentMs / 1000);

@@ -67,3 +67,39 @@ test('a worker stopped mid-stream: the replica is taken out within the unrespons
     await u.stop();
   }
 });
+
+test('a worker stopped between requests: the next request finds the engine stuck (its slots do not move), is answered by the other replica, and the group is recreated', async () => {
+  const u = await up(['--unresponsive-timeout', '3s']);
+  let stopped: number | undefined;
+  try {
+    const file = specFile(u, 'idle', { parallelism: { nodes: 2 }, replicas: 2 });
+    const applied = cli(u, ['apply', file]);
+    assert.equal(applied.status, 0, applied.stderr);
+    const ready = async () =>
+      (await service(u, 'idle'))?.status?.groups.filter((g) => g.phase === 'Ready').length === 2;
+    while (!(await ready())) await new Promise((r) => setTimeout(r, 200));
+    const group = readStatus(u.state)!
+      .services.find((s) => s.name === 'idle')!
+      .groups.find((g) => g.replica === 0)!;
+    process.kill((stopped = group.members.find((m) => m.index === 1)!.pid!), 'SIGSTOP');
+    const client = new OpenAI({ baseURL: `${u.gateway}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 60_000 });
+    // Whole answers, never a stream: until one goes to the stopped group, then it is retried on the other.
+    const answers = await Promise.all(
+      [0, 1, 2, 3].map(() =>
+        client.completions.create({ model: 'idle-model', prompt: 'Hello', max_tokens: 8, temperature: 0 }),
+      ),
+    );
+    for (const a of answers) assert.equal(a.choices[0]!.text, answers[0]!.choices[0]!.text);
+    const metrics = await scrape(u.gateway);
+    assert.equal(metrics['tandem_gateway_unresponsive_total{model="idle-model",replica="idle/0"}'], 1);
+  } finally {
+    if (stopped) {
+      try {
+        process.kill(stopped, 'SIGCONT');
+      } catch {
+        // gone with its group
+      }
+    }
+    await u.stop();
+  }
+});

@@ -2,7 +2,7 @@
 // still waiting for its first byte (a long prefill) is not judged.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Liveness } from '../../src/gateway/liveness.js';
+import { Liveness, slotsProgress } from '../../src/gateway/liveness.js';
 
 test('silent with streams flowing: unresponsive after the bound, not before; prefill and idle are not judged', () => {
   const l = new Liveness(10_000);
@@ -32,4 +32,23 @@ test('a replica flowing again after a quiet spell is judged from its new first b
   l.flowing('a', 56_000); // a second stream: both ended before it is quiet again
   l.ended('a');
   assert.deepEqual(l.unresponsive(66_000), [{ id: 'a', silentMs: 10_000 }]);
+});
+
+test("an engine working on requests whose progress has not moved for the bound: llama-server's slots", () => {
+  const l = new Liveness(10_000);
+  const slot = (prompt: number, decoded: number, processing = true) => ({
+    id: 3,
+    is_processing: processing,
+    n_prompt_tokens_processed: prompt,
+    next_token: [{ n_decoded: decoded }],
+  });
+  assert.equal(slotsProgress([slot(0, 0, false)]), undefined, 'idle');
+  assert.equal(slotsProgress({ error: 'x' }), undefined);
+  l.engineSays('a', slotsProgress([slot(0, 0)]), 0);
+  l.engineSays('a', slotsProgress([slot(2048, 0)]), 6_000); // a long prefill moves, batch by batch
+  l.engineSays('a', slotsProgress([slot(2048, 0)]), 15_000);
+  assert.deepEqual(l.unresponsive(15_000), []);
+  assert.deepEqual(l.unresponsive(16_000), [{ id: 'a', silentMs: 10_000 }], 'stuck for the bound');
+  l.engineSays('a', undefined, 16_500); // done: nothing to judge
+  assert.deepEqual(l.unresponsive(60_000), []);
 });
