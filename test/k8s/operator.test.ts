@@ -1224,7 +1224,11 @@ test('two gateways, one load: each autoscaler decides on what both have in hand,
       const ready = readyPods(await pods('shared')).find((p) => p.metadata?.labels?.[LABEL.member] === '0');
       return (await status('shared')).readyReplicas === 1 ? ready?.status?.podIP : undefined;
     });
-    engine = createServer((_req, res) => void held.push(res));
+    // It holds completions only; anything else (the gateway asking llama-server's /slots) is not found.
+    engine = createServer((req, res) => {
+      if (req.method === 'POST') held.push(res);
+      else res.writeHead(404).end();
+    });
     await new Promise<void>((r) => engine!.listen(LEADER_PORT, leader, r));
 
     const account = await gatewayAccount();
