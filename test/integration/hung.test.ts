@@ -4,21 +4,26 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { readStatus } from '../../src/cli/state.js';
-import { readStream, scrape } from '../helpers.js';
+import { readStream, scrape, until } from '../helpers.js';
+import type { Up } from '../tandem-up.js';
 import { cli, service, specFile, up } from '../tandem-up.js';
 
 const MODEL = 'hang-model';
+
+/** A 2-replica × 2-node service `name` applied to `u`, waited on until both groups are Ready. */
+async function pairOn(u: Up, name: string): Promise<void> {
+  const applied = cli(u, ['apply', specFile(u, name, { parallelism: { nodes: 2 }, replicas: 2 })]);
+  assert.equal(applied.status, 0, applied.stderr);
+  await until(`both groups of ${name} Ready`, 120_000, async () =>
+    (await service(u, name))?.status?.groups.filter((g) => g.phase === 'Ready').length === 2 ? true : undefined,
+  );
+}
 
 test('a worker stopped mid-stream: the replica is taken out within the unresponsive timeout, the stream finishes on the other replica, the group is recreated', async () => {
   const u = await up(['--unresponsive-timeout', '3s']);
   let stopped: number | undefined;
   try {
-    const file = specFile(u, 'hang', { parallelism: { nodes: 2 }, replicas: 2 });
-    const applied = cli(u, ['apply', file]);
-    assert.equal(applied.status, 0, applied.stderr);
-    const ready = async () =>
-      (await service(u, 'hang'))?.status?.groups.filter((g) => g.phase === 'Ready').length === 2;
-    while (!(await ready())) await new Promise((r) => setTimeout(r, 200));
+    await pairOn(u, 'hang');
     const client = new OpenAI({ baseURL: `${u.gateway}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 60_000 });
     const request = { model: MODEL, prompt: 'A long story', max_tokens: 200, temperature: 0 };
     const uninterrupted = (await client.completions.create(request)).choices[0]!.text;
@@ -50,11 +55,7 @@ test('a worker stopped mid-stream: the replica is taken out within the unrespons
       const g = (await service(u, 'hang'))?.status?.groups.find((x) => x.replica === replica);
       return g?.phase === 'Ready' && g.restarts === 1 && !g.members.some((m) => m.pid === worker);
     };
-    const deadline = Date.now() + 60_000;
-    while (!(await recreated())) {
-      assert.ok(Date.now() < deadline, 'the group was not recreated within 60 s');
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    await until('the group recreated', 60_000, async () => ((await recreated()) ? true : undefined));
     assert.equal((await client.completions.create(request)).choices[0]!.text, uninterrupted);
   } finally {
     if (stopped) {
@@ -72,12 +73,7 @@ test('a worker stopped between requests: the next request finds the engine stuck
   const u = await up(['--unresponsive-timeout', '3s']);
   let stopped: number | undefined;
   try {
-    const file = specFile(u, 'idle', { parallelism: { nodes: 2 }, replicas: 2 });
-    const applied = cli(u, ['apply', file]);
-    assert.equal(applied.status, 0, applied.stderr);
-    const ready = async () =>
-      (await service(u, 'idle'))?.status?.groups.filter((g) => g.phase === 'Ready').length === 2;
-    while (!(await ready())) await new Promise((r) => setTimeout(r, 200));
+    await pairOn(u, 'idle');
     const group = readStatus(u.state)!
       .services.find((s) => s.name === 'idle')!
       .groups.find((g) => g.replica === 0)!;

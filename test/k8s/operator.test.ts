@@ -1207,7 +1207,7 @@ test('two gateways, one load: each autoscaler decides on what both have in hand,
   try {
     const spec = {
       ...big(1), // KEDA would hold it there; none runs here
-      model: { servedName: 'shared-model', source: 'hf://org/shared-GGUF' },
+      model: { servedName: 'pooled-model', source: 'hf://org/pooled-GGUF' },
       parallelism: { nodes: 1 },
       resources: { gpu: 0 },
       scheduling: {},
@@ -1219,10 +1219,10 @@ test('two gateways, one load: each autoscaler decides on what both have in hand,
         lookBackPeriod: '2s',
       },
     };
-    await custom().createNamespacedCustomObject({ ...where, body: isvc('shared', spec) });
+    await custom().createNamespacedCustomObject({ ...where, body: isvc('pooled', spec) });
     const leader = await until('the first group Ready', 60_000, async () => {
-      const ready = readyPods(await pods('shared')).find((p) => p.metadata?.labels?.[LABEL.member] === '0');
-      return (await status('shared')).readyReplicas === 1 ? ready?.status?.podIP : undefined;
+      const ready = readyPods(await pods('pooled')).find((p) => p.metadata?.labels?.[LABEL.member] === '0');
+      return (await status('pooled')).readyReplicas === 1 ? ready?.status?.podIP : undefined;
     });
     // It holds completions only; anything else (the gateway asking llama-server's /slots) is not found.
     engine = createServer((req, res) => {
@@ -1274,8 +1274,8 @@ test('two gateways, one load: each autoscaler decides on what both have in hand,
       new Promise<number>((resolve, reject) =>
         c.GetMetrics(
           {
-            scaledObjectRef: { name: 'shared', namespace: ns, scalerMetadata: {} },
-            metricName: 'tandem-shared-requests',
+            scaledObjectRef: { name: 'pooled', namespace: ns, scalerMetadata: {} },
+            metricName: 'tandem-pooled-requests',
           },
           (err, res) => (err ? reject(err) : resolve(res.metricValues[0]!.metricValue)),
         ),
@@ -1290,7 +1290,7 @@ test('two gateways, one load: each autoscaler decides on what both have in hand,
           fetch(`${url}/v1/completions`, {
             method: 'POST',
             headers: { 'content-type': 'application/json' },
-            body: JSON.stringify({ model: 'shared-model', prompt: 'Hello', max_tokens: 1 }),
+            body: JSON.stringify({ model: 'pooled-model', prompt: 'Hello', max_tokens: 1 }),
           }).catch(() => undefined),
         ),
       );
@@ -1300,13 +1300,13 @@ test('two gateways, one load: each autoscaler decides on what both have in hand,
         30_000,
         async () => ((await Promise.all(scalers.map(told))).every((v) => v === 4) ? true : undefined),
       );
-      for (const g of gateways) assert.match(g.log, /shared: \d → 4 replicas/);
+      for (const g of gateways) assert.match(g.log, /pooled: \d → 4 replicas/);
       for (const res of held) res.end(JSON.stringify({ choices: [{ text: 'x' }] }));
       await Promise.all(requests);
     } finally {
       for (const c of scalers) c.close();
     }
-    await custom().deleteNamespacedCustomObject({ ...where, name: 'shared' });
+    await custom().deleteNamespacedCustomObject({ ...where, name: 'pooled' });
   } finally {
     for (const c of children) c.kill('SIGTERM');
     for (const res of held) res.destroy();

@@ -251,10 +251,8 @@ test('a replica silent with its streams flowing is unresponsive: its requests cu
     assert.equal(res.headers.get('x-tandem-backend'), 'stalled');
     const reader = res.body!.getReader();
     await reader.read(); // flowing
-    now += 9_999;
-    await new Promise((r) => setTimeout(r, 600)); // two looks at it (every 250 ms): not yet
-    assert.equal(upstreams[0]!.open(), 1, 'silent for less than the bound: still serving');
-    now += 1;
+    assert.equal(upstreams[0]!.open(), 1, 'serving');
+    now += 10_000; // the bound itself (below it is liveness.test.ts's)
     assert.deepEqual(await told, ['stalled', 10_000]);
     await until('its request to be cut', async () => upstreams[0]!.open() === 0);
     void reader.cancel();
