@@ -22,10 +22,16 @@ export interface Up {
   stop(): Promise<void>;
 }
 
-/** `tandem up` with no file, in a state folder of its own; resolves once its gateway listens. */
-export async function up(extra: string[] = []): Promise<Up> {
+/**
+ * `tandem up` with no file, in a state folder of its own; resolves once its gateway listens.
+ * `wrap` makes the command line that runs it from its state folder and its own (one that execs it
+ * keeps its pid, which `stop` signals).
+ */
+export async function up(extra: string[] = [], wrap?: (state: string, command: string[]) => string[]): Promise<Up> {
   const state = mkdtempSync(join(tmpdir(), 'tandem-control-'));
-  const child = spawn(process.execPath, [tandem, 'up', '--port', '0', ...extra], {
+  const command = [process.execPath, tandem, 'up', '--port', '0', ...extra];
+  const [file, ...args] = wrap ? wrap(state, command) : command;
+  const child = spawn(file!, args, {
     env: { ...process.env, TANDEM_STATE: state },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -9,6 +9,7 @@ import { Gateway, type GatewayOptions } from '../gateway/server.js';
 import { LocalBackends } from '../platforms/local/backend-source.js';
 import { LocalEvents } from '../platforms/local/events.js';
 import { LocalPlatform } from '../platforms/local/platform.js';
+import type { LogSpaceChange } from '../platforms/local/log-space.js';
 import { reconcilerTarget } from '../platforms/local/scale-target.js';
 import { MemoryStatusStore } from '../platforms/local/status-store.js';
 import { RolloutDrain } from '../platforms/local/rollout-drain.js';
@@ -37,7 +38,8 @@ export function embedded(
   drainMs = 30_000,
 ): Embedded {
   const events = new LocalEvents();
-  const platform = new LocalPlatform({ logDir });
+  // The reconciler is made below; log space is looked at only once members run.
+  const platform = new LocalPlatform({ logDir, onLogSpace: (change, free) => logSpace(change, free) });
   // The reconciler drains through the gateway, which serves the reconciler's groups.
   const late: { autoscaler?: Autoscaler; gateway?: Gateway; drain?: RolloutDrain } = {};
   const reconciler = new Reconciler({
@@ -72,6 +74,21 @@ export function embedded(
     const message = `nothing came from it for ${(silentMs / 1000).toFixed(1)} s while its streams were flowing: recreating the group`;
     void reconciler.unresponsive(service, Number(replica), message);
   });
+  // Said for each service, whose members' logs are there: what `tandem status` and the events show.
+  const logSpace = (change: LogSpaceChange, free: number) => {
+    const message =
+      change === 'full'
+        ? `the log directory ${logDir} is full (${Math.round(free / 1024)} KiB free): members' output is lost until there is room; serving goes on`
+        : `the log directory ${logDir} has room again (${Math.round(free / 1024 / 1024)} MiB free)`;
+    for (const { name } of reconciler.snapshot())
+      events.record({
+        at: Date.now(),
+        service: name,
+        reason: change === 'full' ? 'LogsFull' : 'LogsHaveRoom',
+        ...(change === 'full' ? { warning: true } : {}),
+        message,
+      });
+  };
   for (const template of templates) reconciler.apply(autoscaler.manage(template));
   return {
     reconciler,

@@ -10,6 +10,7 @@ import type { Endpoint, GroupRef, GroupShape, MemberTemplate, ObservedMember, Pl
 import { freePort } from '../../util/net.js';
 import { signalGroup } from '../../util/process.js';
 import { BoundedLog } from './bounded-log.js';
+import { LogSpace, type LogSpaceChange } from './log-space.js';
 import { Keeper } from './keeper.js';
 import { probe } from './probe.js';
 import { GroupNamespace } from './netns.js';
@@ -42,6 +43,8 @@ export interface LocalPlatformOptions {
   logDir: string;
   /** Size limit of each member's log file. */
   logLimit?: number;
+  /** Told when the log directory fills up (members' output is being lost) and when it has room again. */
+  onLogSpace?: (change: LogSpaceChange, freeBytes: number) => void;
 }
 
 export class LocalPlatform implements Platform {
@@ -56,8 +59,13 @@ export class LocalPlatform implements Platform {
   private readonly namespaces = new Map<string, GroupNamespace>();
 
   constructor(private readonly options: LocalPlatformOptions) {
-    // Members write their logs themselves: a look once a second keeps each under its limit.
-    setInterval(() => this.members.forEach((m) => void m.log.checkSoon()), LOG_CHECK_MS).unref();
+    // Members write their logs themselves: a look once a second keeps each under its limit, and
+    // finds a full disk, which their failing writes do not tell.
+    const space = new LogSpace(options.logDir, (change, free) => options.onLogSpace?.(change, free));
+    setInterval(() => {
+      this.members.forEach((m) => void m.log.checkSoon());
+      if (this.members.size > 0) void space.look();
+    }, LOG_CHECK_MS).unref();
   }
 
   async ensureGroup(group: GroupRef, { size, isolated }: GroupShape): Promise<Endpoint[]> {
