@@ -10,11 +10,13 @@
 //      gateway's CPU per request served (its process and workers, from /proc), and one line for
 //      scripts: `cpu per request: tandem N µs, node floor M µs, ratio R`.
 //   2. Streams: time to first token at concurrency 8.
-//   3. Prefix workload: tenants with long system prompts of their own and short varied questions;
-//      Tandem's prefix routing against sglang-router's and vllm-router's cache_aware and round
-//      robin. Each gateway gets prompts of its own, so that no one finds the replicas' caches warm.
-// Run: npm run bench:peers (ROUNDS=N rounds, POINT_SECONDS=S per wrk run; the first run installs
-// the peers, once).
+//   3. Shared prefix (bench/shared-prefix.ts, inference-perf's shape): groups of prompts sharing a
+//      long system prompt, 64–128 tokens streamed, Poisson arrivals at three rates up to the two
+//      replicas' saturation: TTFT p50/p90, ITL p50, output tokens/s and errors for the replicas
+//      called round robin, Tandem's prefix routing, and sglang-router's and vllm-router's
+//      cache_aware and round robin. Each point gets system prompts of its own (no warm caches).
+// Run: npm run bench:peers (ROUNDS=N rounds, POINT_SECONDS=S per wrk run, PREFIX_SECONDS=S of
+// arrivals per shared-prefix point; the first run installs the peers, once).
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,11 +29,15 @@ import { ensureNginx, ensurePythonPeers, ensureWrk, NGINX, PYTHON_PEERS } from '
 import { mean, postScript, wrkPoint, type WrkResult } from './wrk.js';
 import { launchPeer, type Launched, type PeerContext, type PeerName } from './peers/launch.js';
 import { tandemUp } from './tandem-up.js';
+import { sharedPrefixPoint, type StreamPoint } from './shared-prefix.js';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 /** Seconds of each wrk run: a point is ROUNDS of them, interleaved with the other gateways'. */
 const POINT_SECONDS = Number(process.env.POINT_SECONDS ?? 5);
 const CONCURRENCIES = [1, 8, 32];
+/** Seconds of Poisson arrivals per shared-prefix point, and its number of prompt groups. */
+const PREFIX_SECONDS = Number(process.env.PREFIX_SECONDS ?? 12);
+const PREFIX_GROUPS = 8;
 const MODEL = 'bench';
 /** The yardstick: node:http + undici, round robin, nothing else (bench/peers/node-floor.ts). */
 const FLOOR = 'node floor (yardstick)';
@@ -147,36 +153,45 @@ try {
   const streamed = JSON.stringify({ model: MODEL, prompt: 'Once upon a time', max_tokens: 32, stream: true });
   table('concurrency 8, streamed', await rounds(overheadTargets, 8, 48, () => streamed), 'direct', true);
 
-  console.log(
-    '\n3. Prefix workload: 8 tenants × a 2,000-character system prompt, short varied questions, concurrency 8',
-  );
+  // 3. The shared-prefix workload at three Poisson rates up to what the two replicas can do.
   const prefixTargets = [
-    target('tandem prefix', [tandem.gateway]),
+    target('direct (round robin)', tandem.leaders),
+    target('tandem (prefix)', [tandem.gateway]),
     await peer('sglang-router', 'sglang-router cache_aware', 'cache_aware'),
+    await peer('sglang-router', 'sglang-router round_robin', 'round_robin'),
     await peer('vllm-router', 'vllm-router cache_aware', 'cache_aware'),
-    await peer('sglang-router', 'round robin (sglang-router)', 'round_robin'),
+    await peer('vllm-router', 'vllm-router round_robin', 'round_robin'),
   ];
-  const results = new Map<string, BatchResult[]>();
-  for (let r = 0; r < ROUNDS; r++) {
-    for (const [i, t] of rotate(prefixTargets, r).entries()) {
-      const system = Array.from({ length: 8 }, (_, tenant) => prose(1 + r * 1000 + i * 100 + tenant, 2000));
-      const res = await batch(t.pools(8), {
-        concurrency: 8,
-        requests: 96,
-        path: '/v1/completions',
-        headers,
-        body: (n) =>
-          JSON.stringify({
-            model: MODEL,
-            prompt: `${system[n % 8]}\nQuestion ${n}: what comes next?`,
-            max_tokens: 4,
-            stream: true,
-          }),
-      });
-      results.set(t.name, [...(results.get(t.name) ?? []), res]);
-    }
+  // Each point gets system prompts of its own, so that no one finds the replicas' caches warm.
+  let tenants = 0;
+  const systemPrompts = () => Array.from({ length: PREFIX_GROUPS }, () => prose(++tenants, 2000));
+  const point = (t: Target, rate: number, seed: number, requests = Math.max(12, Math.round(rate * PREFIX_SECONDS))) =>
+    sharedPrefixPoint(t.pools(64), {
+      rate,
+      requests,
+      systemPrompts: systemPrompts(),
+      model: MODEL,
+      headers,
+      seed,
+    });
+  // Saturation: as fast as the replicas called directly answer a burst of the workload at once.
+  const burst = await point(prefixTargets[0]!, 1000, 1, 32);
+  const capacity = burst.ttfts.length / burst.seconds;
+  const rates = [0.4, 0.7, 1].map((f) => Number((f * capacity).toFixed(2)));
+  console.log(
+    `\n3. Shared prefix (inference-perf's shape): ${PREFIX_GROUPS} groups × a 2,000-character system prompt, a question each, ` +
+      `64–128 tokens streamed; Poisson arrivals at ${rates.join(', ')} req/s (0.4, 0.7 and 1 × ${capacity.toFixed(2)}, ` +
+      `the replicas' own rate on a burst), ${PREFIX_SECONDS} s of arrivals per point, ${ROUNDS} interleaved rounds`,
+  );
+  const summary: string[] = [];
+  for (const [k, rate] of rates.entries()) {
+    const results = new Map<string, StreamPoint[]>();
+    for (let r = 0; r < ROUNDS; r++)
+      for (const t of rotate(prefixTargets, r))
+        results.set(t.name, [...(results.get(t.name) ?? []), await point(t, rate, 1000 * k + r)]);
+    summary.push(streamTable(`${rate} req/s`, results));
   }
-  table('prefix workload', results, undefined, true);
+  for (const line of summary) console.log(line);
 } finally {
   await Promise.all(opened.map((p) => p.close()));
   await Promise.all(launched.map((p) => p.stop()));
@@ -207,6 +222,47 @@ async function rounds(
     }
   }
   return out;
+}
+
+/** The points of each contestant at one rate: pooled percentiles, and each round's spread. */
+function streamTable(title: string, results: Map<string, StreamPoint[]>): string {
+  const p90s = (ps: StreamPoint[]) => ps.map((p) => percentile(p.ttfts, 90));
+  const rates = (ps: StreamPoint[]) => ps.map((p) => p.outputTokens / p.seconds);
+  const span = (xs: number[], digits: number) =>
+    `${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)}`;
+  const rows = [['gateway', 'TTFT p50', 'TTFT p90', 'p90 by round', 'ITL p50', 'out tok/s', 'by round', 'errors']];
+  const scored: { name: string; p90: number; tps: number }[] = [];
+  for (const [name, ps] of results) {
+    const ttfts = ps.flatMap((p) => p.ttfts);
+    const tps = ps.reduce((n, p) => n + p.outputTokens, 0) / ps.reduce((n, p) => n + p.seconds, 0);
+    scored.push({ name, p90: percentile(ttfts, 90), tps });
+    rows.push([
+      name,
+      percentile(ttfts, 50).toFixed(0),
+      percentile(ttfts, 90).toFixed(0),
+      span(p90s(ps), 0),
+      percentile(
+        ps.flatMap((p) => p.itls),
+        50,
+      ).toFixed(1),
+      tps.toFixed(0),
+      span(rates(ps), 0),
+      String(ps.reduce((n, p) => n + p.errors, 0)),
+    ]);
+  }
+  print(`shared prefix, ${title} (ms; tokens/s)`, rows);
+  for (const [name, ps] of results) {
+    const first = ps.find((p) => p.firstError)?.firstError;
+    if (first) console.log(`  ${name}: first error: ${first}`);
+  }
+  const best = (by: (x: (typeof scored)[number]) => number) =>
+    scored.filter((x) => !x.name.startsWith('tandem')).sort((a, b) => by(a) - by(b))[0]!;
+  const own = scored.find((x) => x.name.startsWith('tandem'))!;
+  const [p90Peer, tpsPeer] = [best((x) => x.p90), best((x) => -x.tps)];
+  return (
+    `shared prefix ${title}: tandem TTFT p90 ${own.p90.toFixed(0)} ms, best other ${p90Peer.p90.toFixed(0)} (${p90Peer.name}); ` +
+    `tandem ${own.tps.toFixed(0)} tok/s, best other ${tpsPeer.tps.toFixed(0)} (${tpsPeer.name})`
+  );
 }
 
 function table(title: string, results: Map<string, BatchResult[]>, baseline?: string, ttft = false): void {

@@ -1,13 +1,26 @@
 // The soak: `tandem up` as users run it, two services (a 2-node llama.cpp service of 2 replicas, an
 // autoscaled 1-node one), a mixed load for SOAK_MINUTES (default 15), and a fixed schedule of
 // faults: a worker killed, a leader killed, a worker stopped (SIGSTOP: hung, not dead), a changed
-// template applied (rolling), a scale up and down. It prints what each fault cost, what the
-// requests met, latency and Tandem's RSS and descriptors per minute, and one line for scripts;
+// template applied (rolling), a scale up and down, the log directory filling up (run as root:
+// `tandem up` gets a mount namespace of its own with a 64 MiB tmpfs as its log directory, filled
+// through /proc/PID/root; the host is not changed). It prints what each fault cost, what the
+// requests met, latency and Tandem's RSS, heap and descriptors per minute, and one line for scripts;
 // the table also goes to soak.json. Bounded: the load stops at the deadline, each request has a
 // timeout, and every process is stopped at the end. Loopback only.
 // Run: npm run soak   (SOAK_MINUTES=N, SOAK_SEED=S)
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -49,14 +62,24 @@ const AUTO = {
 
 const state = mkdtempSync(join(tmpdir(), 'tandem-soak-'));
 writeFileSync(join(state, 'services.yaml'), `${spec('pair', PAIR)}---\n${spec('auto', AUTO)}`);
-const up = spawn(
-  process.execPath,
-  [join(root, 'bin', 'tandem.js'), 'up', join(state, 'services.yaml'), '--port', '0'],
-  {
-    env: { ...process.env, TANDEM_STATE: state },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  },
-);
+const command = [process.execPath, join(root, 'bin', 'tandem.js'), 'up', join(state, 'services.yaml'), '--port', '0'];
+/** Whether the log directory is a tmpfs of its own, to be filled (a mount namespace needs root). */
+const smallLogDisk = process.getuid?.() === 0;
+if (smallLogDisk) mkdirSync(join(state, 'logs'));
+const [file, ...args] = smallLogDisk
+  ? [
+      'unshare',
+      '-m',
+      '--propagation',
+      'private',
+      'sh',
+      '-c',
+      'mount -t tmpfs -o size=64m tandem-soak-logs "$0" && exec "$@"',
+      join(state, 'logs'),
+      ...command,
+    ]
+  : command;
+const up = spawn(file!, args, { env: { ...process.env, TANDEM_STATE: state }, stdio: ['ignore', 'ignore', 'pipe'] });
 let upLog = '';
 up.stderr!.on('data', (d: Buffer) => (upLog = (upLog + d.toString()).slice(-20_000)));
 const status = () => JSON.parse(readFileSync(join(state, 'status.json'), 'utf8')) as StatusFile;
@@ -86,6 +109,8 @@ async function waitFor(what: string, ms: number, check: () => boolean): Promise<
 process.stderr.write(`soak: ${MINUTES} min, seed ${SEED}, state in ${state}\n`);
 await waitFor('the pair service Ready', 600_000, () => readyGroups('pair') === 2);
 const { gateway, logDir } = JSON.parse(readFileSync(join(state, 'run.json'), 'utf8')) as RunInfo;
+/** The log directory as tandem up and its members see it (its mount namespace's). */
+const logs = `/proc/${up.pid}/root${logDir}`;
 
 // --- the load ----------------------------------------------------------------------------------
 type Outcome = 'ok' | 'expected' | 'failed';
@@ -186,13 +211,18 @@ const clients = Array.from({ length: CLIENTS }, async () => {
 interface Footprint {
   at: number;
   rssMiB: number;
+  heapMiB: number;
   fds: number;
 }
 const footprints: Footprint[] = [];
-const sampler = setInterval(() => {
+const sampler = setInterval(async () => {
   try {
     const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${up.pid}/status`, 'utf8'))![1]) / 1024;
-    footprints.push({ at: Date.now(), rssMiB: rss, fds: readdirSync(`/proc/${up.pid}/fd`).length });
+    const fds = readdirSync(`/proc/${up.pid}/fd`).length;
+    // The heap from inside: the gateway's own metric.
+    const metrics = await (await fetch(`${gateway}/metrics`)).text();
+    const heap = Number(/^nodejs_heap_size_used_bytes (\S+)/m.exec(metrics)![1]) / 1024 / 1024;
+    footprints.push({ at: Date.now(), rssMiB: rss, heapMiB: heap, fds });
   } catch {
     // exited
   }
@@ -219,26 +249,26 @@ const member = (replica: number, index: number) => group('pair', replica)!.membe
 const fullStrength = () =>
   readyGroups('pair') === 2 && status().services.find((s) => s.name === 'pair')!.groups.length === 2;
 
-async function fault(
-  name: string,
-  when: number,
-  act: () => Promise<void> | void,
-  seen: (e: { reason: string; replica?: number; service: string }) => boolean,
-) {
+type Seen = (e: { reason: string; replica?: number; service: string }) => boolean;
+const eventAfter = async (since: number, seen: Seen) => {
+  for (const end = Date.now() + 120_000; Date.now() < end; await new Promise((r) => setTimeout(r, 100))) {
+    const e = (await events()).find((x) => x.at >= since && x.service === 'pair' && seen(x));
+    if (e) return e;
+  }
+  return undefined;
+};
+
+/** A fault at `when`: done by `act`, seen in the event that `seen` finds, over once `over` finds one too. */
+async function fault(name: string, when: number, act: () => Promise<void> | void, seen: Seen, over?: Seen) {
   while (Date.now() < when) await new Promise((r) => setTimeout(r, 200));
   await waitFor(`the pair service at full strength before "${name}"`, 300_000, fullStrength);
   const f: Fault = { name, at: Date.now() };
   faults.push(f);
   process.stderr.write(`soak: ${name}\n`);
   await act();
-  const found = await (async () => {
-    for (const end = Date.now() + 120_000; Date.now() < end; await new Promise((r) => setTimeout(r, 100))) {
-      const e = (await events()).find((x) => x.at >= f.at && x.service === 'pair' && seen(x));
-      if (e) return e;
-    }
-    return undefined;
-  })();
+  const found = await eventAfter(f.at, seen);
   if (found) f.detectedS = (found.at - f.at) / 1000;
+  if (over && !(await eventAfter(f.at, over))) return;
   // Back to two Ready groups after the fault was seen (a group recreated, a rollout over).
   await new Promise((r) => setTimeout(r, 500));
   await waitFor(`the pair service back after "${name}"`, 300_000, fullStrength).catch(() => undefined);
@@ -301,6 +331,27 @@ const schedule = (async () => {
     },
     (e) => e.reason === 'ScaledUp',
   );
+  if (smallLogDisk)
+    await fault(
+      'the log directory full (for 20 s)',
+      at(0.85),
+      async () => {
+        const filler = join(logs, 'filler');
+        const fd = openSync(filler, 'w');
+        try {
+          for (const chunk = Buffer.alloc(1024 * 1024, 1); ;) writeSync(fd, chunk);
+        } catch {
+          // full
+        } finally {
+          closeSync(fd);
+        }
+        await new Promise((r) => setTimeout(r, 20_000));
+        unlinkSync(filler);
+      },
+      (e) => e.reason === 'LogsFull',
+      (e) => e.reason === 'LogsHaveRoom',
+    );
+  else process.stderr.write('soak: not root, so no log directory of its own to fill: that fault is left out\n');
 })();
 
 await Promise.all([...clients, schedule]);
@@ -315,10 +366,10 @@ const logSizes = (() => {
       const path = join(dir, name);
       const st = statSync(path);
       if (st.isDirectory()) walk(path);
-      else out[path.slice(logDir.length + 1)] = st.size;
+      else out[path.slice(logs.length + 1)] = st.size;
     }
   };
-  walk(logDir);
+  walk(logs);
   return out;
 })();
 up.kill('SIGTERM');
@@ -345,6 +396,7 @@ const minutes = Array.from({ length: Math.ceil(MINUTES) }, (_, m) => {
     p50Ms: inMinute.length ? Math.round(percentile(inMinute, 50)) : null,
     p99Ms: inMinute.length ? Math.round(percentile(inMinute, 99)) : null,
     rssMiB: fp ? Math.round(fp.rssMiB) : null,
+    heapMiB: fp ? Math.round(fp.heapMiB) : null,
     fds: fp?.fds ?? null,
   };
 });
@@ -362,6 +414,7 @@ const slope = (ys: { at: number; y: number }[]) => {
 const steady = footprints.filter((f) => f.at - start >= 60_000);
 const rssSlope = slope(steady.map((f) => ({ at: f.at, y: f.rssMiB })));
 const fdSlope = slope(steady.map((f) => ({ at: f.at, y: f.fds })));
+const heapSlope = slope(steady.map((f) => ({ at: f.at, y: f.heapMiB })));
 const recovered = faults.filter((f) => f.detectedS !== undefined && f.recoveredS !== undefined).length;
 const hung = faults.find((f) => f.name.startsWith('SIGSTOP'));
 const result = {
@@ -378,6 +431,7 @@ const result = {
   faults,
   minutesTable: minutes,
   rssSlopeMiBPerMin: Number(rssSlope.toFixed(2)),
+  heapSlopeMiBPerMin: Number(heapSlope.toFixed(2)),
   fdSlopePerMin: Number(fdSlope.toFixed(2)),
   restarts,
   logSizes,
@@ -395,13 +449,13 @@ console.log(
   `\nrequests: ${sent.length} sent, ${result.requests.answered} answered (expected 4xx and client aborts included), ${failed.length} failed, ${unservable.length} with no replica Ready`,
 );
 for (const [cause, n] of Object.entries(causes)) console.log(`  ${n} × ${cause}`);
-console.log('\nminute  answered  p50 ms  p99 ms  RSS MiB  fds');
+console.log('\nminute  answered  p50 ms  p99 ms  RSS MiB  heap MiB  fds');
 for (const m of minutes)
   console.log(
-    `${String(m.minute).padStart(6)} ${String(m.answered).padStart(9)} ${String(m.p50Ms ?? '—').padStart(7)} ${String(m.p99Ms ?? '—').padStart(7)} ${String(m.rssMiB ?? '—').padStart(8)} ${String(m.fds ?? '—').padStart(4)}`,
+    `${String(m.minute).padStart(6)} ${String(m.answered).padStart(9)} ${String(m.p50Ms ?? '—').padStart(7)} ${String(m.p99Ms ?? '—').padStart(7)} ${String(m.rssMiB ?? '—').padStart(8)} ${String(m.heapMiB ?? '—').padStart(9)} ${String(m.fds ?? '—').padStart(4)}`,
   );
 console.log(
-  `\nRSS slope ${result.rssSlopeMiBPerMin} MiB/min, fd slope ${result.fdSlopePerMin}/min (after the first minute)`,
+  `\nRSS slope ${result.rssSlopeMiBPerMin} MiB/min, heap slope ${result.heapSlopeMiBPerMin} MiB/min, fd slope ${result.fdSlopePerMin}/min (after the first minute)`,
 );
 console.log(`member restarts: ${restarts.map((r) => `${r.service}/${r.replica} ${r.restarts}`).join(', ')}`);
 console.log(

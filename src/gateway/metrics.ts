@@ -1,5 +1,6 @@
 // The gateway's Prometheus metrics (GET /metrics), in a registry of its own so that several
 // gateways in one process never mix their counts.
+import { readdirSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { GroupMetric, ServiceMetric } from '../core/serving.js';
 
@@ -168,6 +169,29 @@ export class GatewayMetrics {
         for (const s of services()) if (s.lastScaleAt) this.set({ service: s.service }, s.lastScaleAt / 1000);
       },
     });
+    // The process's own footprint under prom-client's default names, read at scrape time only (its
+    // collectDefaultMetrics would add GC observers and an event-loop timer for every gateway).
+    const footprint = (name: string, help: string, read: () => number) =>
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          this.set(read());
+        },
+      });
+    footprint('process_resident_memory_bytes', 'Resident memory size in bytes', () => process.memoryUsage.rss());
+    footprint(
+      'nodejs_heap_size_used_bytes',
+      'Process heap size used from Node.js in bytes',
+      () => process.memoryUsage().heapUsed,
+    );
+    footprint(
+      'nodejs_heap_size_total_bytes',
+      'Process heap size from Node.js in bytes',
+      () => process.memoryUsage().heapTotal,
+    );
+    footprint('process_open_fds', 'Number of open file descriptors', () => openDescriptors());
     new Gauge({
       name: 'tandem_gateway_outstanding_requests',
       help: 'Requests in flight per replica',
@@ -186,5 +210,14 @@ export class GatewayMetrics {
 
   render(): Promise<string> {
     return this.registry.metrics();
+  }
+}
+
+/** Open descriptors, from /proc (NaN where there is none). */
+function openDescriptors(): number {
+  try {
+    return readdirSync('/proc/self/fd').length;
+  } catch {
+    return NaN;
   }
 }

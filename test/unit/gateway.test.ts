@@ -259,6 +259,10 @@ test('a replica silent with its streams flowing is unresponsive: its requests cu
     const metrics = await scrape(gateway.url);
     assert.equal(metrics[`tandem_gateway_unresponsive_total{model="${MODEL}",replica="stalled"}`], 1);
     assert.equal(metrics[`tandem_gateway_unresponsive_detection_seconds_sum{model="${MODEL}"}`], 10);
+    // The process's footprint, under the names Node dashboards know.
+    for (const name of ['process_resident_memory_bytes', 'nodejs_heap_size_used_bytes', 'process_open_fds'])
+      assert.ok(metrics[name]! > 0, `${name}: ${metrics[name]}`);
+    assert.ok(metrics.nodejs_heap_size_total_bytes! >= metrics.nodejs_heap_size_used_bytes!);
     backends[1]!.ready = true;
     const next = await post(gateway.url, { model: MODEL, prompt: 'Hi' });
     assert.equal(next.headers.get('x-tandem-backend'), 'spare', 'the unresponsive replica takes no new request');

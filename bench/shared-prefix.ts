@@ -1,0 +1,96 @@
+// inference-perf's shared_prefix workload, open loop: groups of prompts that share a long system
+// prompt, a short question each, answers of 64–128 tokens streamed back, sent at Poisson arrivals
+// (exponential gaps from a seeded generator: every contestant gets the same arrivals and lengths).
+// Measured as a client sees it: time to first token, the gaps between tokens, output tokens per
+// second over the point (from the first request sent to the last answer's end), errors. Bounded: a
+// fixed number of requests, each with a deadline, and the point waits at most `deadlineMs` for the
+// last answers.
+import type { Pool } from 'undici';
+import { mulberry32 } from '../src/util/random.js';
+
+export interface SharedPrefixOptions {
+  /** Arrivals per second. */
+  rate: number;
+  requests: number;
+  /** One system prompt per group; request i belongs to group i mod groups. */
+  systemPrompts: string[];
+  model: string;
+  headers: Record<string, string>;
+  seed: number;
+  deadlineMs?: number;
+}
+
+export interface StreamPoint {
+  ttfts: number[];
+  /** Every gap between two tokens of one answer, all answers pooled. */
+  itls: number[];
+  outputTokens: number;
+  errors: number;
+  /** From the first request sent to the last answer's end. */
+  seconds: number;
+  firstError?: string;
+}
+
+/** The arrivals (ms from the start) and answer lengths of a point: the same for the same seed. */
+export function poissonSchedule(rate: number, requests: number, seed: number): { atMs: number; maxTokens: number }[] {
+  const next = mulberry32(seed);
+  let at = 0;
+  return Array.from({ length: requests }, () => {
+    const point = { atMs: at, maxTokens: 64 + Math.floor(next() * 65) };
+    at += (-Math.log(1 - next()) / rate) * 1000;
+    return point;
+  });
+}
+
+export async function sharedPrefixPoint(targets: Pool[], o: SharedPrefixOptions): Promise<StreamPoint> {
+  const point: StreamPoint = { ttfts: [], itls: [], outputTokens: 0, errors: 0, seconds: 0 };
+  const schedule = poissonSchedule(o.rate, o.requests, o.seed);
+  const started = performance.now();
+  let ended = started;
+  const one = async (i: number, maxTokens: number) => {
+    const t0 = performance.now();
+    const prompt = `${o.systemPrompts[i % o.systemPrompts.length]}\nQuestion ${i}: what comes next, and why?`;
+    try {
+      const res = await targets[i % targets.length]!.request({
+        path: '/v1/completions',
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...o.headers },
+        body: JSON.stringify({ model: o.model, prompt, max_tokens: maxTokens, temperature: 0, stream: true }),
+        signal: AbortSignal.timeout(o.deadlineMs ?? 120_000),
+      });
+      let buffered = '';
+      let last = 0;
+      let tokens = 0;
+      for await (const chunk of res.body) {
+        buffered += (chunk as Buffer).toString();
+        if (res.statusCode !== 200) continue;
+        const events = buffered.split('\n\n');
+        buffered = events.pop()!;
+        const now = performance.now();
+        for (const e of events) {
+          if (!e.startsWith('data: {') || !/"text":"[^"]/.test(e)) continue;
+          if (last === 0) point.ttfts.push(now - t0);
+          else point.itls.push(now - last);
+          last = now;
+          tokens++;
+        }
+      }
+      if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}: ${buffered.slice(0, 200)}`);
+      if (tokens === 0) throw new Error('a stream without a token');
+      point.outputTokens += tokens;
+      ended = Math.max(ended, performance.now());
+    } catch (err) {
+      point.errors++;
+      point.firstError ??= (err as Error).message;
+    }
+  };
+  const inFlight: Promise<void>[] = [];
+  for (const [i, { atMs, maxTokens }] of schedule.entries()) {
+    const wait = started + atMs - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    inFlight.push(one(i, maxTokens));
+  }
+  await Promise.all(inFlight);
+  point.seconds = (ended - started) / 1000;
+  return point;
+}
