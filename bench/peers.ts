@@ -36,7 +36,7 @@ const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const POINT_SECONDS = Number(process.env.POINT_SECONDS ?? 5);
 const CONCURRENCIES = [1, 8, 32];
 /** Seconds of Poisson arrivals per shared-prefix point, and its number of prompt groups. */
-const PREFIX_SECONDS = Number(process.env.PREFIX_SECONDS ?? 12);
+const PREFIX_SECONDS = Number(process.env.PREFIX_SECONDS ?? 30);
 const PREFIX_GROUPS = 8;
 const MODEL = 'bench';
 /** The yardstick: node:http + undici, round robin, nothing else (bench/peers/node-floor.ts). */
