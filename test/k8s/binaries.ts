@@ -178,7 +178,7 @@ export async function ensureNodeBinaries(progress: Progress): Promise<NodeBinari
 }
 
 /**
- * KEDA's operator (test/k8s/keda: github.com/kedacore/keda/v2 at a pinned version), for the test of
+ * KEDA's operator (test/k8s/keda: github.com/kedacore/keda/v2 at a pinned version), for the tests of
  * a ScaledObject driving an InferenceService; built once, cached apart from the control plane.
  */
 export async function ensureKedaOperator(progress: Progress): Promise<string> {
@@ -189,6 +189,17 @@ export async function ensureKedaOperator(progress: Progress): Promise<string> {
     progress,
   );
   return join(bin, 'keda-operator');
+}
+
+/** KEDA's metrics adapter from the same module: the external metrics API the HPA controller reads. */
+export async function ensureKedaAdapter(progress: Progress): Promise<string> {
+  const bin = await buildOnce(
+    'keda-adapter',
+    "KEDA's metrics adapter",
+    [{ module: 'keda', pkg: 'github.com/kedacore/keda/v2/cmd/adapter', out: 'keda-adapter' }],
+    progress,
+  );
+  return join(bin, 'keda-adapter');
 }
 
 /** `go build -v` names each package as it compiles it: progress is their count over the total. */

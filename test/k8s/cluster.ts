@@ -197,6 +197,11 @@ export async function startCluster(
     'DNS:kubernetes.default.svc.cluster.local',
   ]);
   const caFile = join(serving, 'ca.crt');
+  // The aggregation layer's front proxy: the API server's client certificate towards aggregated
+  // API servers (KEDA's metrics adapter, whose external metrics the HPA controller reads).
+  const frontProxy = join(pki, 'front-proxy');
+  mkdirSync(frontProxy);
+  selfSignedCertificate(frontProxy, FRONT_PROXY_CLIENT);
   writeFileSync(
     join(dir, 'audit-policy.yaml'),
     stringify({
@@ -302,6 +307,22 @@ export async function startCluster(
       // KWOK's nodes serve logs on 127.0.0.1 (their InternalIP); their hostnames resolve nowhere.
       '--kubelet-preferred-address-types',
       'InternalIP',
+      '--requestheader-client-ca-file',
+      join(frontProxy, 'ca.crt'),
+      '--requestheader-allowed-names',
+      FRONT_PROXY_CLIENT,
+      '--requestheader-username-headers',
+      'X-Remote-User',
+      '--requestheader-group-headers',
+      'X-Remote-Group',
+      '--requestheader-extra-headers-prefix',
+      'X-Remote-Extra-',
+      '--proxy-client-cert-file',
+      join(frontProxy, 'tls.crt'),
+      '--proxy-client-key-file',
+      join(frontProxy, 'tls.key'),
+      // To an aggregated API server's endpoint address: no kube-proxy runs on the host.
+      '--enable-aggregator-routing=true',
     ]);
     const ca = readFileSync(caFile).toString('base64');
     writeFileSync(
@@ -337,6 +358,9 @@ export async function startCluster(
       '200',
       '--kube-api-burst',
       '400',
+      // The HPAs KEDA makes act within seconds here, not every 15 s.
+      '--horizontal-pod-autoscaler-sync-period',
+      '2s',
     ]);
     // Its client's default limit (50/s, each binding and event a request) would pace every
     // controller's pods here, as kube-controller-manager's would (bench:operator: 2,000 pods).
@@ -596,6 +620,8 @@ async function installUpstreamCrds(kubeconfig: string, files: string[], progress
  * A self-signed serving certificate for 127.0.0.1 in `dir` (tls.crt, tls.key, and ca.crt: itself),
  * for the upstream controllers the tests and benchmarks run on loopback (LWS's webhooks, KEDA).
  */
+const FRONT_PROXY_CLIENT = 'front-proxy-client';
+
 export function selfSignedCertificate(dir: string, commonName: string, names = ['IP:127.0.0.1']): void {
   requireTools({ command: 'openssl', install: 'openssl (Debian/Ubuntu: apt install openssl)' });
   const [key, crt] = [join(dir, 'tls.key'), join(dir, 'tls.crt')];

@@ -7,8 +7,6 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import { externalScalerPackage } from '../../src/autoscaler/keda.js';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
@@ -29,10 +27,11 @@ import {
   installCrds,
   installTandemCrd,
   kubeConfig,
-  selfSignedCertificate,
+  runningCluster,
   TOPOLOGY_LABEL,
 } from './cluster.js';
-import { ensureKedaOperator } from './binaries.js';
+import { ensureKedaAdapter, ensureKedaOperator } from './binaries.js';
+import { startKeda, type Keda } from './keda.js';
 import { exportService } from '../../src/platforms/kubernetes/export/index.js';
 import { UNRESPONSIVE_PREFIX } from '../../src/platforms/kubernetes/spec-feed.js';
 import { freePort } from '../../src/util/net.js';
@@ -986,7 +985,7 @@ test("KEDA's operator, on the ScaledObject tandem render --to keda writes, appli
   const children: ChildProcess[] = [];
   const engines = new Map<string, ChildProcess>();
   let gatewayLog = '';
-  let kedaLog = '';
+  let keda: Keda | undefined;
   try {
     const spec = {
       ...big(0),
@@ -994,7 +993,7 @@ test("KEDA's operator, on the ScaledObject tandem render --to keda writes, appli
       parallelism: { nodes: 1 },
       resources: { gpu: 0 },
       scheduling: {},
-      // At most 1: counts above 1 are the HPA's to apply, through KEDA's metrics server, which the test cluster does not run.
+      // At most 1: counts above 1 are the HPA's, through KEDA's metrics adapter (the two-gateways test).
       autoscaling: {
         minReplicas: 0,
         maxReplicas: 1,
@@ -1043,45 +1042,12 @@ test("KEDA's operator, on the ScaledObject tandem render --to keda writes, appli
     });
 
     // KEDA's operator as its Deployment runs it, on loopback, certificates of its own.
-    const certs = mkdtempSync(join(tmpdir(), 'tandem-keda-certs-'));
-    selfSignedCertificate(certs, 'keda-operator');
-    const keda = spawn(
-      kedaOperator,
-      [
-        '--metrics-bind-address',
-        '0',
-        '--health-probe-bind-address',
-        `127.0.0.1:${await freePort()}`,
-        '--metrics-service-bind-address',
-        `127.0.0.1:${await freePort()}`,
-        '--cert-dir',
-        certs,
-        '--ca-dir',
-        certs,
-        '--enable-webhook-patching=false',
-        '--enable-apiservice-patching=false',
-        '--zap-log-level',
-        'info',
-      ],
-      {
-        env: {
-          ...process.env,
-          KUBECONFIG: kubeconfig,
-          WATCH_NAMESPACE: ns,
-          POD_NAMESPACE: ns,
-          KEDA_CLUSTER_OBJECT_NAMESPACE: ns,
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    children.push(keda);
-    for (const s of [keda.stdout, keda.stderr])
-      s.on('data', (d: Buffer) => (kedaLog = (kedaLog + d.toString()).slice(-20_000)));
+    keda = await startKeda({ kubeconfig, namespace: ns, operator: kedaOperator });
     const replicas = async () =>
       ((await custom().getNamespacedCustomObject({ ...where, name: 'scaled' })) as { spec: { replicas: number } }).spec
         .replicas;
     await until(
-      () => `KEDA to take the ScaledObject (its log: ${kedaLog.slice(-2000)})`,
+      () => `KEDA to take the ScaledObject (its log: ${keda!.log().slice(-2000)})`,
       60_000,
       async () => {
         const so = (await custom().getNamespacedCustomObject({
@@ -1123,7 +1089,7 @@ test("KEDA's operator, on the ScaledObject tandem render --to keda writes, appli
       assert.match(gatewayLog, /scaled: 0 → 1 replicas: .*scaling from zero/, "Tandem's decision, which KEDA applied");
       // Idle (scaleToZeroAfter: 5s): Tandem's decision goes to zero, KEDA applies it, the pods go.
       await until(
-        () => `KEDA to scale to zero (its log: ${kedaLog.slice(-1500)}; the gateway: ${gatewayLog.slice(-1500)})`,
+        () => `KEDA to scale to zero (its log: ${keda!.log().slice(-1500)}; the gateway: ${gatewayLog.slice(-1500)})`,
         90_000,
         async () => ((await replicas()) === 0 && (await pods('scaled')).length === 0 ? true : undefined),
       );
@@ -1148,6 +1114,7 @@ test("KEDA's operator, on the ScaledObject tandem render --to keda writes, appli
   } finally {
     for (const c of children) c.kill('SIGTERM');
     for (const e of engines.values()) e.kill('SIGKILL');
+    await keda?.stop();
     await operator.stop();
   }
 });
@@ -1196,10 +1163,16 @@ test('a group a gateway found unresponsive (an annotation saying when) is recrea
   }
 });
 
-test('two gateways, one load: each autoscaler decides on what both have in hand, so KEDA is told the count the whole load asks for, whichever it asks', async () => {
+test('two gateways, one load: each autoscaler decides on what both have in hand, so KEDA is told the count the whole load asks for, whichever it asks, and its HPA applies it', async () => {
+  // The HPA's part needs KEDA's metrics adapter, which runs on the real node's bridge.
+  const withHpa = (await runningCluster())?.nodeBin !== undefined;
+  const kedaBinaries = withHpa
+    ? { operator: await ensureKedaOperator(silentProgress), adapter: await ensureKedaAdapter(silentProgress) }
+    : undefined;
   const operator = new Operator(kubeConfig(kubeconfig), { namespace: ns, log: (l) => logs.push(l), resyncMs: 2000 });
   await operator.start();
   const children: ChildProcess[] = [];
+  let keda: Keda | undefined;
   // Stands in for the leader's engine: takes each request and answers only when the test lets it
   // go, so that what each gateway has in hand stays put while the decisions are read.
   const held: ServerResponse[] = [];
@@ -1301,6 +1274,41 @@ test('two gateways, one load: each autoscaler decides on what both have in hand,
         async () => ((await Promise.all(scalers.map(told))).every((v) => v === 4) ? true : undefined),
       );
       for (const g of gateways) assert.match(g.log, /pooled: \d → 4 replicas/);
+      if (kedaBinaries) {
+        // KEDA as deployed, its ScaledObject as rendered (its scaler one of the gateways: in a
+        // cluster, their Service); the HPA it makes reads the count through the metrics adapter.
+        keda = await startKeda({ kubeconfig, namespace: ns, ...kedaBinaries });
+        const { service } = validateDocument(isvc('pooled', spec));
+        const [scaled] = exportService(service!, 'keda', ns) as (k8s.KubernetesObject & {
+          spec: { pollingInterval: number; triggers: { metadata: Record<string, string> }[] };
+        })[];
+        scaled!.spec.triggers[0]!.metadata.scalerAddress = `127.0.0.1:${ports[0]}`;
+        scaled!.spec.pollingInterval = 1;
+        await custom().createNamespacedCustomObject({
+          group: 'keda.sh',
+          version: 'v1alpha1',
+          namespace: ns,
+          plural: 'scaledobjects',
+          body: scaled,
+        });
+        await until(
+          () => `the HPA to scale the service to 4 (KEDA said: ${keda!.log().slice(-3000)})`,
+          120_000,
+          async () => {
+            const o = (await custom().getNamespacedCustomObject({ ...where, name: 'pooled' })) as {
+              spec: { replicas: number };
+            };
+            return o.spec.replicas === 4 ? true : undefined;
+          },
+        );
+        // Set by the HPA KEDA made, from the external metric the adapter served (4 at target 1).
+        const hpa = await apiClient(kubeconfig, k8s.AutoscalingV2Api).readNamespacedHorizontalPodAutoscaler({
+          name: 'keda-hpa-pooled',
+          namespace: ns,
+        });
+        assert.equal(hpa.status?.desiredReplicas, 4);
+        assert.equal(hpa.status?.currentMetrics?.[0]?.external?.current.averageValue, '4');
+      }
       for (const res of held) res.end(JSON.stringify({ choices: [{ text: 'x' }] }));
       await Promise.all(requests);
     } finally {
@@ -1311,6 +1319,7 @@ test('two gateways, one load: each autoscaler decides on what both have in hand,
     for (const c of children) c.kill('SIGTERM');
     for (const res of held) res.destroy();
     engine?.close();
+    await keda?.stop();
     await operator.stop();
   }
 });

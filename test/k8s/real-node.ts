@@ -7,7 +7,16 @@
 // Every change to the host (bridge, cgroups, sysctls, mounts, iptables rules, ipsets) is undone by
 // cleanUpHost, which is safe to run at any time: at stop, and before every start (after a crash).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  rmdirSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { freePort } from '../../src/util/net.js';
@@ -76,6 +85,23 @@ function cgroupHierarchies(withUnified = false): string[] {
 }
 
 const run = (cmd: string, args: string[]) => execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+
+/**
+ * Joins the network namespace of process `pid` to the bridge at `address` (10.244.0.200 and up),
+ * as the CNI plugin joins a pod's: a veth pair, which goes with the namespace. False while the
+ * process does not have a namespace of its own yet.
+ */
+export function onBridge(pid: number, address: string): boolean {
+  if (readlinkSync(`/proc/${pid}/ns/net`) === readlinkSync('/proc/self/ns/net')) return false;
+  const host = `tveth${pid}`;
+  run('ip', ['link', 'add', host, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', String(pid)]);
+  run('ip', ['link', 'set', host, 'master', BRIDGE, 'up']);
+  const inside = (...args: string[]) => run('nsenter', ['-t', String(pid), '-n', 'ip', ...args]);
+  inside('addr', 'add', `${address}/24`, 'dev', 'eth0');
+  inside('link', 'set', 'eth0', 'up');
+  inside('link', 'set', 'lo', 'up');
+  return true;
+}
 const tryRun = (cmd: string, args: string[]) => {
   try {
     run(cmd, args);
@@ -349,7 +375,8 @@ export async function startNodeProcesses(
           hairpinMode: true,
           ipam: {
             type: 'host-local',
-            ranges: [[{ subnet: POD_CIDR, gateway: NODE_IP }]],
+            // From .200 on, addresses are the tests' own (onBridge).
+            ranges: [[{ subnet: POD_CIDR, gateway: NODE_IP, rangeStart: '10.244.0.2', rangeEnd: '10.244.0.199' }]],
             // Only ClusterIPs go through the host (kube-proxy); pods have no default route, so
             // nothing they send can leave the bridge.
             routes: [{ dst: SERVICE_CIDR }],
