@@ -16,7 +16,8 @@
 //      called round robin, Tandem's prefix routing, and sglang-router's and vllm-router's
 //      cache_aware and round robin. Each point gets system prompts of its own (no warm caches).
 // Run: npm run bench:peers (ROUNDS=N rounds, POINT_SECONDS=S per wrk run, PREFIX_SECONDS=S of
-// arrivals per shared-prefix point; the first run installs the peers, once).
+// arrivals per shared-prefix point, SECTIONS=1,2,3 which of them; the first run installs the
+// peers, once).
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,6 +39,8 @@ const CONCURRENCIES = [1, 8, 32];
 /** Seconds of Poisson arrivals per shared-prefix point, and its number of prompt groups. */
 const PREFIX_SECONDS = Number(process.env.PREFIX_SECONDS ?? 30);
 const PREFIX_GROUPS = 8;
+/** Which of the sections below to run (SECTIONS=3: the shared-prefix workload alone). */
+const SECTIONS = new Set((process.env.SECTIONS ?? '1,2,3').split(',').map(Number));
 const MODEL = 'bench';
 /** The yardstick: node:http + undici, round robin, nothing else (bench/peers/node-floor.ts). */
 const FLOOR = 'node floor (yardstick)';
@@ -92,16 +95,34 @@ async function peer(name: PeerName, label: string, policy?: string): Promise<Tar
 
 try {
   stderrProgress('starting the peers');
-  const overheadTargets = [
-    target('direct', tandem.leaders),
-    target('tandem', [tandem.gateway], tandem.cpuMs),
-    await peer('node-floor', FLOOR),
-    await peer('nginx', `nginx ${NGINX}`),
-    await peer('sglang-router', `sglang-router ${PYTHON_PEERS['sglang-router']}`),
-    await peer('smg', `smg ${PYTHON_PEERS.smg}`),
-    await peer('vllm-router', `vllm-router ${PYTHON_PEERS['vllm-router']}`),
-    await peer('litellm', `LiteLLM ${PYTHON_PEERS['litellm[proxy]']}`),
-  ];
+  const overheadTargets =
+    !SECTIONS.has(1) && !SECTIONS.has(2)
+      ? []
+      : [
+          target('direct', tandem.leaders),
+          target('tandem', [tandem.gateway], tandem.cpuMs),
+          await peer('node-floor', FLOOR),
+          await peer('nginx', `nginx ${NGINX}`),
+          await peer('sglang-router', `sglang-router ${PYTHON_PEERS['sglang-router']}`),
+          await peer('smg', `smg ${PYTHON_PEERS.smg}`),
+          await peer('vllm-router', `vllm-router ${PYTHON_PEERS['vllm-router']}`),
+          await peer('litellm', `LiteLLM ${PYTHON_PEERS['litellm[proxy]']}`),
+        ];
+  if (SECTIONS.has(1)) await overhead(overheadTargets);
+  if (SECTIONS.has(2)) {
+    console.log('\n2. Streams: 32-token completions, concurrency 8: time to first token');
+    const streamed = JSON.stringify({ model: MODEL, prompt: 'Once upon a time', max_tokens: 32, stream: true });
+    table('concurrency 8, streamed', await rounds(overheadTargets, 8, 48, () => streamed), 'direct', true);
+  }
+  if (SECTIONS.has(3)) await sharedPrefix();
+} finally {
+  await Promise.all(opened.map((p) => p.close()));
+  await Promise.all(launched.map((p) => p.stop()));
+  await tandem.stop();
+}
+
+/** 1. Overhead: wrk's 1-token hammer at each concurrency, and each gateway's CPU per request. */
+async function overhead(overheadTargets: Target[]): Promise<void> {
   const oneToken = JSON.stringify({ model: MODEL, prompt: 'Hello', max_tokens: 1, temperature: 0 });
   const script = postScript(dir, oneToken, headers);
   console.log(
@@ -148,12 +169,10 @@ try {
   console.log(
     `cpu per request: tandem ${own.toFixed(0)} µs, node floor ${floor.toFixed(0)} µs, ratio ${(own / floor).toFixed(2)}`,
   );
+}
 
-  console.log('\n2. Streams: 32-token completions, concurrency 8: time to first token');
-  const streamed = JSON.stringify({ model: MODEL, prompt: 'Once upon a time', max_tokens: 32, stream: true });
-  table('concurrency 8, streamed', await rounds(overheadTargets, 8, 48, () => streamed), 'direct', true);
-
-  // 3. The shared-prefix workload at three Poisson rates up to what the two replicas can do.
+/** 3. The shared-prefix workload at three Poisson rates up to what the two replicas can do. */
+async function sharedPrefix(): Promise<void> {
   const prefixTargets = [
     target('direct (round robin)', tandem.leaders),
     target('tandem (prefix)', [tandem.gateway]),
@@ -192,10 +211,6 @@ try {
     summary.push(streamTable(`${rate} req/s`, results));
   }
   for (const line of summary) console.log(line);
-} finally {
-  await Promise.all(opened.map((p) => p.close()));
-  await Promise.all(launched.map((p) => p.stop()));
-  await tandem.stop();
 }
 
 /** `ROUNDS` batches per target, the order rotated each round. */
