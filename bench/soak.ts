@@ -11,7 +11,6 @@
 import { spawn } from 'node:child_process';
 import {
   closeSync,
-  mkdirSync,
   mkdtempSync,
   openSync,
   readdirSync,
@@ -28,6 +27,7 @@ import { stringify } from 'yaml';
 import { mulberry32 } from '../src/util/random.js';
 import type { RunInfo, StatusFile } from '../src/cli/state.js';
 import { percentile } from './load.js';
+import { withPrivateTmpfs } from '../test/tandem-up.js';
 
 const MINUTES = Number(process.env.SOAK_MINUTES ?? 15);
 const SEED = Number(process.env.SOAK_SEED ?? 20261203);
@@ -65,20 +65,7 @@ writeFileSync(join(state, 'services.yaml'), `${spec('pair', PAIR)}---\n${spec('a
 const command = [process.execPath, join(root, 'bin', 'tandem.js'), 'up', join(state, 'services.yaml'), '--port', '0'];
 /** Whether the log directory is a tmpfs of its own, to be filled (a mount namespace needs root). */
 const smallLogDisk = process.getuid?.() === 0;
-if (smallLogDisk) mkdirSync(join(state, 'logs'));
-const [file, ...args] = smallLogDisk
-  ? [
-      'unshare',
-      '-m',
-      '--propagation',
-      'private',
-      'sh',
-      '-c',
-      'mount -t tmpfs -o size=64m tandem-soak-logs "$0" && exec "$@"',
-      join(state, 'logs'),
-      ...command,
-    ]
-  : command;
+const [file, ...args] = smallLogDisk ? withPrivateTmpfs(join(state, 'logs'), '64m', command) : command;
 const up = spawn(file!, args, { env: { ...process.env, TANDEM_STATE: state }, stdio: ['ignore', 'ignore', 'pipe'] });
 let upLog = '';
 up.stderr!.on('data', (d: Buffer) => (upLog = (upLog + d.toString()).slice(-20_000)));

@@ -2,7 +2,7 @@
 // folder, its gateway's address from its status view, the CLI against it.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -57,6 +57,25 @@ export async function up(extra: string[] = [], wrap?: (state: string, command: s
       await exited;
     },
   };
+}
+
+/**
+ * `command` run with a tmpfs of `size` at `dir` (made here), in a mount namespace of its own: the
+ * host's mounts are not changed, and the tmpfs goes with the last process in it. Needs root.
+ */
+export function withPrivateTmpfs(dir: string, size: string, command: string[]): string[] {
+  mkdirSync(dir, { recursive: true });
+  return [
+    'unshare',
+    '-m',
+    '--propagation',
+    'private',
+    'sh',
+    '-c',
+    `mount -t tmpfs -o size=${size} tandem-tmpfs "$0" && exec "$@"`,
+    dir,
+    ...command,
+  ];
 }
 
 export function cli(u: Up, args: string[], key?: string) {

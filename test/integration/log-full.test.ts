@@ -3,11 +3,11 @@
 // is not changed), which the test fills through /proc/PID/root and empties again.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, mkdirSync, openSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, openSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { until } from '../helpers.js';
-import { cli, service, specFile, up } from '../tandem-up.js';
+import { cli, service, specFile, up, withPrivateTmpfs } from '../tandem-up.js';
 
 const root = process.getuid?.() === 0;
 
@@ -28,20 +28,7 @@ test(
   'the log directory full: requests are still answered, an event says so, and another when there is room; the members log again',
   { skip: !root && 'needs root for a mount namespace with a tmpfs (unshare -m)' },
   async () => {
-    const u = await up([], (state, command) => {
-      mkdirSync(join(state, 'logs'));
-      return [
-        'unshare',
-        '-m',
-        '--propagation',
-        'private',
-        'sh',
-        '-c',
-        'mount -t tmpfs -o size=8m tandem-test-logs "$0" && exec "$@"',
-        join(state, 'logs'),
-        ...command,
-      ];
-    });
+    const u = await up([], (state, command) => withPrivateTmpfs(join(state, 'logs'), '8m', command));
     try {
       const applied = cli(u, ['apply', specFile(u, 'logged', {})]);
       assert.equal(applied.status, 0, applied.stderr);

@@ -978,6 +978,29 @@ test('an operator whose status writes fail stays up, says why, backs off, and st
   }
 });
 
+/**
+ * The ScaledObject `tandem render --to keda` writes for `service`, its scaler reached on loopback at
+ * `port` (the gateway Service's DNS name in a cluster), polled every second.
+ */
+async function applyScaledObject(
+  service: NonNullable<ReturnType<typeof validateDocument>['service']>,
+  port: number,
+): Promise<void> {
+  const [scaled] = exportService(service, 'keda', ns) as (k8s.KubernetesObject & {
+    spec: { pollingInterval: number; triggers: { metadata: Record<string, string> }[] };
+  })[];
+  assert.equal(scaled!.spec.triggers[0]!.metadata.scalerAddress, `tandem-gateway.${ns}.svc:9090`);
+  scaled!.spec.triggers[0]!.metadata.scalerAddress = `127.0.0.1:${port}`;
+  scaled!.spec.pollingInterval = 1;
+  await custom().createNamespacedCustomObject({
+    group: 'keda.sh',
+    version: 'v1alpha1',
+    namespace: ns,
+    plural: 'scaledobjects',
+    body: scaled,
+  });
+}
+
 test("KEDA's operator, on the ScaledObject tandem render --to keda writes, applies Tandem's decision: from zero on a request the gateway holds, and back to zero", async () => {
   const kedaOperator = await ensureKedaOperator(silentProgress);
   const operator = new Operator(kubeConfig(kubeconfig), { namespace: ns, log: (l) => logs.push(l), resyncMs: 2000 });
@@ -1025,21 +1048,7 @@ test("KEDA's operator, on the ScaledObject tandem render --to keda writes, appli
       async () => /gateway (http:\S+)\/v1/.exec(gatewayLog)?.[1],
     ))!;
 
-    // The ScaledObject as rendered, its scaler reached on loopback (the Service's DNS name in a cluster).
-    const { service } = validateDocument(doc);
-    const [scaled] = exportService(service!, 'keda', ns) as (k8s.KubernetesObject & {
-      spec: { pollingInterval: number; triggers: { metadata: Record<string, string> }[] };
-    })[];
-    assert.equal(scaled!.spec.triggers[0]!.metadata.scalerAddress, `tandem-gateway.${ns}.svc:9090`);
-    scaled!.spec.triggers[0]!.metadata.scalerAddress = `127.0.0.1:${kedaPort}`;
-    scaled!.spec.pollingInterval = 1;
-    await custom().createNamespacedCustomObject({
-      group: 'keda.sh',
-      version: 'v1alpha1',
-      namespace: ns,
-      plural: 'scaledobjects',
-      body: scaled,
-    });
+    await applyScaledObject(validateDocument(doc).service!, Number(kedaPort));
 
     // KEDA's operator as its Deployment runs it, on loopback, certificates of its own.
     keda = await startKeda({ kubeconfig, namespace: ns, operator: kedaOperator });
@@ -1278,19 +1287,7 @@ test('two gateways, one load: each autoscaler decides on what both have in hand,
         // KEDA as deployed, its ScaledObject as rendered (its scaler one of the gateways: in a
         // cluster, their Service); the HPA it makes reads the count through the metrics adapter.
         keda = await startKeda({ kubeconfig, namespace: ns, ...kedaBinaries });
-        const { service } = validateDocument(isvc('pooled', spec));
-        const [scaled] = exportService(service!, 'keda', ns) as (k8s.KubernetesObject & {
-          spec: { pollingInterval: number; triggers: { metadata: Record<string, string> }[] };
-        })[];
-        scaled!.spec.triggers[0]!.metadata.scalerAddress = `127.0.0.1:${ports[0]}`;
-        scaled!.spec.pollingInterval = 1;
-        await custom().createNamespacedCustomObject({
-          group: 'keda.sh',
-          version: 'v1alpha1',
-          namespace: ns,
-          plural: 'scaledobjects',
-          body: scaled,
-        });
+        await applyScaledObject(validateDocument(isvc('pooled', spec)).service!, ports[0]!);
         await until(
           () => `the HPA to scale the service to 4 (KEDA said: ${keda!.log().slice(-3000)})`,
           120_000,
