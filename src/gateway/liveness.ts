@@ -44,6 +44,17 @@ export class Liveness {
     this.engines.delete(id);
   }
 
+  /**
+   * In how many ms the first replica judged would reach `hangMs` (0: it has), if any: a look then
+   * takes it out at the bound itself, not at the next periodic look after it.
+   */
+  nextDue(now: number): number | undefined {
+    let due = Infinity;
+    for (const r of this.replicas.values()) due = Math.min(due, r.lastByteAt + this.hangMs);
+    for (const e of this.engines.values()) due = Math.min(due, e.since + this.hangMs);
+    return due === Infinity ? undefined : Math.max(0, due - now);
+  }
+
   /** The replicas silent (or their engine stuck) for `hangMs` or more, each with for how long. */
   unresponsive(now: number): { id: string; silentMs: number }[] {
     const silent = new Map<string, number>();

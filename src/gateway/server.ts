@@ -43,6 +43,8 @@ const ROUTED = new Set(['/v1/chat/completions', '/v1/completions', '/v1/embeddin
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 /** Times one stream is continued on another replica after its own failed. */
 const MAX_FAILOVERS = 2;
+/** How often queued requests are offered ready replicas, and liveness is looked at. */
+const WAKE_MS = 250;
 /** Seconds a client should wait before retrying when no replica is ready and nothing says when one will be. */
 const RETRY_AFTER_S = 2;
 /** Group phases on the way to serving: a request with no replica ready waits for such a group. */
@@ -137,6 +139,8 @@ export class Gateway {
   /** llama-server replicas whose slots are being asked for now. */
   private readonly asking = new Set<string>();
   private readonly wakeTimer: NodeJS.Timeout;
+  /** A look at liveness when a replica reaches the bound between two wakes. */
+  private dueTimer?: NodeJS.Timeout;
   private readonly historyTimer: NodeJS.Timeout;
   private readonly history = new ServingHistory(HISTORY_KEEP_MS);
   private readonly server: Server;
@@ -179,7 +183,13 @@ export class Gateway {
       const backends = this.options.source.backends();
       this.breakers.retain(new Set(backends.map((b) => b.id)));
       this.checkLiveness(backends);
-    }, 250).unref();
+      // A replica reaching the bound before the next look is looked at then, exactly.
+      const due = this.liveness.nextDue(this.clock());
+      if (due !== undefined && due < WAKE_MS) {
+        clearTimeout(this.dueTimer);
+        this.dueTimer = setTimeout(() => this.checkLiveness(this.options.source.backends()), due).unref();
+      }
+    }, WAKE_MS).unref();
     this.server = createServer((req, res) => {
       this.active++;
       const started = performance.now();
@@ -247,6 +257,7 @@ export class Gateway {
       });
     }
     clearInterval(this.wakeTimer);
+    clearTimeout(this.dueTimer);
     const cut = this.active;
     this.server.closeAllConnections();
     await closed;

@@ -186,6 +186,22 @@ test('a worker killed mid-stream: the stream goes on on the other replica, whole
   await waitFor(running.reconciler, allReady, 60_000);
 });
 
+test('a leader killed mid-stream: the stream goes on on the other replica, whole, and the group is recreated', async () => {
+  const request = { model: MODEL, prompt: 'Another long story', max_tokens: 200, temperature: 0 };
+  const uninterrupted = (await client.completions.create(request)).choices[0]!.text;
+  const { data: stream, response } = await client.completions.create({ ...request, stream: true }).withResponse();
+  const replica = Number(response.headers.get('x-tandem-backend')!.split('/')[1]);
+  const group = () => running.reconciler.snapshot()[0]!.groups.find((g) => g.replica === replica)!;
+  const restarts = group().restarts;
+  const { text, finish } = await readStream(stream, (n) => {
+    if (n === 1) process.kill(group().members[0]!.pid!, 'SIGKILL');
+  });
+  assert.equal(finish, 'length');
+  assert.equal(text, uninterrupted, 'the continued stream says what the uninterrupted one does');
+  await waitFor(running.reconciler, allReady, 60_000);
+  assert.equal(group().restarts, restarts + 1, 'recreated whole, once');
+});
+
 test('a client that disconnects cancels its generation upstream', async () => {
   const stream = await client.completions.create({
     model: MODEL,

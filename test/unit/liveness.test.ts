@@ -52,3 +52,19 @@ test("an engine working on requests whose progress has not moved for the bound: 
   l.engineSays('a', undefined, 16_500); // done: nothing to judge
   assert.deepEqual(l.unresponsive(60_000), []);
 });
+
+test('the next look is due when the first judged replica reaches the bound: none while nothing is judged', () => {
+  const l = new Liveness(10_000);
+  assert.equal(l.nextDue(0), undefined);
+  l.flowing('a', 1_000);
+  l.flowing('b', 0);
+  l.progressed('b', 3_000);
+  assert.equal(l.nextDue(9_900), 1_100, 'a: its first byte at 1 s, due at 11 s');
+  l.engineSays('c', 'busy', 500);
+  assert.equal(l.nextDue(9_900), 600, 'c: its engine stuck since 0.5 s');
+  assert.equal(l.nextDue(20_000), 0, 'past due: now');
+  l.ended('a');
+  l.ended('b');
+  l.engineSays('c', undefined, 20_000);
+  assert.equal(l.nextDue(20_000), undefined);
+});
