@@ -10,6 +10,16 @@ import { cli, service, specFile, up } from '../tandem-up.js';
 
 const MODEL = 'hang-model';
 
+/** Lets a stopped worker go on, if it is still there (it goes with its group). */
+function resume(pid: number | undefined): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(pid, 'SIGCONT');
+  } catch {
+    // gone with its group
+  }
+}
+
 /** A 2-replica × 2-node service `name` applied to `u`, waited on until both groups are Ready. */
 async function pairOn(u: Up, name: string): Promise<void> {
   const applied = cli(u, ['apply', specFile(u, name, { parallelism: { nodes: 2 }, replicas: 2 })]);
@@ -58,13 +68,7 @@ test('a worker stopped mid-stream: the replica is taken out within the unrespons
     await until('the group recreated', 60_000, async () => ((await recreated()) ? true : undefined));
     assert.equal((await client.completions.create(request)).choices[0]!.text, uninterrupted);
   } finally {
-    if (stopped) {
-      try {
-        process.kill(stopped, 'SIGCONT');
-      } catch {
-        // gone with its group
-      }
-    }
+    resume(stopped);
     await u.stop();
   }
 });
@@ -89,13 +93,7 @@ test('a worker stopped between requests: the next request finds the engine stuck
     const metrics = await scrape(u.gateway);
     assert.equal(metrics['tandem_gateway_unresponsive_total{model="idle-model",replica="idle/0"}'], 1);
   } finally {
-    if (stopped) {
-      try {
-        process.kill(stopped, 'SIGCONT');
-      } catch {
-        // gone with its group
-      }
-    }
+    resume(stopped);
     await u.stop();
   }
 });
