@@ -39,6 +39,14 @@ export class Liveness {
     else if (this.engines.get(id)?.progress !== progress) this.engines.set(id, { progress, since: now });
   }
 
+  /**
+   * Only the engines of `ids` are still asked: what the others last said would only age (a replica
+   * whose service is deleting drains its streams out of the list, judged by them alone).
+   */
+  keepEngines(ids: Set<string>): void {
+    for (const id of this.engines.keys()) if (!ids.has(id)) this.engines.delete(id);
+  }
+
   /** `id` was taken out: what its engine said no longer counts. */
   forget(id: string): void {
     this.engines.delete(id);

@@ -776,8 +776,11 @@ export class Gateway {
     }
     // A llama-server replica with requests in flight: is its engine still making progress? (Its
     // /slots answers even while a worker hangs, with counters that no longer move.)
+    const asked = new Set<string>();
     for (const b of backends) {
-      if (b.tokenIds !== 'llama-server' || !b.ready || this.asking.has(b.id) || this.unresponsive.has(b.id)) continue;
+      if (b.tokenIds !== 'llama-server' || !b.ready || this.unresponsive.has(b.id)) continue;
+      asked.add(b.id);
+      if (this.asking.has(b.id)) continue;
       if ((this.outstanding.get(b.id) ?? 0) === 0) {
         this.liveness.engineSays(b.id, undefined, this.clock());
         continue;
@@ -791,6 +794,7 @@ export class Gateway {
         )
         .finally(() => this.asking.delete(b.id));
     }
+    this.liveness.keepEngines(asked);
     for (const { id, silentMs } of this.liveness.unresponsive(this.clock())) {
       if (this.unresponsive.has(id)) continue;
       this.unresponsive.add(id);

@@ -272,6 +272,34 @@ test('a replica silent with its streams flowing is unresponsive: its requests cu
   }
 });
 
+test('a replica out of the list (its service deleting, draining) is judged by its streams: what its engine last said does not age', async () => {
+  let now = 0;
+  const timeouts = { ...DEFAULT_TIMEOUTS, unresponsiveMs: 10_000 };
+  const { gateway, upstreams, backends, close } = await gatewayOver(
+    [['draining', { kind: 'trickle', events: 30, everyMs: 50 }]],
+    timeouts,
+    () => now,
+  );
+  backends[0]!.tokenIds = 'llama-server'; // its /slots is asked while it has requests
+  try {
+    let told: string | undefined;
+    gateway.onUnresponsive((id) => (told = id));
+    const res = await post(gateway.url);
+    const reader = res.body!.getReader();
+    await reader.read(); // flowing
+    await until('its engine asked', async () => upstreams[0]!.slotsAsked() > 0);
+    // The service is deleted: its replica leaves the list while its stream drains, past the bound.
+    backends.length = 0;
+    now += 10_000;
+    let text = '';
+    for (let r = await reader.read(); !r.done; r = await reader.read()) text += new TextDecoder().decode(r.value);
+    assert.match(text, /"filler":29[^]*\[DONE\]/, 'the stream drained whole');
+    assert.equal(told, undefined, 'not judged unresponsive');
+  } finally {
+    await close();
+  }
+});
+
 test('/readyz: an autoscaled model at zero is ready (a request starts a group), not when every group it has failed', async () => {
   const groups: GroupMetric[] = [];
   const gateway = new Gateway({
