@@ -40,8 +40,9 @@ export class Liveness {
   }
 
   /**
-   * Only the engines of `ids` are still asked: what the others last said would only age (a replica
-   * whose service is deleting drains its streams out of the list, judged by them alone).
+   * Only the engines of `ids` are still asked: what the others last said would only age. A replica
+   * with no requests has nothing to judge; one whose service is deleting drains its streams out of
+   * the list, judged by them alone.
    */
   keepEngines(ids: Set<string>): void {
     for (const id of this.engines.keys()) if (!ids.has(id)) this.engines.delete(id);

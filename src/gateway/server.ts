@@ -778,13 +778,11 @@ export class Gateway {
     // /slots answers even while a worker hangs, with counters that no longer move.)
     const asked = new Set<string>();
     for (const b of backends) {
-      if (b.tokenIds !== 'llama-server' || !b.ready || this.unresponsive.has(b.id)) continue;
-      asked.add(b.id);
-      if (this.asking.has(b.id)) continue;
-      if ((this.outstanding.get(b.id) ?? 0) === 0) {
-        this.liveness.engineSays(b.id, undefined, this.clock());
+      if (b.tokenIds !== 'llama-server' || !b.ready || this.unresponsive.has(b.id) || !this.outstanding.get(b.id)) {
         continue;
       }
+      asked.add(b.id);
+      if (this.asking.has(b.id)) continue;
       this.asking.add(b.id);
       fetch(`${b.url}/slots`, { signal: AbortSignal.timeout(2000) })
         .then(async (res) => (res.ok ? slotsProgress(await res.json()) : undefined))
