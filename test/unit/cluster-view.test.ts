@@ -47,7 +47,7 @@ test("a group is served at its leader pod's IP while its phase and its leader ar
     ],
   );
   assert.deepEqual(view.models, [{ id: 'a-model', replicas: 4, readyReplicas: 1 }]);
-  assert.equal(view.backends[0]!.slots, 96, "the engine's own --max-num-seqs, and half as many waiting at it");
+  assert.equal(view.backends[0]!.slots, 256, "the engine's own --max-num-seqs, and three times as many waiting at it");
   assert.equal(view.backends[0]!.tokenIds, 'vllm');
   assert.deepEqual(
     view.groups.map((g) => [g.replica, g.phase, g.restarts]),

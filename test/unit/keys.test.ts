@@ -55,6 +55,10 @@ test('decisions: no key, a wrong key, a model not allowed, a rate that refills',
   assert.equal(ring.admit(a, 'm1', 31_000), undefined, 'refilled');
   const b = ring.identify('bearer kb') as KeyEntry;
   for (let i = 0; i < 100; i++) assert.equal(ring.admit(b, 'anything', 0), undefined, 'no limits set: none applied');
+  // A key known from earlier requests is refused once it leaves the ring, and a new one is taken.
+  ring.replace([entry('c', 'kc')]);
+  assert.equal((ring.identify('Bearer ka') as { code: string }).code, 'invalid_api_key');
+  assert.equal((ring.identify('Bearer kc') as KeyEntry).name, 'c');
 });
 
 test('the key file holds hashes only; bad files are refused with the field named; changes are picked up', async () => {
