@@ -1,9 +1,12 @@
 // Readiness probes, as a kubelet runs them: an HTTP GET that must answer 200, a TCP connect, or
 // none (a container without a probe is ready while it runs).
 import { connect } from 'node:net';
+import { Agent, request } from 'undici';
 import type { Endpoint, Probe } from '../../core/group.js';
 
 const PROBE_TIMEOUT_MS = 1000;
+/** Each stage of a probe (connect, headers, body) within the timeout. */
+const probes = new Agent({ connect: { timeout: PROBE_TIMEOUT_MS } });
 
 export async function probe(endpoint: Endpoint, spec: Probe): Promise<boolean> {
   if (spec.kind === 'running') return true; // the caller probes live processes only
@@ -12,9 +15,14 @@ export async function probe(endpoint: Endpoint, spec: Probe): Promise<boolean> {
 
 async function httpProbe({ host, port }: Endpoint, path: string): Promise<boolean> {
   try {
-    const res = await fetch(`http://${host}:${port}${path}`, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
-    await res.arrayBuffer();
-    return res.status === 200;
+    // undici's request(), not fetch(): a probe a second per member, and fetch's streams cost more.
+    const res = await request(`http://${host}:${port}${path}`, {
+      dispatcher: probes,
+      headersTimeout: PROBE_TIMEOUT_MS,
+      bodyTimeout: PROBE_TIMEOUT_MS,
+    });
+    await res.body.dump();
+    return res.statusCode === 200;
   } catch {
     return false;
   }
