@@ -7,7 +7,9 @@ import { Gateway } from '../../src/gateway/server.js';
 import type { Backend, ModelEntry } from '../../src/gateway/backends.js';
 import {
   allReady,
+  complete,
   isAlive,
+  leaderUrl,
   readLog,
   readStream,
   scrape,
@@ -192,16 +194,7 @@ test('a leader killed mid-stream: the stream goes on on the other replica, whole
   // cache: the continuation then reuses it wherever it lands. Without it a replica evaluates prompt
   // and ids in one batch, and on this random tiny model a batch's rounding can flip a near tie (a
   // fresh clone's run saw the text part ways 60 tokens after the kill).
-  const answers = await Promise.all(
-    running.reconciler.snapshot()[0]!.groups.map(async ({ leader }) => {
-      const res = await fetch(`http://${leader.host}:${leader.port}/v1/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(request),
-      });
-      return ((await res.json()) as { choices: { text: string }[] }).choices[0]!.text;
-    }),
-  );
+  const answers = await Promise.all([0, 1].map((r) => complete(leaderUrl(running, 'pair', r), request.prompt, 200)));
   const uninterrupted = answers[0]!;
   assert.equal(answers[1], uninterrupted, 'the replicas agree');
   const { data: stream, response } = await client.completions.create({ ...request, stream: true }).withResponse();

@@ -31,7 +31,8 @@ export interface FaultProxy {
 
 /**
  * Starts the proxy for `upstream` (the API server's URL, whose CA is `upstreamCa`). While `faulty`,
- * each request meets a fault with probability `rate`, of the kind that has struck least; a watch that passes is cut after 0.5–3 s.
+ * each request meets a fault with probability `rate`, of the kind that has struck least; a watch
+ * that passes is cut after 0.5–3 s.
  */
 export async function startFaultProxy(
   upstream: string,
