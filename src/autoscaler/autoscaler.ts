@@ -92,11 +92,15 @@ export class Autoscaler {
     this.gateway.retire([]);
   }
 
-  /** A request of `model` found no replica ready: look now rather than at the next tick. */
+  /**
+   * A request of `model` found no replica ready: look now rather than at the next tick, at zero and
+   * while the first groups start alike, so a burst is seen whole even when it is served before the
+   * next tick. The look is not kept as a sample: the window stays one sample per tick.
+   */
   demand(model: string): void {
-    const idle = [...this.services.values()].filter((s) => s.model === model && s.state.replicas === 0);
-    if (idle.length === 0) return;
-    for (const s of idle) this.step(s, Date.now());
+    const waiting = [...this.services.values()].filter((s) => s.model === model);
+    if (waiting.length === 0) return;
+    for (const s of waiting) this.step(s, Date.now(), false);
     this.retire();
   }
 
@@ -106,16 +110,17 @@ export class Autoscaler {
     this.retire();
   }
 
-  private step(s: Scaled, now: number): void {
+  private step(s: Scaled, now: number, record = true): void {
     const load = this.gateway.load(s.model);
-    s.samples.push({ at: now, ...load });
+    const sample = { at: now, ...load };
+    if (record) s.samples.push(sample);
     while (s.samples.length > 0 && s.samples[0]!.at < now - s.config.lookBackMs) s.samples.shift();
     if (s.draining) return this.drain(s, s.draining, now, load.requests);
 
     const startupMs = this.target.startupMs(s.name);
     const decision = decideReplicas(s.config, s.state, {
       now,
-      samples: s.samples,
+      samples: record ? s.samples : [...s.samples, sample],
       ...(startupMs === undefined ? {} : { startupMs }),
     });
     if (decision.replicas < s.state.replicas) {
