@@ -11,6 +11,8 @@ export interface Backend {
   ready: boolean;
   /** Requests it is sent at once (admitted()); more wait in the gateway's queue. None: no limit. */
   slots?: number;
+  /** Requests its engine runs at once (its slots); those beyond wait in the engine's own queue. */
+  engineSlots?: number;
   /** How its streams report token ids; none: they are continued from their text. */
   tokenIds?: StreamTokenIds;
 }

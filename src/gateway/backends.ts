@@ -15,7 +15,10 @@ export function expectedReady(entry: ModelEntry, now: number): number | undefine
 /**
  * Least outstanding requests first among the ready backends not yet tried and not at their slots;
  * ties go to the one picked longest ago (`lastPicked`), which spreads an idle start evenly. A
- * preferred backend (the one holding the request's prefix) wins while it is not too much busier.
+ * preferred backend (the one holding the request's prefix) wins where it is as little busy as the
+ * least busy one; or, not too much busier, while its engine has a slot free: a request that would
+ * wait in the holder's engine queue behind others goes to the least busy replica instead (at
+ * saturation, waiting in a queue cost more than the prefill the cache saves).
  */
 export function pickBackend(
   candidates: Backend[],
@@ -39,8 +42,9 @@ export function pickBackend(
   }
   const favourite = preferred && candidates.find((b) => b.id === preferred.id);
   if (best && favourite && favourite !== best && eligible(favourite, outstanding, exclude)) {
-    const load = (b: Backend) => outstanding.get(b.id) ?? 0;
-    if (load(favourite) <= load(best) + preferred.balance) return favourite;
+    const [load, least] = [outstanding.get(favourite.id) ?? 0, outstanding.get(best.id) ?? 0];
+    const startsAtOnce = load < (favourite.engineSlots ?? Infinity);
+    if (load <= least || (startsAtOnce && load <= least + preferred.balance)) return favourite;
   }
   return best;
 }

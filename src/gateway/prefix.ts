@@ -1,7 +1,7 @@
 // Prefix-aware routing: requests that share a prompt prefix go to the replica that served it last,
 // whose engine holds it in its prompt cache (llama-server's cache_prompt, vLLM's prefix caching),
 // unless that replica is busier than the least busy one by more than a bound, so that one hot
-// prefix cannot pile onto one replica. The prompt is cut into fixed blocks, each block's key the
+// prefix cannot pile onto one replica, or its engine has no slot free (backends.ts). The prompt is cut into fixed blocks, each block's key the
 // hash of everything up to its end (a chain, as engines key their cache blocks); the index keeps the
 // most recently used keys, bounded.
 export const PREFIX_BLOCK_CHARS = 128;

@@ -62,6 +62,25 @@ test('a preferred replica wins until it is more than the bound busier than the l
   assert.equal(pick(5), 'b', 'a hot prefix does not pile onto one replica');
 });
 
+test("a preferred replica whose engine has no slot free loses to a less busy one: its request would wait in the engine's queue", () => {
+  const b = (id: string): Backend => ({ id, model: 'm', url: '', ready: true, slots: 16, engineSlots: 2 });
+  const pick = (loadA: number, loadB: number) =>
+    pickBackend(
+      [b('a'), b('b')],
+      new Map([
+        ['a', loadA],
+        ['b', loadB],
+      ]),
+      new Map(),
+      new Set(),
+      { id: 'a', balance: 4 },
+    )?.id;
+  assert.equal(pick(1, 0), 'a', 'a slot free: the cached prefix wins');
+  assert.equal(pick(2, 0), 'b', 'both slots busy: the least busy replica starts it at once');
+  assert.equal(pick(3, 1), 'b', 'busy engines both: the shorter queue');
+  assert.equal(pick(3, 3), 'a', 'as busy as the least busy: the cached prefix still wins');
+});
+
 async function route(routing: RoutingPolicy): Promise<string[]> {
   const upstreams = await Promise.all(
     [0, 1].map(async () => {

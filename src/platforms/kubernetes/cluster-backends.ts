@@ -55,6 +55,7 @@ export function clusterView(
         url: `http://${ip.includes(':') ? `[${ip}]` : ip}:${LEADER_PORT}`,
         ready: isReady,
         slots: admitted(template.slots),
+        engineSlots: template.slots,
         ...(template.tokenIds ? { tokenIds: template.tokenIds } : {}),
       });
     }

@@ -63,6 +63,7 @@ export function backendsFrom(services: ServiceSnapshot[]): Backend[] {
       url: `http://${g.leader.host}:${g.leader.port}`,
       ready: g.phase === 'Ready',
       slots: admitted(s.slots),
+      engineSlots: s.slots,
       ...(s.tokenIds ? { tokenIds: s.tokenIds } : {}),
     })),
   );
