@@ -713,13 +713,13 @@ export class Gateway {
     let flowing = false;
     // The answer's end, where engines put `usage` (a whole JSON body, or a stream's last events).
     const tail = new UsageTail();
-    const write = async (data: Buffer | string) => {
+    const write = (data: Buffer | string): boolean => {
       if (upstream.statusCode === 200) tail.push(typeof data === 'string' ? Buffer.from(data) : data);
-      // A client that stops reading and then leaves never sends 'drain': 'close' ends the wait too.
-      if (!res.write(data)) await drainOrClose(res);
+      return res.write(data);
     };
     try {
-      for await (const chunk of upstream.body) {
+      // Each chunk is passed on as undici hands it over: no promise per chunk.
+      await upstream.read((chunk) => {
         if (watched) {
           this.observeTokens(chunk, model, timing);
           if (flowing) this.liveness.progressed(backend.id, this.clock());
@@ -729,10 +729,15 @@ export class Gateway {
           }
         }
         const out = rewrite ? rewrite.relay(chunk, continuing) : chunk;
-        if (out.length > 0) await write(out);
-        if (res.destroyed) return undefined; // leaving the loop cancels the rest
-      }
-      if (rewrite) await write(rewrite.flush(continuing));
+        if (out.length > 0 && !write(out) && !res.destroyed) {
+          // A client that stops reading and then leaves never sends 'drain': 'close' ends the wait too.
+          void drainOrClose(res).then(() => upstream.resume());
+          return false;
+        }
+        if (res.destroyed) upstream.cancel(new Error('the client went away')); // the rest is not read
+        return true;
+      });
+      if (rewrite) write(rewrite.flush(continuing));
     } catch (err) {
       if (res.destroyed) return undefined;
       this.breakers.failed(backend.id, this.clock());
@@ -864,6 +869,7 @@ const NEWLINE_DATA = Buffer.from('\ndata:');
 
 function drainOrClose(res: ServerResponse): Promise<void> {
   return new Promise((resolve) => {
+    if (res.destroyed) return resolve();
     const done = () => {
       res.off('drain', done);
       res.off('close', done);

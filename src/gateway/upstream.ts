@@ -1,8 +1,8 @@
-// One request to an engine, through undici's dispatcher API: the answer's body is handed over
-// chunk by chunk through a small async iterator. undici's request() wraps every answer in a
-// Readable stream and its abort signal in listeners of its own; under load that was a third of
-// the gateway's CPU per request (profiles of bench:peers), and CPU the gateway spends is taken
-// from the engines it shares the machine with.
+// One request to an engine, through undici's dispatcher API: the answer's body is handed to the
+// reader chunk by chunk, synchronously as undici parses it. undici's request() wraps every answer
+// in a Readable stream and its abort signal in listeners of its own, and an async iterator costs
+// promises per chunk; under load each was a large share of the gateway's CPU per request (profiles
+// of bench:peers), and CPU the gateway spends is taken from the engines it shares the machine with.
 import type { Dispatcher } from 'undici';
 import type { Cancel } from './cancel.js';
 
@@ -20,8 +20,15 @@ export interface UpstreamResponse {
   statusCode: number;
   /** Names in lower case (as undici gives them); a repeated header's values joined with ", ". */
   headers: Record<string, string>;
-  /** The body's chunks as they arrive; throws where the answer failed mid-way. Leaving the loop early cancels the rest. */
-  body: AsyncIterable<Buffer>;
+  /**
+   * Hands the body's chunks to `sink` in order as they arrive; resolves at the body's end, rejects
+   * where the answer failed mid-way, `sink` threw, or `cancel` was called. Once `sink` returns false
+   * the connection is paused, and nothing more is handed over, until `resume()`. Once per answer.
+   */
+  read(sink: (chunk: Buffer) => boolean): Promise<void>;
+  resume(): void;
+  /** The rest of the answer is not wanted: its connection is cut and `read` rejects with `reason`. */
+  cancel(reason: Error): void;
   /** Reads the rest of the body and drops it, keeping the connection for the next request. */
   dump(): Promise<void>;
 }
@@ -33,34 +40,61 @@ const HIGH_WATER_BYTES = 64 * 1024;
 export function send(dispatcher: Dispatcher, request: UpstreamRequest): Promise<UpstreamResponse> {
   const { cancel } = request;
   return new Promise((resolve, reject) => {
+    // Chunks not handed over yet: arrived before `read`, or while the reader has the body paused.
     const chunks: Buffer[] = [];
     let buffered = 0;
+    let sink: ((chunk: Buffer) => boolean) | undefined;
+    let paused = false;
     let ended = false;
     let failure: Error | undefined;
-    let wake: (() => void) | undefined;
+    let settle: { resolve: () => void; reject: (err: Error) => void } | undefined;
     let controller: Dispatcher.DispatchController | undefined;
-    const notify = () => {
-      const w = wake;
-      wake = undefined;
-      w?.();
-    };
     const finish = () => cancel.onCancel(undefined);
-    async function* body(): AsyncGenerator<Buffer> {
-      try {
-        for (;;) {
-          const chunk = chunks.shift();
-          if (chunk) {
-            buffered -= chunk.length;
-            if (controller?.paused && buffered < HIGH_WATER_BYTES) controller.resume();
-            yield chunk;
-          } else if (failure) throw failure;
-          else if (ended) return;
-          else await new Promise<void>((r) => (wake = r));
+    // Cut by this side (not wanted, or the reader failed): what has arrived is dropped, `read` rejects.
+    const cut = (reason: Error) => {
+      if (ended || failure) return;
+      failure = reason;
+      chunks.length = 0;
+      settle?.reject(reason);
+      // Not from within undici's own callback (a reader may cut while it is handed a chunk).
+      queueMicrotask(() => controller?.abort(reason));
+    };
+    // Hands over what has arrived while the reader takes it; settles `read` once all is handed over
+    // (an engine's failure after what it sent: that is handed over first).
+    const deliver = () => {
+      if (!sink) return;
+      while (!paused && chunks.length > 0) {
+        const chunk = chunks.shift()!;
+        buffered -= chunk.length;
+        try {
+          paused = !sink(chunk);
+        } catch (err) {
+          cut(err as Error);
         }
-      } finally {
-        if (!ended && !failure) controller?.abort(new Error('the rest of the answer was not wanted'));
       }
-    }
+      if (paused) {
+        if (!ended && !failure) controller?.pause();
+      } else if (failure) settle?.reject(failure);
+      else if (ended) settle?.resolve();
+      else if (controller?.paused) controller.resume();
+    };
+    const read = (reader: (chunk: Buffer) => boolean) =>
+      new Promise<void>((resolve, reject) => {
+        settle = { resolve, reject };
+        sink = reader;
+        deliver();
+      });
+    const response = (statusCode: number, headers: Record<string, string>): UpstreamResponse => ({
+      statusCode,
+      headers,
+      read,
+      resume: () => {
+        paused = false;
+        deliver();
+      },
+      cancel: cut,
+      dump: () => read(() => true),
+    });
     cancel.onCancel(() => controller?.abort(new Error('the client went away')));
     dispatcher.dispatch(
       { path: request.path, method: 'POST', headers: request.headers, body: request.body },
@@ -72,32 +106,25 @@ export function send(dispatcher: Dispatcher, request: UpstreamRequest): Promise<
         },
         onResponseStart(_c, statusCode, headers) {
           if (statusCode < 200) return; // 1xx: the answer is still to come
-          const iterator = body();
-          resolve({
-            statusCode,
-            headers: flatten(headers),
-            body: iterator,
-            dump: async () => {
-              for await (const chunk of iterator) void chunk;
-            },
-          });
+          resolve(response(statusCode, flatten(headers)));
         },
         onResponseData(c, chunk) {
+          if (failure) return;
           chunks.push(chunk);
           buffered += chunk.length;
-          if (buffered >= HIGH_WATER_BYTES) c.pause();
-          notify();
+          if (sink) deliver();
+          else if (buffered >= HIGH_WATER_BYTES) c.pause();
         },
         onResponseEnd() {
           ended = true;
           finish();
-          notify();
+          deliver();
         },
         onResponseError(_c, err) {
-          failure = err;
           finish();
           reject(err); // no effect once resolved: the body's reader gets it
-          notify();
+          failure ??= err;
+          deliver();
         },
       },
     );

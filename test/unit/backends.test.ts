@@ -60,8 +60,8 @@ test('a snapshot becomes backends (one per group leader) and models with ready c
     },
   ];
   assert.deepEqual(backendsFrom(snapshot), [
-    { id: 'svc/0', model: 'm', url: 'http://127.1.1.1:9', ready: true, slots: 16 }, // 4 slots + 12 waiting at the engine
-    { id: 'svc/1', model: 'm', url: 'http://127.1.2.1:8', ready: false, slots: 16 },
+    { id: 'svc/0', model: 'm', url: 'http://127.1.1.1:9', ready: true, slots: 16, engineSlots: 4 }, // 4 slots + 12 waiting at the engine
+    { id: 'svc/1', model: 'm', url: 'http://127.1.2.1:8', ready: false, slots: 16, engineSlots: 4 },
   ]);
   assert.deepEqual(modelsFrom(snapshot), [{ id: 'm', replicas: 3, readyReplicas: 1 }]);
 });

@@ -77,6 +77,22 @@ test('a streaming client that stops reading and then disconnects is no longer ou
   }
 });
 
+test('a streaming client that stops reading, then reads on, gets the whole answer: the engine is held back meanwhile, not dropped', async () => {
+  const maxBytes = 8 * 2 ** 20;
+  const { gateway, upstreams, close } = await gatewayOver([['flood', { kind: 'flood', maxBytes }]]);
+  try {
+    const res = await post(gateway.url); // its body not read yet
+    assert.equal(res.status, 200);
+    await until('the engine held back', async () => upstreams[0]!.heldBack() > 0);
+    const text = await res.text();
+    const event = `data: ${JSON.stringify({ filler: 'x'.repeat(64 * 1024) })}\n\n`;
+    assert.equal(text.length, Math.ceil(maxBytes / event.length) * event.length, 'every event, once');
+    await until('the upstream request to end', async () => upstreams[0]!.open() === 0);
+  } finally {
+    await close();
+  }
+});
+
 test('a kept-alive connection the engine closed as it was reused is not a failure: the request goes again on a new one', async () => {
   const { gateway, close } = await gatewayOver([['closer', { kind: 'drop-reused' }]]);
   try {
