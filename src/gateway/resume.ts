@@ -208,11 +208,19 @@ export class ResumableStream {
       this.id = e.id;
       this.created = e.created;
     }
-    for (const key of this.strip) {
-      if (key in e) changed = delete e[key];
-      for (const c of (e.choices as Json[] | undefined) ?? []) if (key in c) changed = delete c[key];
+    const choices = (e.choices as Json[] | undefined) ?? [];
+    const asked = this.strip.filter((key) => key in e || choices.some((c) => key in c));
+    if (asked.length === 0 && !changed) return line;
+    // The happy path: the engine's event as it sent it, less what the gateway asked for only for itself.
+    if (!changed) {
+      const cut = asked.reduce<string | undefined>((l, key) => l && withoutMember(l, key), line);
+      if (cut !== undefined) return cut;
     }
-    return changed ? `data: ${JSON.stringify(e)}` : line;
+    for (const key of asked) {
+      delete e[key];
+      for (const c of choices) delete c[key];
+    }
+    return `data: ${JSON.stringify(e)}`;
   }
 
   /** Takes note of what an event sent. */
@@ -251,4 +259,49 @@ export class ResumableStream {
       }
     } else this.textAfterIds += text;
   }
+}
+
+/**
+ * `line` (an event as the engine sent it, valid JSON after `data:`) without every member named
+ * `key`, cut out of the text; undefined where the text is not laid out as expected (the caller
+ * re-serializes then). A member's name can be found by its text alone: within a JSON string every
+ * quote is escaped, so `,"key":` or `{"key":` is a member wherever it appears.
+ */
+function withoutMember(line: string, key: string): string | undefined {
+  const name = `"${key}":`;
+  let out = line;
+  for (let at = out.indexOf(name); at >= 0; at = out.indexOf(name, at)) {
+    const before = out[at - 1];
+    const end = valueEnd(out, at + name.length);
+    if (end === undefined || (before !== ',' && before !== '{')) return undefined;
+    // `,"key":v` goes with its comma; a first member `{"key":v,` with the comma after it.
+    if (before === ',') out = out.slice(0, at - 1) + out.slice(end);
+    else out = out.slice(0, at) + out.slice(out[end] === ',' ? end + 1 : end);
+  }
+  return out;
+}
+
+/** Where the JSON value starting at `from` ends (the index after it), in compact JSON. */
+function valueEnd(text: string, from: number): number | undefined {
+  const first = text[from];
+  if (first === '{' || first === '[' || first === '"') {
+    let depth = 0;
+    let inString = false;
+    for (let i = from; i < text.length; i++) {
+      const c = text[i];
+      if (inString) {
+        if (c === '\\') i++;
+        else if (c === '"') {
+          inString = false;
+          if (depth === 0) return i + 1;
+        }
+      } else if (c === '"') inString = true;
+      else if (c === '{' || c === '[') depth++;
+      else if ((c === '}' || c === ']') && --depth === 0) return i + 1;
+    }
+    return undefined;
+  }
+  // A number, true, false or null: up to the next comma or closing bracket.
+  const end = text.slice(from).search(/[,}\]]/);
+  return end > 0 ? from + end : undefined;
 }

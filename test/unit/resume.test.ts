@@ -108,6 +108,29 @@ test('vLLM: ids whose text was held back are left out of the continuation, which
   assert.equal(next.max_tokens, 4);
 });
 
+test('the events go out as the engine wrote them, less only what the gateway asked for: nothing is re-serialized', () => {
+  const llama = ResumableStream.for('/v1/completions', { prompt: 'Once', stream: true }, 'llama-server')!;
+  // As llama-server writes them: its own number formats and member order (JSON.stringify would write 0.8 and 1).
+  const event =
+    '{"choices":[{"text":" up","index":0,"logprobs":null,"finish_reason":null}],"created":1,"temperature":0.800000011920929,"x":1.0,"id":"c"';
+  const verbose =
+    ',"__verbose":{"index":0,"content":" up \\"}{,\\"__verbose\\":","tokens":[701],"stop":false,"tokens_predicted":1,"tokens_evaluated":3}';
+  assert.equal(llama.relay(`data: ${event}${verbose}}\n\n`, false), `data: ${event}}\n\n`);
+  const vllm = ResumableStream.for('/v1/completions', { prompt: 'Hi', stream: true }, 'vllm')!;
+  assert.equal(
+    vllm.relay(
+      'data: {"id":"c1","prompt_token_ids":[9,8],"choices":[{"index":0,"text":"x","token_ids":[120],"logprobs":null}],"n":1.0}\n\n',
+      false,
+    ),
+    'data: {"id":"c1","choices":[{"index":0,"text":"x","logprobs":null}],"n":1.0}\n\n',
+  );
+  assert.equal(
+    vllm.relay('data: {"choices":[{"token_ids":[121],"index":0,"text":"y"}],"id":"c1"}\n\n', false),
+    'data: {"choices":[{"index":0,"text":"y"}],"id":"c1"}\n\n',
+    'a first member goes with the comma after it',
+  );
+});
+
 test('a client that asked for token ids itself keeps them', () => {
   const s = ResumableStream.for('/v1/completions', { prompt: 'Hi', stream: true, return_token_ids: true }, 'vllm')!;
   const [e] = parsed(s.relay(sse({ id: 'c', choices: [{ index: 0, text: 'x', token_ids: [1] }] }), false));
