@@ -16,6 +16,7 @@
 //   (`continue_final_message`, which vLLM and llama-server both take).
 // What the gateway asked for only for itself is removed from the events before the client sees them.
 import type { StreamTokenIds } from '../core/service.js';
+import { jsonEnd } from './json-end.js';
 
 type Json = Record<string, unknown>;
 
@@ -208,17 +209,15 @@ export class ResumableStream {
       this.id = e.id;
       this.created = e.created;
     }
-    const choices = (e.choices as Json[] | undefined) ?? [];
-    const asked = this.strip.filter((key) => key in e || choices.some((c) => key in c));
-    if (asked.length === 0 && !changed) return line;
     // The happy path: the engine's event as it sent it, less what the gateway asked for only for itself.
     if (!changed) {
-      const cut = asked.reduce<string | undefined>((l, key) => l && withoutMember(l, key), line);
+      let cut: string | undefined = line;
+      for (const key of this.strip) cut = cut && withoutMember(cut, key);
       if (cut !== undefined) return cut;
     }
-    for (const key of asked) {
+    for (const key of this.strip) {
       delete e[key];
-      for (const c of choices) delete c[key];
+      for (const c of (e.choices as Json[] | undefined) ?? []) delete c[key];
     }
     return `data: ${JSON.stringify(e)}`;
   }
@@ -283,24 +282,7 @@ function withoutMember(line: string, key: string): string | undefined {
 
 /** Where the JSON value starting at `from` ends (the index after it), in compact JSON. */
 function valueEnd(text: string, from: number): number | undefined {
-  const first = text[from];
-  if (first === '{' || first === '[' || first === '"') {
-    let depth = 0;
-    let inString = false;
-    for (let i = from; i < text.length; i++) {
-      const c = text[i];
-      if (inString) {
-        if (c === '\\') i++;
-        else if (c === '"') {
-          inString = false;
-          if (depth === 0) return i + 1;
-        }
-      } else if (c === '"') inString = true;
-      else if (c === '{' || c === '[') depth++;
-      else if ((c === '}' || c === ']') && --depth === 0) return i + 1;
-    }
-    return undefined;
-  }
+  if ('{["'.includes(text[from] ?? ' ')) return jsonEnd((i) => text.charCodeAt(i), text.length, from);
   // A number, true, false or null: up to the next comma or closing bracket.
   const end = text.slice(from).search(/[,}\]]/);
   return end > 0 ? from + end : undefined;

@@ -3,6 +3,7 @@
 // answer's tail is kept, as the chunks it came in, and only the `usage` object is parsed: parsing
 // a whole body for it was the gateway's largest cost per request after the relay itself
 // (profiles of bench:peers).
+import { jsonEnd } from './json-end.js';
 
 export interface Usage {
   prompt_tokens: number;
@@ -13,12 +14,7 @@ export interface Usage {
 /** Bytes of an answer's end kept: engines put `usage` last, but a last event can be long. */
 const TAIL_BYTES = 64 * 1024;
 const KEY = Buffer.from('"usage"');
-const [QUOTE, BACKSLASH, OPEN, CLOSE] = ['"', '\\', '{', '}'].map((c) => c.charCodeAt(0)) as [
-  number,
-  number,
-  number,
-  number,
-];
+const OPEN = '{'.charCodeAt(0);
 
 /** The last bytes of an answer, as its chunks; `usage()` finds what the engine reported. */
 export class UsageTail {
@@ -49,25 +45,13 @@ function objectAt(text: Buffer, from: number): unknown {
     if (text[i] !== 0x3a && text[i]! > 0x20) return undefined; // not `:`, not whitespace: a string's text, null…
     i++;
   }
-  const start = i;
-  let depth = 0;
-  let inString = false;
-  for (; i < text.length; i++) {
-    const c = text[i];
-    if (inString) {
-      if (c === BACKSLASH) i++;
-      else if (c === QUOTE) inString = false;
-    } else if (c === QUOTE) inString = true;
-    else if (c === OPEN) depth++;
-    else if (c === CLOSE && --depth === 0) {
-      try {
-        return JSON.parse(text.toString('utf8', start, i + 1));
-      } catch {
-        return undefined;
-      }
-    }
+  const end = i < text.length ? jsonEnd((j) => text[j]!, text.length, i) : undefined;
+  if (end === undefined) return undefined;
+  try {
+    return JSON.parse(text.toString('utf8', i, end));
+  } catch {
+    return undefined;
   }
-  return undefined;
 }
 
 function valid(u: unknown): u is Usage {
