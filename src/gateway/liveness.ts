@@ -6,6 +6,9 @@
 // requests whose progress (llama-server's slots: prompt tokens processed, tokens decoded) has not
 // moved for `hangMs` (a hang between streams, or under whole answers). Pure: the caller says when
 // bytes came and what the engine said.
+/** What an engine "says" when one of its answers ends: never what /slots says (slotsProgress). */
+const ANSWERED = 'answered';
+
 export class Liveness {
   private readonly replicas = new Map<string, { flowing: number; lastByteAt: number }>();
   /** Per replica, what its engine last said it was doing, and since when it has said the same. */
@@ -31,6 +34,19 @@ export class Liveness {
   ended(id: string): void {
     const r = this.replicas.get(id);
     if (r && --r.flowing === 0) this.replicas.delete(id);
+  }
+
+  /**
+   * An answer of `id` ended whole: its engine progressed, as a move of its counters would say. A
+   * replica whose answers keep ending need not be asked what its engine is doing (movedAfter).
+   */
+  answered(id: string, now: number): void {
+    this.engines.set(id, { progress: ANSWERED, since: now });
+  }
+
+  /** Whether the engine of `id` was seen to progress after `time`. */
+  movedAfter(id: string, time: number): boolean {
+    return (this.engines.get(id)?.since ?? -Infinity) > time;
   }
 
   /** What the engine of `id` says of the requests it is working on (undefined: none). */

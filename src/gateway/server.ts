@@ -139,6 +139,8 @@ export class Gateway {
   /** llama-server replicas whose slots are being asked for now. */
   private readonly asking = new Set<string>();
   private readonly wakeTimer: NodeJS.Timeout;
+  /** When liveness was last looked at (the clock's ms). */
+  private lastLook = -Infinity;
   /** A look at liveness when a replica reaches the bound between two wakes. */
   private dueTimer?: NodeJS.Timeout;
   private readonly historyTimer: NodeJS.Timeout;
@@ -693,12 +695,15 @@ export class Gateway {
     key: KeyEntry | undefined,
     stream: ResumableStream | undefined,
   ): Promise<string | undefined> {
-    const type = String(upstream.headers['content-type'] ?? 'application/json');
+    const type = upstream.header('content-type') ?? 'application/json';
     const streaming = type.startsWith('text/event-stream');
     const continuing = res.headersSent;
     if (!continuing) {
       const headers: Record<string, string> = { 'x-tandem-backend': backend.id };
-      for (const h of PASSED_HEADERS) if (upstream.headers[h] !== undefined) headers[h] = upstream.headers[h];
+      for (const h of PASSED_HEADERS) {
+        const value = upstream.header(h);
+        if (value !== undefined) headers[h] = value;
+      }
       headers['content-type'] = type;
       if (streaming) {
         headers['cache-control'] = 'no-cache';
@@ -746,6 +751,7 @@ export class Gateway {
     } finally {
       if (flowing) this.liveness.ended(backend.id);
     }
+    if (upstream.statusCode === 200 && asksEngine(backend)) this.liveness.answered(backend.id, this.clock());
     this.metrics.requests.inc({ model, replica: backend.id, status: String(upstream.statusCode) });
     const usage = upstream.statusCode === 200 ? tail.usage() : undefined;
     if (usage) {
@@ -781,13 +787,14 @@ export class Gateway {
     }
     // A llama-server replica with requests in flight: is its engine still making progress? (Its
     // /slots answers even while a worker hangs, with counters that no longer move.)
+    // One whose answer ended since the last look progressed: it is not asked (under load, asking
+    // was a request of the gateway's own per replica and look, with a JSON body to parse).
     const asked = new Set<string>();
+    const now = this.clock();
     for (const b of backends) {
-      if (b.tokenIds !== 'llama-server' || !b.ready || this.unresponsive.has(b.id) || !this.outstanding.get(b.id)) {
-        continue;
-      }
+      if (!asksEngine(b) || !b.ready || this.unresponsive.has(b.id) || !this.outstanding.get(b.id)) continue;
       asked.add(b.id);
-      if (this.asking.has(b.id)) continue;
+      if (this.asking.has(b.id) || this.liveness.movedAfter(b.id, this.lastLook)) continue;
       this.asking.add(b.id);
       // Through the replica's own pool: fetch() and its abort timer cost the gateway more CPU than
       // the answers it relays between two looks (profiles of bench:peers).
@@ -803,6 +810,7 @@ export class Gateway {
         .finally(() => this.asking.delete(b.id));
     }
     this.liveness.keepEngines(asked);
+    this.lastLook = now;
     for (const { id, silentMs } of this.liveness.unresponsive(this.clock())) {
       if (this.unresponsive.has(id)) continue;
       this.unresponsive.add(id);
@@ -859,6 +867,11 @@ export class Gateway {
 }
 
 /** Server-sent events that start in a chunk (`data:` at a line's start). */
+/** Whether liveness asks the replica's engine what it is doing (llama-server's /slots). */
+function asksEngine(b: Backend): boolean {
+  return b.tokenIds === 'llama-server';
+}
+
 function countEvents(chunk: Buffer): number {
   let n = chunk.subarray(0, 5).equals(DATA) ? 1 : 0;
   for (let i = chunk.indexOf(NEWLINE_DATA); i >= 0; i = chunk.indexOf(NEWLINE_DATA, i + 1)) n++;

@@ -18,8 +18,8 @@ export interface UpstreamRequest {
 
 export interface UpstreamResponse {
   statusCode: number;
-  /** Names in lower case (as undici gives them); a repeated header's values joined with ", ". */
-  headers: Record<string, string>;
+  /** A header's value (a repeated one's values joined with ", "); `name` in lower case. */
+  header(name: string): string | undefined;
   /**
    * Hands the body's chunks to `sink` in order as they arrive; resolves at the body's end, rejects
    * where the answer failed mid-way, `sink` threw, or `cancel` was called. Once `sink` returns false
@@ -84,9 +84,16 @@ export function send(dispatcher: Dispatcher, request: UpstreamRequest): Promise<
         sink = reader;
         deliver();
       });
-    const response = (statusCode: number, headers: Record<string, string>): UpstreamResponse => ({
+    const response = (
+      statusCode: number,
+      headers: Record<string, string | string[] | undefined>,
+    ): UpstreamResponse => ({
       statusCode,
-      headers,
+      // As undici gives them, names in lower case: looked up, not copied (most are never read).
+      header: (name) => {
+        const value = headers[name];
+        return Array.isArray(value) ? value.join(', ') : value;
+      },
       read,
       resume: () => {
         paused = false;
@@ -106,7 +113,7 @@ export function send(dispatcher: Dispatcher, request: UpstreamRequest): Promise<
         },
         onResponseStart(_c, statusCode, headers) {
           if (statusCode < 200) return; // 1xx: the answer is still to come
-          resolve(response(statusCode, flatten(headers)));
+          resolve(response(statusCode, headers));
         },
         onResponseData(c, chunk) {
           if (failure) return;
@@ -129,12 +136,4 @@ export function send(dispatcher: Dispatcher, request: UpstreamRequest): Promise<
       },
     );
   });
-}
-
-function flatten(headers: Record<string, string | string[] | undefined>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value !== undefined) out[name] = Array.isArray(value) ? value.join(', ') : value;
-  }
-  return out;
 }

@@ -68,3 +68,16 @@ test('the next look is due when the first judged replica reaches the bound: none
   l.engineSays('c', undefined, 20_000);
   assert.equal(l.nextDue(20_000), undefined);
 });
+
+test('an answer that ends is progress: its engine need not be asked until a look passes without one', () => {
+  const l = new Liveness(10_000);
+  l.engineSays('a', slotsProgress([{ id: 0, is_processing: true, n_prompt_tokens_processed: 4 }]), 0);
+  assert.equal(l.movedAfter('a', 0), false, 'nothing new since the look at 0: ask');
+  l.answered('a', 250);
+  assert.equal(l.movedAfter('a', 0), true, 'an answer ended after the look at 0: no need to ask');
+  assert.equal(l.movedAfter('a', 250), false, 'none since the look at 250: ask');
+  assert.deepEqual(l.unresponsive(10_249), [], 'judged from the answer, not from what the engine said at 0');
+  l.engineSays('a', slotsProgress([{ id: 0, is_processing: true, n_prompt_tokens_processed: 4 }]), 10_249);
+  assert.deepEqual(l.unresponsive(20_250), [{ id: 'a', silentMs: 10_001 }], 'asked since, and stuck for the bound');
+  assert.equal(l.movedAfter('b', 0), false, 'never seen: ask');
+});
