@@ -47,7 +47,8 @@ const GATEWAY_FLAGS = `  --port N                  the gateway's port (default 8
                             401 without a valid one, 403 for a model it may not use, 429 past its rate
   --insecure-no-auth        serve beyond loopback without keys
   --routing P               prefix (default: a request goes to the replica that served its prompt's
-                            prefix, unless it is 4 requests busier than the least busy one) or
+                            prefix, unless it is busier than the least busy one and either 4
+                            requests busier or without a slot of its engine free) or
                             least-outstanding
   --connect-timeout D       connecting to a replica (default 5s)
   --first-byte-timeout D    from request to the first byte of the answer: a whole generation when

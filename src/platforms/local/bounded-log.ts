@@ -7,12 +7,11 @@
 // one) and empties it; the member, which opened it for appending, goes on writing at its new end.
 // Checks run when the file is opened and closed and once a second between, so the file can pass
 // the limit only by what the member writes within a second; across restarts too, as every start
-// opens it anew. Output written during a copy itself (a few milliseconds) is lost. The checks
-// between run off the event loop (libuv's threads): in `tandem up` that loop is the gateway's, and
-// a copy of 8 MiB on it held every request.
+// opens it anew. Output written during a copy itself (a few milliseconds) is lost. A copy between
+// runs off the event loop (libuv's threads): in `tandem up` that loop is the gateway's, and a copy
+// of 8 MiB on it held every request.
 import {
   closeSync,
-  fstat,
   fstatSync,
   ftruncate,
   ftruncateSync,
@@ -27,7 +26,6 @@ import { writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { promisify } from 'node:util';
 
-const fstatAsync = promisify(fstat);
 const readAsync = promisify(read);
 const ftruncateAsync = promisify(ftruncate);
 
@@ -59,15 +57,17 @@ export class BoundedLog {
   }
 
   /**
-   * Rotates the file if it is past the limit, without blocking the event loop; resolves once done.
+   * Rotates the file if it is past the limit, the copy off the event loop; resolves once done.
    * One at a time: a check while one runs is skipped.
    */
   async checkSoon(): Promise<void> {
     if (this.closed || this.checking) return;
     this.checking = true;
     try {
-      const { size } = await fstatAsync(this.fd);
-      if (size <= this.limit || this.closed) return;
+      // The size on the loop itself: a look is cheaper than a hand-off to libuv's threads and back
+      // (which wakes the loop once more); only a copy goes off it.
+      const { size } = fstatSync(this.fd);
+      if (size <= this.limit) return;
       const kept = Buffer.alloc(this.limit);
       const { bytesRead } = await readAsync(this.fd, kept, 0, this.limit, size - this.limit);
       await writeFile(`${this.path}.1`, kept.subarray(0, bytesRead));
