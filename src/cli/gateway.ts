@@ -1,9 +1,19 @@
 // The gateway's settings from the command line, shared by `tandem up` (in front of local groups)
 // and `tandem gateway` (in front of a cluster's).
-import pino, { type Logger } from 'pino';
+import sonicBoom from 'sonic-boom';
 import { watchKeyFile } from '../gateway/keys.js';
-import type { Gateway, GatewayOptions, RoutingPolicy, UpstreamTimeouts } from '../gateway/server.js';
+import type {
+  AccessEntry,
+  AccessLog,
+  Gateway,
+  GatewayOptions,
+  RoutingPolicy,
+  UpstreamTimeouts,
+} from '../gateway/server.js';
 import { UsageError } from './usage-error.js';
+
+// A CommonJS module: its class is a member of what the default import gives.
+const { SonicBoom } = sonicBoom;
 
 export interface GatewaySettings {
   host: string;
@@ -17,7 +27,7 @@ export interface GatewaySettings {
 }
 
 /** The gateway's options, its key file watched for changes. */
-export function gatewayOptions(s: GatewaySettings, accessLog: Logger): Omit<GatewayOptions, 'source'> {
+export function gatewayOptions(s: GatewaySettings, accessLog: AccessLog): Omit<GatewayOptions, 'source'> {
   const keys = s.apiKeys ? watchKeyFile(s.apiKeys, (l) => process.stderr.write(`${l}\n`)) : undefined;
   return {
     host: s.host,
@@ -37,21 +47,26 @@ export async function listenOrExplain(gateway: Gateway, s: GatewaySettings): Pro
   });
 }
 
+/** Entries kept before they are written out together (or at the next second). */
+const ACCESS_BATCH = 64;
+
 /**
- * The access log: JSON lines to a file (or 1, stdout), written 4 KiB at a time and at least once a
- * second (a write per request costs more than the request's own log line); `close` writes the rest.
- * A file is written by the event loop itself, as nginx writes a buffered access_log: sonic-boom's
- * writes through libuv's threads cost the loop more per line than the write does (µs per line,
- * alone: 1 for 4 KiB written at once, 3 to 4 handed to a thread). Stdout stays off the loop: a
- * pipe that a log collector reads slowly would hold it.
+ * The access log: JSON lines to a file (or 1, stdout) as pino writes them (level 30, time in ms,
+ * then the entry). A request only hands its entry over; lines are made and written a batch at a
+ * time, at least once a second, and the rest on `close`. Made one at a time on the request's way
+ * out, a line cost more than the request's own work where requests come one at a time (pino's
+ * serializer and JSON.stringify alike: profiles of bench:peers at concurrency 1, where the loop is
+ * cold between requests). A file is written by the event loop itself, as nginx writes a buffered
+ * access_log: a write handed to libuv's threads costs the loop more than the write does. Stdout
+ * stays off the loop: a pipe that a log collector reads slowly would hold it.
  */
 export function accessLog(dest: string | 1): {
-  log: Logger;
+  log: AccessLog;
   close: () => void;
   /** Calls `listener` on a failed write (its lines are lost; the gateway serves on). */
   onWriteError: (listener: (err: Error) => void) => void;
 } {
-  const stream = pino.destination({ dest, mkdir: true, sync: dest !== 1, minLength: 4096 });
+  const stream = new SonicBoom({ ...(dest === 1 ? { fd: 1 } : { dest, mkdir: true }), sync: dest !== 1 });
   // A full disk loses access log lines, never the gateway: unheard, the stream's error was an
   // uncaught exception that stopped `tandem up`.
   let failed = false;
@@ -65,11 +80,29 @@ export function accessLog(dest: string | 1): {
     stream.flush = () => undefined;
     stream.flushSync = () => undefined;
   });
-  const timer = setInterval(() => stream.flush(), 1000).unref();
+  const entries: AccessEntry[] = [];
+  const times: number[] = [];
+  const writeOut = () => {
+    if (entries.length === 0) return;
+    let lines = '';
+    for (let i = 0; i < entries.length; i++)
+      lines += `${JSON.stringify({ level: 30, time: times[i], ...entries[i] })}\n`;
+    entries.length = 0;
+    times.length = 0;
+    stream.write(lines);
+  };
+  const timer = setInterval(writeOut, 1000).unref();
   return {
-    log: pino(stream),
+    log: {
+      write: (entry) => {
+        entries.push(entry);
+        times.push(Date.now());
+        if (entries.length >= ACCESS_BATCH) writeOut();
+      },
+    },
     close: () => {
       clearInterval(timer);
+      writeOut();
       try {
         stream.flushSync();
       } catch {

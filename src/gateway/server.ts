@@ -27,7 +27,6 @@ import { send, type UpstreamResponse } from './upstream.js';
 import { Cancel } from './cancel.js';
 import { UsageTail } from './usage.js';
 import { Liveness, slotsProgress } from './liveness.js';
-import type { Logger } from 'pino';
 
 export const ROUTING_POLICIES = ['prefix', 'least-outstanding'] as const;
 export type RoutingPolicy = (typeof ROUTING_POLICIES)[number];
@@ -66,13 +65,33 @@ export interface UpstreamTimeouts {
   unresponsiveMs: number;
 }
 
+/** What the access log says of one request, once it is answered (or its client left). */
+export interface AccessEntry {
+  id: string;
+  method: string | undefined;
+  path: string | undefined;
+  status: number;
+  /** The answer was sent whole (not: the client left, or a stream was cut). */
+  complete: boolean;
+  ms: number;
+  model: string | undefined;
+  /** The API key's name, never the key. */
+  key: string | undefined;
+  replica: string | undefined;
+  failovers: number | undefined;
+}
+
+export interface AccessLog {
+  write(entry: AccessEntry): void;
+}
+
 export interface GatewayOptions {
   host: string;
   port: number;
   bodyLimit?: number;
   timeouts?: UpstreamTimeouts;
-  /** One JSON line per request (pino); none: no access log. */
-  accessLog?: Logger;
+  /** One entry per request; none: no access log. */
+  accessLog?: AccessLog;
   /** API keys; without them every request is served (loopback, or --insecure-no-auth). */
   keys?: KeyRing;
   /** prefix (the default): a request goes where its prompt's prefix was served, within a load bound. */
@@ -199,8 +218,8 @@ export class Gateway {
       res.once('close', () => {
         if (!res.writableFinished) context.cancel.cancel(); // the client went away: stop what serves it
         if (--this.active === 0) this.idle?.();
-        this.options.accessLog?.info({
-          id: res.getHeader('x-request-id'),
+        this.options.accessLog?.write({
+          id: String(res.getHeader('x-request-id')),
           method: req.method,
           path: req.url,
           status: res.statusCode,

@@ -13,7 +13,6 @@ import { pbkdf2 } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
-import pino from 'pino';
 import {
   addKey,
   hashKey,
@@ -109,7 +108,7 @@ test('the gateway with keys: OpenAI-shaped 401/403/429, models filtered, the key
   const gateway = new Gateway({
     host: '127.0.0.1',
     port: 0,
-    accessLog: pino({ base: null }, { write: (line: string) => lines.push(line) }),
+    accessLog: { write: (entry) => lines.push(JSON.stringify(entry)) },
     keys: new KeyRing([entry('a', 'ka', { models: ['m1'], requestsPerMinute: 1 }), entry('b', 'kb')]),
     source: {
       backends: () => ['m1', 'm2'].map((model) => ({ id: `${model}/0`, model, url, ready: true })),

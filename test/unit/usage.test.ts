@@ -44,3 +44,10 @@ test('only the last 64 KiB are kept', () => {
   const tail = tailOf('{"usage":{"prompt_tokens":1}}', 'x'.repeat(70 * 1024));
   assert.equal(tail.usage(), undefined);
 });
+
+test('a usage with braces in a string is read whole, and its end found past them', () => {
+  const usage = { prompt_tokens: 5, completion_tokens: 2, note: 'a } and a { and }}' };
+  assert.deepEqual(tailOf(JSON.stringify({ usage, timings: { n: 1 } })).usage(), usage);
+  const unbalanced = { prompt_tokens: 6, completion_tokens: 1, note: '{{' };
+  assert.deepEqual(tailOf(JSON.stringify({ usage: unbalanced, id: 'x' })).usage(), unbalanced);
+});
