@@ -115,6 +115,10 @@ export interface GatewayOptions {
 /** One request's state beyond its objects: its cancellation, and what its access log line says. */
 interface RequestContext {
   cancel: Cancel;
+  /** The client's when it is a sane one, else a new one: returned, and passed upstream. */
+  requestId: string;
+  /** Its answer went out as server-sent events (an error is then an event, not a cut connection). */
+  eventStream?: boolean;
   model?: string;
   /** The API key's name. */
   key?: string;
@@ -214,12 +218,14 @@ export class Gateway {
     this.server = createServer((req, res) => {
       this.active++;
       const started = performance.now();
-      const context: RequestContext = { cancel: new Cancel() };
+      const given = req.headers['x-request-id'];
+      const requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+      const context: RequestContext = { cancel: new Cancel(), requestId };
       res.once('close', () => {
         if (!res.writableFinished) context.cancel.cancel(); // the client went away: stop what serves it
         if (--this.active === 0) this.idle?.();
         this.options.accessLog?.write({
-          id: String(res.getHeader('x-request-id')),
+          id: context.requestId,
           method: req.method,
           path: req.url,
           status: res.statusCode,
@@ -232,7 +238,7 @@ export class Gateway {
         });
       });
       if (this.draining) res.setHeader('connection', 'close');
-      this.handle(req, res, context).catch((err: unknown) => this.fail(req, res, err));
+      this.handle(req, res, context).catch((err: unknown) => this.fail(req, res, err, context.requestId));
     });
     this.server.keepAliveTimeout = 65_000;
   }
@@ -288,10 +294,9 @@ export class Gateway {
 
   private async handle(req: IncomingMessage, res: ServerResponse, context: RequestContext): Promise<void> {
     const path = (req.url ?? '/').split('?')[0]!;
-    // The client's request id when it is a sane one, else a new one: returned, and passed upstream.
-    const given = req.headers['x-request-id'];
-    const requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-    res.setHeader('x-request-id', requestId);
+    // A relayed answer's request id goes with its other headers (relay, fail): set here, it would
+    // make Node's writeHead() take its slow path, header by header.
+    if (!ROUTED.has(path)) res.setHeader('x-request-id', context.requestId);
     if (req.method === 'GET' && path === '/healthz') return json(res, 200, { status: 'ok' });
     if (req.method === 'GET' && path === '/readyz') {
       const models = this.options.source.models();
@@ -579,7 +584,7 @@ export class Gateway {
         }
       }
       if (!backend) {
-        if (resuming) return this.endStream(res, lastError);
+        if (resuming) return this.endStream(res, lastError, context);
         break;
       }
       if (keys.length > 0) this.prefixes.record(model, keys, backend.id);
@@ -595,7 +600,7 @@ export class Gateway {
           headers: {
             'content-type': 'application/json',
             accept: req.headers.accept ?? '*/*',
-            'x-request-id': String(res.getHeader('x-request-id')),
+            'x-request-id': context.requestId,
           },
           body: payload,
           cancel,
@@ -628,6 +633,7 @@ export class Gateway {
           return this.endStream(
             res,
             `${lastError}; ${backend.id} refused the continuation: HTTP ${upstream.statusCode}`,
+            context,
           );
         }
         // The engine is busy or loading: another replica may take it; if none can, the client gets
@@ -638,11 +644,11 @@ export class Gateway {
           lastError = `${backend.id}: HTTP 503`;
           continue;
         }
-        const cut = await this.relay(res, upstream, backend, model, timing, key, stream);
+        const cut = await this.relay(res, upstream, backend, model, timing, key, stream, context);
         if (cut === undefined) return;
         lastError = `replica ${backend.id} failed mid-stream: ${cut}`;
         const next = failovers < MAX_FAILOVERS ? stream?.continuation() : undefined;
-        if (!next) return this.endStream(res, lastError);
+        if (!next) return this.endStream(res, lastError, context);
         payload = next;
         failovers++;
         context.failovers = failovers;
@@ -655,7 +661,7 @@ export class Gateway {
         this.wake(model);
       }
     }
-    if (res.headersSent) return this.endStream(res, lastError);
+    if (res.headersSent) return this.endStream(res, lastError, context);
     if (tried.size === 0) throw this.noReplica(model);
     if (timedOut)
       throw new HttpError(504, 'upstream_timeout', `every replica tried timed out: ${lastError}`, 'api_error');
@@ -692,9 +698,9 @@ export class Gateway {
   }
 
   /** Ends a response cut short: a stream with an OpenAI error event, anything else by closing it. */
-  private endStream(res: ServerResponse, why: string): void {
+  private endStream(res: ServerResponse, why: string, context: RequestContext): void {
     if (res.destroyed) return;
-    if (String(res.getHeader('content-type')).startsWith('text/event-stream')) {
+    if (context.eventStream) {
       res.end(`\ndata: ${JSON.stringify(errorBody('upstream_failed', why, 'api_error'))}\n\n`);
     } else {
       res.destroy();
@@ -713,12 +719,13 @@ export class Gateway {
     timing: { started: number; last: number },
     key: KeyEntry | undefined,
     stream: ResumableStream | undefined,
+    context: RequestContext,
   ): Promise<string | undefined> {
     const type = upstream.header('content-type') ?? 'application/json';
     const streaming = type.startsWith('text/event-stream');
     const continuing = res.headersSent;
     if (!continuing) {
-      const headers: Record<string, string> = { 'x-tandem-backend': backend.id };
+      const headers: Record<string, string> = { 'x-request-id': context.requestId, 'x-tandem-backend': backend.id };
       for (const h of PASSED_HEADERS) {
         const value = upstream.header(h);
         if (value !== undefined) headers[h] = value;
@@ -727,6 +734,7 @@ export class Gateway {
       if (streaming) {
         headers['cache-control'] = 'no-cache';
         headers['x-accel-buffering'] = 'no';
+        context.eventStream = true;
       }
       res.writeHead(upstream.statusCode, headers);
       // A stream's headers go at once; a whole answer's go with its body, in one write.
@@ -868,11 +876,12 @@ export class Gateway {
     return pool;
   }
 
-  private fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
+  private fail(req: IncomingMessage, res: ServerResponse, err: unknown, requestId: string): void {
     if (res.headersSent) {
       res.destroy();
       return;
     }
+    res.setHeader('x-request-id', requestId);
     if (err instanceof HttpError) {
       this.metrics.errors.inc({ status: String(err.status), code: err.code });
       json(res, err.status, errorBody(err.code, err.message, err.type), err.headers);

@@ -371,3 +371,26 @@ test('a chunked body over the limit gets 413 and the connection is closed, not r
     await close();
   }
 });
+
+test("every answer carries its request id: relayed, refused on a relayed path, and the gateway's own", async () => {
+  const { gateway, close } = await gatewayOver([['a', { kind: 'drop-reused' }]]);
+  try {
+    const ask = (path: string, body: unknown, id?: string) =>
+      fetch(`${gateway.url}${path}`, {
+        method: body === undefined ? 'GET' : 'POST',
+        headers: { 'content-type': 'application/json', ...(id ? { 'x-request-id': id } : {}) },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+    const relayed = await ask('/v1/completions', { model: MODEL, prompt: 'Hi' }, 'given-1');
+    assert.equal(relayed.status, 200);
+    assert.equal(relayed.headers.get('x-request-id'), 'given-1');
+    const refused = await ask('/v1/completions', { model: 'no-such-model', prompt: 'Hi' }, 'given-2');
+    assert.equal(refused.status, 404);
+    assert.equal(refused.headers.get('x-request-id'), 'given-2');
+    const own = await ask('/healthz', undefined);
+    assert.match(own.headers.get('x-request-id') ?? '', /^[0-9a-f-]{36}$/);
+    await Promise.all([relayed.text(), refused.text(), own.text()]);
+  } finally {
+    await close();
+  }
+});
