@@ -67,7 +67,8 @@ function once(wrk: Wrk, url: string, script: string, connections: number, second
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.once('error', reject);
-    child.once('exit', (code) => {
+    // 'close', not 'exit': the process can be gone before its output has all been read.
+    child.once('close', (code) => {
       const rps = /Requests\/sec:\s*([\d.]+)/.exec(out);
       if (code !== 0 || !rps) return reject(new Error(`wrk ${args.join(' ')} failed (${code}): ${out}`));
       const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
