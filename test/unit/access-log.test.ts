@@ -1,5 +1,5 @@
-// The access log is written a few KiB at a time, as pino's JSON lines: it reaches its file within
-// a second, and all of it on close.
+// The access log is written a batch of lines at a time, as pino's JSON lines: it reaches its file
+// within a second, and all of it on close.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -30,21 +30,9 @@ test('access log lines reach the file within a second, and every one on close', 
   const [line] = lines(file).map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.ok(typeof line?.time === 'number' && Math.abs(line.time - Date.now()) < 60_000, `time: ${line?.time}`);
   // A pino line: level 30 (info) and the time in ms, then the entry (no member for what is undefined).
-  assert.deepEqual(
-    { ...line, time: 0 },
-    {
-      level: 30,
-      time: 0,
-      id: 'a',
-      method: 'POST',
-      path: '/v1/completions',
-      status: 200,
-      complete: true,
-      ms: 3,
-      model: 'm',
-      replica: 'm/0',
-    },
-  );
+  const { key, failovers, ...defined } = entry('a');
+  assert.deepEqual([key, failovers], [undefined, undefined]);
+  assert.deepEqual({ ...line, time: 0 }, { level: 30, time: 0, ...defined });
   for (let i = 0; i < 5; i++) access.log.write(entry(`b${i}`));
   access.close();
   assert.equal(lines(file).length, 6, 'everything logged is in the file once closed');
