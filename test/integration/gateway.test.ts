@@ -153,22 +153,9 @@ test('32 concurrent streaming requests all complete, spread over both replicas',
   assert.ok(counts[0]! >= 6 && counts[1]! >= 6, `uneven spread: ${counts}`);
 });
 
-/**
- * The uninterrupted answer (200 tokens, greedy) from each replica's own leader, so that both hold it
- * in their prompt cache: a continuation then reuses it wherever it lands. Without it a replica
- * evaluates prompt and ids in one batch, and on this random tiny model a batch's rounding can flip a
- * near tie (fresh clones' runs saw the text part ways 60 tokens after a kill, for a leader and for a
- * worker).
- */
-async function answeredOnBoth(prompt: string): Promise<string> {
-  const answers = await Promise.all([0, 1].map((r) => complete(leaderUrl(running, 'pair', r), prompt, 200)));
-  assert.equal(answers[1], answers[0], 'the replicas agree');
-  return answers[0]!;
-}
-
 test('a worker killed mid-stream: the stream goes on on the other replica, whole, and the group is recreated', async () => {
   const request = { model: MODEL, prompt: 'A long story', max_tokens: 200, temperature: 0 };
-  const uninterrupted = await answeredOnBoth(request.prompt);
+  const uninterrupted = (await client.completions.create(request)).choices[0]!.text;
   const failovers = () =>
     scrape(gateway.url).then((m) => m[`tandem_gateway_stream_failovers_total{model="${MODEL}"}`] ?? 0);
   const before = await failovers();
@@ -203,7 +190,13 @@ test('a worker killed mid-stream: the stream goes on on the other replica, whole
 
 test('a leader killed mid-stream: the stream goes on on the other replica, whole, and the group is recreated', async () => {
   const request = { model: MODEL, prompt: 'Another long story', max_tokens: 200, temperature: 0 };
-  const uninterrupted = await answeredOnBoth(request.prompt);
+  // The uninterrupted answer from each replica's own leader, so that both hold it in their prompt
+  // cache: the continuation then reuses it wherever it lands. Without it a replica evaluates prompt
+  // and ids in one batch, and on this random tiny model a batch's rounding can flip a near tie (a
+  // fresh clone's run saw the text part ways 60 tokens after the kill).
+  const answers = await Promise.all([0, 1].map((r) => complete(leaderUrl(running, 'pair', r), request.prompt, 200)));
+  const uninterrupted = answers[0]!;
+  assert.equal(answers[1], uninterrupted, 'the replicas agree');
   const { data: stream, response } = await client.completions.create({ ...request, stream: true }).withResponse();
   const replica = Number(response.headers.get('x-tandem-backend')!.split('/')[1]);
   const group = () => running.reconciler.snapshot()[0]!.groups.find((g) => g.replica === replica)!;
