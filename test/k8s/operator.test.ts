@@ -643,7 +643,10 @@ test('tandem install applies with least privilege; two `tandem operator` process
       return ready.length === 1 ? ready[0] : undefined;
     });
     const [leader, standby] = a.log.includes('leading') ? [a, b] : [b, a];
-    assert.match(leader.log, /group 0: group created/);
+    // Its line can come after the pod is seen Ready: the log is the child's output, read as it comes.
+    await until('the leader to say it created the group', 20_000, async () =>
+      /group 0: group created/.test(leader.log) ? true : undefined,
+    );
     assert.doesNotMatch(standby.log, /leading|group created/, 'the other one waits');
 
     leader.child.kill('SIGTERM');
