@@ -1,9 +1,9 @@
 // Where a JSON object, array or string ends, found by scanning its text (brackets counted outside
 // strings, escapes skipped) rather than parsing it: for reading one member out of an engine's
 // answer (usage.ts) or cutting one out of its events (resume.ts) without parsing the whole.
-const [QUOTE, BACKSLASH] = ['"', '\\'].map((c) => c.charCodeAt(0)) as [number, number];
-const OPENS = new Set(['{', '['].map((c) => c.charCodeAt(0)));
-const CLOSES = new Set(['}', ']'].map((c) => c.charCodeAt(0)));
+const [QUOTE, BACKSLASH, BRACE, BRACKET, CLOSE_BRACE, CLOSE_BRACKET] = ['"', '\\', '{', '[', '}', ']'].map((c) =>
+  c.charCodeAt(0),
+) as [number, number, number, number, number, number];
 
 /**
  * The index after the object, array or string that starts at `from`, in a text of `length` read
@@ -21,8 +21,8 @@ export function jsonEnd(code: (i: number) => number, length: number, from: numbe
         if (depth === 0) return i + 1;
       }
     } else if (c === QUOTE) inString = true;
-    else if (OPENS.has(c)) depth++;
-    else if (CLOSES.has(c) && --depth === 0) return i + 1;
+    else if (c === BRACE || c === BRACKET) depth++;
+    else if ((c === CLOSE_BRACE || c === CLOSE_BRACKET) && --depth === 0) return i + 1;
   }
   return undefined;
 }

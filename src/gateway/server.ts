@@ -838,7 +838,7 @@ export class Gateway {
     }
     this.liveness.keepEngines(asked);
     this.lastLook = now;
-    for (const { id, silentMs } of this.liveness.unresponsive(this.clock())) {
+    for (const { id, silentMs } of this.liveness.unresponsive(now)) {
       if (this.unresponsive.has(id)) continue;
       this.unresponsive.add(id);
       this.liveness.forget(id);
@@ -894,12 +894,12 @@ export class Gateway {
   }
 }
 
-/** Server-sent events that start in a chunk (`data:` at a line's start). */
 /** Whether liveness asks the replica's engine what it is doing (llama-server's /slots). */
 function asksEngine(b: Backend): boolean {
   return b.tokenIds === 'llama-server';
 }
 
+/** Server-sent events that start in a chunk (`data:` at a line's start). */
 function countEvents(chunk: Buffer): number {
   let n = chunk.subarray(0, 5).equals(DATA) ? 1 : 0;
   for (let i = chunk.indexOf(NEWLINE_DATA); i >= 0; i = chunk.indexOf(NEWLINE_DATA, i + 1)) n++;

@@ -14,7 +14,7 @@ export interface Usage {
 /** Bytes of an answer's end kept: engines put `usage` last, but a last event can be long. */
 const TAIL_BYTES = 64 * 1024;
 const KEY = Buffer.from('"usage"');
-const [OPEN, CLOSE] = ['{', '}'].map((c) => c.charCodeAt(0)) as [number, number];
+const OPEN = '{'.charCodeAt(0);
 
 /** The last bytes of an answer, as its chunks; `usage()` finds what the engine reported. */
 export class UsageTail {
@@ -45,39 +45,10 @@ function objectAt(text: Buffer, from: number): unknown {
     if (text[i] !== 0x3a && text[i]! > 0x20) return undefined; // not `:`, not whitespace: a string's text, null…
     i++;
   }
-  if (i >= text.length) return undefined;
-  return (
-    parsed(text, i, closingBrace(text, i)) ??
-    parsed(
-      text,
-      i,
-      jsonEnd((j) => text[j]!, text.length, i),
-    )
-  );
-}
-
-/**
- * Where the object at `from` ends if no string in it holds a brace, as in every engine's `usage`
- * (numbers, and objects of numbers): found with indexOf, not byte by byte. Where a string does, what
- * it gives does not parse, and the caller scans the text whole.
- */
-function closingBrace(text: Buffer, from: number): number | undefined {
-  let open = 1;
-  let at = from + 1;
-  while (open > 0) {
-    const close = text.indexOf(CLOSE, at);
-    if (close < 0) return undefined;
-    for (let o = text.indexOf(OPEN, at); o >= 0 && o < close; o = text.indexOf(OPEN, o + 1)) open++;
-    open--;
-    at = close + 1;
-  }
-  return at;
-}
-
-function parsed(text: Buffer, from: number, end: number | undefined): unknown {
+  const end = i < text.length ? jsonEnd((j) => text[j]!, text.length, i) : undefined;
   if (end === undefined) return undefined;
   try {
-    return JSON.parse(text.toString('utf8', from, end));
+    return JSON.parse(text.toString('utf8', i, end));
   } catch {
     return undefined;
   }
