@@ -22,6 +22,8 @@ export interface FaultProxy {
   ca: Buffer;
   /** Turning faults on cuts every open watch (as an API server restart would). */
   faulty: boolean;
+  /** How long to hold a request before it goes on, faulty or not (ms; 0 passes it at once). */
+  hold?: (req: IncomingMessage) => number;
   /** Faults injected so far, by kind. */
   injected: Record<Fault, number>;
   /** The last requests, each with what met it: for a failing test's message. */
@@ -102,6 +104,8 @@ export async function startFaultProxy(
         recent.push(`${new Date().toISOString()} ${req.method} ${req.url}: ${what}`);
         if (recent.length > 40) recent.shift();
       };
+      const held = proxy.hold?.(req) ?? 0;
+      if (held > 0) return (note(`held ${held} ms`), later(held, () => forward(req, res)));
       if (!faulty) return (note('passed'), forward(req, res));
       if (random() >= options.rate) {
         const cut = watch ? 500 + random() * 2500 : undefined;

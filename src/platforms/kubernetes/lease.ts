@@ -19,6 +19,8 @@ export interface LeaseOptions {
 export class LeaderLease {
   private readonly api: k8s.CoordinationV1Api;
   private timer?: NodeJS.Timeout;
+  /** The renewal in flight, if any: a release waits for it, or its write would undo the release. */
+  private renewal?: Promise<void>;
   private renewedAt = 0;
   private leading = false;
   private readonly duration: number;
@@ -46,15 +48,17 @@ export class LeaderLease {
     this.renewedAt = this.now();
     const renew = async () => {
       const ok = await this.tryTake().catch(() => false);
+      if (!this.leading) return; // released meanwhile: not rescheduled
       if (ok) this.renewedAt = this.now();
       else if (this.now() - this.renewedAt > (this.duration * 1000 * 2) / 3) {
         this.leading = false;
         lost();
         return;
       }
-      this.timer = setTimeout(() => void renew(), retryMs);
+      schedule();
     };
-    this.timer = setTimeout(() => void renew(), retryMs);
+    const schedule = () => (this.timer = setTimeout(() => (this.renewal = renew()), retryMs));
+    schedule();
   }
 
   /** Gives the lease up so that another candidate takes over at once. */
@@ -62,6 +66,7 @@ export class LeaderLease {
     clearTimeout(this.timer);
     if (!this.leading) return;
     this.leading = false;
+    await this.renewal;
     const { namespace, name } = this.options;
     const lease = await ignoreStatus(404, this.api.readNamespacedLease({ namespace, name }));
     if (lease?.spec?.holderIdentity !== this.options.identity) return;
