@@ -18,7 +18,15 @@ import { ensureLlamaSource } from '../../src/engine/llamacpp/source.js';
 import { ensureTinyLlama } from '../../src/model/tiny-llama.js';
 import { silentProgress } from '../../src/util/progress.js';
 import OpenAI from 'openai';
-import { complete, leaderUrl, readStream, startServices, streamingLoad, tinySpec } from '../helpers.js';
+import {
+  BATCH_INVARIANT,
+  complete,
+  leaderUrl,
+  readStream,
+  startServices,
+  streamingLoad,
+  tinySpec,
+} from '../helpers.js';
 import { LABEL } from '../../src/platforms/kubernetes/objects.js';
 import { apply, readYaml } from './apply.js';
 import { apiClient, kubeConfig, loadImage, realNodeWanted, runDir } from './cluster.js';
@@ -143,7 +151,7 @@ if (unavailable) {
           metadata: { name: 'duo', namespace: ns },
           spec: {
             model: { servedName: 'duo-model', source: 'pvc://model/tiny.gguf' },
-            engine: { type: 'llamacpp', image },
+            engine: { type: 'llamacpp', image, args: BATCH_INVARIANT },
             parallelism: { nodes: 2 },
             replicas: 2,
             resources: { cpu: '100m' },
@@ -214,7 +222,11 @@ if (unavailable) {
 
     // The same spec on the embedded default (one replica: the text is the group's, not the replica's).
     const local = await startServices([
-      tinySpec('duo', { parallelism: { nodes: 2 }, model: { servedName: 'duo-model', source: `file://${model}` } }),
+      tinySpec('duo', {
+        parallelism: { nodes: 2 },
+        model: { servedName: 'duo-model', source: `file://${model}` },
+        engine: { type: 'llamacpp', args: BATCH_INVARIANT },
+      }),
     ]);
     try {
       assert.equal(viaCluster, await complete(leaderUrl(local, 'duo'), PROMPT, 16));
