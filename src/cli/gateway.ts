@@ -80,24 +80,19 @@ export function accessLog(dest: string | 1): {
     stream.flush = () => undefined;
     stream.flushSync = () => undefined;
   });
-  const entries: AccessEntry[] = [];
-  const times: number[] = [];
+  const pending: { time: number; entry: AccessEntry }[] = [];
   const writeOut = () => {
-    if (entries.length === 0) return;
+    if (pending.length === 0) return;
     let lines = '';
-    for (let i = 0; i < entries.length; i++)
-      lines += `${JSON.stringify({ level: 30, time: times[i], ...entries[i] })}\n`;
-    entries.length = 0;
-    times.length = 0;
+    for (const { time, entry } of pending) lines += `${JSON.stringify({ level: 30, time, ...entry })}\n`;
+    pending.length = 0;
     stream.write(lines);
   };
   const timer = setInterval(writeOut, 1000).unref();
   return {
     log: {
       write: (entry) => {
-        entries.push(entry);
-        times.push(Date.now());
-        if (entries.length >= ACCESS_BATCH) writeOut();
+        if (pending.push({ time: Date.now(), entry }) >= ACCESS_BATCH) writeOut();
       },
     },
     close: () => {

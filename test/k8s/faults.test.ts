@@ -141,12 +141,12 @@ test(`an operator behind a faulty API server stays up and converges once the fau
       `the group that lost a pod under faults was recreated at most once (restarts ${restarts})\n${context()}`,
     );
   } finally {
-    // Its exit awaited (bounded): it gives up its lease through the proxy, so the next test need not
-    // wait for the lease to expire.
-    const exited = new Promise((resolve) => op.child.once('exit', resolve));
-    if (op.child.exitCode === null && op.child.kill('SIGTERM'))
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000).unref())]);
-    await proxy.close();
+    // Its exit waited for: it gives up its lease through the proxy, so the next test need not wait
+    // for the lease to expire.
+    op.child.kill('SIGTERM');
+    await until('the operator to exit on SIGTERM', 20_000, async () =>
+      op.child.exitCode !== null || op.child.signalCode !== null ? true : undefined,
+    ).finally(() => proxy.close());
     await custom.deleteNamespacedCustomObject({ ...where, name: 'rough' }).catch(() => undefined);
   }
 });
