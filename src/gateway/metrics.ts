@@ -8,40 +8,62 @@ import type { GroupMetric, ServiceMetric } from '../core/serving.js';
 export type { GroupMetric, ServiceMetric };
 
 /**
- * A counter added to on every request: the counts are kept in a Map under a key of the label
- * values and handed to prom-client when the counter is read (scrapes, the history). prom-client's
- * own inc() hashes and checks the labels each time, several times per request (profiles of
- * bench:peers).
+ * A counter added to on every request: the counts are kept in Maps, one level per label, walked by
+ * the label values, and handed to prom-client when the counter is read (scrapes, the history).
+ * prom-client's own inc() hashes and checks the labels each time, several times per request, and
+ * a key string made of the values per inc() cost most of what is left (profiles of bench:peers).
  */
 export class Tally<L extends string> {
-  private readonly pending = new Map<string, { labels: Record<L, string>; n: number }>();
+  private readonly pending: Level<L> = new Map();
   private readonly counter: Counter<L>;
   private readonly names: readonly L[];
 
   constructor(config: CounterConfiguration<L> & { labelNames: readonly L[] }) {
-    const pending = this.pending;
     this.names = config.labelNames;
+    const handOver = (add: (labels: Record<L, string>, n: number) => void) => {
+      this.drain(this.pending, 0, add);
+      this.pending.clear();
+    };
     this.counter = new Counter({
       ...config,
       collect() {
-        for (const p of pending.values()) this.inc(p.labels, p.n);
-        pending.clear();
+        handOver((labels, n) => this.inc(labels, n));
       },
     });
   }
 
   inc(labels: Record<L, string>, n = 1): void {
-    let key = ''; // each value after its length: no two label sets share a key
-    for (const name of this.names) key += `${labels[name].length}:${labels[name]}`;
-    const p = this.pending.get(key);
+    let level = this.pending;
+    const last = this.names.length - 1;
+    for (let i = 0; i < last; i++) {
+      const value = labels[this.names[i]!];
+      let next = level.get(value) as Level<L> | undefined;
+      if (!next) level.set(value, (next = new Map()));
+      level = next;
+    }
+    const value = labels[this.names[last]!];
+    const p = level.get(value) as Pending<L> | undefined;
     if (p) p.n += n;
-    else this.pending.set(key, { labels, n });
+    else level.set(value, { labels, n });
   }
 
   get(): ReturnType<Counter<L>['get']> {
     return this.counter.get();
   }
+
+  private drain(level: Level<L>, depth: number, add: (labels: Record<L, string>, n: number) => void): void {
+    for (const entry of level.values()) {
+      if (depth === this.names.length - 1) add((entry as Pending<L>).labels, (entry as Pending<L>).n);
+      else this.drain(entry as Level<L>, depth + 1, add);
+    }
+  }
 }
+
+interface Pending<L extends string> {
+  labels: Record<L, string>;
+  n: number;
+}
+type Level<L extends string> = Map<string, Level<L> | Pending<L>>;
 
 export class GatewayMetrics {
   readonly registry = new Registry();

@@ -1,6 +1,6 @@
 // The token counts an engine reports at the end of an answer (`usage`: a JSON body's, or a
 // stream's last event that has one), for the token metrics and the keys' token limits. Only the
-// answer's tail is kept, as the chunks it came in, and only the `usage` object is parsed: parsing
+// answer's tail is kept, as the chunks it came in, and only the `usage` object's counts are read: parsing
 // a whole body for it was the gateway's largest cost per request after the relay itself
 // (profiles of bench:peers).
 import { jsonEnd } from './json-end.js';
@@ -14,7 +14,20 @@ export interface Usage {
 /** Bytes of an answer's end kept: engines put `usage` last, but a last event can be long. */
 const TAIL_BYTES = 64 * 1024;
 const KEY = Buffer.from('"usage"');
-const OPEN = '{'.charCodeAt(0);
+const PROMPT = Buffer.from('"prompt_tokens"');
+const COMPLETION = Buffer.from('"completion_tokens"');
+const [OPEN, CLOSE, COLON, COMMA, SPACE, TAB, LF, CR, ZERO, NINE] = [
+  '{',
+  '}',
+  ':',
+  ',',
+  ' ',
+  '\t',
+  '\n',
+  '\r',
+  '0',
+  '9',
+].map((c) => c.charCodeAt(0)) as [number, number, number, number, number, number, number, number, number, number];
 
 /** The last bytes of an answer, as its chunks; `usage()` finds what the engine reported. */
 export class UsageTail {
@@ -27,36 +40,51 @@ export class UsageTail {
     while (this.size - this.chunks[0]!.length >= TAIL_BYTES) this.size -= this.chunks.shift()!.length;
   }
 
-  /** The last valid `usage` object in the tail (`"usage":null` and the like are passed over). */
+  /** The counts of the last valid `usage` object in the tail (`"usage":null` and the like are passed over). */
   usage(): Usage | undefined {
     const text = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
     for (let at = text.lastIndexOf(KEY); at >= 0; at = at > 0 ? text.lastIndexOf(KEY, at - 1) : -1) {
-      const usage = objectAt(text, at + KEY.length);
-      if (valid(usage)) return usage;
+      const usage = countsAt(text, at + KEY.length);
+      if (usage) return usage;
     }
     return undefined;
   }
 }
 
-/** The JSON object after `:` at `from` (whitespace allowed), or undefined where there is none. */
-function objectAt(text: Buffer, from: number): unknown {
+/**
+ * The counts of the `usage` object whose value starts after `from` (a `:` and whitespace
+ * before it), read from its text: bounded by its end, then each count's digits. No JSON.parse:
+ * it made objects for the whole usage (details and all) on every answer, a share of the
+ * gateway's CPU per request where requests come one at a time (profiles of bench:peers, c = 1).
+ */
+function countsAt(text: Buffer, from: number): Usage | undefined {
   let i = from;
   while (i < text.length && text[i] !== OPEN) {
-    if (text[i] !== 0x3a && text[i]! > 0x20) return undefined; // not `:`, not whitespace: a string's text, null…
+    if (text[i] !== COLON && text[i]! > SPACE) return undefined; // not `:`, not whitespace: a string's text, null…
     i++;
   }
   const end = i < text.length ? jsonEnd((j) => text[j]!, text.length, i) : undefined;
   if (end === undefined) return undefined;
-  try {
-    return JSON.parse(text.toString('utf8', i, end));
-  } catch {
-    return undefined;
-  }
+  const prompt = countOf(text, PROMPT, i, end);
+  if (typeof prompt !== 'number') return undefined;
+  const completion = countOf(text, COMPLETION, i, end);
+  if (completion === null) return undefined;
+  return completion === undefined
+    ? { prompt_tokens: prompt }
+    : { prompt_tokens: prompt, completion_tokens: completion };
 }
 
-function valid(u: unknown): u is Usage {
-  return (
-    typeof (u as Usage | undefined)?.prompt_tokens === 'number' &&
-    ['number', 'undefined'].includes(typeof (u as Usage).completion_tokens)
-  );
+/** The count after `key` within [from, to): undefined where the key is absent, null where its value is no count. */
+function countOf(text: Buffer, key: Buffer, from: number, to: number): number | null | undefined {
+  const at = text.indexOf(key, from);
+  if (at < 0 || at >= to) return undefined;
+  let i = at + key.length;
+  while (text[i] === SPACE || text[i] === TAB || text[i] === LF || text[i] === CR) i++;
+  if (text[i++] !== COLON) return null;
+  while (text[i] === SPACE || text[i] === TAB || text[i] === LF || text[i] === CR) i++;
+  let n = 0;
+  const first = i;
+  for (; i < to && text[i]! >= ZERO && text[i]! <= NINE; i++) n = n * 10 + text[i]! - ZERO;
+  // A count is whole digits: a fraction, an exponent, a sign or a string is no count.
+  return i === first || (text[i] !== COMMA && text[i] !== CLOSE && text[i]! > SPACE) ? null : n;
 }
