@@ -221,7 +221,8 @@ export class Gateway {
       const given = req.headers['x-request-id'];
       const requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
       const context: RequestContext = { cancel: new Cancel(), requestId };
-      res.once('close', () => {
+      // on(), not once(): a response closes once, and once() wraps each listener in another.
+      res.on('close', () => {
         if (!res.writableFinished) context.cancel.cancel(); // the client went away: stop what serves it
         if (--this.active === 0) this.idle?.();
         this.options.accessLog?.write({
@@ -293,7 +294,9 @@ export class Gateway {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse, context: RequestContext): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0]!;
+    const url = req.url ?? '/';
+    const query = url.indexOf('?');
+    const path = query < 0 ? url : url.slice(0, query);
     // A relayed answer's request id goes with its other headers (relay, fail): set here, it would
     // make Node's writeHead() take its slow path, header by header.
     if (!ROUTED.has(path)) res.setHeader('x-request-id', context.requestId);

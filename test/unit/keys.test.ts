@@ -58,6 +58,11 @@ test('decisions: no key, a wrong key, a model not allowed, a rate that refills',
   ring.replace([entry('c', 'kc')]);
   assert.equal((ring.identify('Bearer ka') as { code: string }).code, 'invalid_api_key');
   assert.equal((ring.identify('Bearer kc') as KeyEntry).name, 'c');
+  // Known, a key is still read only from a Bearer header: its token alone, or another scheme, is none.
+  assert.equal((ring.identify('kc') as { code: string }).code, 'missing_api_key');
+  assert.equal((ring.identify('Basic kc') as { code: string }).code, 'missing_api_key');
+  assert.equal((ring.identify('Bearer  kc ') as KeyEntry).name, 'c', 'spaces are allowed around the token');
+  assert.equal((ring.identify('Bearer kc') as KeyEntry).name, 'c');
 });
 
 test('the key file holds hashes only; bad files are refused with the field named; changes are picked up', async () => {
