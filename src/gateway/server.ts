@@ -421,9 +421,12 @@ export class Gateway {
   /** The backends of `model` that may take a new request: not retiring, their breaker not open. */
   private candidates(model: string): Backend[] {
     const now = this.clock();
-    return this.current(model).filter(
-      (b) => !this.retired(b.id) && !this.unresponsive.has(b.id) && this.breakers.allows(b.id, now),
-    );
+    return this.options.source
+      .backends()
+      .filter(
+        (b) =>
+          b.model === model && !this.retired(b.id) && !this.unresponsive.has(b.id) && this.breakers.allows(b.id, now),
+      );
   }
 
   /** A ready backend of `model` with a free slot, not in `tried`, its slot taken; none if all are busy. */
@@ -443,6 +446,7 @@ export class Gateway {
 
   /** Free slots of `model` to its waiters, in order. */
   private wake(model: string): void {
+    if (this.queues.queued(model) === 0) return; // the common case: nobody waits, nothing to make
     for (const ms of this.queues.wake(model, (tried) => this.pickAndReserve(model, tried))) {
       this.metrics.queueWait.observe({ model }, ms / 1000);
     }
@@ -617,10 +621,12 @@ export class Gateway {
           // An idle kept-alive connection the engine closed just as it was reused (llama-server
           // closes them after 5 s) is not the replica failing: once more, on a new connection.
           const pool = this.pool(backend.url);
-          upstream = await send(pool, request).catch((err: unknown) => {
-            if (err instanceof errors.SocketError && !cancel.cancelled) return send(pool, request);
-            throw err;
-          });
+          try {
+            upstream = await send(pool, request);
+          } catch (err) {
+            if (!(err instanceof errors.SocketError) || cancel.cancelled) throw err;
+            upstream = await send(pool, request);
+          }
         } catch (err) {
           if (cancel.cancelled) return;
           this.breakers.failed(backend.id, this.clock());
