@@ -16,8 +16,8 @@
 //      called round robin, Tandem's prefix routing, and sglang-router's and vllm-router's
 //      cache_aware and round robin. Each point gets system prompts of its own (no warm caches).
 // Run: npm run bench:peers (ROUNDS=N rounds, POINT_SECONDS=S per wrk run, PREFIX_SECONDS=S of
-// arrivals per shared-prefix point, SECTIONS=1,2,3 which of them; the first run installs the
-// peers, once).
+// arrivals per shared-prefix point, SECTIONS=1,2,3 which of them, PEERS=node-floor,nginx,… which
+// peers beside Tandem in sections 1 and 2; the first run installs the peers, once).
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,6 +41,8 @@ const PREFIX_SECONDS = Number(process.env.PREFIX_SECONDS ?? 30);
 const PREFIX_GROUPS = 8;
 /** Which of the sections below to run (SECTIONS=3: the shared-prefix workload alone). */
 const SECTIONS = new Set((process.env.SECTIONS ?? '1,2,3').split(',').map(Number));
+/** Which peers sections 1 and 2 run beside Tandem (PEERS=node-floor: the yardstick alone, for more rounds). */
+const PEERS = new Set((process.env.PEERS ?? 'node-floor,nginx,sglang-router,smg,vllm-router,litellm').split(','));
 const MODEL = 'bench';
 /** The yardstick: node:http + undici, round robin, nothing else (bench/peers/node-floor.ts). */
 const FLOOR = 'node floor (yardstick)';
@@ -95,19 +97,19 @@ async function peer(name: PeerName, label: string, policy?: string): Promise<Tar
 
 try {
   stderrProgress('starting the peers');
-  const overheadTargets =
-    !SECTIONS.has(1) && !SECTIONS.has(2)
-      ? []
-      : [
-          target('direct', tandem.leaders),
-          target('tandem', [tandem.gateway], tandem.cpuMs),
-          await peer('node-floor', FLOOR),
-          await peer('nginx', `nginx ${NGINX}`),
-          await peer('sglang-router', `sglang-router ${PYTHON_PEERS['sglang-router']}`),
-          await peer('smg', `smg ${PYTHON_PEERS.smg}`),
-          await peer('vllm-router', `vllm-router ${PYTHON_PEERS['vllm-router']}`),
-          await peer('litellm', `LiteLLM ${PYTHON_PEERS['litellm[proxy]']}`),
-        ];
+  const overheadPeers: [PeerName, string][] = [
+    ['node-floor', FLOOR],
+    ['nginx', `nginx ${NGINX}`],
+    ['sglang-router', `sglang-router ${PYTHON_PEERS['sglang-router']}`],
+    ['smg', `smg ${PYTHON_PEERS.smg}`],
+    ['vllm-router', `vllm-router ${PYTHON_PEERS['vllm-router']}`],
+    ['litellm', `LiteLLM ${PYTHON_PEERS['litellm[proxy]']}`],
+  ];
+  const overheadTargets: Target[] = [];
+  if (SECTIONS.has(1) || SECTIONS.has(2)) {
+    overheadTargets.push(target('direct', tandem.leaders), target('tandem', [tandem.gateway], tandem.cpuMs));
+    for (const [name, label] of overheadPeers) if (PEERS.has(name)) overheadTargets.push(await peer(name, label));
+  }
   if (SECTIONS.has(1)) await overhead(overheadTargets);
   if (SECTIONS.has(2)) {
     console.log('\n2. Streams: 32-token completions, concurrency 8: time to first token');
