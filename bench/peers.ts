@@ -17,7 +17,8 @@
 //      cache_aware and round robin. Each point gets system prompts of its own (no warm caches).
 // Run: npm run bench:peers (ROUNDS=N rounds, POINT_SECONDS=S per wrk run, PREFIX_SECONDS=S of
 // arrivals per shared-prefix point, SECTIONS=1,2,3 which of them, PEERS=node-floor,nginx,… which
-// peers beside Tandem in sections 1 and 2; the first run installs the peers, once).
+// peers beside Tandem in sections 1 and 2, ENGINE_ARGS="--cache-ram 0" extra llama-server arguments
+// for both replicas; the first run installs the peers, once).
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,6 +45,8 @@ const SECTIONS = new Set((process.env.SECTIONS ?? '1,2,3').split(',').map(Number
 /** Which peers sections 1 and 2 run beside Tandem (PEERS=node-floor: the yardstick alone, for more rounds). */
 const PEERS = new Set((process.env.PEERS ?? 'node-floor,nginx,sglang-router,smg,vllm-router,litellm').split(','));
 const MODEL = 'bench';
+/** Extra arguments for both replicas (ENGINE_ARGS="--cache-ram 0": no host-memory prompt cache, as on vLLM). */
+const ENGINE_ARGS = (process.env.ENGINE_ARGS ?? '').split(' ').filter(Boolean);
 /** The yardstick: node:http + undici, round robin, nothing else (bench/peers/node-floor.ts). */
 const FLOOR = 'node floor (yardstick)';
 
@@ -59,7 +62,7 @@ kind: InferenceService
 metadata: {name: bench}
 spec:
   model: {servedName: ${MODEL}, source: "tandem://tiny-llama"}
-  engine: {type: llamacpp}
+  engine: {type: llamacpp, args: ${JSON.stringify(ENGINE_ARGS)}}
   replicas: 2
   resources: {cpu: 1}
 `,
@@ -204,7 +207,8 @@ async function sharedPrefix(): Promise<void> {
   console.log(
     `\n3. Shared prefix (inference-perf's shape): ${PREFIX_GROUPS} groups × a 2,000-character system prompt, a question each, ` +
       `64–128 tokens streamed; Poisson arrivals at ${rates.join(', ')} req/s (0.4, 0.7 and 1 × ${capacity.toFixed(2)}, ` +
-      `the replicas' own rate on a burst), ${PREFIX_SECONDS} s of arrivals per point, ${ROUNDS} interleaved rounds`,
+      `the replicas' own rate on a burst), ${PREFIX_SECONDS} s of arrivals per point, ${ROUNDS} interleaved rounds` +
+      (ENGINE_ARGS.length > 0 ? `; replicas with ${ENGINE_ARGS.join(' ')}` : ''),
   );
   const summary: string[] = [];
   for (const [k, rate] of rates.entries()) {
