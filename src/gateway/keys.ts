@@ -78,8 +78,6 @@ export class KeyRing {
    * key check together (profiles of bench:peers). Only valid tokens enter: one per key at most.
    */
   private known = new Map<string, KeyEntry>();
-  /** Their headers written as `Bearer TOKEN`, as clients send them: read before any pattern is matched. */
-  private knownHeaders = new Map<string, KeyEntry>();
   private readonly buckets = new Map<string, Bucket>();
   private readonly tokenBuckets = new Map<string, Bucket>();
 
@@ -90,12 +88,12 @@ export class KeyRing {
   replace(keys: KeyEntry[]): void {
     this.byHash = new Map(keys.map((k) => [k.sha256, k]));
     this.known = new Map();
-    this.knownHeaders = new Map();
   }
 
   /** The key an Authorization header carries, or why it carries none that is valid (401). */
   identify(authorization: string | undefined): KeyEntry | Denied {
-    const seen = authorization === undefined ? undefined : this.knownHeaders.get(authorization);
+    // `Bearer TOKEN`, as clients write it, is looked up before any pattern is matched.
+    const seen = authorization?.startsWith('Bearer ') ? this.known.get(authorization.slice(7)) : undefined;
     if (seen) return seen;
     const bearer = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '')?.[1];
     if (!bearer) {
@@ -106,8 +104,6 @@ export class KeyRing {
     const key = this.byHash.get(hashKey(bearer));
     if (!key) return { status: 401, code: 'invalid_api_key', message: 'the API key is not valid' };
     this.known.set(bearer, key);
-    // Only this spelling: others (case, spaces) would grow the map, one entry per spelling.
-    if (authorization === `Bearer ${bearer}`) this.knownHeaders.set(authorization, key);
     return key;
   }
 

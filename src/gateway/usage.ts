@@ -16,18 +16,10 @@ const TAIL_BYTES = 64 * 1024;
 const KEY = Buffer.from('"usage"');
 const PROMPT = Buffer.from('"prompt_tokens"');
 const COMPLETION = Buffer.from('"completion_tokens"');
-const [OPEN, CLOSE, COLON, COMMA, SPACE, TAB, LF, CR, ZERO, NINE] = [
-  '{',
-  '}',
-  ':',
-  ',',
-  ' ',
-  '\t',
-  '\n',
-  '\r',
-  '0',
-  '9',
-].map((c) => c.charCodeAt(0)) as [number, number, number, number, number, number, number, number, number, number];
+const code = (c: string) => c.charCodeAt(0);
+const [OPEN, CLOSE, COLON, COMMA, SPACE, ZERO, NINE] = ['{', '}', ':', ',', ' ', '0', '9'].map(code);
+/** JSON's whitespace. */
+const BLANKS = new Set([' ', '\t', '\n', '\r'].map(code));
 
 /** The last bytes of an answer, as its chunks; `usage()` finds what the engine reported. */
 export class UsageTail {
@@ -79,9 +71,9 @@ function countOf(text: Buffer, key: Buffer, from: number, to: number): number | 
   const at = text.indexOf(key, from);
   if (at < 0 || at >= to) return undefined;
   let i = at + key.length;
-  while (text[i] === SPACE || text[i] === TAB || text[i] === LF || text[i] === CR) i++;
+  while (BLANKS.has(text[i]!)) i++;
   if (text[i++] !== COLON) return null;
-  while (text[i] === SPACE || text[i] === TAB || text[i] === LF || text[i] === CR) i++;
+  while (BLANKS.has(text[i]!)) i++;
   let n = 0;
   const first = i;
   for (; i < to && text[i]! >= ZERO && text[i]! <= NINE; i++) n = n * 10 + text[i]! - ZERO;
