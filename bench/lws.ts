@@ -12,7 +12,7 @@ import * as k8s from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { cacheDir } from '../src/util/paths.js';
 import { freePort } from '../src/util/net.js';
-import { probe } from '../src/platforms/local/probe.js';
+import { Prober } from '../src/platforms/local/probe.js';
 import type { Progress } from '../src/util/progress.js';
 import { goBuild } from '../test/k8s/binaries.js';
 import { kubeConfig, selfSignedCertificate } from '../test/k8s/cluster.js';
@@ -97,7 +97,8 @@ export async function startLws(
   });
   child.stderr!.on('data', (d: Buffer) => log(d.toString()));
   // Its webhook server up before the first object (the API server would refuse them otherwise).
-  for (const deadline = Date.now() + 60_000; !(await probe({ host: '127.0.0.1', port }, { kind: 'tcp' }));) {
+  const webhook = new Prober({ host: '127.0.0.1', port }, { kind: 'tcp' });
+  for (const deadline = Date.now() + 60_000; !(await webhook.check());) {
     if (child.exitCode !== null || Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error(`the LWS controller's webhook server did not start on 127.0.0.1:${port}`);

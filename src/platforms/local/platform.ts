@@ -12,7 +12,7 @@ import { signalGroup } from '../../util/process.js';
 import { BoundedLog } from './bounded-log.js';
 import { LogSpace, type LogSpaceChange } from './log-space.js';
 import { Keeper } from './keeper.js';
-import { probe } from './probe.js';
+import { Prober } from './probe.js';
 import { GroupNamespace } from './netns.js';
 import { tmpdir } from 'node:os';
 
@@ -37,6 +37,7 @@ interface LocalMember {
   exited?: string;
   terminating: boolean;
   probeTimer?: NodeJS.Timeout;
+  prober: Prober;
 }
 
 export interface LocalPlatformOptions {
@@ -133,12 +134,14 @@ export class LocalPlatform implements Platform {
       started: false,
       terminating: false,
       createdAt: Date.now(),
+      prober: new Prober(template.endpoint.external ?? template.endpoint, template.readiness),
     };
     const onExit = (reason: string) => {
       if (member.exited) return;
       member.exited = reason;
       member.ready = false;
       clearTimeout(member.probeTimer);
+      member.prober.close();
       if (pid !== undefined) {
         signalGroup(pid, 'SIGKILL'); // whatever the member started dies with it
         this.keeper.remove(pid);
@@ -161,6 +164,7 @@ export class LocalPlatform implements Platform {
     member.terminating = true;
     member.ready = false;
     clearTimeout(member.probeTimer);
+    member.prober.close();
     const pid = member.child.pid;
     if (member.exited || pid === undefined) {
       this.remove(key, member);
@@ -227,8 +231,7 @@ export class LocalPlatform implements Platform {
   private scheduleProbe(member: LocalMember, delay: number): void {
     member.probeTimer = setTimeout(async () => {
       if (member.exited) return;
-      const { endpoint } = member.template;
-      const ok = await probe(endpoint.external ?? endpoint, member.template.readiness);
+      const ok = await member.prober.check();
       if (member.exited || member.terminating) return;
       if (member.ready !== ok) {
         member.ready = ok;
