@@ -84,7 +84,8 @@ export function accessLog(dest: string | 1): {
   const writeOut = () => {
     if (pending.length === 0) return;
     let lines = '';
-    for (const { time, entry } of pending) lines += `${JSON.stringify({ level: 30, time, ...entry })}\n`;
+    // The entry's own JSON after pino's two fields: no copy of each entry to put them first.
+    for (const { time, entry } of pending) lines += `{"level":30,"time":${time},${JSON.stringify(entry).slice(1)}\n`;
     pending.length = 0;
     stream.write(lines);
   };

@@ -388,8 +388,13 @@ test("every answer carries its request id: relayed, refused on a relayed path, a
     assert.equal(refused.status, 404);
     assert.equal(refused.headers.get('x-request-id'), 'given-2');
     const own = await ask('/healthz', undefined);
-    assert.match(own.headers.get('x-request-id') ?? '', /^[0-9a-f-]{36}$/);
-    await Promise.all([relayed.text(), refused.text(), own.text()]);
+    assert.match(
+      own.headers.get('x-request-id') ?? '',
+      /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+    );
+    const next = await ask('/healthz', undefined);
+    assert.notEqual(next.headers.get('x-request-id'), own.headers.get('x-request-id'), 'one of its own per request');
+    await Promise.all([relayed.text(), refused.text(), own.text(), next.text()]);
   } finally {
     await close();
   }
