@@ -16,7 +16,7 @@
 //      called round robin, Tandem's prefix routing, and sglang-router's and vllm-router's
 //      cache_aware and round robin. Each point gets system prompts of its own (no warm caches).
 // Run: npm run bench:peers (ROUNDS=N rounds, POINT_SECONDS=S per wrk run, PREFIX_SECONDS=S of
-// arrivals per shared-prefix point, SECTIONS=1,2,3 which of them, PEERS=node-floor,nginx,… which
+// arrivals per shared-prefix point, PREFIX_GROUPS=N system prompts per point, SECTIONS=1,2,3 which of them, PEERS=node-floor,nginx,… which
 // peers beside Tandem in sections 1 and 2, ENGINE_ARGS="--cache-ram 0" extra llama-server arguments
 // for both replicas; the first run installs the peers, once).
 import { mkdtempSync } from 'node:fs';
@@ -39,7 +39,7 @@ const POINT_SECONDS = Number(process.env.POINT_SECONDS ?? 5);
 const CONCURRENCIES = [1, 8, 32];
 /** Seconds of Poisson arrivals per shared-prefix point, and its number of prompt groups. */
 const PREFIX_SECONDS = Number(process.env.PREFIX_SECONDS ?? 30);
-const PREFIX_GROUPS = 8;
+const PREFIX_GROUPS = Number(process.env.PREFIX_GROUPS ?? 8);
 /** Which of the sections below to run (SECTIONS=3: the shared-prefix workload alone). */
 const SECTIONS = new Set((process.env.SECTIONS ?? '1,2,3').split(',').map(Number));
 /** Which peers sections 1 and 2 run beside Tandem (PEERS=node-floor: the yardstick alone, for more rounds). */
