@@ -16,9 +16,10 @@
 //      called round robin, Tandem's prefix routing, and sglang-router's and vllm-router's
 //      cache_aware and round robin. Each point gets system prompts of its own (no warm caches).
 // Run: npm run bench:peers (ROUNDS=N rounds, POINT_SECONDS=S per wrk run, PREFIX_SECONDS=S of
-// arrivals per shared-prefix point, PREFIX_GROUPS=N system prompts per point, SECTIONS=1,2,3 which of them, PEERS=node-floor,nginx,… which
-// peers beside Tandem in sections 1 and 2, ENGINE_ARGS="--cache-ram 0" extra llama-server arguments
-// for both replicas; the first run installs the peers, once).
+// arrivals per shared-prefix point, PREFIX_GROUPS=N system prompts in each, SECTIONS=1,2,3 which
+// of them, PEERS=node-floor,nginx,… which peers beside Tandem in sections 1 and 2,
+// ENGINE_ARGS="--cache-ram 0" extra llama-server arguments for both replicas; the first run
+// installs the peers, once).
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
