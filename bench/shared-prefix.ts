@@ -12,7 +12,11 @@ export interface SharedPrefixOptions {
   /** Arrivals per second. */
   rate: number;
   requests: number;
-  /** One system prompt per group; request i belongs to group i mod groups. */
+  /**
+   * One system prompt per group; each request's group drawn at random (seeded). Not i mod groups:
+   * with that, round robin over two replicas sent every group to the same replica each time (even
+   * groups to one, odd to the other), an affinity for free that no real traffic gives.
+   */
   systemPrompts: string[];
   model: string;
   headers: Record<string, string>;
@@ -31,12 +35,17 @@ export interface StreamPoint {
   firstError?: string;
 }
 
-/** The arrivals (ms from the start) and answer lengths of a point: the same for the same seed. */
-export function poissonSchedule(rate: number, requests: number, seed: number): { atMs: number; maxTokens: number }[] {
+/** The arrivals (ms from the start), groups and answer lengths of a point: the same for the same seed. */
+export function poissonSchedule(
+  rate: number,
+  requests: number,
+  groups: number,
+  seed: number,
+): { atMs: number; group: number; maxTokens: number }[] {
   const next = mulberry32(seed);
   let at = 0;
   return Array.from({ length: requests }, () => {
-    const point = { atMs: at, maxTokens: 64 + Math.floor(next() * 65) };
+    const point = { atMs: at, group: Math.floor(next() * groups), maxTokens: 64 + Math.floor(next() * 65) };
     at += (-Math.log(1 - next()) / rate) * 1000;
     return point;
   });
@@ -44,12 +53,12 @@ export function poissonSchedule(rate: number, requests: number, seed: number): {
 
 export async function sharedPrefixPoint(targets: Pool[], o: SharedPrefixOptions): Promise<StreamPoint> {
   const point: StreamPoint = { ttfts: [], itls: [], outputTokens: 0, errors: 0, seconds: 0 };
-  const schedule = poissonSchedule(o.rate, o.requests, o.seed);
+  const schedule = poissonSchedule(o.rate, o.requests, o.systemPrompts.length, o.seed);
   const started = performance.now();
   let ended = started;
-  const one = async (i: number, maxTokens: number) => {
+  const one = async (i: number, group: number, maxTokens: number) => {
     const t0 = performance.now();
-    const prompt = `${o.systemPrompts[i % o.systemPrompts.length]}\nQuestion ${i}: what comes next, and why?`;
+    const prompt = `${o.systemPrompts[group]}\nQuestion ${i}: what comes next, and why?`;
     try {
       const res = await targets[i % targets.length]!.request({
         path: '/v1/completions',
@@ -85,10 +94,10 @@ export async function sharedPrefixPoint(targets: Pool[], o: SharedPrefixOptions)
     }
   };
   const inFlight: Promise<void>[] = [];
-  for (const [i, { atMs, maxTokens }] of schedule.entries()) {
+  for (const [i, { atMs, group, maxTokens }] of schedule.entries()) {
     const wait = started + atMs - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    inFlight.push(one(i, maxTokens));
+    inFlight.push(one(i, group, maxTokens));
   }
   await Promise.all(inFlight);
   point.seconds = (ended - started) / 1000;
