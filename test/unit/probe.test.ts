@@ -17,35 +17,41 @@ async function serve(handler: RequestListener): Promise<{ server: Server; port: 
 
 const healthy: RequestListener = (_req, res) => res.end('{"status":"ok"}');
 
-test('an HTTP probe keeps its connection, and opens a new one only where the server closed the last', async () => {
-  const { server, port, connections } = await serve(healthy);
-  server.maxRequestsPerSocket = 5; // as llama-server's 100, sooner
+/** Runs `body` with an HTTP prober of a server answering with `handler`; both closed after. */
+async function probing(
+  handler: RequestListener,
+  body: (prober: Prober, server: Server, connections: () => number) => Promise<void>,
+): Promise<void> {
+  const { server, port, connections } = await serve(handler);
   const prober = new Prober({ host: '127.0.0.1', port }, { kind: 'http', path: '/health' });
   try {
-    for (let i = 0; i < 30; i++) assert.equal(await prober.check(), true);
-    // Through an undici Agent, every probe after the first close opened a connection (22 of 30).
-    assert.equal(connections(), 6);
+    await body(prober, server, connections);
   } finally {
     prober.close();
     server.close();
   }
+}
+
+test('an HTTP probe keeps its connection, and opens a new one only where the server closed the last', async () => {
+  await probing(healthy, async (prober, server, connections) => {
+    server.maxRequestsPerSocket = 5; // as llama-server's 100, sooner
+    for (let i = 0; i < 30; i++) assert.equal(await prober.check(), true);
+    // Through an undici Agent, every probe after the first close opened a connection (22 of 30).
+    assert.equal(connections(), 6);
+  });
 });
 
 test('a kept-alive connection dropped as it is reused is not the member failing', async () => {
   let requests = 0;
-  const { server, port } = await serve((req, res) => {
+  const dropSecond: RequestListener = (req, res) => {
     if (++requests === 2) return req.socket.destroy(); // the second request, on the first's connection
     healthy(req, res);
-  });
-  const prober = new Prober({ host: '127.0.0.1', port }, { kind: 'http', path: '/health' });
-  try {
+  };
+  await probing(dropSecond, async (prober) => {
     assert.equal(await prober.check(), true);
     assert.equal(await prober.check(), true);
     assert.equal(requests, 3);
-  } finally {
-    prober.close();
-    server.close();
-  }
+  });
 });
 
 test('an HTTP probe fails on anything but 200, on nothing listening, and once closed', async () => {
