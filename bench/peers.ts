@@ -14,12 +14,13 @@
 //      long system prompt, 64–128 tokens streamed, Poisson arrivals at three rates up to the two
 //      replicas' saturation: TTFT p50/p90, ITL p50, output tokens/s and errors for the replicas
 //      called round robin, Tandem's prefix routing, and sglang-router's and vllm-router's
-//      cache_aware and round robin. Each point gets system prompts of its own (no warm caches).
+//      cache_aware and round robin. Each point gets system prompts of its own, warmed by the
+//      contestant's own routing before it is measured.
 // Run: npm run bench:peers (ROUNDS=N rounds, POINT_SECONDS=S per wrk run, PREFIX_SECONDS=S of
-// arrivals per shared-prefix point, PREFIX_GROUPS=N system prompts in each, SECTIONS=1,2,3 which
-// of them, PEERS=node-floor,nginx,… which peers beside Tandem in sections 1 and 2,
-// ENGINE_ARGS="--cache-ram 0" extra llama-server arguments for both replicas; the first run
-// installs the peers, once).
+// arrivals per shared-prefix point, PREFIX_GROUPS=N system prompts in each, PREFIX_WARMUP=N
+// unmeasured passes over them first, SECTIONS=1,2,3 which of them, PEERS=node-floor,nginx,… which
+// peers beside Tandem in sections 1 and 2, ENGINE_ARGS="--cache-ram 0" extra llama-server
+// arguments for both replicas; the first run installs the peers, once).
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,6 +42,8 @@ const CONCURRENCIES = [1, 8, 32];
 /** Seconds of Poisson arrivals per shared-prefix point, and its number of prompt groups. */
 const PREFIX_SECONDS = Number(process.env.PREFIX_SECONDS ?? 30);
 const PREFIX_GROUPS = Number(process.env.PREFIX_GROUPS ?? 8);
+/** Unmeasured passes over a point's groups before its arrivals, through the contestant (bench/shared-prefix.ts). */
+const PREFIX_WARMUP = Number(process.env.PREFIX_WARMUP ?? 2);
 /** Which of the sections below to run (SECTIONS=3: the shared-prefix workload alone). */
 const SECTIONS = new Set((process.env.SECTIONS ?? '1,2,3').split(',').map(Number));
 /** Which peers sections 1 and 2 run beside Tandem (PEERS=node-floor: the yardstick alone, for more rounds). */
@@ -200,15 +203,17 @@ async function sharedPrefix(): Promise<void> {
       model: MODEL,
       headers,
       seed,
+      warmup: PREFIX_WARMUP,
     });
-  // Saturation: as fast as the replicas called directly answer a burst of the workload at once.
+  // Saturation: as fast as the replicas called directly (after the same warm-up) answer a burst of the workload at once.
   const burst = await point(prefixTargets[0]!, 1000, 1, 32);
   const capacity = burst.ttfts.length / burst.seconds;
   const rates = [0.4, 0.7, 1].map((f) => Number((f * capacity).toFixed(2)));
   console.log(
     `\n3. Shared prefix (inference-perf's shape): ${PREFIX_GROUPS} groups × a 2,000-character system prompt, a question each, ` +
       `64–128 tokens streamed; Poisson arrivals at ${rates.join(', ')} req/s (0.4, 0.7 and 1 × ${capacity.toFixed(2)}, ` +
-      `the replicas' own rate on a burst), ${PREFIX_SECONDS} s of arrivals per point, ${ROUNDS} interleaved rounds` +
+      `the replicas' own rate on a burst), ${PREFIX_SECONDS} s of arrivals per point after ${PREFIX_WARMUP} unmeasured ` +
+      `passes over its groups, ${ROUNDS} interleaved rounds` +
       (ENGINE_ARGS.length > 0 ? `; replicas with ${ENGINE_ARGS.join(' ')}` : ''),
   );
   const summary: string[] = [];

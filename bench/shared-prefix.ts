@@ -1,6 +1,10 @@
 // inference-perf's shared_prefix workload, open loop: groups of prompts that share a long system
 // prompt, a short question each, answers of 64–128 tokens streamed back, sent at Poisson arrivals
 // (exponential gaps from a seeded generator: every contestant gets the same arrivals and lengths).
+// Before the arrivals, a warm-up that is not measured: every group's prompt sent `warmup` times
+// (one token each, in a seeded order, four at a time) through the contestant itself, so that each
+// meets the replicas as its own routing left them, as a service in use does: long-lived system
+// prompts, not a first request each.
 // Measured as a client sees it: time to first token, the gaps between tokens, output tokens per
 // second over the point (from the first request sent to the last answer's end), errors. Bounded: a
 // fixed number of requests, each with a deadline, and the point waits at most `deadlineMs` for the
@@ -21,6 +25,8 @@ export interface SharedPrefixOptions {
   model: string;
   headers: Record<string, string>;
   seed: number;
+  /** Unmeasured passes over every group before the arrivals (0: the replicas' caches as found). */
+  warmup?: number;
   deadlineMs?: number;
 }
 
@@ -51,9 +57,49 @@ export function poissonSchedule(
   });
 }
 
+/**
+ * The warm-up's groups: `passes` passes over every group, each pass in an order of its own. Not
+ * 0, 1, …, n - 1 each time: with an even number of groups, round robin over two replicas would
+ * send each group to the same replica in every pass, an affinity no real traffic gives.
+ */
+export function warmupOrder(groups: number, passes: number, seed: number): number[] {
+  const next = mulberry32(seed ^ 0x9e3779b9);
+  const order: number[] = [];
+  for (let p = 0; p < passes; p++) {
+    const pass = Array.from({ length: groups }, (_, g) => g);
+    for (let i = pass.length - 1; i > 0; i--) {
+      const j = Math.floor(next() * (i + 1));
+      [pass[i], pass[j]] = [pass[j]!, pass[i]!];
+    }
+    order.push(...pass);
+  }
+  return order;
+}
+
 export async function sharedPrefixPoint(targets: Pool[], o: SharedPrefixOptions): Promise<StreamPoint> {
   const point: StreamPoint = { ttfts: [], itls: [], outputTokens: 0, errors: 0, seconds: 0 };
   const schedule = poissonSchedule(o.rate, o.requests, o.systemPrompts.length, o.seed);
+  const warmup = warmupOrder(o.systemPrompts.length, o.warmup ?? 0, o.seed);
+  let sent = 0;
+  const warming = async () => {
+    for (let k = sent++; k < warmup.length; k = sent++) {
+      const res = await targets[k % targets.length]!.request({
+        path: '/v1/completions',
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...o.headers },
+        body: JSON.stringify({
+          model: o.model,
+          prompt: `${o.systemPrompts[warmup[k]!]}\nQuestion w${k}: what comes next, and why?`,
+          max_tokens: 1,
+          temperature: 0,
+        }),
+        signal: AbortSignal.timeout(o.deadlineMs ?? 120_000),
+      });
+      const text = await res.body.text();
+      if (res.statusCode !== 200) throw new Error(`warm-up: HTTP ${res.statusCode}: ${text.slice(0, 200)}`);
+    }
+  };
+  await Promise.all(Array.from({ length: 4 }, warming));
   const started = performance.now();
   let ended = started;
   const one = async (i: number, group: number, maxTokens: number) => {
