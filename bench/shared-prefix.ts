@@ -80,21 +80,25 @@ export async function sharedPrefixPoint(targets: Pool[], o: SharedPrefixOptions)
   const point: StreamPoint = { ttfts: [], itls: [], outputTokens: 0, errors: 0, seconds: 0 };
   const schedule = poissonSchedule(o.rate, o.requests, o.systemPrompts.length, o.seed);
   const warmup = warmupOrder(o.systemPrompts.length, o.warmup ?? 0, o.seed);
+  /** Request `k` of the point (or of its warm-up), a question after its group's system prompt. */
+  const ask = (k: number, group: number, question: string, maxTokens: number, stream: boolean) =>
+    targets[k % targets.length]!.request({
+      path: '/v1/completions',
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...o.headers },
+      body: JSON.stringify({
+        model: o.model,
+        prompt: `${o.systemPrompts[group]}\n${question}: what comes next, and why?`,
+        max_tokens: maxTokens,
+        temperature: 0,
+        ...(stream ? { stream } : {}),
+      }),
+      signal: AbortSignal.timeout(o.deadlineMs ?? 120_000),
+    });
   let sent = 0;
   const warming = async () => {
     for (let k = sent++; k < warmup.length; k = sent++) {
-      const res = await targets[k % targets.length]!.request({
-        path: '/v1/completions',
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...o.headers },
-        body: JSON.stringify({
-          model: o.model,
-          prompt: `${o.systemPrompts[warmup[k]!]}\nQuestion w${k}: what comes next, and why?`,
-          max_tokens: 1,
-          temperature: 0,
-        }),
-        signal: AbortSignal.timeout(o.deadlineMs ?? 120_000),
-      });
+      const res = await ask(k, warmup[k]!, `Question w${k}`, 1, false);
       const text = await res.body.text();
       if (res.statusCode !== 200) throw new Error(`warm-up: HTTP ${res.statusCode}: ${text.slice(0, 200)}`);
     }
@@ -104,15 +108,8 @@ export async function sharedPrefixPoint(targets: Pool[], o: SharedPrefixOptions)
   let ended = started;
   const one = async (i: number, group: number, maxTokens: number) => {
     const t0 = performance.now();
-    const prompt = `${o.systemPrompts[group]}\nQuestion ${i}: what comes next, and why?`;
     try {
-      const res = await targets[i % targets.length]!.request({
-        path: '/v1/completions',
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...o.headers },
-        body: JSON.stringify({ model: o.model, prompt, max_tokens: maxTokens, temperature: 0, stream: true }),
-        signal: AbortSignal.timeout(o.deadlineMs ?? 120_000),
-      });
+      const res = await ask(i, group, `Question ${i}`, maxTokens, true);
       let buffered = '';
       let last = 0;
       let tokens = 0;
