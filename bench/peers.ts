@@ -17,8 +17,8 @@
 //      cache_aware and round robin. Each point gets system prompts of its own, warmed by the
 //      contestant's own routing before it is measured.
 // Run: npm run bench:peers (ROUNDS=N rounds, POINT_SECONDS=S per wrk run, PREFIX_SECONDS=S of
-// arrivals per shared-prefix point, PREFIX_GROUPS=N system prompts in each, PREFIX_WARMUP=N
-// unmeasured passes over them first, SECTIONS=1,2,3 which of them, PEERS=node-floor,nginx,… which
+// arrivals per shared-prefix point, PREFIX_GROUPS=N system prompts in each, PREFIX_CHARS=N
+// characters each, PREFIX_WARMUP=N unmeasured passes over them first, SECTIONS=1,2,3 which of them, PEERS=node-floor,nginx,… which
 // peers beside Tandem in sections 1 and 2, ENGINE_ARGS="--cache-ram 0" extra llama-server
 // arguments for both replicas; the first run installs the peers, once).
 import { mkdtempSync } from 'node:fs';
@@ -42,6 +42,8 @@ const CONCURRENCIES = [1, 8, 32];
 /** Seconds of Poisson arrivals per shared-prefix point, and its number of prompt groups. */
 const PREFIX_SECONDS = Number(process.env.PREFIX_SECONDS ?? 30);
 const PREFIX_GROUPS = Number(process.env.PREFIX_GROUPS ?? 8);
+/** Characters of each system prompt (longer ones need a larger --ctx-size in ENGINE_ARGS: ~3 characters a token). */
+const PREFIX_CHARS = Number(process.env.PREFIX_CHARS ?? 2000);
 /** Unmeasured passes over a point's groups before its arrivals, through the contestant (bench/shared-prefix.ts). */
 const PREFIX_WARMUP = Number(process.env.PREFIX_WARMUP ?? 2);
 /** Which of the sections below to run (SECTIONS=3: the shared-prefix workload alone). */
@@ -194,7 +196,7 @@ async function sharedPrefix(): Promise<void> {
   ];
   // Each point gets system prompts of its own, so that no one finds the replicas' caches warm.
   let tenants = 0;
-  const systemPrompts = () => Array.from({ length: PREFIX_GROUPS }, () => prose(++tenants, 2000));
+  const systemPrompts = () => Array.from({ length: PREFIX_GROUPS }, () => prose(++tenants, PREFIX_CHARS));
   const point = (t: Target, rate: number, seed: number, requests = Math.max(12, Math.round(rate * PREFIX_SECONDS))) =>
     sharedPrefixPoint(t.pools(64), {
       rate,
@@ -210,7 +212,7 @@ async function sharedPrefix(): Promise<void> {
   const capacity = burst.ttfts.length / burst.seconds;
   const rates = [0.4, 0.7, 1].map((f) => Number((f * capacity).toFixed(2)));
   console.log(
-    `\n3. Shared prefix (inference-perf's shape): ${PREFIX_GROUPS} groups × a 2,000-character system prompt, a question each, ` +
+    `\n3. Shared prefix (inference-perf's shape): ${PREFIX_GROUPS} groups × a ${PREFIX_CHARS.toLocaleString('en')}-character system prompt, a question each, ` +
       `64–128 tokens streamed; Poisson arrivals at ${rates.join(', ')} req/s (0.4, 0.7 and 1 × ${capacity.toFixed(2)}, ` +
       `the replicas' own rate on a burst), ${PREFIX_SECONDS} s of arrivals per point after ${PREFIX_WARMUP} unmeasured ` +
       `passes over its groups, ${ROUNDS} interleaved rounds` +

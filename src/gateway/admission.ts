@@ -17,6 +17,8 @@ export const DEFAULT_ADMISSION: AdmissionOptions = { queueLimit: 1024, queueTime
 
 interface Waiter {
   tried: ReadonlySet<string>;
+  /** The prompt's prefix keys (prefix.ts), so that a freed slot is picked for it as for a newcomer. */
+  keys: readonly number[];
   since: number;
   grant: (b: Backend) => void;
 }
@@ -44,7 +46,7 @@ export class SlotQueues {
   }
 
   /** Waits for `grant` from wake(); rejects with NotAdmitted when full or past the deadline, or with Cancelled when `cancel` is. */
-  wait(model: string, tried: ReadonlySet<string>, cancel: Cancel): Promise<Backend> {
+  wait(model: string, tried: ReadonlySet<string>, cancel: Cancel, keys: readonly number[] = []): Promise<Backend> {
     const queue = this.waiting.get(model) ?? [];
     if (queue.length >= this.options.queueLimit) {
       return Promise.reject(
@@ -75,6 +77,7 @@ export class SlotQueues {
       }, this.options.queueTimeoutMs);
       const waiter: Waiter = {
         tried,
+        keys,
         since: performance.now(),
         grant: (b) => {
           leave();
@@ -93,12 +96,12 @@ export class SlotQueues {
    * Hands free slots to the model's waiters in order: `pick` finds a backend with a free slot for
    * a waiter (reserving it), none ends the round. Returns how long each granted waiter waited (ms).
    */
-  wake(model: string, pick: (tried: ReadonlySet<string>) => Backend | undefined): number[] {
+  wake(model: string, pick: (tried: ReadonlySet<string>, keys: readonly number[]) => Backend | undefined): number[] {
     const queue = this.waiting.get(model);
     const waited: number[] = [];
     while (queue && queue.length > 0) {
       const head = queue[0]!;
-      const backend = pick(head.tried);
+      const backend = pick(head.tried, head.keys);
       if (!backend) break;
       waited.push(performance.now() - head.since);
       head.grant(backend);

@@ -67,13 +67,22 @@ export class PrefixIndex {
     return undefined;
   }
 
-  /** `replica` now holds every prefix in `keys`; the least recently used keys go past the capacity. */
-  record(model: string, keys: readonly number[], replica: string): void {
+  /**
+   * `replica` now holds every prefix in `keys`; those `keep` owns stay its (a request sent elsewhere
+   * for balance does not move a prefix off the replica that keeps it warm, so that each replica's
+   * bounded cache holds its own share of the prefixes, not every prefix by turns). The least
+   * recently used keys go past the capacity.
+   */
+  record(model: string, keys: readonly number[], replica: string, keep?: string): void {
     let owner = this.owners.get(model);
     if (!owner) this.owners.set(model, (owner = new Map()));
     for (const k of keys) {
-      if (owner.delete(k)) this.size--; // re-inserted last
-      owner.set(k, replica);
+      const was = owner.get(k);
+      if (was !== undefined) {
+        owner.delete(k); // re-inserted last
+        this.size--;
+      }
+      owner.set(k, was !== undefined && was === keep ? was : replica);
       this.size++;
     }
     if (this.size <= this.capacity) return;

@@ -454,10 +454,17 @@ export class Gateway {
     return backend;
   }
 
+  /** `replica` serves a prompt with `keys`; the replica that held its prefix, if still serving, keeps it. */
+  private recordPrefix(model: string, keys: readonly number[], replica: string): void {
+    const holder = this.prefixes.lookup(model, keys);
+    const live = holder !== undefined && holder !== replica && this.candidates(model).some((b) => b.id === holder);
+    this.prefixes.record(model, keys, replica, live ? holder : undefined);
+  }
+
   /** Free slots of `model` to its waiters, in order. */
   private wake(model: string): void {
     if (this.queues.queued(model) === 0) return; // the common case: nobody waits, nothing to make
-    for (const ms of this.queues.wake(model, (tried) => this.pickAndReserve(model, tried))) {
+    for (const ms of this.queues.wake(model, (tried, keys) => this.pickAndReserve(model, tried, keys))) {
       this.metrics.queueWait.observe({ model }, ms / 1000);
     }
   }
@@ -588,7 +595,7 @@ export class Gateway {
       const starting = !backend && (attempt === 0 || resuming) && !someReady && this.startingFor(model);
       if (!backend && (((attempt === 0 || resuming) && someReady) || starting)) {
         try {
-          backend = await this.queues.wait(model, tried, cancel);
+          backend = await this.queues.wait(model, tried, cancel, keys);
         } catch (err) {
           if (cancel.cancelled) return;
           if (err instanceof NotAdmitted && starting && !resuming) throw this.noReplica(model);
@@ -604,7 +611,7 @@ export class Gateway {
         if (resuming) return this.endStream(res, lastError, context);
         break;
       }
-      if (keys.length > 0) this.prefixes.record(model, keys, backend.id);
+      if (keys.length > 0) this.recordPrefix(model, keys, backend.id);
       if (attempt > 0 && !resuming) this.metrics.retries.inc({ model });
       tried.add(backend.id);
       context.replica = backend.id;

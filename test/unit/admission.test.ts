@@ -26,6 +26,17 @@ test('a cancelled request leaves the queue: the next slot goes to the one behind
   assert.equal(q.queued('m'), 0);
 });
 
+test("a waiter is picked a slot with its prompt's prefix keys, as a newcomer is", async () => {
+  const q = new SlotQueues({ queueLimit: 10, queueTimeoutMs: 60_000 });
+  const cancel = new Cancel();
+  const waiting = q.wait('m', new Set(), cancel, [7, 8]);
+  const backend = { id: 'm/1', model: 'm', url: 'http://127.0.0.1:1', ready: true };
+  const asked: (readonly number[])[] = [];
+  q.wake('m', (_tried, keys) => (asked.push(keys), backend));
+  assert.equal(await waiting, backend);
+  assert.deepEqual(asked, [[7, 8]]);
+});
+
 test('the Retry-After is the time the queue ahead takes to drain at the measured rate', async () => {
   const q = new SlotQueues({ queueLimit: 10, queueTimeoutMs: 60_000 });
   assert.equal(q.retryAfterS('m'), 1, 'no rate measured yet');

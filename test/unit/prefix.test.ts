@@ -3,7 +3,7 @@
 // are stubs answering filler: which replica gets which request is what is checked.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
+import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PrefixIndex, prefixKeys, promptText } from '../../src/gateway/prefix.js';
 import { pickBackend, type Backend } from '../../src/gateway/backends.js';
@@ -52,6 +52,16 @@ test('the index finds the longest known prefix and forgets the least recently us
   index.record('m', [9], 'c'); // 1 is the oldest: gone
   assert.equal(index.lookup('m', [1]), undefined);
   assert.equal(index.lookup('m', [9]), 'c');
+});
+
+test('a prefix its owner keeps stays its own when another replica serves it too; new keys go to that one', () => {
+  const index = new PrefixIndex();
+  index.record('m', [1, 2], 'a');
+  index.record('m', [1, 2, 3], 'b', 'a');
+  assert.equal(index.lookup('m', [1, 2, 9]), 'a', 'the shared prefix stays with its owner');
+  assert.equal(index.lookup('m', [1, 2, 3]), 'b', "the longer prefix only b has seen is b's");
+  index.record('m', [1, 2], 'b');
+  assert.equal(index.lookup('m', [1, 2]), 'b', 'nobody to keep it: it moves');
 });
 
 test('a preferred replica wins until it is more than the bound busier than the least busy', () => {
@@ -140,4 +150,77 @@ test('the gateway sends requests with a shared prefix to one replica; least-outs
   assert.equal(new Set(prefix).size, 1, prefix.join(' '));
   const spread = await route('least-outstanding');
   assert.equal(new Set(spread).size, 2, spread.join(' '));
+});
+
+test("a request sent off its prefix's replica for balance does not move the prefix: the next one goes back", async () => {
+  // Engines of one slot each, answers held until released: the second request of a tenant finds its
+  // replica busy and goes to the other; the third, with both idle again, goes to the first replica.
+  const held: ServerResponse[] = [];
+  const upstreams = await Promise.all(
+    [0, 1].map(async () => {
+      const s = createServer((req, res) => {
+        req.resume();
+        held.push(res);
+      });
+      await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+      return s;
+    }),
+  );
+  const gateway = new Gateway({
+    host: '127.0.0.1',
+    port: 0,
+    routing: 'prefix',
+    source: {
+      backends: () =>
+        upstreams.map((s, i) => ({
+          id: `m/${i}`,
+          model: 'm',
+          url: `http://127.0.0.1:${(s.address() as AddressInfo).port}`,
+          ready: true,
+          engineSlots: 1,
+        })),
+      models: () => [{ id: 'm', replicas: 2, readyReplicas: 2 }],
+      groups: () => [],
+    },
+  });
+  await gateway.listen();
+  const system = 'Tenant 9: answer in Welsh, briefly, and never in lists. '.repeat(10);
+  const ask = (q: string) =>
+    fetch(`${gateway.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'm',
+        messages: [
+          { role: 'system', content: system },
+          { role: 'user', content: q },
+        ],
+      }),
+    });
+  const release = async (n: number) => {
+    while (held.length < n) await new Promise((r) => setImmediate(r));
+    for (const res of held.splice(0)) res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+  };
+  try {
+    const first = ask('one');
+    await release(1);
+    const answered = await first;
+    const owner = answered.headers.get('x-tandem-backend');
+    await answered.text(); // its slot free again
+    const busy = ask('two'); // held on the owner
+    while (held.length < 1) await new Promise((r) => setImmediate(r));
+    const elsewhere = ask('three');
+    await release(2);
+    const [b, c] = await Promise.all([busy, elsewhere]);
+    await Promise.all([b.text(), c.text()]);
+    assert.equal(b.headers.get('x-tandem-backend'), owner);
+    assert.notEqual(c.headers.get('x-tandem-backend'), owner, 'its engine busy: the other replica');
+    const back = ask('four');
+    await release(1);
+    assert.equal((await back).headers.get('x-tandem-backend'), owner);
+  } finally {
+    await release(0);
+    await gateway.close();
+    upstreams.forEach((s) => s.close());
+  }
 });
