@@ -52,6 +52,7 @@ const Snapshot: z.ZodType<ServiceSnapshot> = z.strictObject({
   servedName: z.string(),
   replicas: int,
   slots: int,
+  accelerated: z.boolean().optional(),
   tokenIds: z.enum(['llama-server', 'vllm']).optional(),
   startupMs: z.number().optional(),
   templateHash: z.string(),

@@ -454,6 +454,7 @@ function serviceSnapshot({ template, groups, startups, lastScale }: ServiceState
     servedName: template.servedName,
     replicas: template.replicas,
     slots: template.slots,
+    ...(template.accelerated ? { accelerated: true } : {}),
     ...(template.tokenIds ? { tokenIds: template.tokenIds } : {}),
     ...(startups.length > 0 ? { startupMs: median(startups) } : {}),
     templateHash: template.hash,

@@ -49,6 +49,8 @@ export interface ServiceTemplate {
   rollout: RolloutPolicy;
   /** Requests one group serves at once (the engine's sequence slots); the gateway queues the rest. */
   slots: number;
+  /** Its members run the model on GPUs (spec.resources.gpu): the engine decodes its slots as one batch. */
+  accelerated?: boolean;
   /** Members bind wildcard ports: the platform gives the group a network of its own. */
   isolated?: boolean;
   /** How the engine's streams report token ids, for the gateway to continue them on another group. */

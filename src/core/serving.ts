@@ -13,6 +13,11 @@ export interface Backend {
   slots?: number;
   /** Requests its engine runs at once (its slots); those beyond wait in the engine's own queue. */
   engineSlots?: number;
+  /**
+   * Its engine runs on GPUs: a request in a free slot joins the running batch at little cost to the
+   * others. On CPUs each slot's work takes from the others' nearly as if queued behind them.
+   */
+  accelerated?: boolean;
   /** How its streams report token ids; none: they are continued from their text. */
   tokenIds?: StreamTokenIds;
 }

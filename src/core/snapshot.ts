@@ -38,6 +38,8 @@ export interface ServiceSnapshot {
   replicas: number;
   /** Requests one group serves at once. */
   slots: number;
+  /** On GPUs: its engine decodes its slots as one batch. */
+  accelerated?: boolean;
   tokenIds?: StreamTokenIds;
   /** How long its groups took from creation to Ready: the median of the last few starts. */
   startupMs?: number;

@@ -60,6 +60,7 @@ export function engineServiceTemplate(service: InferenceService, engine: EngineR
     hash,
     rollout: spec.rollout,
     slots,
+    ...(spec.resources.gpu > 0 ? { accelerated: true } : {}),
     ...(autoscaling ? { autoscaling } : {}),
     ...(engine.isolated ? { isolated: true } : {}),
     ...(engine.tokenIds ? { tokenIds: engine.tokenIds } : {}),

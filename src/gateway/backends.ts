@@ -16,9 +16,12 @@ export function expectedReady(entry: ModelEntry, now: number): number | undefine
  * Least outstanding requests first among the ready backends not yet tried and not at their slots;
  * ties go to the one picked longest ago (`lastPicked`), which spreads an idle start evenly. A
  * preferred backend (the one holding the request's prefix) wins where it is as little busy as the
- * least busy one; or, not too much busier, while its engine has a slot free: a request that would
- * wait in the holder's engine queue behind others goes to the least busy replica instead (at
- * saturation, waiting in a queue cost more than the prefill the cache saves).
+ * least busy one; on GPUs also where it is not too much busier while its engine has a slot free,
+ * since the request then joins the running batch at little cost. Not where it would wait in the
+ * holder's engine queue (at saturation, waiting cost more than the prefill the cache saves), nor on
+ * CPUs, where a request in a free slot slows the others' decoding about as much as a queue would
+ * (bench:peers' shared prefix on CPU replicas: TTFT p90 higher than the least busy choice's in
+ * every round).
  */
 export function pickBackend(
   candidates: Backend[],
@@ -43,8 +46,8 @@ export function pickBackend(
   const favourite = preferred && candidates.find((b) => b.id === preferred.id);
   if (best && favourite && favourite !== best && eligible(favourite, outstanding, exclude)) {
     const [load, least] = [outstanding.get(favourite.id) ?? 0, outstanding.get(best.id) ?? 0];
-    const startsAtOnce = load < (favourite.engineSlots ?? Infinity);
-    if (load <= least || (startsAtOnce && load <= least + preferred.balance)) return favourite;
+    const joinsBatch = favourite.accelerated === true && load < (favourite.engineSlots ?? Infinity);
+    if (load <= least || (joinsBatch && load <= least + preferred.balance)) return favourite;
   }
   return best;
 }

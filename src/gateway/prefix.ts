@@ -1,11 +1,12 @@
-// Prefix-aware routing: requests that share a prompt prefix go to the replica that served it last,
-// whose engine holds it in its prompt cache (llama-server's cache_prompt, vLLM's prefix caching),
-// unless that replica is busier than the least busy one by more than a bound, so that one hot
-// prefix cannot pile onto one replica, or its engine has no slot free (backends.ts). The prompt is
+// Prefix-aware routing: requests that share a prompt prefix go to the replica that keeps it, whose
+// engine holds it in its prompt cache (llama-server's cache_prompt, vLLM's prefix caching), unless
+// that replica is busier than the least busy one: on GPUs, by more than a bound or with no engine
+// slot free, so that one hot prefix cannot pile onto one replica; on CPUs, at all (backends.ts).
+// A request sent elsewhere does not move the prefix off the replica that keeps it. The prompt is
 // cut into fixed blocks, each block's key the hash of everything up to its end (a chain, as engines
 // key their cache blocks); the index keeps the most recently used keys, bounded.
 export const PREFIX_BLOCK_CHARS = 128;
-/** How many more requests in flight than the least busy replica a cached prefix may cost. */
+/** On GPUs: how many more requests in flight than the least busy replica a cached prefix may cost. */
 export const PREFIX_BALANCE = 4;
 
 /** The text a request's prompt starts with: its messages (role and text) or its prompt; '' for other shapes. */

@@ -64,6 +64,7 @@ test('a snapshot becomes backends (one per group leader) and models with ready c
     { id: 'svc/1', model: 'm', url: 'http://127.1.2.1:8', ready: false, slots: 16, engineSlots: 4 },
   ]);
   assert.deepEqual(modelsFrom(snapshot), [{ id: 'm', replicas: 3, readyReplicas: 1 }]);
+  assert.equal(backendsFrom([{ ...snapshot[0]!, accelerated: true }])[0]!.accelerated, true, 'on GPUs');
 });
 
 test('with no replica ready, a model says when the first should be: its oldest start plus the measured startup time', () => {

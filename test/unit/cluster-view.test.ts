@@ -49,6 +49,13 @@ test("a group is served at its leader pod's IP while its phase and its leader ar
   assert.deepEqual(view.models, [{ id: 'a-model', replicas: 4, readyReplicas: 1 }]);
   assert.equal(view.backends[0]!.slots, 256, "the engine's own --max-num-seqs, and three times as many waiting at it");
   assert.equal(view.backends[0]!.tokenIds, 'vllm');
+  assert.equal(view.backends[0]!.accelerated, undefined, 'no GPUs in its spec: prefix routing as on CPUs');
+  const onGpus = clusterView(
+    [object('g', ['Ready'], { resources: { gpu: 8 } })],
+    [leader('g', 0, '127.244.0.8')],
+    templateOf,
+  );
+  assert.equal(onGpus.backends[0]!.accelerated, true, 'spec.resources.gpu: its engine batches its slots');
   assert.deepEqual(
     view.groups.map((g) => [g.replica, g.phase, g.restarts]),
     [

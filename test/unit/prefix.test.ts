@@ -64,16 +64,42 @@ test('a prefix its owner keeps stays its own when another replica serves it too;
   assert.equal(index.lookup('m', [1, 2]), 'b', 'nobody to keep it: it moves');
 });
 
-test('a preferred replica wins until it is more than the bound busier than the least busy', () => {
-  const b = (id: string): Backend => ({ id, model: 'm', url: '', ready: true });
+test('on GPUs a preferred replica wins until it is more than the bound busier than the least busy', () => {
+  const b = (id: string): Backend => ({ id, model: 'm', url: '', ready: true, accelerated: true });
   const pick = (loadA: number) =>
     pickBackend([b('a'), b('b')], new Map([['a', loadA]]), new Map(), new Set(), { id: 'a', balance: 4 })?.id;
   assert.equal(pick(4), 'a');
   assert.equal(pick(5), 'b', 'a hot prefix does not pile onto one replica');
 });
 
-test("a preferred replica whose engine has no slot free loses to a less busy one: its request would wait in the engine's queue", () => {
-  const b = (id: string): Backend => ({ id, model: 'm', url: '', ready: true, slots: 16, engineSlots: 2 });
+test('on CPUs a preferred replica wins only where it is as little busy as the least busy: a request in a free slot slows the others', () => {
+  const b = (id: string): Backend => ({ id, model: 'm', url: '', ready: true, slots: 16, engineSlots: 4 });
+  const pick = (loadA: number, loadB: number) =>
+    pickBackend(
+      [b('a'), b('b')],
+      new Map([
+        ['a', loadA],
+        ['b', loadB],
+      ]),
+      new Map(),
+      new Set(),
+      { id: 'a', balance: 4 },
+    )?.id;
+  assert.equal(pick(0, 0), 'a');
+  assert.equal(pick(2, 2), 'a');
+  assert.equal(pick(1, 0), 'b', 'a slot free on a, but its work would share the CPU with the running one');
+});
+
+test("on GPUs a preferred replica whose engine has no slot free loses to a less busy one: its request would wait in the engine's queue", () => {
+  const b = (id: string): Backend => ({
+    id,
+    model: 'm',
+    url: '',
+    ready: true,
+    slots: 16,
+    engineSlots: 2,
+    accelerated: true,
+  });
   const pick = (loadA: number, loadB: number) =>
     pickBackend(
       [b('a'), b('b')],

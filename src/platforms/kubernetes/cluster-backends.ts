@@ -56,6 +56,7 @@ export function clusterView(
         ready: isReady,
         slots: admitted(template.slots),
         engineSlots: template.slots,
+        ...(template.accelerated ? { accelerated: true } : {}),
         ...(template.tokenIds ? { tokenIds: template.tokenIds } : {}),
       });
     }

@@ -258,6 +258,7 @@ export function clusterRecord(
       servedName: template.servedName,
       replicas: template.replicas,
       slots: template.slots,
+      ...(template.accelerated ? { accelerated: true } : {}),
       templateHash: template.hash,
       groups,
       ...(status === undefined ? {} : { startupMs: status * 1000 }),

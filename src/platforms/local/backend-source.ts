@@ -64,6 +64,7 @@ export function backendsFrom(services: ServiceSnapshot[]): Backend[] {
       ready: g.phase === 'Ready',
       slots: admitted(s.slots),
       engineSlots: s.slots,
+      ...(s.accelerated ? { accelerated: true } : {}),
       ...(s.tokenIds ? { tokenIds: s.tokenIds } : {}),
     })),
   );
