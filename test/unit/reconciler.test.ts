@@ -158,6 +158,18 @@ test('a new reconciler picks up running groups and their statuses without recrea
   assert.equal(platform.members.size, 0);
 });
 
+test("the snapshot says which services run on GPUs (the gateway's prefix routing differs there)", async () => {
+  const r = reconciler(new MemoryPlatform(), new MemoryStatusStore(), { resyncMs: 50 });
+  r.apply({ ...service('gpu', 1), accelerated: true });
+  r.apply(service('cpu', 1));
+  r.start();
+  await until(r, (s) => ready('gpu', 1)(s) && ready('cpu', 1)(s));
+  const byName = new Map(r.snapshot().map((s) => [s.name, s]));
+  assert.equal(byName.get('gpu')!.accelerated, true);
+  assert.equal(byName.get('cpu')!.accelerated, undefined);
+  await r.teardown();
+});
+
 test('a member removed behind its back recreates its whole group, once', async () => {
   const platform = new MemoryPlatform();
   const r = reconciler(platform, new MemoryStatusStore(), { resyncMs: 50 });
