@@ -3,7 +3,7 @@
 // are stubs answering filler: which replica gets which request is what is checked.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PrefixIndex, prefixKeys, promptText } from '../../src/gateway/prefix.js';
 import { pickBackend, type Backend } from '../../src/gateway/backends.js';
@@ -72,59 +72,45 @@ test('on GPUs a preferred replica wins until it is more than the bound busier th
   assert.equal(pick(5), 'b', 'a hot prefix does not pile onto one replica');
 });
 
+/** Which of replicas a and b (a holding the prefix) takes a request at these loads. */
+function pickAB(backend: Omit<Backend, 'id'>, loadA: number, loadB: number): string | undefined {
+  const loads = new Map([
+    ['a', loadA],
+    ['b', loadB],
+  ]);
+  const [a, b] = [
+    { ...backend, id: 'a' },
+    { ...backend, id: 'b' },
+  ];
+  return pickBackend([a, b], loads, new Map(), new Set(), { id: 'a', balance: 4 })?.id;
+}
+
 test('on CPUs a preferred replica wins only where it is as little busy as the least busy: a request in a free slot slows the others', () => {
-  const b = (id: string): Backend => ({ id, model: 'm', url: '', ready: true, slots: 16, engineSlots: 4 });
   const pick = (loadA: number, loadB: number) =>
-    pickBackend(
-      [b('a'), b('b')],
-      new Map([
-        ['a', loadA],
-        ['b', loadB],
-      ]),
-      new Map(),
-      new Set(),
-      { id: 'a', balance: 4 },
-    )?.id;
+    pickAB({ model: 'm', url: '', ready: true, slots: 16, engineSlots: 4 }, loadA, loadB);
   assert.equal(pick(0, 0), 'a');
   assert.equal(pick(2, 2), 'a');
   assert.equal(pick(1, 0), 'b', 'a slot free on a, but its work would share the CPU with the running one');
 });
 
 test("on GPUs a preferred replica whose engine has no slot free loses to a less busy one: its request would wait in the engine's queue", () => {
-  const b = (id: string): Backend => ({
-    id,
-    model: 'm',
-    url: '',
-    ready: true,
-    slots: 16,
-    engineSlots: 2,
-    accelerated: true,
-  });
   const pick = (loadA: number, loadB: number) =>
-    pickBackend(
-      [b('a'), b('b')],
-      new Map([
-        ['a', loadA],
-        ['b', loadB],
-      ]),
-      new Map(),
-      new Set(),
-      { id: 'a', balance: 4 },
-    )?.id;
+    pickAB({ model: 'm', url: '', ready: true, slots: 16, engineSlots: 2, accelerated: true }, loadA, loadB);
   assert.equal(pick(1, 0), 'a', 'a slot free: the cached prefix wins');
   assert.equal(pick(2, 0), 'b', 'both slots busy: the least busy replica starts it at once');
   assert.equal(pick(3, 1), 'b', 'busy engines both: the shorter queue');
   assert.equal(pick(3, 3), 'a', 'as busy as the least busy: the cached prefix still wins');
 });
 
-async function route(routing: RoutingPolicy): Promise<string[]> {
+/** A gateway over two stub replicas that answer with `handle`; `close` ends all three. */
+async function overTwo(
+  handle: (req: IncomingMessage, res: ServerResponse) => void,
+  routing: RoutingPolicy,
+  backend: Partial<Backend> = {},
+) {
   const upstreams = await Promise.all(
     [0, 1].map(async () => {
-      const s = createServer((req, res) => {
-        req.resume();
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end('{"filler":true}');
-      });
+      const s = createServer(handle);
       await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
       return s;
     }),
@@ -140,33 +126,51 @@ async function route(routing: RoutingPolicy): Promise<string[]> {
           model: 'm',
           url: `http://127.0.0.1:${(s.address() as AddressInfo).port}`,
           ready: true,
+          ...backend,
         })),
       models: () => [{ id: 'm', replicas: 2, readyReplicas: 2 }],
       groups: () => [],
     },
   });
   await gateway.listen();
+  const close = async () => {
+    await gateway.close();
+    upstreams.forEach((s) => s.close());
+  };
+  return { gateway, close };
+}
+
+/** A chat completion of model m: a tenant's system prompt, then a question. */
+function chat(url: string, system: string, question: string): Promise<Response> {
+  return fetch(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      model: 'm',
+      messages: [
+        { role: 'system', content: system },
+        { role: 'user', content: question },
+      ],
+    }),
+  });
+}
+
+async function route(routing: RoutingPolicy): Promise<string[]> {
+  const { gateway, close } = await overTwo((req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end('{"filler":true}');
+  }, routing);
   const system = 'Tenant 7 system prompt: answer in French, cite sources. '.repeat(10);
   const served: string[] = [];
   try {
     for (let i = 0; i < 8; i++) {
-      const res = await fetch(`${gateway.url}/v1/chat/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          model: 'm',
-          messages: [
-            { role: 'system', content: system },
-            { role: 'user', content: `q${i}` },
-          ],
-        }),
-      });
+      const res = await chat(gateway.url, system, `q${i}`);
       served.push(res.headers.get('x-tandem-backend')!);
       await res.text();
     }
   } finally {
-    await gateway.close();
-    upstreams.forEach((s) => s.close());
+    await close();
   }
   return served;
 }
@@ -182,47 +186,16 @@ test("a request sent off its prefix's replica for balance does not move the pref
   // Engines of one slot each, answers held until released: the second request of a tenant finds its
   // replica busy and goes to the other; the third, with both idle again, goes to the first replica.
   const held: ServerResponse[] = [];
-  const upstreams = await Promise.all(
-    [0, 1].map(async () => {
-      const s = createServer((req, res) => {
-        req.resume();
-        held.push(res);
-      });
-      await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-      return s;
-    }),
-  );
-  const gateway = new Gateway({
-    host: '127.0.0.1',
-    port: 0,
-    routing: 'prefix',
-    source: {
-      backends: () =>
-        upstreams.map((s, i) => ({
-          id: `m/${i}`,
-          model: 'm',
-          url: `http://127.0.0.1:${(s.address() as AddressInfo).port}`,
-          ready: true,
-          engineSlots: 1,
-        })),
-      models: () => [{ id: 'm', replicas: 2, readyReplicas: 2 }],
-      groups: () => [],
+  const { gateway, close } = await overTwo(
+    (req, res) => {
+      req.resume();
+      held.push(res);
     },
-  });
-  await gateway.listen();
+    'prefix',
+    { engineSlots: 1 },
+  );
   const system = 'Tenant 9: answer in Welsh, briefly, and never in lists. '.repeat(10);
-  const ask = (q: string) =>
-    fetch(`${gateway.url}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        model: 'm',
-        messages: [
-          { role: 'system', content: system },
-          { role: 'user', content: q },
-        ],
-      }),
-    });
+  const ask = (q: string) => chat(gateway.url, system, q);
   const release = async (n: number) => {
     while (held.length < n) await new Promise((r) => setImmediate(r));
     for (const res of held.splice(0)) res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
@@ -246,7 +219,6 @@ test("a request sent off its prefix's replica for balance does not move the pref
     assert.equal((await back).headers.get('x-tandem-backend'), owner);
   } finally {
     await release(0);
-    await gateway.close();
-    upstreams.forEach((s) => s.close());
+    await close();
   }
 });
