@@ -20,8 +20,8 @@ export function expectedReady(entry: ModelEntry, now: number): number | undefine
  * since the request then joins the running batch at little cost. Not where it would wait in the
  * holder's engine queue (at saturation, waiting cost more than the prefill the cache saves), nor on
  * CPUs, where a request in a free slot slows the others' decoding about as much as a queue would
- * (bench:peers' shared prefix on CPU replicas: TTFT p90 higher than the least busy choice's in
- * every round).
+ * (bench:peers' shared-prefix workload on two CPU replicas, both rules side by side: the TTFT p90
+ * of preferring a holder with a slot free was higher in every round).
  */
 export function pickBackend(
   candidates: Backend[],
