@@ -18,9 +18,10 @@
 //      contestant's own routing before it is measured.
 // Run: npm run bench:peers (ROUNDS=N rounds, POINT_SECONDS=S per wrk run, PREFIX_SECONDS=S of
 // arrivals per shared-prefix point, PREFIX_GROUPS=N system prompts in each, PREFIX_CHARS=N
-// characters each, PREFIX_WARMUP=N unmeasured passes over them first, SECTIONS=1,2,3 which of them, PEERS=node-floor,nginx,… which
-// peers beside Tandem in sections 1 and 2, ENGINE_ARGS="--cache-ram 0" extra llama-server
-// arguments for both replicas; the first run installs the peers, once).
+// characters each, PREFIX_WARMUP=N unmeasured passes over them first, SECTIONS=1,2,3 which of
+// them, PEERS=node-floor,nginx,… which peers beside Tandem in sections 1 and 2,
+// ENGINE_ARGS="--cache-ram 0" extra llama-server arguments for both replicas; the first run
+// installs the peers, once).
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -439,26 +439,25 @@ export class Gateway {
       );
   }
 
-  /** A ready backend of `model` with a free slot, not in `tried`, its slot taken; none if all are busy. */
+  /**
+   * A ready backend of `model` with a free slot, not in `tried`, its slot taken; none if all are
+   * busy. It now holds the prompt's prefix (`keys`), which stays the holder's while that one serves.
+   */
   private pickAndReserve(model: string, tried: ReadonlySet<string>, keys: readonly number[] = []): Backend | undefined {
     const candidates = this.candidates(model);
     const holder = keys.length > 0 ? this.prefixes.lookup(model, keys) : undefined;
     const preferred = holder === undefined ? undefined : { id: holder, balance: PREFIX_BALANCE };
     const backend = pickBackend(candidates, this.outstanding, this.lastPicked, tried, preferred);
-    if (backend && backend.id === holder) this.metrics.prefixHits.inc({ model });
-    if (backend) {
-      this.breakers.taken(backend.id);
-      this.lastPicked.set(backend.id, ++this.picks);
-      this.outstanding.set(backend.id, (this.outstanding.get(backend.id) ?? 0) + 1);
+    if (!backend) return undefined;
+    if (keys.length > 0) {
+      if (backend.id === holder) this.metrics.prefixHits.inc({ model });
+      const serving = holder !== undefined && candidates.some((b) => b.id === holder);
+      this.prefixes.record(model, keys, backend.id, serving ? holder : undefined);
     }
+    this.breakers.taken(backend.id);
+    this.lastPicked.set(backend.id, ++this.picks);
+    this.outstanding.set(backend.id, (this.outstanding.get(backend.id) ?? 0) + 1);
     return backend;
-  }
-
-  /** `replica` serves a prompt with `keys`; the replica that held its prefix, if still serving, keeps it. */
-  private recordPrefix(model: string, keys: readonly number[], replica: string): void {
-    const holder = this.prefixes.lookup(model, keys);
-    const live = holder !== undefined && holder !== replica && this.candidates(model).some((b) => b.id === holder);
-    this.prefixes.record(model, keys, replica, live ? holder : undefined);
   }
 
   /** Free slots of `model` to its waiters, in order. */
@@ -611,7 +610,6 @@ export class Gateway {
         if (resuming) return this.endStream(res, lastError, context);
         break;
       }
-      if (keys.length > 0) this.recordPrefix(model, keys, backend.id);
       if (attempt > 0 && !resuming) this.metrics.retries.inc({ model });
       tried.add(backend.id);
       context.replica = backend.id;
