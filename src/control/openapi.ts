@@ -53,6 +53,7 @@ const Snapshot: z.ZodType<ServiceSnapshot> = z.strictObject({
   replicas: int,
   slots: int,
   accelerated: z.boolean().optional(),
+  exclusiveCache: z.boolean().optional(),
   tokenIds: z.enum(['llama-server', 'vllm']).optional(),
   startupMs: z.number().optional(),
   templateHash: z.string(),

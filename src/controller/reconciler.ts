@@ -455,6 +455,7 @@ function serviceSnapshot({ template, groups, startups, lastScale }: ServiceState
     replicas: template.replicas,
     slots: template.slots,
     ...(template.accelerated ? { accelerated: true } : {}),
+    ...(template.exclusiveCache ? { exclusiveCache: true } : {}),
     ...(template.tokenIds ? { tokenIds: template.tokenIds } : {}),
     ...(startups.length > 0 ? { startupMs: median(startups) } : {}),
     templateHash: template.hash,

@@ -51,6 +51,8 @@ export interface ServiceTemplate {
   slots: number;
   /** Its members run the model on GPUs (spec.resources.gpu): the engine decodes its slots as one batch. */
   accelerated?: boolean;
+  /** A cached prompt of its engine serves one request at a time (Backend.exclusiveCache). */
+  exclusiveCache?: boolean;
   /** Members bind wildcard ports: the platform gives the group a network of its own. */
   isolated?: boolean;
   /** How the engine's streams report token ids, for the gateway to continue them on another group. */

@@ -18,6 +18,11 @@ export interface Backend {
    * others. On CPUs each slot's work takes from the others' nearly as if queued behind them.
    */
   accelerated?: boolean;
+  /**
+   * Its engine's cached prompt serves one request at a time (llama-server's slots take theirs out
+   * of its prompt cache while they run): a second request of a prefix in use there starts cold.
+   */
+  exclusiveCache?: boolean;
   /** How its streams report token ids; none: they are continued from their text. */
   tokenIds?: StreamTokenIds;
 }

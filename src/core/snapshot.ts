@@ -40,6 +40,8 @@ export interface ServiceSnapshot {
   slots: number;
   /** On GPUs: its engine decodes its slots as one batch. */
   accelerated?: boolean;
+  /** A cached prompt of its engine serves one request at a time. */
+  exclusiveCache?: boolean;
   tokenIds?: StreamTokenIds;
   /** How long its groups took from creation to Ready: the median of the last few starts. */
   startupMs?: number;

@@ -20,6 +20,8 @@ export interface EngineRender {
   isolated?: boolean;
   /** Where the engine's streams can carry token ids. */
   tokenIds?: StreamTokenIds;
+  /** A cached prompt of the engine serves one request at a time (Backend.exclusiveCache). */
+  exclusiveCache?: boolean;
   /** The engine's own order of starting members when the spec names none. */
   startupPolicy: StartupPolicy;
   /** What each member holds, as the planner splits the model (when the model is known here). */
@@ -61,6 +63,7 @@ export function engineServiceTemplate(service: InferenceService, engine: EngineR
     rollout: spec.rollout,
     slots,
     ...(spec.resources.gpu > 0 ? { accelerated: true } : {}),
+    ...(engine.exclusiveCache ? { exclusiveCache: true } : {}),
     ...(autoscaling ? { autoscaling } : {}),
     ...(engine.isolated ? { isolated: true } : {}),
     ...(engine.tokenIds ? { tokenIds: engine.tokenIds } : {}),

@@ -12,24 +12,37 @@ export function expectedReady(entry: ModelEntry, now: number): number | undefine
   return entry.readyReplicas === 0 && entry.startupMs !== undefined ? now + entry.startupMs : entry.readyAt;
 }
 
+/** What the gateway knows of a request's prompt prefix, for `pickBackend`. */
+export interface PrefixRoute {
+  /** The replica that keeps the request's longest known prefix, if any. */
+  holder: string | undefined;
+  /** Per replica, how many prefix keys it keeps. */
+  held: ReadonlyMap<string, number>;
+  /** How many more requests in flight than the least busy replica a prefix's replica may have. */
+  balance: number;
+}
+
 /**
  * Least outstanding requests first among the ready backends not yet tried and not at their slots;
- * ties go to the one picked longest ago (`lastPicked`), which spreads an idle start evenly. A
- * preferred backend (the one holding the request's prefix) wins where it is as little busy as the
- * least busy one; on GPUs also where it is not too much busier while its engine has a slot free,
- * since the request then joins the running batch at little cost. Not where it would wait in the
- * holder's engine queue (at saturation, waiting cost more than the prefill the cache saves), nor on
- * CPUs, where a request in a free slot slows the others' decoding about as much as a queue would
- * (bench:peers' shared-prefix workload on two CPU replicas, both rules side by side: the TTFT p90
- * of preferring a holder with a slot free was higher in every round).
+ * ties go to the one picked longest ago (`lastPicked`), which spreads an idle start evenly.
+ *
+ * With a prefix: its holder wins where it is as little busy as the least busy one; on GPUs also
+ * where it is not too much busier (`balance`) while its engine has a slot free, since the request
+ * then joins the running batch at little cost. Not where it would wait in the holder's engine queue
+ * (at saturation, waiting cost more than the prefill the cache saves), nor on CPUs, where a request
+ * in a free slot slows the others' decoding about as much as a queue would (bench:peers'
+ * shared-prefix workload on two CPU replicas, both rules side by side: the TTFT p90 of preferring a
+ * holder with a slot free was higher in every round). A prefix no replica holds goes to the one
+ * keeping the fewest prefixes, within `balance` of the least busy: where it goes, its group comes
+ * back, so placement decides each replica's share of the caches (placed by load alone, a warm-up
+ * of four at a time could leave one replica more groups than its cache holds).
  */
 export function pickBackend(
   candidates: Backend[],
   outstanding: ReadonlyMap<string, number>,
   lastPicked: ReadonlyMap<string, number>,
   exclude: ReadonlySet<string>,
-  /** Taken when eligible and at most `balance` requests busier than the least busy choice. */
-  preferred?: { id: string; balance: number },
+  prefix?: PrefixRoute,
 ): Backend | undefined {
   let best: Backend | undefined;
   for (const b of candidates) {
@@ -43,13 +56,21 @@ export function pickBackend(
     if (load < bestLoad || (load === bestLoad && (lastPicked.get(b.id) ?? 0) < (lastPicked.get(best.id) ?? 0)))
       best = b;
   }
-  const favourite = preferred && candidates.find((b) => b.id === preferred.id);
-  if (best && favourite && favourite !== best && eligible(favourite, outstanding, exclude)) {
-    const [load, least] = [outstanding.get(favourite.id) ?? 0, outstanding.get(best.id) ?? 0];
-    const joinsBatch = favourite.accelerated === true && load < (favourite.engineSlots ?? Infinity);
-    if (load <= least || (joinsBatch && load <= least + preferred.balance)) return favourite;
+  if (!best || !prefix) return best;
+  const least = outstanding.get(best.id) ?? 0;
+  const holder = prefix.holder === undefined ? undefined : candidates.find((b) => b.id === prefix.holder);
+  if (holder) {
+    if (holder === best || !eligible(holder, outstanding, exclude)) return best;
+    const load = outstanding.get(holder.id) ?? 0;
+    const joinsBatch = holder.accelerated === true && load < (holder.engineSlots ?? Infinity);
+    return load <= least || (joinsBatch && load <= least + prefix.balance) ? holder : best;
   }
-  return best;
+  let place = best;
+  for (const b of candidates) {
+    if (!eligible(b, outstanding, exclude) || (outstanding.get(b.id) ?? 0) > least + prefix.balance) continue;
+    if ((prefix.held.get(b.id) ?? 0) < (prefix.held.get(place.id) ?? 0)) place = b;
+  }
+  return place;
 }
 
 function eligible(b: Backend, outstanding: ReadonlyMap<string, number>, exclude: ReadonlySet<string>): boolean {

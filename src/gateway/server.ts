@@ -18,7 +18,7 @@ import { readMetrics, ServingHistory } from './history.js';
 import type { BackendSource, LoadReport } from '../core/serving.js';
 import type { ControlHandler, StaticFile } from '../core/control.js';
 import { GatewayMetrics } from './metrics.js';
-import { PREFIX_BALANCE, PrefixIndex, prefixKeys, promptText } from './prefix.js';
+import { PREFIX_BALANCE, PrefixesInFlight, PrefixIndex, prefixKeys, promptText } from './prefix.js';
 import { Breakers, DEFAULT_BREAKER, type BreakerOptions } from './breaker.js';
 import { DEFAULT_ADMISSION, NotAdmitted, SlotQueues, type AdmissionOptions } from './admission.js';
 import { isDenied, type Denied, type KeyEntry, type KeyRing } from './keys.js';
@@ -163,6 +163,7 @@ export class Gateway {
   private readonly queues: SlotQueues;
   private readonly breakers: Breakers;
   private readonly prefixes = new PrefixIndex();
+  private readonly prefixesInFlight = new PrefixesInFlight();
   private readonly liveness: Liveness;
   /** Replicas found unresponsive, out of rotation until their group is seen not ready (recreated) or gone. */
   private readonly unresponsive = new Set<string>();
@@ -445,14 +446,20 @@ export class Gateway {
    */
   private pickAndReserve(model: string, tried: ReadonlySet<string>, keys: readonly number[] = []): Backend | undefined {
     const candidates = this.candidates(model);
-    const holder = keys.length > 0 ? this.prefixes.lookup(model, keys) : undefined;
-    const preferred = holder === undefined ? undefined : { id: holder, balance: PREFIX_BALANCE };
-    const backend = pickBackend(candidates, this.outstanding, this.lastPicked, tried, preferred);
+    const found = keys.length > 0 ? this.prefixes.lookup(model, keys) : undefined;
+    const holder = found && candidates.find((b) => b.id === found.replica);
+    // The holder's copy of the prefix in use by another request: cold there as anywhere.
+    const taken = holder?.exclusiveCache === true && this.prefixesInFlight.has(holder.id, found!.key);
+    const prefix =
+      keys.length > 0 && !taken
+        ? { holder: found?.replica, held: this.prefixes.held(model), balance: PREFIX_BALANCE }
+        : undefined;
+    const backend = pickBackend(candidates, this.outstanding, this.lastPicked, tried, prefix);
     if (!backend) return undefined;
     if (keys.length > 0) {
-      if (backend.id === holder) this.metrics.prefixHits.inc({ model });
-      const serving = holder !== undefined && candidates.some((b) => b.id === holder);
-      this.prefixes.record(model, keys, backend.id, serving ? holder : undefined);
+      if (backend === holder && !taken) this.metrics.prefixHits.inc({ model });
+      this.prefixes.record(model, keys, backend.id, holder?.id);
+      if (backend.exclusiveCache) this.prefixesInFlight.add(backend.id, keys);
     }
     this.breakers.taken(backend.id);
     this.lastPicked.set(backend.id, ++this.picks);
@@ -681,6 +688,7 @@ export class Gateway {
         if (cutThis) cuts.delete(cutThis);
         if (cuts.size === 0 && this.answering.get(backend.id) === cuts) this.answering.delete(backend.id);
         this.outstanding.set(backend.id, (this.outstanding.get(backend.id) ?? 1) - 1);
+        if (backend.exclusiveCache && keys.length > 0) this.prefixesInFlight.remove(backend.id, keys);
         this.queues.done(model, performance.now());
         this.wake(model);
       }

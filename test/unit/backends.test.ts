@@ -65,6 +65,7 @@ test('a snapshot becomes backends (one per group leader) and models with ready c
   ]);
   assert.deepEqual(modelsFrom(snapshot), [{ id: 'm', replicas: 3, readyReplicas: 1 }]);
   assert.equal(backendsFrom([{ ...snapshot[0]!, accelerated: true }])[0]!.accelerated, true, 'on GPUs');
+  assert.equal(backendsFrom([{ ...snapshot[0]!, exclusiveCache: true }])[0]!.exclusiveCache, true);
 });
 
 test('with no replica ready, a model says when the first should be: its oldest start plus the measured startup time', () => {

@@ -50,6 +50,7 @@ test("a group is served at its leader pod's IP while its phase and its leader ar
   assert.equal(view.backends[0]!.slots, 256, "the engine's own --max-num-seqs, and three times as many waiting at it");
   assert.equal(view.backends[0]!.tokenIds, 'vllm');
   assert.equal(view.backends[0]!.accelerated, undefined, 'no GPUs in its spec: prefix routing as on CPUs');
+  assert.equal(view.backends[0]!.exclusiveCache, undefined, 'vLLM shares cached blocks between requests');
   const onGpus = clusterView(
     [object('g', ['Ready'], { resources: { gpu: 8 } })],
     [leader('g', 0, '127.244.0.8')],

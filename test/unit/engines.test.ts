@@ -186,6 +186,9 @@ test('llama.cpp in pods: an RPC worker is probed only until its port first accep
   );
   // Not init of its PID namespace: as init, ggml-rpc-server ignores a deletion's SIGTERM (no handler).
   assert.equal(worker!.spec!.shareProcessNamespace, true);
+  const template = (s: InferenceService) => clusterServiceTemplate({ service: s, namespace: 'ns', uid: 'u' });
+  assert.equal(template(svc).exclusiveCache, true, 'a llama-server slot takes its cached prompt while it runs');
+  assert.equal(template(service({ resources: { gpu: 8 } })).exclusiveCache, undefined, 'vLLM shares cached blocks');
 });
 
 test('$(VAR) references expand as a kubelet expands them', () => {

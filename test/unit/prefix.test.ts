@@ -47,29 +47,66 @@ test('the index finds the longest known prefix and forgets the least recently us
   const index = new PrefixIndex(3);
   index.record('m', [1, 2], 'a');
   index.record('m', [1, 2, 3], 'b');
-  assert.equal(index.lookup('m', [1, 2, 3, 4]), 'b');
-  assert.equal(index.lookup('other', [1]), undefined, 'per model');
+  assert.equal(index.lookup('m', [1, 2, 3, 4])?.replica, 'b');
+  assert.equal(index.lookup('other', [1])?.replica, undefined, 'per model');
   index.record('m', [9], 'c'); // 1 is the oldest: gone
-  assert.equal(index.lookup('m', [1]), undefined);
-  assert.equal(index.lookup('m', [9]), 'c');
+  assert.equal(index.lookup('m', [1])?.replica, undefined);
+  assert.equal(index.lookup('m', [9])?.replica, 'c');
+  assert.deepEqual(
+    [...index.held('m')],
+    [
+      ['a', 0],
+      ['b', 2],
+      ['c', 1],
+    ],
+  );
+  assert.equal(index.held('other').size, 0);
 });
 
 test('a prefix its owner keeps stays its own when another replica serves it too; new keys go to that one', () => {
   const index = new PrefixIndex();
   index.record('m', [1, 2], 'a');
   index.record('m', [1, 2, 3], 'b', 'a');
-  assert.equal(index.lookup('m', [1, 2, 9]), 'a', 'the shared prefix stays with its owner');
-  assert.equal(index.lookup('m', [1, 2, 3]), 'b', "the longer prefix only b has seen is b's");
+  assert.equal(index.lookup('m', [1, 2, 9])?.replica, 'a', 'the shared prefix stays with its owner');
+  assert.equal(index.lookup('m', [1, 2, 3])?.replica, 'b', "the longer prefix only b has seen is b's");
   index.record('m', [1, 2], 'b');
-  assert.equal(index.lookup('m', [1, 2]), 'b', 'nobody to keep it: it moves');
+  assert.equal(index.lookup('m', [1, 2])?.replica, 'b', 'nobody to keep it: it moves');
 });
 
 test('on GPUs a preferred replica wins until it is more than the bound busier than the least busy', () => {
   const b = (id: string): Backend => ({ id, model: 'm', url: '', ready: true, accelerated: true });
   const pick = (loadA: number) =>
-    pickBackend([b('a'), b('b')], new Map([['a', loadA]]), new Map(), new Set(), { id: 'a', balance: 4 })?.id;
+    pickBackend([b('a'), b('b')], new Map([['a', loadA]]), new Map(), new Set(), {
+      holder: 'a',
+      held: new Map(),
+      balance: 4,
+    })?.id;
   assert.equal(pick(4), 'a');
   assert.equal(pick(5), 'b', 'a hot prefix does not pile onto one replica');
+});
+
+test("a prefix no replica holds goes to the one keeping fewest, within the bound of the least busy: placement decides each cache's share", () => {
+  const b = (id: string): Backend => ({ id, model: 'm', url: '', ready: true, slots: 16 });
+  const held = new Map([['a', 30]]);
+  const pick = (loadA: number, loadB: number) =>
+    pickBackend(
+      [b('a'), b('b')],
+      new Map([
+        ['a', loadA],
+        ['b', loadB],
+      ]),
+      new Map(),
+      new Set(),
+      { holder: undefined, held, balance: 4 },
+    )?.id;
+  assert.equal(pick(0, 0), 'b');
+  assert.equal(pick(0, 4), 'b', 'busier by the bound: still where fewer prefixes are');
+  assert.equal(pick(0, 5), 'a', 'past the bound: the least busy');
+  assert.equal(
+    pickBackend([b('a'), b('b')], new Map(), new Map(), new Set(['b']), { holder: undefined, held, balance: 4 })?.id,
+    'a',
+    'not one already tried',
+  );
 });
 
 /** Which of replicas a and b (a holding the prefix) takes a request at these loads. */
@@ -82,7 +119,7 @@ function pickAB(backend: Omit<Backend, 'id'>, loadA: number, loadB: number): str
     { ...backend, id: 'a' },
     { ...backend, id: 'b' },
   ];
-  return pickBackend([a, b], loads, new Map(), new Set(), { id: 'a', balance: 4 })?.id;
+  return pickBackend([a, b], loads, new Map(), new Set(), { holder: 'a', held: new Map(), balance: 4 })?.id;
 }
 
 test('on CPUs a preferred replica wins only where it is as little busy as the least busy: a request in a free slot slows the others', () => {
@@ -217,6 +254,46 @@ test("a request sent off its prefix's replica for balance does not move the pref
     const back = ask('four');
     await release(1);
     assert.equal((await back).headers.get('x-tandem-backend'), owner);
+  } finally {
+    await release(0);
+    await close();
+  }
+});
+
+test("where an engine's cached prompt serves one request at a time, a request whose prefix is running on its replica goes to the least busy", async () => {
+  const held: ServerResponse[] = [];
+  const { gateway, close } = await overTwo(
+    (req, res) => {
+      req.resume();
+      held.push(res);
+    },
+    'prefix',
+    { exclusiveCache: true },
+  );
+  const release = async (n: number) => {
+    while (held.length < n) await new Promise((r) => setImmediate(r));
+    for (const res of held.splice(0)) res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+  };
+  const p = 'Tenant P: answer in Basque, with one example each time. '.repeat(10);
+  const q = 'Tenant Q: answer in Latin, in verse where it can be done. '.repeat(10);
+  const backend = async (res: Promise<Response>) => {
+    const r = await res;
+    await r.text();
+    return r.headers.get('x-tandem-backend');
+  };
+  try {
+    const first = [chat(gateway.url, q, 'one')];
+    while (held.length < 1) await new Promise((r) => setImmediate(r));
+    first.push(chat(gateway.url, p, 'one'));
+    while (held.length < 2) await new Promise((r) => setImmediate(r));
+    const again = chat(gateway.url, p, 'two'); // both replicas as busy; P's own has P running
+    await release(3);
+    const [qAt, pAt, againAt] = await Promise.all([...first, again].map(backend));
+    assert.notEqual(qAt, pAt);
+    assert.equal(againAt, qAt, "P's copy in use on its replica: the other one, picked longer ago");
+    const idle = chat(gateway.url, p, 'three');
+    await release(1);
+    assert.equal(await backend(idle), pAt, 'nothing of P running: back to the replica that keeps it');
   } finally {
     await release(0);
     await close();

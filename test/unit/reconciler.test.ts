@@ -160,13 +160,15 @@ test('a new reconciler picks up running groups and their statuses without recrea
 
 test("the snapshot says which services run on GPUs (the gateway's prefix routing differs there)", async () => {
   const r = reconciler(new MemoryPlatform(), new MemoryStatusStore(), { resyncMs: 50 });
-  r.apply({ ...service('gpu', 1), accelerated: true });
+  r.apply({ ...service('gpu', 1), accelerated: true, exclusiveCache: true });
   r.apply(service('cpu', 1));
   r.start();
   await until(r, (s) => ready('gpu', 1)(s) && ready('cpu', 1)(s));
   const byName = new Map(r.snapshot().map((s) => [s.name, s]));
   assert.equal(byName.get('gpu')!.accelerated, true);
   assert.equal(byName.get('cpu')!.accelerated, undefined);
+  assert.equal(byName.get('gpu')!.exclusiveCache, true, 'its engine keeps a cached prompt for one request at a time');
+  assert.equal(byName.get('cpu')!.exclusiveCache, undefined);
   await r.teardown();
 });
 

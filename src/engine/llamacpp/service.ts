@@ -92,6 +92,7 @@ export function llamaCppServiceTemplate(
     },
     slots: { flags: ['--parallel', '-np'], fallback: 4 }, // llama-server's --parallel: auto is 4
     tokenIds: 'llama-server',
+    exclusiveCache: true, // a slot takes its prompt out of the prompt cache while it runs
     startupPolicy: 'WorkersReady', // llama-server aborts unless every RPC worker accepts connections
     ...(model.gguf
       ? {

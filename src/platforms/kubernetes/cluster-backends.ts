@@ -57,6 +57,7 @@ export function clusterView(
         slots: admitted(template.slots),
         engineSlots: template.slots,
         ...(template.accelerated ? { accelerated: true } : {}),
+        ...(template.exclusiveCache ? { exclusiveCache: true } : {}),
         ...(template.tokenIds ? { tokenIds: template.tokenIds } : {}),
       });
     }

@@ -259,6 +259,7 @@ export function clusterRecord(
       replicas: template.replicas,
       slots: template.slots,
       ...(template.accelerated ? { accelerated: true } : {}),
+      ...(template.exclusiveCache ? { exclusiveCache: true } : {}),
       templateHash: template.hash,
       groups,
       ...(status === undefined ? {} : { startupMs: status * 1000 }),

@@ -65,6 +65,7 @@ export function backendsFrom(services: ServiceSnapshot[]): Backend[] {
       slots: admitted(s.slots),
       engineSlots: s.slots,
       ...(s.accelerated ? { accelerated: true } : {}),
+      ...(s.exclusiveCache ? { exclusiveCache: true } : {}),
       ...(s.tokenIds ? { tokenIds: s.tokenIds } : {}),
     })),
   );
