@@ -122,12 +122,13 @@ function pickAB(backend: Omit<Backend, 'id'>, loadA: number, loadB: number): str
   return pickBackend([a, b], loads, new Map(), new Set(), { holder: 'a', held: new Map(), balance: 4 })?.id;
 }
 
-test('on CPUs a preferred replica wins only where it is as little busy as the least busy: a request in a free slot slows the others', () => {
+test('on CPUs a preferred replica wins only where it has at most one more in flight than the least busy: a request in a free slot slows the others', () => {
   const pick = (loadA: number, loadB: number) =>
     pickAB({ model: 'm', url: '', ready: true, slots: 16, engineSlots: 4 }, loadA, loadB);
   assert.equal(pick(0, 0), 'a');
   assert.equal(pick(2, 2), 'a');
-  assert.equal(pick(1, 0), 'b', 'a slot free on a, but its work would share the CPU with the running one');
+  assert.equal(pick(1, 0), 'a', 'one more in flight: a cold prefill elsewhere costs more');
+  assert.equal(pick(2, 0), 'b', 'a slot free on a, but its work would share the CPU with the running two');
 });
 
 test("on GPUs a preferred replica whose engine has no slot free loses to a less busy one: its request would wait in the engine's queue", () => {
@@ -220,8 +221,8 @@ test('the gateway sends requests with a shared prefix to one replica; least-outs
 });
 
 test("a request sent off its prefix's replica for balance does not move the prefix: the next one goes back", async () => {
-  // Engines of one slot each, answers held until released: the second request of a tenant finds its
-  // replica busy and goes to the other; the third, with both idle again, goes to the first replica.
+  // Answers held until released: with two of a tenant's requests running on its replica, the third
+  // goes to the other; the next, with both idle again, goes back to the first replica.
   const held: ServerResponse[] = [];
   const { gateway, close } = await overTwo(
     (req, res) => {
@@ -243,13 +244,16 @@ test("a request sent off its prefix's replica for balance does not move the pref
     const answered = await first;
     const owner = answered.headers.get('x-tandem-backend');
     await answered.text(); // its slot free again
-    const busy = ask('two'); // held on the owner
+    const busy = [ask('two')]; // held on the owner
     while (held.length < 1) await new Promise((r) => setImmediate(r));
+    busy.push(ask('two more')); // one more than the other replica: still the owner
+    while (held.length < 2) await new Promise((r) => setImmediate(r));
     const elsewhere = ask('three');
-    await release(2);
-    const [b, c] = await Promise.all([busy, elsewhere]);
-    await Promise.all([b.text(), c.text()]);
+    await release(3);
+    const [b, b2, c] = await Promise.all([...busy, elsewhere]);
+    await Promise.all([b.text(), b2.text(), c.text()]);
     assert.equal(b.headers.get('x-tandem-backend'), owner);
+    assert.equal(b2.headers.get('x-tandem-backend'), owner);
     assert.notEqual(c.headers.get('x-tandem-backend'), owner, 'its engine busy: the other replica');
     const back = ask('four');
     await release(1);
