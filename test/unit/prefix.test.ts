@@ -220,24 +220,30 @@ test('the gateway sends requests with a shared prefix to one replica; least-outs
   assert.equal(new Set(spread).size, 2, spread.join(' '));
 });
 
-test("a request sent off its prefix's replica for balance does not move the prefix: the next one goes back", async () => {
-  // Answers held until released: with two of a tenant's requests running on its replica, the third
-  // goes to the other; the next, with both idle again, goes back to the first replica.
+/** Two stub replicas whose answers are held until `release(n)` (once `n` are held) answers them all. */
+async function holding(backend: Partial<Backend>) {
   const held: ServerResponse[] = [];
-  const { gateway, close } = await overTwo(
+  const over = await overTwo(
     (req, res) => {
       req.resume();
       held.push(res);
     },
     'prefix',
-    { engineSlots: 1 },
+    backend,
   );
-  const system = 'Tenant 9: answer in Welsh, briefly, and never in lists. '.repeat(10);
-  const ask = (q: string) => chat(gateway.url, system, q);
   const release = async (n: number) => {
     while (held.length < n) await new Promise((r) => setImmediate(r));
     for (const res of held.splice(0)) res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
   };
+  return { ...over, held, release };
+}
+
+test("a request sent off its prefix's replica for balance does not move the prefix: the next one goes back", async () => {
+  // Answers held until released: with two of a tenant's requests running on its replica, the third
+  // goes to the other; the next, with both idle again, goes back to the first replica.
+  const { gateway, close, held, release } = await holding({});
+  const system = 'Tenant 9: answer in Welsh, briefly, and never in lists. '.repeat(10);
+  const ask = (q: string) => chat(gateway.url, system, q);
   try {
     const first = ask('one');
     await release(1);
@@ -265,19 +271,7 @@ test("a request sent off its prefix's replica for balance does not move the pref
 });
 
 test("where an engine's cached prompt serves one request at a time, a request whose prefix is running on its replica goes to the least busy", async () => {
-  const held: ServerResponse[] = [];
-  const { gateway, close } = await overTwo(
-    (req, res) => {
-      req.resume();
-      held.push(res);
-    },
-    'prefix',
-    { exclusiveCache: true },
-  );
-  const release = async (n: number) => {
-    while (held.length < n) await new Promise((r) => setImmediate(r));
-    for (const res of held.splice(0)) res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-  };
+  const { gateway, close, held, release } = await holding({ exclusiveCache: true });
   const p = 'Tenant P: answer in Basque, with one example each time. '.repeat(10);
   const q = 'Tenant Q: answer in Latin, in verse where it can be done. '.repeat(10);
   const backend = async (res: Promise<Response>) => {
