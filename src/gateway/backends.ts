@@ -1,12 +1,6 @@
 // Which replicas can serve which model, and which one should take the next request.
 import type { Backend, ModelEntry } from '../core/serving.js';
-
-/**
- * Everywhere a prefix's replica may have one request more in flight than the least busy: at 0.5
- * req/s on two CPU replicas (8,000-character prompts, 8 groups) 15 and 9 of 30 requests started
- * cold with none allowed, 10 and 5 with one, and the p90 latency was lower in both runs.
- */
-export const PREFIX_CPU_BALANCE = 1;
+import { PREFIX_AFFINITY } from './prefix.js';
 
 export type { Backend, ModelEntry };
 
@@ -21,8 +15,8 @@ export function expectedReady(entry: ModelEntry, now: number): number | undefine
 
 /** What the gateway knows of a request's prompt prefix, for `pickBackend`. */
 export interface PrefixRoute {
-  /** The replica that keeps the request's longest known prefix, if any. */
-  holder: string | undefined;
+  /** The candidate that keeps the request's longest known prefix, if any. */
+  holder: Backend | undefined;
   /** Per replica, how many prefix keys it keeps. */
   held: ReadonlyMap<string, number>;
   /** How many more requests in flight than the least busy replica a prefix's replica may have. */
@@ -33,17 +27,17 @@ export interface PrefixRoute {
  * Least outstanding requests first among the ready backends not yet tried and not at their slots;
  * ties go to the one picked longest ago (`lastPicked`), which spreads an idle start evenly.
  *
- * With a prefix: its holder wins where it has at most one request more in flight than the least
- * busy one (`PREFIX_CPU_BALANCE`); on GPUs also
- * where it is not too much busier (`balance`) while its engine has a slot free, since the request
- * then joins the running batch at little cost. Not where it would wait in the holder's engine queue
- * (at saturation, waiting cost more than the prefill the cache saves), nor further on CPUs, where a
- * request in a free slot slows the others' decoding about as much as a queue would (bench:peers'
- * shared-prefix workload on two CPU replicas, side by side: the TTFT p90 of preferring a holder up
- * to 4 busier with a slot free was higher in every round than preferring one as little busy). A prefix no replica holds goes to the one
- * keeping the fewest prefixes, within `balance` of the least busy: where it goes, its group comes
- * back, so placement decides each replica's share of the caches (placed by load alone, a warm-up
- * of four at a time could leave one replica more groups than its cache holds).
+ * With a prefix: its holder wins where it has at most `PREFIX_AFFINITY` requests more in flight
+ * than the least busy one; on GPUs also where it is not too much busier (`balance`) while its
+ * engine has a slot free, since the request then joins the running batch at little cost. Not where
+ * it would wait in the holder's engine queue (at saturation, waiting cost more than the prefill the
+ * cache saves), nor further on CPUs, where a request in a free slot slows the others' decoding
+ * about as much as a queue would (bench:peers' shared-prefix workload on two CPU replicas, side by
+ * side: the TTFT p90 of preferring a holder up to 4 busier with a slot free was higher in every
+ * round than preferring one as little busy). A prefix no replica holds goes to the one keeping the
+ * fewest prefixes, within `balance` of the least busy: where it goes, its group comes back, so
+ * placement decides each replica's share of the caches (placed by load alone, a warm-up of four at
+ * a time could leave one replica more groups than its cache holds).
  */
 export function pickBackend(
   candidates: Backend[],
@@ -66,12 +60,12 @@ export function pickBackend(
   }
   if (!best || !prefix) return best;
   const least = outstanding.get(best.id) ?? 0;
-  const holder = prefix.holder === undefined ? undefined : candidates.find((b) => b.id === prefix.holder);
+  const { holder } = prefix;
   if (holder) {
     if (holder === best || !eligible(holder, outstanding, exclude)) return best;
     const load = outstanding.get(holder.id) ?? 0;
     const joinsBatch = holder.accelerated === true && load < (holder.engineSlots ?? Infinity);
-    return load <= least + PREFIX_CPU_BALANCE || (joinsBatch && load <= least + prefix.balance) ? holder : best;
+    return load <= least + PREFIX_AFFINITY || (joinsBatch && load <= least + prefix.balance) ? holder : best;
   }
   let place = best;
   for (const b of candidates) {

@@ -451,9 +451,7 @@ export class Gateway {
     // The holder's copy of the prefix in use by another request: cold there as anywhere.
     const taken = holder?.exclusiveCache === true && this.prefixesInFlight.has(holder.id, found!.key);
     const prefix =
-      keys.length > 0 && !taken
-        ? { holder: found?.replica, held: this.prefixes.held(model), balance: PREFIX_BALANCE }
-        : undefined;
+      keys.length > 0 && !taken ? { holder, held: this.prefixes.held(model), balance: PREFIX_BALANCE } : undefined;
     const backend = pickBackend(candidates, this.outstanding, this.lastPicked, tried, prefix);
     if (!backend) return undefined;
     if (keys.length > 0) {

@@ -75,9 +75,10 @@ test('a prefix its owner keeps stays its own when another replica serves it too;
 
 test('on GPUs a preferred replica wins until it is more than the bound busier than the least busy', () => {
   const b = (id: string): Backend => ({ id, model: 'm', url: '', ready: true, accelerated: true });
+  const [a, other] = [b('a'), b('b')];
   const pick = (loadA: number) =>
-    pickBackend([b('a'), b('b')], new Map([['a', loadA]]), new Map(), new Set(), {
-      holder: 'a',
+    pickBackend([a, other], new Map([['a', loadA]]), new Map(), new Set(), {
+      holder: a,
       held: new Map(),
       balance: 4,
     })?.id;
@@ -119,7 +120,7 @@ function pickAB(backend: Omit<Backend, 'id'>, loadA: number, loadB: number): str
     { ...backend, id: 'a' },
     { ...backend, id: 'b' },
   ];
-  return pickBackend([a, b], loads, new Map(), new Set(), { holder: 'a', held: new Map(), balance: 4 })?.id;
+  return pickBackend([a, b], loads, new Map(), new Set(), { holder: a, held: new Map(), balance: 4 })?.id;
 }
 
 test('on CPUs a preferred replica wins only where it has at most one more in flight than the least busy: a request in a free slot slows the others', () => {
